@@ -1,0 +1,129 @@
+// Package model holds the control plane's records (virtual networks, tunnels,
+// routes), their validation, and the typed errors that every layer above the
+// store speaks. It imports only the standard library and uuid.
+package model
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DefaultVNetName is the name of the virtual network that a new store starts with.
+const DefaultVNetName = "default"
+
+// VNet is a virtual network: a routing domain in which a CIDR may be routed once.
+type VNet struct {
+	ID        uuid.UUID  `json:"id"`
+	Name      string     `json:"name"`
+	Comment   string     `json:"comment"`
+	IsDefault bool       `json:"is_default"`
+	CreatedAt time.Time  `json:"created_at"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// Deleted reports whether the virtual network has been deleted.
+func (v *VNet) Deleted() bool { return v.DeletedAt != nil }
+
+// Tunnel is a named connector identity; its replicas serve the routes that point at it.
+type Tunnel struct {
+	ID          uuid.UUID    `json:"id"`
+	Name        string       `json:"name"`
+	CreatedAt   time.Time    `json:"created_at"`
+	DeletedAt   *time.Time   `json:"deleted_at,omitempty"`
+	Connections []Connection `json:"connections"`
+}
+
+// Deleted reports whether the tunnel has been deleted.
+func (t *Tunnel) Deleted() bool { return t.DeletedAt != nil }
+
+// Connection is one live connector replica of a tunnel, as the edge sees it.
+type Connection struct {
+	ID         uuid.UUID `json:"id"`
+	OriginIP   string    `json:"origin_ip"`
+	OpenedAt   time.Time `json:"opened_at"`
+	ClientVers string    `json:"client_version,omitempty"`
+}
+
+// Route sends packets for Network, in virtual network VNetID, to tunnel TunnelID.
+type Route struct {
+	ID         uuid.UUID    `json:"id"`
+	Network    netip.Prefix `json:"network"`
+	TunnelID   uuid.UUID    `json:"tunnel_id"`
+	TunnelName string       `json:"tunnel_name,omitempty"`
+	VNetID     uuid.UUID    `json:"vnet_id"`
+	VNetName   string       `json:"vnet_name,omitempty"`
+	Comment    string       `json:"comment"`
+	CreatedAt  time.Time    `json:"created_at"`
+	DeletedAt  *time.Time   `json:"deleted_at,omitempty"`
+}
+
+// Deleted reports whether the route has been deleted.
+func (r *Route) Deleted() bool { return r.DeletedAt != nil }
+
+// Overlap is a group of routes in two or more virtual networks whose networks
+// overlap; Network is the widest of them and contains all the others.
+type Overlap struct {
+	Network netip.Prefix `json:"network"`
+	Routes  []Route      `json:"routes"`
+}
+
+// NewVNet is the request to create a virtual network.
+type NewVNet struct {
+	Name      string `json:"name"`
+	Comment   string `json:"comment"`
+	IsDefault bool   `json:"is_default"`
+}
+
+// VNetPatch changes the fields of a virtual network that are not nil.
+type VNetPatch struct {
+	Name      *string `json:"name,omitempty"`
+	Comment   *string `json:"comment,omitempty"`
+	IsDefault *bool   `json:"is_default,omitempty"`
+}
+
+// VNetFilter selects virtual networks; zero fields match everything live.
+type VNetFilter struct {
+	ID          *uuid.UUID
+	Name        string
+	IsDefault   *bool
+	ShowDeleted bool
+}
+
+// NewTunnel is the request to create a tunnel.
+type NewTunnel struct {
+	Name string `json:"name"`
+}
+
+// TunnelFilter selects tunnels; zero fields match everything live.
+type TunnelFilter struct {
+	ID          *uuid.UUID
+	Name        string
+	ShowDeleted bool
+}
+
+// NewRoute is the request to route a network to a tunnel. VNet and Tunnel
+// name their object by name or id; an empty VNet means the default one.
+type NewRoute struct {
+	Network netip.Prefix `json:"network"`
+	Tunnel  string       `json:"tunnel"`
+	VNet    string       `json:"vnet,omitempty"`
+	Comment string       `json:"comment"`
+}
+
+// RouteFilter selects routes; zero fields match every live route.
+type RouteFilter struct {
+	VNet        string        // name or id; empty means every vnet
+	Tunnel      string        // name or id
+	SubsetOf    *netip.Prefix // the route's network lies within this one
+	SupersetOf  *netip.Prefix // the route's network contains this one
+	Comment     *string       // exact comment
+	ShowDeleted bool
+}
+
+// CreatedTunnel is a new tunnel together with the token its connectors enroll with.
+type CreatedTunnel struct {
+	Tunnel Tunnel `json:"tunnel"`
+	Token  string `json:"token"`
+}
