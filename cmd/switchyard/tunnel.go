@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/switchyard/switchyard/control/client"
+	"github.com/switchyard/switchyard/control/model"
+)
+
+func tunnelCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tunnel",
+		Usage: "manage tunnels, virtual networks and routes",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create a tunnel and print the token its connectors enroll with",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{outputFlag},
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					name, err := oneArg(c, "NAME")
+					if err != nil {
+						return err
+					}
+					created, err := api.CreateTunnel(ctx, name)
+					if err != nil {
+						return err
+					}
+					return render(c, created, func(w *tabwriter.Writer) {
+						fmt.Fprintf(w, "Created tunnel %s with id %s\n", created.Tunnel.Name, created.Tunnel.ID)
+						fmt.Fprintf(w, "Token (run a connector with: switchyard connector run --token TOKEN):\n%s\n", created.Token)
+					})
+				}),
+			},
+			{
+				Name:  "list",
+				Usage: "list tunnels",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "id", Usage: "only the tunnel with this `ID`"},
+					&cli.StringFlag{Name: "name", Usage: "only the tunnel with this `NAME`"},
+					&cli.BoolFlag{Name: "show-deleted", Usage: "include deleted tunnels"},
+					outputFlag,
+				},
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					f := model.TunnelFilter{Name: c.String("name"), ShowDeleted: c.Bool("show-deleted")}
+					if s := c.String("id"); s != "" {
+						id, err := uuid.Parse(s)
+						if err != nil {
+							return model.Errorf(model.KindInvalid, "--id %q is not a UUID", s)
+						}
+						f.ID = &id
+					}
+					tunnels, err := api.ListTunnels(ctx, f)
+					if err != nil {
+						return err
+					}
+					return render(c, tunnels, func(w *tabwriter.Writer) {
+						row(w, "ID", "NAME", "CREATED", "CONNECTIONS", "DELETED")
+						for _, t := range tunnels {
+							row(w, t.ID, t.Name, t.CreatedAt, len(t.Connections), t.DeletedAt)
+						}
+					})
+				}),
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete tunnels; refused while routes use them unless --force, which deletes those routes",
+				ArgsUsage: "NAME|ID...",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "also delete the tunnel's routes"}},
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					if c.NArg() == 0 {
+						return model.Errorf(model.KindInvalid, "tunnel delete needs at least one NAME|ID")
+					}
+					for _, ref := range c.Args().Slice() {
+						n, err := api.DeleteTunnel(ctx, ref, c.Bool("force"))
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "Deleted tunnel %s", ref)
+						if n > 0 {
+							fmt.Fprintf(c.App.Writer, " and its %d route(s)", n)
+						}
+						fmt.Fprintln(c.App.Writer)
+					}
+					return nil
+				}),
+			},
+			{
+				Name:      "token",
+				Usage:     "print the token of a tunnel",
+				ArgsUsage: "NAME|ID",
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					ref, err := oneArg(c, "NAME|ID")
+					if err != nil {
+						return err
+					}
+					t, err := api.TunnelToken(ctx, ref)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(c.App.Writer, t.Token)
+					return nil
+				}),
+			},
+			vnetCommand(),
+			routeCommand(),
+		},
+	}
+}
+
+// oneArg returns the only positional argument, or a usage error naming it.
+func oneArg(c *cli.Context, name string) (string, error) {
+	if c.NArg() != 1 {
+		return "", model.Errorf(model.KindInvalid, "%s needs exactly one argument: %s (got %d)", c.Command.FullName(), name, c.NArg())
+	}
+	return c.Args().First(), nil
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+)
+
+func (s *Server) listVNets(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := model.VNetFilter{Name: q.Get("name")}
+	if id := q.Get("id"); id != "" {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, model.Errorf(model.KindInvalid, "query parameter id=%q is not a UUID", id)
+		}
+		f.ID = &u
+	}
+	var err error
+	if f.IsDefault, err = queryBool(r, "is_default"); err != nil {
+		return nil, err
+	}
+	show, err := queryBool(r, "show_deleted")
+	if err != nil {
+		return nil, err
+	}
+	f.ShowDeleted = show != nil && *show
+	return nonNil(s.reg.ListVNets(r.Context(), f))
+}
+
+func (s *Server) createVNet(r *http.Request) (any, error) {
+	var req model.NewVNet
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.reg.CreateVNet(r.Context(), req)
+}
+
+func (s *Server) getVNet(r *http.Request) (any, error) {
+	return s.reg.GetVNet(r.Context(), r.PathValue("ref"))
+}
+
+func (s *Server) updateVNet(r *http.Request) (any, error) {
+	var p model.VNetPatch
+	if err := decode(r, &p); err != nil {
+		return nil, err
+	}
+	return s.reg.UpdateVNet(r.Context(), r.PathValue("ref"), p)
+}
+
+// DeleteResult is the response to a delete that may take routes with it.
+type DeleteResult struct {
+	DeletedRoutes int `json:"deleted_routes"`
+}
+
+func (s *Server) deleteVNet(r *http.Request) (any, error) {
+	force, err := queryBool(r, "force")
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.reg.DeleteVNet(r.Context(), r.PathValue("ref"), force != nil && *force)
+	return DeleteResult{DeletedRoutes: n}, err
+}
+
+func (s *Server) listTunnels(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := model.TunnelFilter{Name: q.Get("name")}
+	if id := q.Get("id"); id != "" {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, model.Errorf(model.KindInvalid, "query parameter id=%q is not a UUID", id)
+		}
+		f.ID = &u
+	}
+	show, err := queryBool(r, "show_deleted")
+	if err != nil {
+		return nil, err
+	}
+	f.ShowDeleted = show != nil && *show
+	return nonNil(s.reg.ListTunnels(r.Context(), f))
+}
+
+func (s *Server) createTunnel(r *http.Request) (any, error) {
+	var req model.NewTunnel
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	tun, secret, err := s.reg.CreateTunnel(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(tun, secret)}, nil
+}
+
+func (s *Server) getTunnel(r *http.Request) (any, error) {
+	return s.reg.GetTunnel(r.Context(), r.PathValue("ref"))
+}
+
+func (s *Server) deleteTunnel(r *http.Request) (any, error) {
+	force, err := queryBool(r, "force")
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.reg.DeleteTunnel(r.Context(), r.PathValue("ref"), force != nil && *force)
+	return DeleteResult{DeletedRoutes: n}, err
+}
+
+func (s *Server) tunnelToken(r *http.Request) (any, error) {
+	tun, secret, err := s.reg.TunnelSecret(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return nil, err
+	}
+	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(tun, secret)}, nil
+}
+
+func (s *Server) listRoutes(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := model.RouteFilter{VNet: q.Get("vnet"), Tunnel: q.Get("tunnel")}
+	for name, dst := range map[string]**netip.Prefix{"network_subset_of": &f.SubsetOf, "network_superset_of": &f.SupersetOf} {
+		if v := q.Get(name); v != "" {
+			p, err := model.ParsePrefix(v)
+			if err != nil {
+				return nil, err
+			}
+			*dst = &p
+		}
+	}
+	if q.Has("comment") {
+		c := q.Get("comment")
+		f.Comment = &c
+	}
+	show, err := queryBool(r, "show_deleted")
+	if err != nil {
+		return nil, err
+	}
+	f.ShowDeleted = show != nil && *show
+	return nonNil(s.reg.ListRoutes(r.Context(), f))
+}
+
+func (s *Server) addRoute(r *http.Request) (any, error) {
+	var req model.NewRoute
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.reg.AddRoute(r.Context(), req)
+}
+
+func (s *Server) getRoute(r *http.Request) (any, error) {
+	ip, err := model.ParseAddr(r.PathValue("ip"))
+	if err != nil {
+		return nil, err
+	}
+	return s.reg.GetRoute(r.Context(), r.URL.Query().Get("vnet"), ip)
+}
+
+func (s *Server) deleteRoute(r *http.Request) (any, error) {
+	return s.reg.DeleteRoute(r.Context(), r.URL.Query().Get("vnet"), r.PathValue("ref"))
+}
+
+func (s *Server) overlaps(r *http.Request) (any, error) {
+	return nonNil(s.reg.Overlaps(r.Context()))
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil[T any](s []T, err error) ([]T, error) {
+	if s == nil {
+		s = []T{}
+	}
+	return s, err
+}

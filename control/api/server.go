@@ -1,0 +1,262 @@
+// Package api serves the control plane's REST/JSON API under /v1 with bearer
+// token authentication. It imports model, registry, store and token; the CLI
+// reaches it only through package client.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/token"
+)
+
+// maxBody bounds request bodies; every request fits in far less.
+const maxBody = 64 << 10
+
+// EdgeInfo is what the edge puts into the tokens it hands out.
+type EdgeInfo struct {
+	API      string // https URL of this API as agents reach it
+	CAPin    string // pki.Pin of the CA that signed the API certificate
+	Endpoint string // host:port of the WireGuard listener
+	EdgeKey  string // base64 WireGuard public key
+}
+
+// Options configure a Server.
+type Options struct {
+	// AdminTokenHash is the SHA-256 of the admin bearer token.
+	AdminTokenHash [32]byte
+	// Edge is copied into tunnel tokens.
+	Edge EdgeInfo
+	// Log receives request errors; nil discards them.
+	Log *slog.Logger
+}
+
+// Server is the API's HTTP handler.
+type Server struct {
+	reg  *registry.Registry
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// NewServer returns the API handler over reg.
+func NewServer(reg *registry.Registry, opts Options) *Server {
+	s := &Server{reg: reg, opts: opts, log: opts.Log, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	h := func(pattern string, fn func(*http.Request) (any, error)) {
+		s.mux.HandleFunc(pattern, s.handle(fn))
+	}
+	h("GET /v1/vnets", s.listVNets)
+	h("POST /v1/vnets", s.createVNet)
+	h("GET /v1/vnets/{ref}", s.getVNet)
+	h("PATCH /v1/vnets/{ref}", s.updateVNet)
+	h("DELETE /v1/vnets/{ref}", s.deleteVNet)
+
+	h("GET /v1/tunnels", s.listTunnels)
+	h("POST /v1/tunnels", s.createTunnel)
+	h("GET /v1/tunnels/{ref}", s.getTunnel)
+	h("DELETE /v1/tunnels/{ref}", s.deleteTunnel)
+	h("GET /v1/tunnels/{ref}/token", s.tunnelToken)
+
+	h("GET /v1/routes", s.listRoutes)
+	h("POST /v1/routes", s.addRoute)
+	h("GET /v1/routes/ip/{ip}", s.getRoute)
+	h("GET /v1/routes/overlaps", s.overlaps)
+	h("DELETE /v1/routes/{ref...}", s.deleteRoute)
+
+	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
+	s.mux.HandleFunc("/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
+	}))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handle wraps an endpoint: authentication, then JSON in, JSON or error out.
+func (s *Server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return s.authorized(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		v, err := fn(r)
+		if err != nil {
+			if e := model.AsError(err); e.Kind == model.KindInternal {
+				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, err)
+			return
+		}
+		status := http.StatusOK
+		if r.Method == http.MethodPost {
+			status = http.StatusCreated
+		}
+		writeJSON(w, status, v)
+	})
+}
+
+func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || tok == "" {
+			writeError(w, model.Errorf(model.KindUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>"))
+			return
+		}
+		sum := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(sum[:], s.opts.AdminTokenHash[:]) != 1 {
+			writeError(w, model.Errorf(model.KindUnauthorized, "invalid token"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// HTTPStatus maps a control plane error to its HTTP status: the one place where
+// domain errors meet HTTP.
+func HTTPStatus(err error) (int, ErrorBody) {
+	e := model.AsError(err)
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		e = model.Errorf(model.KindInvalid, "request body is larger than %d bytes", maxBody)
+	}
+	status := map[model.Kind]int{
+		model.KindInvalid:      http.StatusBadRequest,
+		model.KindNotFound:     http.StatusNotFound,
+		model.KindConflict:     http.StatusConflict,
+		model.KindForbidden:    http.StatusForbidden,
+		model.KindUnauthorized: http.StatusUnauthorized,
+	}[e.Kind]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if errors.Is(err, context.Canceled) {
+		status = 499
+	}
+	return status, ErrorBody{Code: e.Code, Message: e.Message}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, body := HTTPStatus(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// decode reads one JSON object from the body into v, refusing unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return model.Errorf(model.KindInvalid, "request body is empty; send a JSON object")
+		}
+		return model.Errorf(model.KindInvalid, "invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return model.Errorf(model.KindInvalid, "invalid JSON body: data after the object")
+	}
+	return nil
+}
+
+// queryBool parses an optional boolean query parameter.
+func queryBool(r *http.Request, name string) (*bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return nil, model.Errorf(model.KindInvalid, "query parameter %s=%q is not true or false", name, s)
+	}
+	return &b, nil
+}
+
+func (s *Server) tokenFor(tun model.Tunnel, secret []byte) string {
+	return token.Tunnel{
+		TunnelID: tun.ID, Secret: secret,
+		API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin,
+		Endpoint: s.opts.Edge.Endpoint, EdgeKey: s.opts.Edge.EdgeKey,
+	}.Encode()
+}
+
+// watch streams the store's change feed as newline-delimited JSON: one object
+// per revision, naming the keys that changed (not their values).
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if err != nil && r.URL.Query().Get("after") != "" {
+		writeError(w, model.Errorf(model.KindInvalid, "query parameter after=%q is not a revision", r.URL.Query().Get("after")))
+		return
+	}
+	ch, err := s.reg.Store().Watch(r.Context(), after)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for c := range ch {
+		type key struct {
+			Coll   string `json:"coll"`
+			Key    string `json:"key"`
+			Delete bool   `json:"delete,omitempty"`
+		}
+		msg := struct {
+			Rev   int64  `json:"rev"`
+			Keys  []key  `json:"keys,omitempty"`
+			Error string `json:"error,omitempty"`
+		}{Rev: c.Rev}
+		if c.Err != nil {
+			msg.Error = fmt.Sprint(c.Err)
+		}
+		for _, e := range c.Events {
+			msg.Keys = append(msg.Keys, key{e.Coll, e.Key, e.Delete})
+		}
+		if enc.Encode(msg) != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}

@@ -1,0 +1,263 @@
+// Package client is the typed Go client of the control API. The CLI uses it
+// and nothing else to reach an edge; it imports model, never the server.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+)
+
+// Client calls one edge's API.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// New returns a client for the API at apiURL (https://host:port), trusting the
+// CA in caPEM (nil means the system roots) and sending token.
+func New(apiURL, token string, caPEM []byte) (*Client, error) {
+	u, err := url.Parse(apiURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("API address %q is not an https:// URL", apiURL)
+	}
+	if token == "" {
+		return nil, errors.New("no API token: pass --token, set SWITCHYARD_TOKEN, or use the admin config the edge wrote")
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13}
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("the CA file holds no PEM certificate")
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	return &Client{base: u, token: token, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request and decodes a JSON response into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = q.Encode()
+	var body io.Reader
+	if in != nil {
+		buf, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s request: %w", method, path, err)
+		}
+		body = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, u.Host, err)
+	}
+	defer resp.Body.Close()
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp.StatusCode, buf)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(buf, out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError turns an error response into a *model.Error.
+func decodeError(status int, buf []byte) error {
+	var body struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(buf, &body) != nil || body.Message == "" {
+		body.Message = fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(buf)))
+	}
+	kind := map[int]model.Kind{
+		http.StatusBadRequest:   model.KindInvalid,
+		http.StatusNotFound:     model.KindNotFound,
+		http.StatusConflict:     model.KindConflict,
+		http.StatusForbidden:    model.KindForbidden,
+		http.StatusUnauthorized: model.KindUnauthorized,
+	}[status]
+	return &model.Error{Kind: kind, Code: body.Code, Message: body.Message}
+}
+
+func seg(s string) string { return url.PathEscape(s) }
+
+// ListVNets lists virtual networks.
+func (c *Client) ListVNets(ctx context.Context, f model.VNetFilter) ([]model.VNet, error) {
+	q := url.Values{}
+	if f.ID != nil {
+		q.Set("id", f.ID.String())
+	}
+	if f.Name != "" {
+		q.Set("name", f.Name)
+	}
+	if f.IsDefault != nil {
+		q.Set("is_default", strconv.FormatBool(*f.IsDefault))
+	}
+	if f.ShowDeleted {
+		q.Set("show_deleted", "true")
+	}
+	var out []model.VNet
+	return out, c.do(ctx, http.MethodGet, "/v1/vnets", q, nil, &out)
+}
+
+// CreateVNet creates a virtual network.
+func (c *Client) CreateVNet(ctx context.Context, req model.NewVNet) (model.VNet, error) {
+	var out model.VNet
+	return out, c.do(ctx, http.MethodPost, "/v1/vnets", nil, req, &out)
+}
+
+// UpdateVNet changes the virtual network named by ref (name or id).
+func (c *Client) UpdateVNet(ctx context.Context, ref string, p model.VNetPatch) (model.VNet, error) {
+	var out model.VNet
+	return out, c.do(ctx, http.MethodPatch, "/v1/vnets/"+seg(ref), nil, p, &out)
+}
+
+// DeleteVNet deletes the virtual network named by ref and returns how many routes went with it.
+func (c *Client) DeleteVNet(ctx context.Context, ref string, force bool) (int, error) {
+	var out struct {
+		DeletedRoutes int `json:"deleted_routes"`
+	}
+	err := c.do(ctx, http.MethodDelete, "/v1/vnets/"+seg(ref), forceQuery(force), nil, &out)
+	return out.DeletedRoutes, err
+}
+
+// CreateTunnel creates a tunnel and returns it with its token.
+func (c *Client) CreateTunnel(ctx context.Context, name string) (model.CreatedTunnel, error) {
+	var out model.CreatedTunnel
+	return out, c.do(ctx, http.MethodPost, "/v1/tunnels", nil, model.NewTunnel{Name: name}, &out)
+}
+
+// ListTunnels lists tunnels.
+func (c *Client) ListTunnels(ctx context.Context, f model.TunnelFilter) ([]model.Tunnel, error) {
+	q := url.Values{}
+	if f.ID != nil {
+		q.Set("id", f.ID.String())
+	}
+	if f.Name != "" {
+		q.Set("name", f.Name)
+	}
+	if f.ShowDeleted {
+		q.Set("show_deleted", "true")
+	}
+	var out []model.Tunnel
+	return out, c.do(ctx, http.MethodGet, "/v1/tunnels", q, nil, &out)
+}
+
+// GetTunnel returns the tunnel named by ref.
+func (c *Client) GetTunnel(ctx context.Context, ref string) (model.Tunnel, error) {
+	var out model.Tunnel
+	return out, c.do(ctx, http.MethodGet, "/v1/tunnels/"+seg(ref), nil, nil, &out)
+}
+
+// DeleteTunnel deletes the tunnel named by ref and returns how many routes went with it.
+func (c *Client) DeleteTunnel(ctx context.Context, ref string, force bool) (int, error) {
+	var out struct {
+		DeletedRoutes int `json:"deleted_routes"`
+	}
+	err := c.do(ctx, http.MethodDelete, "/v1/tunnels/"+seg(ref), forceQuery(force), nil, &out)
+	return out.DeletedRoutes, err
+}
+
+// TunnelToken returns the token of the tunnel named by ref.
+func (c *Client) TunnelToken(ctx context.Context, ref string) (model.CreatedTunnel, error) {
+	var out model.CreatedTunnel
+	return out, c.do(ctx, http.MethodGet, "/v1/tunnels/"+seg(ref)+"/token", nil, nil, &out)
+}
+
+// AddRoute routes a network to a tunnel.
+func (c *Client) AddRoute(ctx context.Context, req model.NewRoute) (model.Route, error) {
+	var out model.Route
+	return out, c.do(ctx, http.MethodPost, "/v1/routes", nil, req, &out)
+}
+
+// ListRoutes lists routes.
+func (c *Client) ListRoutes(ctx context.Context, f model.RouteFilter) ([]model.Route, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"vnet": f.VNet, "tunnel": f.Tunnel} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.SubsetOf != nil {
+		q.Set("network_subset_of", f.SubsetOf.String())
+	}
+	if f.SupersetOf != nil {
+		q.Set("network_superset_of", f.SupersetOf.String())
+	}
+	if f.Comment != nil {
+		q.Set("comment", *f.Comment)
+	}
+	if f.ShowDeleted {
+		q.Set("show_deleted", "true")
+	}
+	var out []model.Route
+	return out, c.do(ctx, http.MethodGet, "/v1/routes", q, nil, &out)
+}
+
+// GetRoute returns the longest-prefix match for ip in vnet ("" for the default).
+func (c *Client) GetRoute(ctx context.Context, vnet string, ip netip.Addr) (model.Route, error) {
+	var out model.Route
+	return out, c.do(ctx, http.MethodGet, "/v1/routes/ip/"+ip.String(), vnetQuery(vnet), nil, &out)
+}
+
+// DeleteRoute deletes a route by id, or by CIDR in vnet ("" for the default).
+func (c *Client) DeleteRoute(ctx context.Context, vnet, ref string) (model.Route, error) {
+	var out model.Route
+	if _, err := netip.ParsePrefix(ref); err != nil {
+		ref = seg(ref) // an id, or garbage that the server will refuse
+	}
+	return out, c.do(ctx, http.MethodDelete, "/v1/routes/"+ref, vnetQuery(vnet), nil, &out)
+}
+
+// Overlaps lists the networks routed in more than one virtual network.
+func (c *Client) Overlaps(ctx context.Context) ([]model.Overlap, error) {
+	var out []model.Overlap
+	return out, c.do(ctx, http.MethodGet, "/v1/routes/overlaps", nil, nil, &out)
+}
+
+func forceQuery(force bool) url.Values {
+	if !force {
+		return nil
+	}
+	return url.Values{"force": {"true"}}
+}
+
+func vnetQuery(vnet string) url.Values {
+	if vnet == "" {
+		return nil
+	}
+	return url.Values{"vnet": {vnet}}
+}

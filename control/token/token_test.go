@@ -1,0 +1,64 @@
+package token
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func sample() Tunnel {
+	return Tunnel{
+		TunnelID: uuid.MustParse("9f1c2a4e-3b5d-4c6e-8f70-112233445566"),
+		Secret:   bytes.Repeat([]byte{7}, 32),
+		API:      "https://192.0.2.1:7443",
+		CAPin:    "sha256/abc=",
+		Endpoint: "192.0.2.1:51820",
+		EdgeKey:  "x",
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := sample()
+	out, err := DecodeTunnel(in.Encode())
+	in.Version = Version
+	if err != nil || out.TunnelID != in.TunnelID || !bytes.Equal(out.Secret, in.Secret) || out.API != in.API || out.CAPin != in.CAPin || out.Endpoint != in.Endpoint {
+		t.Fatalf("round trip: got %+v, %v; want %+v", out, err, in)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	short := sample()
+	short.Secret = []byte("x")
+	http := sample()
+	http.API = "http://192.0.2.1"
+	tests := map[string]string{
+		"empty":        "",
+		"not base64":   "!!!",
+		"not json":     "bm90IGpzb24",
+		"short secret": short.Encode(),
+		"plain http":   http.Encode(),
+	}
+	for name, tok := range tests {
+		if _, err := DecodeTunnel(tok); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: DecodeTunnel = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func FuzzDecodeTunnel(f *testing.F) {
+	f.Add(sample().Encode())
+	f.Add("")
+	f.Add("eyJ2IjoxfQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := DecodeTunnel(s)
+		if err != nil {
+			return
+		}
+		again, err := DecodeTunnel(tok.Encode())
+		if err != nil || again.TunnelID != tok.TunnelID || !bytes.Equal(again.Secret, tok.Secret) || again.API != tok.API {
+			t.Fatalf("re-encoding a valid token changed it: %+v -> %+v, %v", tok, again, err)
+		}
+	})
+}

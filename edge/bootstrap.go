@@ -1,0 +1,149 @@
+package edge
+
+import (
+	"crypto/ecdh"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/client"
+	"github.com/switchyard/switchyard/control/pki"
+)
+
+// Files in the data directory besides the store and the CA.
+const (
+	storeFile      = "switchyard.db"
+	masterKeyFile  = "master.key"
+	wgKeyFile      = "wg.key"
+	adminHashFile  = "admin-token.sha256"
+	adminTokenBits = 256
+)
+
+// identity is what an edge keeps in its data directory.
+type identity struct {
+	ca        *pki.CA
+	master    masterKey
+	wgPublic  string   // base64
+	adminHash [32]byte // SHA-256 of the admin token
+	newToken  string   // the admin token, only on the start that created it
+}
+
+// masterKey derives tunnel secrets: HMAC-SHA256(master, label || tunnel id).
+type masterKey []byte
+
+// TunnelSecret implements registry.SecretSource.
+func (k masterKey) TunnelSecret(id uuid.UUID) []byte {
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("switchyard tunnel secret v1"))
+	m.Write(id[:])
+	return m.Sum(nil)
+}
+
+// loadIdentity reads the edge's identity from dir, creating what is missing.
+func loadIdentity(dir string) (*identity, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{ca: ca}
+	master, err := loadOrCreateSecret(filepath.Join(dir, masterKeyFile), func() ([]byte, error) {
+		return randomBytes(32), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	id.master = master
+	wg, err := loadOrCreateSecret(filepath.Join(dir, wgKeyFile), func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return k.Bytes(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(wg)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", wgKeyFile, err)
+	}
+	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+
+	hashPath := filepath.Join(dir, adminHashFile)
+	buf, err := os.ReadFile(hashPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		id.newToken = "syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))
+		id.adminHash = sha256.Sum256([]byte(id.newToken))
+		if err := pki.WriteFileAtomic(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read admin token hash: %w", err)
+	default:
+		h, err := hex.DecodeString(strings.TrimSpace(string(buf)))
+		if err != nil || len(h) != 32 {
+			return nil, fmt.Errorf("read admin token hash %s: not 64 hex digits", hashPath)
+		}
+		copy(id.adminHash[:], h)
+	}
+	return id, nil
+}
+
+// loadOrCreateSecret reads a base64 secret file, creating it (0600) on first use.
+func loadOrCreateSecret(path string, create func() ([]byte, error)) ([]byte, error) {
+	buf, err := os.ReadFile(path)
+	if err == nil {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(buf)))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: not base64", path)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	b, err := create()
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return b, pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
+}
+
+// writeAdminConfig writes the admin config on the start that created the token,
+// and on later starts keeps its API address current.
+func writeAdminConfig(dir, apiURL string, id *identity) error {
+	path := filepath.Join(dir, client.ConfigFile)
+	cfg := client.Config{API: apiURL, Token: id.newToken, CA: string(id.ca.CertPEM)}
+	if id.newToken == "" {
+		old, err := client.LoadConfig(path)
+		if err != nil {
+			return nil // the operator removed it; the token was printed once
+		}
+		if old.API == apiURL {
+			return nil
+		}
+		cfg.Token = old.Token
+	}
+	buf, _ := json.MarshalIndent(cfg, "", "  ")
+	return pki.WriteFileAtomic(path, append(buf, '\n'), 0o600)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}

@@ -1,0 +1,149 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/switchyard/switchyard/control/api"
+	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store/boltstore"
+)
+
+// Config configures an edge.
+type Config struct {
+	// DataDir holds the store, CA, keys and admin config.
+	DataDir string
+	// APIListen is the TCP address of the control API, e.g. 127.0.0.1:7443.
+	APIListen string
+	// APIPublicURL is the API's address as agents reach it, written into tokens;
+	// empty means https:// and the listening address (or PublicAddr's host).
+	APIPublicURL string
+	// PublicAddr is host:port of the WireGuard listener as agents reach it.
+	PublicAddr string
+	// Log is the daemon's logger; nil discards.
+	Log *slog.Logger
+	// Announce receives the messages meant for the operator (the admin token,
+	// printed once); nil discards.
+	Announce io.Writer
+}
+
+// Run runs the edge until ctx is done, then shuts down cleanly.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Announce == nil {
+		cfg.Announce = io.Discard
+	}
+	if cfg.DataDir == "" {
+		return errors.New("edge: --data-dir is required")
+	}
+	id, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("edge: data dir %s: %w", cfg.DataDir, err)
+	}
+	st, err := boltstore.Open(filepath.Join(cfg.DataDir, storeFile), boltstore.Options{})
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	defer st.Close()
+	reg, err := registry.New(ctx, st, registry.Options{Secrets: id.master})
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		return fmt.Errorf("edge: listen for the API on %s: %w", cfg.APIListen, err)
+	}
+	defer ln.Close()
+	apiURL := cfg.APIPublicURL
+	if apiURL == "" {
+		apiURL = "https://" + advertised(ln.Addr().(*net.TCPAddr), cfg.PublicAddr)
+	}
+	cert, err := id.ca.IssueServer(certHosts(ln.Addr().(*net.TCPAddr), apiURL, cfg.PublicAddr))
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	if err := writeAdminConfig(cfg.DataDir, apiURL, id); err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	if id.newToken != "" {
+		fmt.Fprintf(cfg.Announce, "Admin token (shown once; also saved to %s):\n  %s\n",
+			filepath.Join(cfg.DataDir, "admin.json"), id.newToken)
+	}
+
+	srv := &http.Server{
+		Handler: api.NewServer(reg, api.Options{
+			AdminTokenHash: id.adminHash,
+			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic},
+			Log:            log.With("component", "api"),
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("edge: serve API: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	<-errc
+	log.Info("edge stopped")
+	return nil
+}
+
+// advertised returns host:port for the API URL: the listening address, or,
+// when it listens on every address, the public address's host (else loopback).
+func advertised(a *net.TCPAddr, publicAddr string) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+		if h, _, err := net.SplitHostPort(publicAddr); err == nil && h != "" {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// certHosts lists the names and addresses the API certificate must cover.
+func certHosts(a *net.TCPAddr, apiURL, publicAddr string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if !a.IP.IsUnspecified() {
+		hosts = append(hosts, a.IP.String())
+	} else if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok {
+				hosts = append(hosts, n.IP.String())
+			}
+		}
+	}
+	if h, _, err := net.SplitHostPort(publicAddr); err == nil {
+		hosts = append(hosts, h)
+	}
+	if u, err := url.Parse(apiURL); err == nil {
+		hosts = append(hosts, u.Hostname())
+	}
+	return hosts
+}
