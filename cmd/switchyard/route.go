@@ -40,8 +40,8 @@ func routeAddCommand() *cli.Command {
 		ArgsUsage: "CIDR TUNNEL [COMMENT]",
 		Flags:     []cli.Flag{vnetFlag},
 		Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
-			if c.NArg() < 2 || c.NArg() > 3 {
-				return model.Errorf(model.KindInvalid, "route ip add needs CIDR TUNNEL [COMMENT] (got %d arguments)", c.NArg())
+			if err := checkArgs(c, 2, 3, "CIDR TUNNEL [COMMENT]"); err != nil {
+				return err
 			}
 			p, err := model.ParsePrefix(c.Args().Get(0))
 			if err != nil {

@@ -23,8 +23,8 @@ func vnetCommand() *cli.Command {
 				ArgsUsage: "NAME [COMMENT]",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "default", Aliases: []string{"d"}, Usage: "make it the default virtual network"}},
 				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
-					if c.NArg() < 1 || c.NArg() > 2 {
-						return model.Errorf(model.KindInvalid, "vnet add needs NAME [COMMENT] (got %d arguments)", c.NArg())
+					if err := checkArgs(c, 1, 2, "NAME [COMMENT]"); err != nil {
+						return err
 					}
 					v, err := api.CreateVNet(ctx, model.NewVNet{Name: c.Args().Get(0), Comment: c.Args().Get(1), IsDefault: c.Bool("default")})
 					if err != nil {
