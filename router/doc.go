@@ -1,0 +1,13 @@
+// Package router is the edge's per-packet decision: for a packet that a peer
+// (a connector replica or a client device) sent, check the source address
+// against what that peer may send from (anti-spoofing), look the destination
+// up in the peer's virtual network (longest prefix match; device overlay
+// addresses are reachable from every virtual network), decrement the TTL, and
+// name the peer to hand the packet to — or build the ICMP error to send back.
+// It never rewrites source or destination addresses.
+//
+// The package is pure: no OS calls, no I/O, no allocation per packet. It
+// imports routing and the standard library only; never control's server, the
+// CLI, netlink or gVisor. The edge builds a Table from the control plane and
+// swaps it in atomically whenever the store changes.
+package router

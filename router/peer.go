@@ -1,0 +1,64 @@
+package router
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// Kind says what a peer is.
+type Kind uint8
+
+// The kinds of peer.
+const (
+	// Connector is a replica of a tunnel: it sends from its site's prefixes.
+	Connector Kind = iota + 1
+	// Client is a user device: it sends from its overlay address.
+	Client
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Connector:
+		return "connector"
+	case Client:
+		return "client"
+	}
+	return "unknown"
+}
+
+// Peer is the routing identity of one session: who sent a packet and where a
+// packet can be handed. The edge owns Peers for as long as their sessions live
+// and attaches each to its transport session.
+type Peer struct {
+	// Name identifies the peer in logs and counters (tunnel or device name).
+	Name string
+	// Kind is Connector or Client.
+	Kind Kind
+	// Tunnel is the tunnel a connector belongs to (any comparable key the edge
+	// picks); zero for clients.
+	Tunnel TunnelID
+	// Overlay is a client's overlay address; invalid for connectors.
+	Overlay netip.Addr
+	// Out is the edge's handle to send to this peer (its transport session).
+	Out any
+
+	vnet atomic.Uint32 // index of the virtual network it sends into
+	up   atomic.Bool   // the session is established
+}
+
+// TunnelID names a tunnel inside the router.
+type TunnelID [16]byte
+
+// VNet returns the index of the virtual network the peer sends into.
+func (p *Peer) VNet() uint32 { return p.vnet.Load() }
+
+// SetVNet moves the peer into virtual network v; packets it sends from then on
+// are routed there (a client switching virtual network).
+func (p *Peer) SetVNet(v uint32) { p.vnet.Store(v) }
+
+// Up reports whether the peer's session is established.
+func (p *Peer) Up() bool { return p.up.Load() }
+
+// SetUp records whether the peer's session is established; the router hands
+// packets for a tunnel to its first replica that is up.
+func (p *Peer) SetUp(up bool) { p.up.Store(up) }

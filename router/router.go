@@ -1,0 +1,271 @@
+package router
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Verdict is what to do with a packet.
+type Verdict uint8
+
+// Verdicts.
+const (
+	// Drop: discard the packet; a counter says why.
+	Drop Verdict = iota
+	// Forward: send Packet[:Len] (TTL already decremented) to Decision.To.
+	Forward
+	// Reply: send Decision.Reply, an ICMP error, back to the sender.
+	Reply
+)
+
+// Reason says why a packet was dropped or answered with an ICMP error.
+type Reason uint8
+
+// Reasons, each with a counter.
+const (
+	ReasonMalformed   Reason = iota // not a well-formed IPv4 or IPv6 packet
+	ReasonSpoofed                   // the source is not one the peer may send from
+	ReasonNoRoute                   // no route for the destination in the peer's virtual network
+	ReasonTTLExceeded               // the TTL or hop limit ran out
+	ReasonTunnelDown                // the destination tunnel has no replica up
+	ReasonLoop                      // the destination is the sender itself
+	ReasonNoVNet                    // the peer's virtual network has no table
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet"}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Decision is the outcome of Route.
+type Decision struct {
+	Verdict Verdict
+	// To is the peer to send to: the destination for Forward, the sender for Reply.
+	To *Peer
+	// Len is the IP packet's length from its header (the input may carry padding).
+	Len int
+	// Reply is the ICMP error to send for Reply, built in the caller's buffer.
+	Reply []byte
+	// Reason is set for Drop and Reply.
+	Reason Reason
+}
+
+// Config configures a Router.
+type Config struct {
+	// ICMPSource4 and ICMPSource6 are the addresses ICMP errors come from; an
+	// invalid address disables errors for that family.
+	ICMPSource4, ICMPSource6 netip.Addr
+	// ICMPRate bounds the ICMP errors generated per second (burst of the
+	// same size); 0 means 100.
+	ICMPRate int
+}
+
+// Router routes packets between peers by the current Table.
+type Router struct {
+	cfg     Config
+	table   atomic.Pointer[Table]
+	drops   [numReasons]atomic.Uint64
+	fwd     atomic.Uint64
+	replies atomic.Uint64
+
+	icmpMu     sync.Mutex
+	icmpTokens float64
+	icmpLast   time.Time
+}
+
+// New returns a Router with an empty table.
+func New(cfg Config) *Router {
+	if cfg.ICMPRate <= 0 {
+		cfg.ICMPRate = 100
+	}
+	r := &Router{cfg: cfg, icmpTokens: float64(cfg.ICMPRate)}
+	r.table.Store(&Table{})
+	return r
+}
+
+// SetTable swaps in a new table; packets routed after it returns use it.
+func (r *Router) SetTable(t *Table) { r.table.Store(t) }
+
+// Stats are the router's counters.
+type Stats struct {
+	Forwarded uint64
+	Replied   uint64            // ICMP errors generated
+	Dropped   map[string]uint64 // by reason
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Router) Stats() Stats {
+	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}}
+	for i := range r.drops {
+		s.Dropped[Reason(i).String()] = r.drops[i].Load()
+	}
+	return s
+}
+
+// Dropped returns the number of packets dropped for reason.
+func (r *Router) Dropped(reason Reason) uint64 { return r.drops[reason].Load() }
+
+// Route decides what happens to pkt, an IP packet that from sent. On Forward
+// it has decremented the TTL in pkt. icmp is scratch space for an ICMP error
+// (IcmpBufSize bytes suffice); Decision.Reply points into it. Route does not
+// allocate and is safe for concurrent use.
+func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
+	h, ok := parse(pkt)
+	if !ok {
+		return r.drop(ReasonMalformed)
+	}
+	t := r.table.Load()
+	vnet := from.VNet()
+	if int(vnet) >= len(t.vnets) && from.Kind == Connector {
+		return r.drop(ReasonNoVNet)
+	}
+
+	// Anti-spoofing. A client sends from its overlay address only. A connector
+	// sends from its site: the source must route back to its own tunnel in its
+	// virtual network (strict reverse-path check).
+	switch from.Kind {
+	case Client:
+		if h.src != from.Overlay {
+			return r.drop(ReasonSpoofed)
+		}
+	case Connector:
+		d, ok := t.vnets[vnet].Lookup(h.src)
+		if !ok || d.tunnel != from.Tunnel {
+			return r.drop(ReasonSpoofed)
+		}
+	default:
+		return r.drop(ReasonSpoofed)
+	}
+
+	if h.ttl <= 1 {
+		return r.icmpError(ReasonTTLExceeded, from, pkt[:h.length], h, icmp)
+	}
+	d, ok := t.overlay.Lookup(h.dst)
+	if !ok && int(vnet) < len(t.vnets) {
+		d, ok = t.vnets[vnet].Lookup(h.dst)
+	}
+	if !ok {
+		return r.icmpError(ReasonNoRoute, from, pkt[:h.length], h, icmp)
+	}
+	to := d.pick()
+	if to == nil {
+		return r.icmpError(ReasonTunnelDown, from, pkt[:h.length], h, icmp)
+	}
+	if to == from || (from.Kind == Connector && d.tunnel == from.Tunnel) {
+		return r.drop(ReasonLoop) // back into the site it came from
+	}
+	decrementTTL(pkt, h.v6)
+	r.fwd.Add(1)
+	return Decision{Verdict: Forward, To: to, Len: h.length}
+}
+
+func (r *Router) drop(reason Reason) Decision {
+	r.drops[reason].Add(1)
+	return Decision{Verdict: Drop, Reason: reason}
+}
+
+// icmpError answers pkt with an ICMP error when that is allowed and within
+// the rate limit, and drops it otherwise.
+func (r *Router) icmpError(reason Reason, from *Peer, pkt []byte, h header, buf []byte) Decision {
+	src := r.cfg.ICMPSource4
+	if h.v6 {
+		src = r.cfg.ICMPSource6
+	}
+	if !src.IsValid() || !mayAnswer(pkt, h) || !r.icmpAllowed() {
+		return r.drop(reason)
+	}
+	reply := buildICMPError(buf, reason, src, pkt, h)
+	if reply == nil {
+		return r.drop(reason)
+	}
+	r.drops[reason].Add(1) // the original is dropped either way
+	r.replies.Add(1)
+	return Decision{Verdict: Reply, To: from, Reply: reply, Reason: reason}
+}
+
+// icmpAllowed takes a token from the ICMP error bucket.
+func (r *Router) icmpAllowed() bool {
+	r.icmpMu.Lock()
+	defer r.icmpMu.Unlock()
+	now := time.Now()
+	rate := float64(r.cfg.ICMPRate)
+	r.icmpTokens = min(rate, r.icmpTokens+now.Sub(r.icmpLast).Seconds()*rate)
+	r.icmpLast = now
+	if r.icmpTokens < 1 {
+		return false
+	}
+	r.icmpTokens--
+	return true
+}
+
+// header is what the router reads from an IP header.
+type header struct {
+	v6       bool
+	src, dst netip.Addr
+	ttl      uint8
+	proto    uint8 // IPv4 protocol or IPv6 next header
+	length   int   // total length per the header
+	ihl      int   // IPv4 header length; 40 for IPv6
+	fragment bool  // IPv4 non-first fragment
+}
+
+// parse validates the fixed IP header; it reports false for anything malformed.
+func parse(pkt []byte) (h header, ok bool) {
+	if len(pkt) < 1 {
+		return h, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return h, false
+		}
+		h.ihl = int(pkt[0]&0x0f) * 4
+		h.length = int(binary.BigEndian.Uint16(pkt[2:4]))
+		if h.ihl < 20 || h.length < h.ihl || h.length > len(pkt) {
+			return h, false
+		}
+		h.ttl, h.proto = pkt[8], pkt[9]
+		h.fragment = binary.BigEndian.Uint16(pkt[6:8])&0x1fff != 0
+		h.src = netip.AddrFrom4([4]byte(pkt[12:16]))
+		h.dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+		return h, true
+	case 6:
+		if len(pkt) < 40 {
+			return h, false
+		}
+		h.v6, h.ihl = true, 40
+		h.length = 40 + int(binary.BigEndian.Uint16(pkt[4:6]))
+		if h.length > len(pkt) {
+			return h, false
+		}
+		h.ttl, h.proto = pkt[7], pkt[6]
+		h.src = netip.AddrFrom16([16]byte(pkt[8:24]))
+		h.dst = netip.AddrFrom16([16]byte(pkt[24:40]))
+		return h, true
+	}
+	return h, false
+}
+
+// decrementTTL lowers the TTL (hop limit) by one, updating the IPv4 header
+// checksum incrementally (RFC 1624).
+func decrementTTL(pkt []byte, v6 bool) {
+	if v6 {
+		pkt[7]--
+		return
+	}
+	old := binary.BigEndian.Uint16(pkt[8:10])
+	pkt[8]--
+	updated := binary.BigEndian.Uint16(pkt[8:10])
+	sum := uint32(^binary.BigEndian.Uint16(pkt[10:12])) + uint32(^old) + uint32(updated)
+	sum = (sum & 0xffff) + (sum >> 16)
+	sum = (sum & 0xffff) + (sum >> 16)
+	binary.BigEndian.PutUint16(pkt[10:12], ^uint16(sum))
+}

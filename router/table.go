@@ -1,0 +1,90 @@
+package router
+
+import (
+	"net/netip"
+
+	"github.com/switchyard/switchyard/routing"
+)
+
+// Table is an immutable routing snapshot: one longest-prefix-match table per
+// virtual network, and the overlay addresses of client devices, which are
+// reachable from every virtual network. Build one with a TableBuilder.
+type Table struct {
+	vnets   []*routing.Table[*dest] // indexed by virtual network index
+	overlay routing.Table[*dest]
+}
+
+// dest is where packets for a prefix go: a tunnel's replicas, or one client.
+type dest struct {
+	tunnel   TunnelID
+	replicas []*Peer // in preference order; the first that is up gets the packet
+}
+
+// pick returns the first replica that is up, or nil.
+func (d *dest) pick() *Peer {
+	for _, p := range d.replicas {
+		if p.Up() {
+			return p
+		}
+	}
+	return nil
+}
+
+// TableBuilder assembles a Table; it is not safe for concurrent use.
+type TableBuilder struct {
+	t       *Table
+	tunnels map[tunnelKey]*dest
+	clients []*Peer
+}
+
+type tunnelKey struct {
+	vnet   uint32
+	tunnel TunnelID
+}
+
+// NewTableBuilder returns an empty builder.
+func NewTableBuilder() *TableBuilder {
+	return &TableBuilder{t: &Table{}, tunnels: map[tunnelKey]*dest{}}
+}
+
+func (b *TableBuilder) vnet(v uint32) *routing.Table[*dest] {
+	for uint32(len(b.t.vnets)) <= v {
+		b.t.vnets = append(b.t.vnets, &routing.Table[*dest]{})
+	}
+	return b.t.vnets[v]
+}
+
+func (b *TableBuilder) tunnelDest(v uint32, t TunnelID) *dest {
+	k := tunnelKey{v, t}
+	d := b.tunnels[k]
+	if d == nil {
+		d = &dest{tunnel: t}
+		b.tunnels[k] = d
+	}
+	return d
+}
+
+// AddRoute routes prefix p in virtual network vnet to tunnel t.
+func (b *TableBuilder) AddRoute(vnet uint32, p netip.Prefix, t TunnelID) {
+	b.vnet(vnet).Insert(p, b.tunnelDest(vnet, t))
+}
+
+// AddReplica adds a connector replica of its tunnel in its virtual network;
+// replicas added first are preferred.
+func (b *TableBuilder) AddReplica(p *Peer) {
+	d := b.tunnelDest(p.VNet(), p.Tunnel)
+	d.replicas = append(d.replicas, p)
+}
+
+// AddClient makes a client device reachable at its overlay address from every
+// virtual network.
+func (b *TableBuilder) AddClient(p *Peer) {
+	if p.Overlay.IsValid() {
+		b.t.overlay.Insert(netip.PrefixFrom(p.Overlay, p.Overlay.BitLen()), &dest{replicas: []*Peer{p}})
+	}
+}
+
+// Build returns the table; the builder must not be used afterwards.
+func (b *TableBuilder) Build() *Table {
+	return b.t
+}
