@@ -30,6 +30,7 @@ type EdgeInfo struct {
 	CAPin    string // pki.Pin of the CA that signed the API certificate
 	Endpoint string // host:port of the WireGuard listener
 	EdgeKey  string // base64 WireGuard public key
+	MTU      int    // the tunnel MTU agents use
 }
 
 // Options configure a Server.
@@ -83,10 +84,15 @@ func (s *Server) routes() {
 	h("DELETE /v1/routes/{ref...}", s.deleteRoute)
 
 	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
+	s.agentRoutes()
 	s.mux.HandleFunc("/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
 }
+
+// SetAPIURL sets the API address that tokens carry; call it before serving
+// when the address is known only after listening.
+func (s *Server) SetAPIURL(u string) { s.opts.Edge.API = u }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

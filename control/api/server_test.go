@@ -76,13 +76,16 @@ func TestClientRoundTrip(t *testing.T) {
 	if err != nil || again.Token != created.Token {
 		t.Fatalf("tunnel token prints a different token: %v", err)
 	}
-	for _, vnet := range []string{"", "syd"} {
-		if _, err := c.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("2001:db8::/48"), Tunnel: "t1", VNet: vnet}); err != nil {
+	if _, err := c.CreateTunnel(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	for vnet, tunnel := range map[string]string{"": "t1", "syd": "t2"} {
+		if _, err := c.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("2001:db8::/48"), Tunnel: tunnel, VNet: vnet}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rt, err := c.GetRoute(ctx, "syd", netip.MustParseAddr("2001:db8::7"))
-	if err != nil || rt.VNetName != "syd" || rt.TunnelName != "t1" {
+	if err != nil || rt.VNetName != "syd" || rt.TunnelName != "t2" {
 		t.Fatalf("GetRoute = %+v, %v", rt, err)
 	}
 	ov, err := c.Overlaps(ctx)

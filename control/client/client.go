@@ -46,13 +46,30 @@ func New(apiURL, token string, caPEM []byte) (*Client, error) {
 		}
 		tlsConf.RootCAs = pool
 	}
+	return newClient(u, token, tlsConf), nil
+}
+
+func newClient(u *url.URL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
-	return &Client{base: u, token: token, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
+	// No client-wide timeout: long polls wait up to a minute; every call has a context.
+	return &Client{base: u, token: token, hc: &http.Client{Transport: tr}}
 }
 
 // do sends a request and decodes a JSON response into out (if non-nil).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	_, err := c.doHeader(ctx, method, path, q, nil, in, out)
+	return err
+}
+
+// doHeader is do with request headers, returning the response's headers; a
+// 304 Not Modified response returns the headers and leaves out untouched.
+func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) (http.Header, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	u := *c.base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = q.Encode()
@@ -60,13 +77,16 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if in != nil {
 		buf, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode %s %s request: %w", method, path, err)
+			return nil, fmt.Errorf("encode %s %s request: %w", method, path, err)
 		}
 		body = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if in != nil {
@@ -78,23 +98,25 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("cannot reach the edge API at %s: %w", c.base.Host, err)
+		return nil, fmt.Errorf("cannot reach the edge API at %s: %w", c.base.Host, err)
 	}
 	defer resp.Body.Close()
 	buf, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		return resp.Header, nil
 	}
 	if resp.StatusCode >= 300 {
-		return decodeError(resp.StatusCode, buf)
+		return nil, decodeError(resp.StatusCode, buf)
 	}
-	if out == nil {
-		return nil
+	if out != nil {
+		if err := json.Unmarshal(buf, out); err != nil {
+			return nil, fmt.Errorf("%s %s: decode response: %w", method, path, err)
+		}
 	}
-	if err := json.Unmarshal(buf, out); err != nil {
-		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
-	}
-	return nil
+	return resp.Header, nil
 }
 
 // decodeError turns an error response into a *model.Error.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,6 +39,9 @@ type Options struct {
 	Secrets SecretSource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OverlayRange is where devices get overlay addresses; zero means
+	// model.DefaultOverlayRange.
+	OverlayRange netip.Prefix
 }
 
 // Registry implements the control plane's operations over a store.
@@ -45,6 +49,7 @@ type Registry struct {
 	st      store.Store
 	secrets SecretSource
 	now     func() time.Time
+	overlay netip.Prefix
 }
 
 // New returns a Registry over st, creating the default virtual network if the
@@ -56,7 +61,13 @@ func New(ctx context.Context, st store.Store, opts Options) (*Registry, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Registry{st: st, secrets: opts.Secrets, now: opts.Now}
+	if !opts.OverlayRange.IsValid() {
+		opts.OverlayRange = model.DefaultOverlayRange
+	}
+	if err := model.ValidatePrefix(opts.OverlayRange); err != nil {
+		return nil, fmt.Errorf("registry.New: overlay range: %w", err)
+	}
+	r := &Registry{st: st, secrets: opts.Secrets, now: opts.Now, overlay: opts.OverlayRange}
 	_, err := st.Update(ctx, func(tx store.Tx) error {
 		vnets, err := loadAll[model.VNet](tx, collVNets)
 		if err != nil || len(vnets) > 0 {
@@ -199,6 +210,9 @@ func (r *Registry) DeleteTunnel(ctx context.Context, ref string, force bool) (in
 		if deleted, err = r.deleteRoutes(tx, routes, now); err != nil {
 			return err
 		}
+		if err := deleteConnectors(tx, t.ID); err != nil {
+			return err
+		}
 		t.DeletedAt = &now
 		return putJSON(tx, collTunnels, t.ID, t)
 	})
@@ -287,4 +301,11 @@ func loadAll[T any](tx store.Tx, coll string) ([]T, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Rev returns the store's current revision.
+func (r *Registry) Rev(ctx context.Context) (int64, error) {
+	var rev int64
+	err := r.st.View(ctx, func(tx store.Tx) error { rev = tx.Rev(); return nil })
+	return rev, err
 }

@@ -124,8 +124,13 @@ func TestRoutes(t *testing.T) {
 	r := newRegistry(t)
 	syd := must(r.CreateVNet(ctx, model.NewVNet{Name: "syd"}))(t)
 	tun, _ := must2(t)(r.CreateTunnel(ctx, model.NewTunnel{Name: "t1"}))
+	tun2, _ := must2(t)(r.CreateTunnel(ctx, model.NewTunnel{Name: "t2"}))
 	add := func(vnet, cidr string) (model.Route, error) {
-		return r.AddRoute(ctx, model.NewRoute{Network: mpp(cidr), Tunnel: "t1", VNet: vnet})
+		tunnel := "t1"
+		if vnet == "syd" {
+			tunnel = "t2"
+		}
+		return r.AddRoute(ctx, model.NewRoute{Network: mpp(cidr), Tunnel: tunnel, VNet: vnet})
 	}
 	wide := must(add("", "198.51.100.0/24"))(t)
 	must(add("", "198.51.100.128/25"))(t)
@@ -136,9 +141,11 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("duplicate route: got %v, want code 1014", err)
 	}
 	other := must(add(syd.Name, "198.51.100.0/24"))(t)
-	if other.VNetID != syd.ID || other.TunnelID != tun.ID {
+	if other.VNetID != syd.ID || other.TunnelID != tun2.ID {
 		t.Fatalf("route in syd = %+v", other)
 	}
+	_, err = r.AddRoute(ctx, model.NewRoute{Network: mpp("203.0.113.0/24"), Tunnel: "t1", VNet: "syd"})
+	wantKind(t, err, model.ErrConflict, "a tunnel serves one virtual network")
 	_, err = r.AddRoute(ctx, model.NewRoute{Network: netip.PrefixFrom(netip.MustParseAddr("198.51.100.7"), 24), Tunnel: "t1"})
 	wantKind(t, err, model.ErrInvalid, "198.51.100.0/24")
 	_, err = r.AddRoute(ctx, model.NewRoute{Network: mpp("203.0.113.0/24"), Tunnel: "nope"})
@@ -181,7 +188,8 @@ func TestRoutes(t *testing.T) {
 		{"superset of /24", model.RouteFilter{SupersetOf: &p24}, []string{"default 198.51.100.0/24", "syd 198.51.100.0/24"}},
 		{"superset of /16", model.RouteFilter{SupersetOf: &p16}, nil},
 		{"comment", model.RouteFilter{Comment: &comment}, nil},
-		{"tunnel", model.RouteFilter{Tunnel: tun.ID.String(), VNet: "syd"}, []string{"syd 198.51.100.0/24"}},
+		{"tunnel", model.RouteFilter{Tunnel: tun2.ID.String()}, []string{"syd 198.51.100.0/24"}},
+		{"tunnel and vnet", model.RouteFilter{Tunnel: tun.ID.String(), VNet: "syd"}, nil},
 	}
 	for _, tc := range filters {
 		routes, err := r.ListRoutes(ctx, tc.f)
@@ -217,6 +225,9 @@ func TestRoutes(t *testing.T) {
 	}
 	if n := must(r.DeleteTunnel(ctx, "t1", true))(t); n != 1 {
 		t.Fatalf("forced tunnel delete removed %d routes, want 1", n)
+	}
+	if n := must(r.DeleteTunnel(ctx, "t2", false))(t); n != 0 {
+		t.Fatalf("tunnel delete removed %d routes, want 0 (its vnet went with --force)", n)
 	}
 	if routes := must(r.ListRoutes(ctx, model.RouteFilter{}))(t); len(routes) != 0 {
 		t.Fatalf("routes left after forced deletes: %+v", routes)

@@ -41,6 +41,16 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 		if len(dup) > 0 {
 			return model.ErrRouteExists
 		}
+		// A tunnel serves one virtual network: its connectors' packets carry no
+		// mark that could tell two apart when they overlap.
+		other, err := liveRoutes(tx, func(o model.Route) bool { return o.TunnelID == t.ID && o.VNetID != v.ID })
+		if err != nil {
+			return err
+		}
+		if len(other) > 0 {
+			ov, _ := getJSON[model.VNet](tx, collVNets, other[0].VNetID)
+			return model.Errorf(model.KindConflict, "tunnel %s already serves virtual network %s; a tunnel serves one virtual network, so create another tunnel for %s", t.Name, ov.Name, v.Name)
+		}
 		rt.TunnelID, rt.VNetID, rt.CreatedAt = t.ID, v.ID, r.stamp()
 		if err := putJSON(tx, collRoutes, rt.ID, rt); err != nil {
 			return err

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/token"
+)
+
+// Agent endpoints authenticate with the agent's own credential, not the admin
+// token: a connector sends its tunnel token as the bearer token.
+
+// maxWait bounds a long poll for a configuration change.
+const maxWait = 60 * time.Second
+
+func (s *Server) agentRoutes() {
+	s.mux.HandleFunc("POST /v1/agent/connectors", s.tunnelAuth(s.enrollConnector))
+	s.mux.HandleFunc("GET /v1/agent/connectors/{id}/config", s.tunnelAuth(s.connectorConfig))
+}
+
+// tunnelAuth authenticates a request by the tunnel token in its Authorization header.
+func (s *Server) tunnelAuth(next func(http.ResponseWriter, *http.Request, token.Tunnel)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			writeError(w, model.Errorf(model.KindUnauthorized, "missing tunnel token"))
+			return
+		}
+		tok, err := token.DecodeTunnel(bearer)
+		if err != nil {
+			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
+			return
+		}
+		if _, err := s.reg.AuthenticateTunnel(r.Context(), tok.TunnelID, tok.Secret); err != nil {
+			writeError(w, err)
+			return
+		}
+		next(w, r, tok)
+	}
+}
+
+func (s *Server) enrollConnector(w http.ResponseWriter, r *http.Request, tok token.Tunnel) {
+	var req model.ConnectorEnrollment
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := s.reg.EnrollConnector(r.Context(), tok.TunnelID, tok.Secret, req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg, err := s.connectorConfigFor(r, c.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("connector enrolled", "tunnel", cfg.TunnelName, "connector", c.ID, "hostname", c.Hostname)
+	writeJSON(w, http.StatusCreated, model.EnrolledConnector{Connector: c, Config: cfg})
+}
+
+func (s *Server) connectorConfigFor(r *http.Request, id uuid.UUID) (model.ConnectorConfig, error) {
+	cfg, err := s.reg.ConnectorConfig(r.Context(), id)
+	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey}
+	cfg.MTU = s.opts.Edge.MTU
+	return cfg, err
+}
+
+func (s *Server) connectorConfig(w http.ResponseWriter, r *http.Request, tok token.Tunnel) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		writeError(w, model.Errorf(model.KindInvalid, "connector id %q is not a UUID", r.PathValue("id")))
+		return
+	}
+	s.longPoll(w, r, func() (any, error) {
+		cfg, err := s.connectorConfigFor(r, id)
+		if err == nil && cfg.TunnelID != tok.TunnelID {
+			err = model.Errorf(model.KindNotFound, "connector %s is not enrolled in this tunnel", id)
+		}
+		return cfg, err
+	})
+}
+
+// longPoll answers with compute's result as soon as it differs from the
+// version the client holds (If-None-Match), waiting up to ?wait= seconds for a
+// change in the store; 304 Not Modified when nothing changed in time.
+func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func() (any, error)) {
+	var wait time.Duration
+	if q := r.URL.Query().Get("wait"); q != "" {
+		secs, err := strconv.Atoi(q)
+		if err != nil || secs < 0 {
+			writeError(w, model.Errorf(model.KindInvalid, "query parameter wait=%q is not a number of seconds", q))
+			return
+		}
+		wait = min(time.Duration(secs)*time.Second, maxWait)
+	}
+	have := r.Header.Get("If-None-Match")
+	ctx := r.Context()
+	rev, err := s.reg.Rev(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	changes, err := s.reg.Store().Watch(ctx, rev)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
+		v, err := compute()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		buf, _ := json.Marshal(v)
+		sum := sha256.Sum256(buf)
+		tag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		if tag != have {
+			w.Header().Set("ETag", tag)
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
+		select {
+		case _, ok := <-changes:
+			if !ok {
+				return // the client went away
+			}
+		case <-timeout.C:
+			w.Header().Set("ETag", tag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+}

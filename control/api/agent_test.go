@@ -1,0 +1,160 @@
+package api_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/api"
+	"github.com/switchyard/switchyard/control/client"
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/token"
+)
+
+// newPinnedServer serves the API with a certificate from a real edge CA, as
+// the edge does, and returns an admin client.
+func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueServer([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: secrets{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.Config.Handler = api.NewServer(reg, api.Options{
+		AdminTokenHash: sha256.Sum256([]byte(adminToken)),
+		Edge:           api.EdgeInfo{CAPin: pki.Pin(ca.Cert), Endpoint: "192.0.2.1:51820", EdgeKey: "k", MTU: 1380},
+	})
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	// The token carries the API address the edge advertises.
+	srv.Config.Handler.(*api.Server).SetAPIURL(srv.URL)
+	admin, err := client.New(srv.URL, adminToken, ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin, reg
+}
+
+func wgKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestConnectorEnrollAndFollow(t *testing.T) {
+	admin, _ := newPinnedServer(t)
+	ctx := context.Background()
+	fra, err := admin.CreateTunnel(ctx, "fra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateTunnel(ctx, "syd"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "fra"}); err != nil {
+		t.Fatal(err)
+	}
+	agent, _, err := client.NewConnector(fra.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled, err := agent.EnrollConnector(ctx, model.ConnectorEnrollment{PublicKey: wgKey(), Hostname: "gw-fra"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := enrolled.Config
+	if cfg.TunnelName != "fra" || cfg.MTU != 1380 || cfg.Edge.Endpoint != "192.0.2.1:51820" || len(cfg.SitePrefixes) != 1 {
+		t.Fatalf("enrollment config = %+v", cfg)
+	}
+
+	_, tag, changed, err := agent.WatchConnectorConfig(ctx, enrolled.Connector.ID, "", time.Second)
+	if err != nil || !changed || tag == "" {
+		t.Fatalf("first config fetch: changed=%v tag=%q err=%v", changed, tag, err)
+	}
+	if _, _, changed, err := agent.WatchConnectorConfig(ctx, enrolled.Connector.ID, tag, time.Second); err != nil || changed {
+		t.Fatalf("no change within the wait: changed=%v err=%v, want 304", changed, err)
+	}
+
+	// A route added elsewhere reaches the waiting connector.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		admin.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.3.0.0/16"), Tunnel: "syd"})
+	}()
+	start := time.Now()
+	cfg, _, changed, err = agent.WatchConnectorConfig(ctx, enrolled.Connector.ID, tag, 10*time.Second)
+	if err != nil || !changed || !containsPrefix(cfg.Routes, "10.3.0.0/16") {
+		t.Fatalf("pushed config: changed=%v err=%v routes=%v", changed, err, cfg.Routes)
+	}
+	t.Logf("route change reached the connector %v after it was made", time.Since(start)-200*time.Millisecond)
+
+	// Another tunnel's token cannot read this connector's config.
+	other, _ := admin.TunnelToken(ctx, "syd")
+	otherAgent, _, _ := client.NewConnector(other.Token)
+	if _, _, _, err := otherAgent.WatchConnectorConfig(ctx, enrolled.Connector.ID, "", time.Second); err == nil {
+		t.Fatal("another tunnel's token read the connector's config")
+	}
+	// A deleted tunnel's token stops working.
+	if _, err := admin.DeleteTunnel(ctx, "fra", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.EnrollConnector(ctx, model.ConnectorEnrollment{PublicKey: wgKey()}); err == nil || !strings.Contains(err.Error(), "invalid tunnel token") {
+		t.Fatalf("enrolling with a deleted tunnel's token: %v", err)
+	}
+}
+
+func TestConnectorRefusesUnpinnedEdge(t *testing.T) {
+	admin, _ := newPinnedServer(t)
+	created, err := admin.CreateTunnel(context.Background(), "fra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.DecodeTunnel(created.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := httptest.NewTLSServer(nil) // a server whose certificate another CA signed
+	defer impostor.Close()
+	tok.API = impostor.URL
+	agent, _, err := client.NewConnector(tok.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.EnrollConnector(context.Background(), model.ConnectorEnrollment{PublicKey: wgKey()}); err == nil || !strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("enrolling with an edge whose CA is not pinned: %v", err)
+	}
+}
+
+func containsPrefix(ps []netip.Prefix, s string) bool {
+	for _, p := range ps {
+		if p.String() == s {
+			return true
+		}
+	}
+	return false
+}

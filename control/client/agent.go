@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/control/token"
+)
+
+// NewConnector returns the client of a connector: it authenticates with the
+// tunnel token and trusts only an API certificate signed by the CA the token pins.
+func NewConnector(raw string) (*Client, token.Tunnel, error) {
+	tok, err := token.DecodeTunnel(raw)
+	if err != nil {
+		return nil, tok, err
+	}
+	u, err := url.Parse(tok.API)
+	if err != nil {
+		return nil, tok, fmt.Errorf("tunnel token: API address: %w", err)
+	}
+	return newClient(u, raw, pinnedTLS(tok.CAPin)), tok, nil
+}
+
+// pinnedTLS accepts a server whose chain is signed by the CA with that pin,
+// whatever name it was reached by (agents may reach an edge through NAT).
+func pinnedTLS(pin string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // replaced by VerifyConnection's pin check
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			certs := cs.PeerCertificates
+			if len(certs) == 0 {
+				return errors.New("edge sent no certificate")
+			}
+			for _, ca := range certs[1:] {
+				if pki.Pin(ca) != pin {
+					continue
+				}
+				roots := x509.NewCertPool()
+				roots.AddCert(ca)
+				_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+				if err != nil {
+					return fmt.Errorf("edge certificate does not verify against the pinned CA: %w", err)
+				}
+				return nil
+			}
+			return errors.New("edge certificate is not signed by the CA pinned in the token")
+		},
+	}
+}
+
+// EnrollConnector registers this connector's WireGuard public key.
+func (c *Client) EnrollConnector(ctx context.Context, req model.ConnectorEnrollment) (model.EnrolledConnector, error) {
+	var out model.EnrolledConnector
+	return out, c.do(ctx, http.MethodPost, "/v1/agent/connectors", nil, req, &out)
+}
+
+// WatchConnectorConfig returns the connector's configuration as soon as it
+// differs from the version etag names, waiting up to wait. changed is false
+// when nothing changed in time.
+func (c *Client) WatchConnectorConfig(ctx context.Context, id uuid.UUID, etag string, wait time.Duration) (cfg model.ConnectorConfig, newTag string, changed bool, err error) {
+	hdr := http.Header{}
+	if etag != "" {
+		hdr.Set("If-None-Match", etag)
+	}
+	q := url.Values{"wait": {strconv.Itoa(int(wait / time.Second))}}
+	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
+	defer cancel()
+	var out *model.ConnectorConfig
+	resp, err := c.doHeader(ctx, http.MethodGet, "/v1/agent/connectors/"+id.String()+"/config", q, hdr, nil, &out)
+	if err != nil {
+		return cfg, etag, false, err
+	}
+	if out == nil {
+		return cfg, etag, false, nil
+	}
+	return *out, resp.Get("ETag"), true, nil
+}

@@ -1,0 +1,71 @@
+package model
+
+import (
+	"encoding/base64"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DefaultOverlayRange is where client devices get their overlay addresses.
+var DefaultOverlayRange = netip.MustParsePrefix("100.96.0.0/12")
+
+// Connector is one enrolled replica of a tunnel, identified by the WireGuard
+// key it generated; the private key never leaves its host.
+type Connector struct {
+	ID        uuid.UUID `json:"id"`
+	TunnelID  uuid.UUID `json:"tunnel_id"`
+	PublicKey string    `json:"public_key"`
+	Hostname  string    `json:"hostname"`
+	Version   string    `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ConnectorEnrollment is a connector's request to enroll.
+type ConnectorEnrollment struct {
+	PublicKey string `json:"public_key"`
+	Hostname  string `json:"hostname"`
+	Version   string `json:"version"`
+}
+
+// EdgePeer is how an agent reaches the edge's WireGuard endpoint.
+type EdgePeer struct {
+	Endpoint  string `json:"endpoint"`   // host:port
+	PublicKey string `json:"public_key"` // base64
+}
+
+// ConnectorConfig is everything a connector needs to run; the edge pushes a
+// new one whenever it changes.
+type ConnectorConfig struct {
+	ConnectorID uuid.UUID `json:"connector_id"`
+	TunnelID    uuid.UUID `json:"tunnel_id"`
+	TunnelName  string    `json:"tunnel_name"`
+	VNetID      uuid.UUID `json:"vnet_id"`
+	VNetName    string    `json:"vnet_name"`
+	Edge        EdgePeer  `json:"edge"`
+	MTU         int       `json:"mtu"`
+	// SitePrefixes are this tunnel's own routes: the connector never routes them into its TUN.
+	SitePrefixes []netip.Prefix `json:"site_prefixes"`
+	// Routes are the prefixes reachable through the edge from this site: the
+	// other tunnels' routes in its virtual network, and the device overlay range.
+	Routes []netip.Prefix `json:"routes"`
+	// OverlayRange is the range client devices get their addresses from.
+	OverlayRange netip.Prefix `json:"overlay_range"`
+}
+
+// ValidateKey checks a base64 WireGuard public key.
+func ValidateKey(k string) error {
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil || len(b) != 32 {
+		return Errorf(KindInvalid, "public key %q is not a base64 WireGuard key (32 bytes)", k)
+	}
+	return nil
+}
+
+// EnrolledConnector is the response to a connector's enrollment.
+type EnrolledConnector struct {
+	Connector Connector       `json:"connector"`
+	Config    ConnectorConfig `json:"config"`
+}
