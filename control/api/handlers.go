@@ -80,7 +80,21 @@ func (s *Server) listTunnels(r *http.Request) (any, error) {
 		return nil, err
 	}
 	f.ShowDeleted = show != nil && *show
-	return nonNil(s.reg.ListTunnels(r.Context(), f))
+	tunnels, err := nonNil(s.reg.ListTunnels(r.Context(), f))
+	for i := range tunnels {
+		s.fillConnections(&tunnels[i])
+	}
+	return tunnels, err
+}
+
+// fillConnections sets a tunnel's live connections from the data plane.
+func (s *Server) fillConnections(t *model.Tunnel) {
+	t.Connections = []model.Connection{}
+	if s.opts.Connections != nil {
+		if c := s.opts.Connections()[t.ID]; c != nil {
+			t.Connections = c
+		}
+	}
 }
 
 func (s *Server) createTunnel(r *http.Request) (any, error) {
@@ -96,7 +110,9 @@ func (s *Server) createTunnel(r *http.Request) (any, error) {
 }
 
 func (s *Server) getTunnel(r *http.Request) (any, error) {
-	return s.reg.GetTunnel(r.Context(), r.PathValue("ref"))
+	t, err := s.reg.GetTunnel(r.Context(), r.PathValue("ref"))
+	s.fillConnections(&t)
+	return t, err
 }
 
 func (s *Server) deleteTunnel(r *http.Request) (any, error) {

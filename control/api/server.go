@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/token"
@@ -41,6 +43,8 @@ type Options struct {
 	Edge EdgeInfo
 	// Log receives request errors; nil discards them.
 	Log *slog.Logger
+	// Connections reports the live connector sessions of each tunnel; nil means none.
+	Connections func() map[uuid.UUID][]model.Connection
 }
 
 // Server is the API's HTTP handler.

@@ -125,6 +125,15 @@ func checkKeyUnused(tx store.Tx, key string, self uuid.UUID) error {
 			return model.Errorf(model.KindConflict, "public key %s is already enrolled", key)
 		}
 	}
+	devices, err := loadAll[deviceRecord](tx, collDevices)
+	if err != nil {
+		return err
+	}
+	for _, d := range devices {
+		if d.Key == key && d.ID != self && !d.Revoked() {
+			return model.Errorf(model.KindConflict, "public key %s is already enrolled", key)
+		}
+	}
 	return nil
 }
 
@@ -153,6 +162,9 @@ type Snapshot struct {
 	Tunnels    []model.Tunnel
 	Routes     []model.Route
 	Connectors []model.Connector
+	// Devices are the live devices, each with VNetID set to the virtual
+	// network it sends into.
+	Devices []model.Device
 }
 
 // Snapshot reads every live virtual network, tunnel, route and connector at one revision.
@@ -181,7 +193,21 @@ func (r *Registry) Snapshot(ctx context.Context) (Snapshot, error) {
 		if s.Routes, err = liveRoutes(tx, nil); err != nil {
 			return err
 		}
-		s.Connectors, err = loadAll[model.Connector](tx, collConnectors)
+		if s.Connectors, err = loadAll[model.Connector](tx, collConnectors); err != nil {
+			return err
+		}
+		devices, err := loadAll[deviceRecord](tx, collDevices)
+		for _, d := range devices {
+			if d.Revoked() {
+				continue
+			}
+			v, err := deviceVNet(tx, d.Device)
+			if err != nil {
+				return err
+			}
+			d.VNetID = v.ID
+			s.Devices = append(s.Devices, d.Device)
+		}
 		return err
 	})
 	sortByCreation(s.VNets, func(v model.VNet) (time.Time, string) { return v.CreatedAt, v.Name })

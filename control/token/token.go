@@ -1,9 +1,12 @@
-// Package token encodes and decodes the tunnel token with which a connector
-// enrolls: the edge's API address and CA pin, its WireGuard endpoint and public
-// key, and the tunnel's id and secret, as base64url JSON like cloudflared's.
+// Package token encodes and decodes the tokens agents hold: the tunnel token
+// a connector enrolls with, the enrollment token a device enrolls with, and
+// the device credential it keeps afterwards. Each carries the edge's API
+// address and CA pin, and an id with its secret, as base64url JSON like
+// cloudflared's tunnel tokens.
 package token
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,6 +23,13 @@ const Version = 1
 // maxLen bounds a token before decoding; real ones are about 300 bytes.
 const maxLen = 4096
 
+// Kinds of token.
+const (
+	KindTunnel = "tunnel" // connector enrollment and authentication
+	KindEnroll = "enroll" // device enrollment
+	KindDevice = "device" // device authentication after enrollment
+)
+
 // Tunnel is the content of a tunnel token.
 type Tunnel struct {
 	Version  int       `json:"v"`
@@ -31,45 +41,98 @@ type Tunnel struct {
 	EdgeKey  string    `json:"k,omitempty"` // base64 WireGuard public key of the edge
 }
 
+// Secret is the content of an enrollment token or a device credential.
+type Secret struct {
+	Version int       `json:"v"`
+	Kind    string    `json:"kind"`
+	ID      uuid.UUID `json:"id"`
+	Secret  []byte    `json:"s"`
+	API     string    `json:"a"`
+	CAPin   string    `json:"p"`
+}
+
 // Encode returns the token as text.
 func (t Tunnel) Encode() string {
 	t.Version = Version
-	buf, _ := json.Marshal(t) // cannot fail: plain fields only
+	return encode(t)
+}
+
+// Encode returns the token as text.
+func (t Secret) Encode() string {
+	t.Version = Version
+	return encode(t)
+}
+
+func encode(v any) string {
+	buf, _ := json.Marshal(v) // cannot fail: plain fields only
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
 // ErrInvalid is wrapped by every decoding error.
-var ErrInvalid = errors.New("invalid tunnel token")
+var ErrInvalid = errors.New("invalid token")
 
 // DecodeTunnel parses and checks a tunnel token.
 func DecodeTunnel(s string) (Tunnel, error) {
 	var t Tunnel
+	if err := decode(s, &t); err != nil {
+		return Tunnel{}, err
+	}
+	if t.TunnelID == uuid.Nil {
+		return Tunnel{}, fmt.Errorf("%w: no tunnel id", ErrInvalid)
+	}
+	if err := check(t.Version, t.Secret, t.API, t.CAPin); err != nil {
+		return Tunnel{}, err
+	}
+	return t, nil
+}
+
+// DecodeSecret parses and checks an enrollment token or device credential of the given kind.
+func DecodeSecret(s, kind string) (Secret, error) {
+	var t Secret
+	if err := decode(s, &t); err != nil {
+		return Secret{}, err
+	}
+	if t.Kind != kind {
+		return Secret{}, fmt.Errorf("%w: a %q token where a %q token is needed", ErrInvalid, t.Kind, kind)
+	}
+	if t.ID == uuid.Nil {
+		return Secret{}, fmt.Errorf("%w: no id", ErrInvalid)
+	}
+	if err := check(t.Version, t.Secret, t.API, t.CAPin); err != nil {
+		return Secret{}, err
+	}
+	return t, nil
+}
+
+func decode(s string, v any) error {
 	s = strings.TrimSpace(s)
 	if len(s) == 0 || len(s) > maxLen {
-		return t, fmt.Errorf("%w: length %d", ErrInvalid, len(s))
+		return fmt.Errorf("%w: length %d", ErrInvalid, len(s))
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 	if err != nil {
-		return t, fmt.Errorf("%w: not base64url", ErrInvalid)
+		return fmt.Errorf("%w: not base64url", ErrInvalid)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(buf)))
+	dec := json.NewDecoder(bytes.NewReader(buf))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return Tunnel{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	return nil
+}
+
+func check(version int, secret []byte, api, pin string) error {
 	switch {
-	case t.Version != Version:
-		return Tunnel{}, fmt.Errorf("%w: version %d, want %d", ErrInvalid, t.Version, Version)
-	case t.TunnelID == uuid.Nil:
-		return Tunnel{}, fmt.Errorf("%w: no tunnel id", ErrInvalid)
-	case len(t.Secret) < 16:
-		return Tunnel{}, fmt.Errorf("%w: secret too short", ErrInvalid)
-	case !strings.HasPrefix(t.CAPin, "sha256/"):
-		return Tunnel{}, fmt.Errorf("%w: no CA pin", ErrInvalid)
+	case version != Version:
+		return fmt.Errorf("%w: version %d, want %d", ErrInvalid, version, Version)
+	case len(secret) < 16:
+		return fmt.Errorf("%w: secret too short", ErrInvalid)
+	case !strings.HasPrefix(pin, "sha256/"):
+		return fmt.Errorf("%w: no CA pin", ErrInvalid)
 	}
-	u, err := url.Parse(t.API)
+	u, err := url.Parse(api)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return Tunnel{}, fmt.Errorf("%w: API address %q is not an https URL", ErrInvalid, t.API)
+		return fmt.Errorf("%w: API address %q is not an https URL", ErrInvalid, api)
 	}
-	return t, nil
+	return nil
 }

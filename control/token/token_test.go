@@ -62,3 +62,31 @@ func FuzzDecodeTunnel(f *testing.F) {
 		}
 	})
 }
+
+func TestSecretKinds(t *testing.T) {
+	s := Secret{Kind: KindEnroll, ID: uuid.New(), Secret: bytes.Repeat([]byte{1}, 32), API: "https://[2001:db8::1]:7443", CAPin: "sha256/x"}
+	got, err := DecodeSecret(s.Encode(), KindEnroll)
+	if err != nil || got.ID != s.ID {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if _, err := DecodeSecret(s.Encode(), KindDevice); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an enrollment token accepted as a device credential: %v", err)
+	}
+	if _, err := DecodeTunnel(s.Encode()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an enrollment token accepted as a tunnel token: %v", err)
+	}
+}
+
+func FuzzDecodeSecret(f *testing.F) {
+	f.Add(Secret{Kind: KindDevice, ID: uuid.New(), Secret: bytes.Repeat([]byte{1}, 32), API: "https://192.0.2.1", CAPin: "sha256/x"}.Encode())
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := DecodeSecret(s, KindDevice)
+		if err != nil {
+			return
+		}
+		again, err := DecodeSecret(tok.Encode(), KindDevice)
+		if err != nil || again.ID != tok.ID || !bytes.Equal(again.Secret, tok.Secret) {
+			t.Fatalf("re-encoding a valid credential changed it: %+v -> %+v, %v", tok, again, err)
+		}
+	})
+}
