@@ -158,3 +158,72 @@ func containsPrefix(ps []netip.Prefix, s string) bool {
 	}
 	return false
 }
+
+func TestDeviceEnrollSelectRevoke(t *testing.T) {
+	admin, _ := newPinnedServer(t)
+	ctx := context.Background()
+	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: "laptops"})
+	if err != nil || et.Token == "" {
+		t.Fatalf("create enroll token: %+v, %v", et, err)
+	}
+	enroller, err := client.NewEnroller(et.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled, err := enroller.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", DeviceType: "linux", OSVersion: "6.1", Version: "dev", PublicKey: wgKey(), User: "ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !enrolled.Device.IP.IsValid() || enrolled.Config.IP != enrolled.Device.IP || enrolled.Config.SplitTunnel.Mode != model.SplitExclude {
+		t.Fatalf("enrolled = %+v", enrolled)
+	}
+	dev, err := client.NewDevice(enrolled.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateVNet(ctx, model.NewVNet{Name: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, tag, changed, err := dev.WatchDeviceConfig(ctx, "", time.Second)
+	if err != nil || !changed || cfg.VNetName != "default" {
+		t.Fatalf("device config: %+v changed=%v err=%v", cfg, changed, err)
+	}
+	if v, err := dev.SelectVNet(ctx, "lab"); err != nil || v.Name != "lab" {
+		t.Fatalf("select vnet: %+v, %v", v, err)
+	}
+	cfg, _, changed, err = dev.WatchDeviceConfig(ctx, tag, 5*time.Second)
+	if err != nil || !changed || cfg.VNetName != "lab" {
+		t.Fatalf("config after switching vnet: %+v changed=%v err=%v", cfg, changed, err)
+	}
+	devices, err := admin.ListDevices(ctx, false)
+	if err != nil || len(devices) != 1 || devices[0].Name != "laptop" || devices[0].User != "ada" || devices[0].Key == "" {
+		t.Fatalf("device list = %+v, %v", devices, err)
+	}
+	if _, err := admin.RevokeDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := dev.WatchDeviceConfig(ctx, "", time.Second); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked device's credential: %v", err)
+	}
+	if _, err := client.NewDevice(et.Token); err == nil {
+		t.Fatal("an enrollment token was accepted as a device credential")
+	}
+}
+
+func TestSplitTunnelAPI(t *testing.T) {
+	admin, _ := newPinnedServer(t)
+	ctx := context.Background()
+	st, err := admin.SetSplitMode(ctx, model.SplitInclude)
+	if err != nil || st.Mode != model.SplitInclude || len(st.Entries) != 0 {
+		t.Fatalf("set include: %+v, %v", st, err)
+	}
+	if st, err = admin.AddSplitEntry(ctx, model.SplitEntry{Address: netip.MustParsePrefix("2001:db8::/32"), Description: "docs"}); err != nil || len(st.Entries) != 1 {
+		t.Fatalf("add: %+v, %v", st, err)
+	}
+	if st, err = admin.RemoveSplitEntry(ctx, "2001:db8::/32"); err != nil || len(st.Entries) != 0 {
+		t.Fatalf("remove: %+v, %v", st, err)
+	}
+	if _, err := admin.SetSplitMode(ctx, "both"); err == nil {
+		t.Fatal("a bad mode was accepted")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -45,6 +46,8 @@ type Options struct {
 	Log *slog.Logger
 	// Connections reports the live connector sessions of each tunnel; nil means none.
 	Connections func() map[uuid.UUID][]model.Connection
+	// LastSeen reports when the edge last heard from each device; nil means never.
+	LastSeen func() map[uuid.UUID]time.Time
 }
 
 // Server is the API's HTTP handler.
@@ -89,6 +92,7 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
 	s.agentRoutes()
+	s.deviceRoutes()
 	s.mux.HandleFunc("/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))

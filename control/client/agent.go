@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,11 +23,8 @@ func NewConnector(raw string) (*Client, token.Tunnel, error) {
 	if err != nil {
 		return nil, tok, err
 	}
-	u, err := url.Parse(tok.API)
-	if err != nil {
-		return nil, tok, fmt.Errorf("tunnel token: API address: %w", err)
-	}
-	return newClient(u, raw, pinnedTLS(tok.CAPin)), tok, nil
+	c, err := newPinned(tok.API, raw, tok.CAPin)
+	return c, tok, err
 }
 
 // pinnedTLS accepts a server whose chain is signed by the CA with that pin,
@@ -70,20 +65,10 @@ func (c *Client) EnrollConnector(ctx context.Context, req model.ConnectorEnrollm
 // differs from the version etag names, waiting up to wait. changed is false
 // when nothing changed in time.
 func (c *Client) WatchConnectorConfig(ctx context.Context, id uuid.UUID, etag string, wait time.Duration) (cfg model.ConnectorConfig, newTag string, changed bool, err error) {
-	hdr := http.Header{}
-	if etag != "" {
-		hdr.Set("If-None-Match", etag)
-	}
-	q := url.Values{"wait": {strconv.Itoa(int(wait / time.Second))}}
-	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
-	defer cancel()
 	var out *model.ConnectorConfig
-	resp, err := c.doHeader(ctx, http.MethodGet, "/v1/agent/connectors/"+id.String()+"/config", q, hdr, nil, &out)
-	if err != nil {
+	tag, changed, err := c.longPoll(ctx, "/v1/agent/connectors/"+id.String()+"/config", etag, wait, &out)
+	if err != nil || !changed || out == nil {
 		return cfg, etag, false, err
 	}
-	if out == nil {
-		return cfg, etag, false, nil
-	}
-	return *out, resp.Get("ETag"), true, nil
+	return *out, tag, true, nil
 }

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/token"
+)
+
+func (s *Server) deviceRoutes() {
+	h := func(pattern string, fn func(*http.Request) (any, error)) {
+		s.mux.HandleFunc(pattern, s.handle(fn))
+	}
+	h("GET /v1/devices", s.listDevices)
+	h("POST /v1/devices/{ref}/revoke", s.revokeDevice)
+	h("GET /v1/enroll-tokens", s.listEnrollTokens)
+	h("POST /v1/enroll-tokens", s.createEnrollToken)
+	h("DELETE /v1/enroll-tokens/{id}", s.deleteEnrollToken)
+	h("GET /v1/split-tunnel", s.getSplitTunnel)
+	h("PUT /v1/split-tunnel/mode", s.setSplitMode)
+	h("POST /v1/split-tunnel/entries", s.addSplitEntry)
+	h("DELETE /v1/split-tunnel/entries/{addr...}", s.removeSplitEntry)
+
+	s.mux.HandleFunc("POST /v1/agent/devices", s.enrollDevice)
+	s.mux.HandleFunc("GET /v1/agent/devices/config", s.deviceAuth(s.deviceConfig))
+	s.mux.HandleFunc("PUT /v1/agent/devices/vnet", s.deviceAuth(s.selectVNet))
+	s.mux.HandleFunc("GET /v1/agent/devices/vnets", s.deviceAuth(s.deviceVNets))
+}
+
+func (s *Server) listDevices(r *http.Request) (any, error) {
+	show, err := queryBool(r, "show_revoked")
+	if err != nil {
+		return nil, err
+	}
+	devices, err := nonNil(s.reg.ListDevices(r.Context(), show != nil && *show))
+	if s.opts.LastSeen != nil {
+		seen := s.opts.LastSeen()
+		for i := range devices {
+			if t, ok := seen[devices[i].ID]; ok {
+				devices[i].LastSeen = &t
+			}
+		}
+	}
+	return devices, err
+}
+
+func (s *Server) revokeDevice(r *http.Request) (any, error) {
+	return s.reg.RevokeDevice(r.Context(), r.PathValue("ref"))
+}
+
+func (s *Server) listEnrollTokens(r *http.Request) (any, error) {
+	return nonNil(s.reg.ListEnrollTokens(r.Context()))
+}
+
+func (s *Server) createEnrollToken(r *http.Request) (any, error) {
+	var req model.NewEnrollToken
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	t, secret, err := s.reg.CreateEnrollToken(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	t.Token = token.Secret{Kind: token.KindEnroll, ID: t.ID, Secret: secret, API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin}.Encode()
+	return t, nil
+}
+
+func (s *Server) deleteEnrollToken(r *http.Request) (any, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return nil, model.Errorf(model.KindInvalid, "enrollment token id %q is not a UUID", r.PathValue("id"))
+	}
+	return struct{}{}, s.reg.DeleteEnrollToken(r.Context(), id)
+}
+
+func (s *Server) getSplitTunnel(r *http.Request) (any, error) { return s.reg.SplitTunnel(r.Context()) }
+
+func (s *Server) setSplitMode(r *http.Request) (any, error) {
+	var req struct {
+		Mode string `json:"mode"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.reg.SetSplitMode(r.Context(), req.Mode)
+}
+
+func (s *Server) addSplitEntry(r *http.Request) (any, error) {
+	var e model.SplitEntry
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	return s.reg.AddSplitEntry(r.Context(), e)
+}
+
+func (s *Server) removeSplitEntry(r *http.Request) (any, error) {
+	return s.reg.RemoveSplitEntry(r.Context(), r.PathValue("addr"))
+}
+
+// enrollDevice enrolls a device with the enrollment token in its Authorization header.
+func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, err := token.DecodeSecret(bearer, token.KindEnroll)
+	if err != nil {
+		writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
+		return
+	}
+	var req model.DeviceEnrollment
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d, secret, err := s.reg.EnrollDevice(r.Context(), tok.ID, tok.Secret, req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg, err := s.deviceConfigFor(r, d.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cred := token.Secret{Kind: token.KindDevice, ID: d.ID, Secret: secret, API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin}.Encode()
+	s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP)
+	writeJSON(w, http.StatusCreated, model.EnrolledDevice{Device: d, Credential: cred, Config: cfg})
+}
+
+// deviceAuth authenticates a request by the device credential in its Authorization header.
+func (s *Server) deviceAuth(next func(http.ResponseWriter, *http.Request, model.Device)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		cred, err := token.DecodeSecret(bearer, token.KindDevice)
+		if err != nil {
+			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
+			return
+		}
+		d, err := s.reg.AuthenticateDevice(r.Context(), cred.ID, cred.Secret)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		next(w, r, d)
+	}
+}
+
+func (s *Server) deviceConfigFor(r *http.Request, id uuid.UUID) (model.DeviceConfig, error) {
+	cfg, err := s.reg.DeviceConfig(r.Context(), id)
+	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey}
+	cfg.MTU = s.opts.Edge.MTU
+	return cfg, err
+}
+
+func (s *Server) deviceConfig(w http.ResponseWriter, r *http.Request, d model.Device) {
+	s.longPoll(w, r, func() (any, error) { return s.deviceConfigFor(r, d.ID) })
+}
+
+func (s *Server) selectVNet(w http.ResponseWriter, r *http.Request, d model.Device) {
+	var req model.SelectVNet
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.reg.SelectVNet(r.Context(), d.ID, req.VNet)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) deviceVNets(w http.ResponseWriter, r *http.Request, d model.Device) {
+	vnets, err := nonNil(s.reg.ListVNets(r.Context(), model.VNetFilter{}))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, vnets)
+}
