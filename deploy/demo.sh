@@ -1,47 +1,129 @@
 #!/usr/bin/env bash
-# The Switchyard demo: starts an edge on loopback with a throwaway data dir and
-# walks the virtual networks scenario (two sites both using 10.1.0.0/16) with
-# the CLI. Everything it starts or creates is removed at the end, also on Ctrl-C.
+# The Switchyard demo. It builds a lab of network namespaces — an edge, three
+# sites behind connectors (A and B both use 10.1.0.0/16, in two virtual
+# networks; C uses 10.3.0.0/16), and a laptop running the client — starts every
+# daemon, and shows with ping, curl and Python's http.server (whose log prints
+# the client address it saw):
+#   1. the laptop reaching a server in site A, which sees the laptop's overlay IP;
+#   2. a server in site C opening a connection to the laptop (server-initiated);
+#   3. site A <-> site C with true source IPs both ways;
+#   4. the same address 10.1.2.3 reaching a different server after the laptop
+#      switches virtual network.
+# Everything it creates is removed at the end, also on Ctrl-C. Needs root,
+# iproute2, ping, curl and python3. Traffic stays inside the lab's namespaces.
 set -euo pipefail
 bin=$(realpath "${1:-bin/switchyard}")
+[ "$(id -u)" = 0 ] || { echo "the demo builds network namespaces: run it as root" >&2; exit 1; }
+for tool in ip ping curl python3; do
+  command -v "$tool" >/dev/null || { echo "the demo needs $tool" >&2; exit 1; }
+done
+
+p="sydemo$$"                        # prefix of every namespace and veth
 work=$(mktemp -d /tmp/switchyard-demo.XXXXXX)
-edge_pid=""
+namespaces=(wan edge gwa gwb gwc hosta hostb hostc laptop)
+pids=()
 
 cleanup() {
-  if [ -n "$edge_pid" ] && kill -0 "$edge_pid" 2>/dev/null; then
-    kill -TERM "$edge_pid" && wait "$edge_pid" 2>/dev/null || true
-  fi
+  set +e
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  for n in "${namespaces[@]}"; do ip netns del "$p-$n" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-sy() { step "switchyard $*"; "$bin" "$@"; }
-sy_fails() { step "switchyard $*"; if "$bin" "$@"; then echo "expected a refusal" >&2; exit 1; fi; }
+in() { local n=$1; shift; ip netns exec "$p-$n" "$@"; }
+bg() { local n=$1 log=$2; shift 2; ip netns exec "$p-$n" "$@" >"$work/$log.log" 2>&1 & pids+=($!); }
+wait_for() { # wait_for LOG TEXT
+  for _ in $(seq 100); do grep -q "$2" "$work/$1.log" 2>/dev/null && return 0; sleep 0.2; done
+  echo "timed out waiting for '$2' in $1:" >&2; cat "$work/$1.log" >&2; exit 1
+}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { local n=$1; shift; printf '\033[2m[%s]$ %s\033[0m\n' "$n" "$*"; in "$n" "$@"; }
+sy() { in edge "$bin" --config "$work/edge/admin.json" "$@"; }
 
-echo "Starting an edge (data dir $work/edge, API on loopback)..."
-"$bin" edge --data-dir "$work/edge" --api-listen 127.0.0.1:0 --public-addr 127.0.0.1:51820 \
-  >"$work/edge.out" 2>"$work/edge.log" &
-edge_pid=$!
-for _ in $(seq 50); do grep -q 'api=' "$work/edge.log" 2>/dev/null && break; sleep 0.1; done
-grep -q 'api=' "$work/edge.log" || { cat "$work/edge.log"; exit 1; }
-cat "$work/edge.out"
-export SWITCHYARD_CONFIG="$work/edge/admin.json"
+say "Building the lab (namespaces prefixed $p)"
+for n in "${namespaces[@]}"; do ip netns add "$p-$n"; in "$n" ip link set lo up; done
+in wan sysctl -qw net.ipv4.ip_forward=1
+i=0
+for n in edge gwa gwb gwc laptop; do
+  a=$((4*i+1)); b=$((4*i+2))
+  ip link add "$p-w$i" netns "$p-wan" type veth peer name "$p-x$i" netns "$p-$n"
+  in wan ip addr add "203.0.113.$a/30" dev "$p-w$i"; in wan ip link set "$p-w$i" up
+  in "$n" ip addr add "203.0.113.$b/30" dev "$p-x$i"; in "$n" ip link set "$p-x$i" up
+  in "$n" ip route add default via "203.0.113.$a"
+  i=$((i+1))
+done
+site() { # site GW HOST GWIP HOSTIP
+  ip link add "$p-$1" netns "$p-$1" type veth peer name "$p-$2" netns "$p-$2"
+  in "$1" ip addr add "$3/16" dev "$p-$1"; in "$1" ip link set "$p-$1" up
+  in "$2" ip addr add "$4/16" dev "$p-$2"; in "$2" ip link set "$p-$2" up
+  in "$2" ip route add default via "$3"
+}
+site gwa hosta 10.1.0.1 10.1.2.3
+site gwb hostb 10.1.0.1 10.1.2.3
+site gwc hostc 10.3.0.1 10.3.0.5
+echo "edge 203.0.113.2 | site A 10.1.0.0/16 (host 10.1.2.3) | site B 10.1.0.0/16 (host 10.1.2.3) | site C 10.3.0.0/16 (host 10.3.0.5) | laptop"
 
-sy tunnel vnet add --default vnet-frankfurt "Frankfurt data center"
-sy tunnel vnet add vnet-sydney "Sydney data center"
-sy tunnel vnet list
-sy tunnel create tunnel-fra
-sy tunnel create tunnel-syd
-sy tunnel route ip add 10.1.0.0/16 tunnel-fra "Frankfurt LAN"
-sy tunnel route ip add --vnet vnet-sydney 10.1.0.0/16 tunnel-syd "Sydney LAN"
-sy_fails tunnel route ip add 10.1.0.0/16 tunnel-fra
-sy_fails tunnel route ip add 10.1.2.3/16 tunnel-fra
+say "Starting the edge"
+bg edge edge "$bin" edge --data-dir "$work/edge" --api-listen 203.0.113.2:7443 --wg-listen :51820 --public-addr 203.0.113.2:51820
+wait_for edge "edge started"
+
+say "Control plane: two virtual networks, three tunnels, overlapping routes"
+sy tunnel vnet add --default vnet-a "sites A and C"
+sy tunnel vnet add vnet-b "site B"
+tok() { sy tunnel create -o json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
+tok_a=$(tok site-a); tok_b=$(tok site-b); tok_c=$(tok site-c)
+sy tunnel route ip add --vnet vnet-a 10.1.0.0/16 site-a "site A LAN"
+sy tunnel route ip add --vnet vnet-b 10.1.0.0/16 site-b "site B LAN"
+sy tunnel route ip add --vnet vnet-a 10.3.0.0/16 site-c "site C LAN"
 sy tunnel route ip show
-sy tunnel route ip get 10.1.2.3
-sy tunnel route ip get --vnet vnet-sydney 10.1.2.3
 sy tunnel route ip overlaps
-sy_fails tunnel vnet delete vnet-frankfurt
+sy split-tunnel mode include >/dev/null
+sy split-tunnel add 10.0.0.0/8 "private sites"
 
-printf '\nDemo complete; stopping the edge and removing %s.\n' "$work"
+say "Starting connectors on the three site gateways and the client on the laptop"
+bg gwa conn-a "$bin" connector run --token "$tok_a" --state-dir "$work/gwa" --tun-name sy0
+bg gwb conn-b "$bin" connector run --token "$tok_b" --state-dir "$work/gwb" --tun-name sy0
+bg gwc conn-c "$bin" connector run --token "$tok_c" --state-dir "$work/gwc" --tun-name sy0
+enroll=$(sy device enroll-token create -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+bg laptop client "$bin" client up --token "$enroll" --state-dir "$work/laptop" --tun-name sy1 --name laptop
+for l in conn-a conn-b conn-c client; do wait_for "$l" "host configured"; done
+sy tunnel list
+sy device list
+laptop_ip=$(sy device list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["ip"])')
+run gwa ip route show dev sy0
+
+# Web servers that log the client address they see.
+bg hosta web-a python3 -m http.server --bind 10.1.2.3 8080
+bg hostb web-b python3 -m http.server --bind 10.1.2.3 8080
+bg hostc web-c python3 -m http.server --bind 10.3.0.5 8080
+bg laptop web-laptop python3 -m http.server --bind "$laptop_ip" 8080
+for l in web-a web-b web-c web-laptop; do wait_for "$l" "Serving HTTP"; done
+seen() { tail -n1 "$work/$1.log" | awk '{print "   the server saw the client as " $1}'; }
+
+say "1. The laptop reaches a server in site A, which sees the laptop's overlay IP ($laptop_ip)"
+run laptop ping -c 2 -W 2 10.1.2.3
+run laptop curl -s -o /dev/null -w '   HTTP %{http_code} from 10.1.2.3\n' http://10.1.2.3:8080/
+seen web-a
+
+say "2. A server in site C opens a connection to the laptop (server-initiated)"
+run hostc curl -s -o /dev/null -w '   HTTP %{http_code} from the laptop\n' "http://$laptop_ip:8080/"
+seen web-laptop
+
+say "3. Site A <-> site C, true source IPs both ways"
+run hosta curl -s -o /dev/null -w '   HTTP %{http_code} from 10.3.0.5\n' http://10.3.0.5:8080/
+seen web-c
+run hostc curl -s -o /dev/null -w '   HTTP %{http_code} from 10.1.2.3\n' http://10.1.2.3:8080/
+seen web-a
+
+say "4. The laptop switches to vnet-b: the same 10.1.2.3 is now site B's server"
+run laptop "$bin" client vnet --state-dir "$work/laptop" vnet-b
+sleep 0.5
+run laptop curl -s -o /dev/null -w '   HTTP %{http_code} from 10.1.2.3\n' http://10.1.2.3:8080/
+printf '   site B'"'"'s server log: '; tail -n1 "$work/web-b.log"
+printf '   and site C (vnet-a only) is out of reach: '
+in laptop curl -s -m 2 -o /dev/null http://10.3.0.5:8080/ && echo reachable || echo unreachable
+
+say "Done: stopping every daemon and removing the lab"

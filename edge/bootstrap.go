@@ -33,6 +33,7 @@ const (
 type identity struct {
 	ca        *pki.CA
 	master    masterKey
+	wgPrivate [32]byte
 	wgPublic  string   // base64
 	adminHash [32]byte // SHA-256 of the admin token
 	newToken  string   // the admin token, only on the start that created it
@@ -80,6 +81,7 @@ func loadIdentity(dir string) (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", wgKeyFile, err)
 	}
+	copy(id.wgPrivate[:], wg)
 	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
 
 	hashPath := filepath.Join(dir, adminHashFile)

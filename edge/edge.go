@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/switchyard/switchyard/control/api"
+	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store/boltstore"
@@ -28,14 +31,26 @@ type Config struct {
 	// APIPublicURL is the API's address as agents reach it, written into tokens;
 	// empty means https:// and the listening address (or PublicAddr's host).
 	APIPublicURL string
-	// PublicAddr is host:port of the WireGuard listener as agents reach it.
+	// PublicAddr is host:port of the WireGuard listener as agents reach it;
+	// empty means loopback and the WireGuard port.
 	PublicAddr string
+	// WGListen is the WireGuard UDP address; its port is used (the endpoint
+	// listens on every address). ":0" picks a free port.
+	WGListen string
+	// MTU is the tunnel MTU agents use; 0 means DefaultMTU.
+	MTU int
+	// OverlayRange is the range device overlay addresses come from; zero
+	// means model.DefaultOverlayRange.
+	OverlayRange netip.Prefix
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Announce receives the messages meant for the operator (the admin token,
 	// printed once); nil discards.
 	Announce io.Writer
 }
+
+// DefaultMTU is the tunnel MTU: 1500 less the WireGuard overhead over IPv6.
+const DefaultMTU = 1420
 
 // Run runs the edge until ctx is done, then shuts down cleanly.
 func Run(ctx context.Context, cfg Config) error {
@@ -58,10 +73,41 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	defer st.Close()
-	reg, err := registry.New(ctx, st, registry.Options{Secrets: id.master})
+	if !cfg.OverlayRange.IsValid() {
+		cfg.OverlayRange = model.DefaultOverlayRange
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
+	if cfg.MTU < 1280 || cfg.MTU > 9000 {
+		return fmt.Errorf("edge: MTU %d is outside 1280..9000", cfg.MTU)
+	}
+	reg, err := registry.New(ctx, st, registry.Options{Secrets: id.master, OverlayRange: cfg.OverlayRange})
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
+
+	dp, err := startDataplane(cfg, id, reg, log)
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	defer dp.ep.Close()
+	if cfg.PublicAddr == "" {
+		cfg.PublicAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(dp.ep.Port())))
+		log.Warn("no --public-addr: tokens will point agents at loopback", "public_addr", cfg.PublicAddr)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	dp.wg.Add(2)
+	go func() {
+		defer dp.wg.Done()
+		if err := dp.follow(runCtx); err != nil && runCtx.Err() == nil {
+			log.Error("following the control plane stopped", "err", err)
+		}
+	}()
+	go func() { defer dp.wg.Done(); dp.watchLiveness(runCtx) }()
+	defer dp.wg.Wait()
+	defer stopRun()
 
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
@@ -87,7 +133,9 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &http.Server{
 		Handler: api.NewServer(reg, api.Options{
 			AdminTokenHash: id.adminHash,
-			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic},
+			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU},
+			Connections:    dp.connections,
+			LastSeen:       dp.lastSeen,
 			Log:            log.With("component", "api"),
 		}),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
@@ -95,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "data_dir", cfg.DataDir)
+	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "data_dir", cfg.DataDir)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()

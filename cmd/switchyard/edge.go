@@ -1,38 +1,58 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/edge"
 )
 
 func edgeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "edge",
-		Usage: "run the edge: control API and store (the data plane joins it later)",
+		Usage: "run the edge: control API, store, WireGuard endpoint and router",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the store, CA, keys and admin config", Value: "/var/lib/switchyard"},
 			&cli.StringFlag{Name: "api-listen", Usage: "`ADDR` the control API listens on", Value: "127.0.0.1:7443"},
 			&cli.StringFlag{Name: "api-public-url", Usage: "`URL` agents use to reach the API (default: https:// and the listening address)"},
+			&cli.StringFlag{Name: "wg-listen", Usage: "WireGuard UDP `ADDR` (its port; the endpoint listens on every address)", Value: ":51820"},
 			&cli.StringFlag{Name: "public-addr", Usage: "`HOST:PORT` of the WireGuard listener as agents reach it; carried in tokens"},
-			&cli.BoolFlag{Name: "debug", Usage: "log at debug level"},
+			&cli.IntFlag{Name: "mtu", Usage: "tunnel `MTU` that agents use", Value: edge.DefaultMTU},
+			&cli.StringFlag{Name: "overlay-range", Usage: "`CIDR` that device overlay addresses come from", Value: model.DefaultOverlayRange.String()},
+			debugFlag,
 		},
 		Action: func(c *cli.Context) error {
-			level := slog.LevelInfo
-			if c.Bool("debug") {
-				level = slog.LevelDebug
+			log := daemonLog(c, "edge")
+			overlay, err := model.ParsePrefix(c.String("overlay-range"))
+			if err != nil {
+				return fmt.Errorf("--overlay-range: %w", err)
 			}
-			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			return edge.Run(c.Context, edge.Config{
 				DataDir:      c.String("data-dir"),
 				APIListen:    c.String("api-listen"),
 				APIPublicURL: c.String("api-public-url"),
 				PublicAddr:   c.String("public-addr"),
-				Log:          log.With("component", "edge"),
+				WGListen:     c.String("wg-listen"),
+				MTU:          c.Int("mtu"),
+				OverlayRange: overlay,
+				Log:          log,
 				Announce:     c.App.Writer,
 			})
 		},
 	}
+}
+
+var debugFlag = &cli.BoolFlag{Name: "debug", Usage: "log at debug level"}
+
+// daemonLog is a daemon's logger: text to stderr, debug level with --debug;
+// the daemon's parts add their own component attribute.
+func daemonLog(c *cli.Context, daemon string) *slog.Logger {
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})).With("daemon", daemon)
 }

@@ -41,6 +41,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			edgeCommand(),
 			tunnelCommand(),
+			connectorCommand(),
+			clientCommand(),
+			deviceCommand(),
+			splitTunnelCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -132,9 +132,12 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 			return
 		}
 		select {
-		case _, ok := <-changes:
-			if !ok {
-				return // the client went away
+		case c, ok := <-changes:
+			if !ok || c.Err != nil {
+				if ctx.Err() == nil {
+					writeError(w, model.Errorf(model.KindInternal, "change feed ended; retry"))
+				}
+				return
 			}
 		case <-timeout.C:
 			w.Header().Set("ETag", tag)

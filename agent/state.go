@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/switchyard/switchyard/control/pki"
+)
+
+// Files in the state directory.
+const (
+	keyFile      = "wg.key" // the WireGuard private key, base64, mode 0600
+	identityFile = "identity.json"
+)
+
+// identity is what the agent remembers across restarts.
+type identity struct {
+	ConnectorID uuid.UUID `json:"connector_id"`
+	TunnelID    uuid.UUID `json:"tunnel_id"`
+}
+
+// key is a WireGuard key pair.
+type key struct {
+	private, public [32]byte
+}
+
+func (k key) publicBase64() string { return base64.StdEncoding.EncodeToString(k.public[:]) }
+
+// loadOrCreateKey reads the agent's private key, generating it on first start.
+// The private key never leaves the host.
+func loadOrCreateKey(dir string) (key, error) {
+	var k key
+	path := filepath.Join(dir, keyFile)
+	buf, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if _, err := rand.Read(k.private[:]); err != nil {
+			return k, fmt.Errorf("generate WireGuard key: %w", err)
+		}
+		k.private[0] &= 248
+		k.private[31] = (k.private[31] & 127) | 64
+		if err := pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(k.private[:])+"\n"), 0o600); err != nil {
+			return k, err
+		}
+	case err != nil:
+		return k, fmt.Errorf("read WireGuard key: %w", err)
+	default:
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(buf)))
+		if err != nil || len(b) != 32 {
+			return k, fmt.Errorf("read WireGuard key %s: not a base64 32-byte key", path)
+		}
+		copy(k.private[:], b)
+	}
+	pub, err := curve25519.X25519(k.private[:], curve25519.Basepoint)
+	if err != nil {
+		return k, fmt.Errorf("derive WireGuard public key: %w", err)
+	}
+	copy(k.public[:], pub)
+	return k, nil
+}
+
+func loadIdentity(dir string) (identity, bool) {
+	var id identity
+	buf, err := os.ReadFile(filepath.Join(dir, identityFile))
+	if err != nil || json.Unmarshal(buf, &id) != nil {
+		return id, false
+	}
+	return id, true
+}
+
+func saveIdentity(dir string, id identity) error {
+	buf, _ := json.MarshalIndent(id, "", "  ")
+	return pki.WriteFileAtomic(filepath.Join(dir, identityFile), append(buf, '\n'), 0o600)
+}
+
+func hexKey(k []byte) string { return hex.EncodeToString(k) }

@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/switchyard/switchyard/control/model"
+)
+
+// keepalive is the persistent keepalive the agent sends the edge: it keeps
+// NAT state alive and tells the edge the replica is up.
+const keepalive = 5 * time.Second
+
+// wgDevice is a wireguard-go device whose only peer is the edge.
+type wgDevice struct {
+	dev  *device.Device
+	edge model.EdgePeer
+}
+
+// startDevice runs a wireguard-go device on tunDev with the edge as its peer.
+// The device owns tunDev from then on: Close closes it.
+func startDevice(tunDev wgtun.Device, k key, edge model.EdgePeer, log *slog.Logger) (*wgDevice, error) {
+	logger := &device.Logger{
+		Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
+		Errorf:   func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+	}
+	d := &wgDevice{dev: device.NewDevice(tunDev, conn.NewDefaultBind(), logger)}
+	if err := d.dev.IpcSet("private_key=" + hexKey(k.private[:]) + "\n"); err != nil {
+		d.dev.Close()
+		return nil, fmt.Errorf("configure WireGuard device: %w", err)
+	}
+	if err := d.setEdge(edge); err != nil {
+		d.dev.Close()
+		return nil, err
+	}
+	if err := d.dev.Up(); err != nil {
+		d.dev.Close()
+		return nil, fmt.Errorf("bring WireGuard device up: %w", err)
+	}
+	return d, nil
+}
+
+// setEdge (re)configures the edge peer: its key, endpoint, and every address
+// as allowed (the edge decides what may come through; the host's routes
+// decide what goes in).
+func (d *wgDevice) setEdge(edge model.EdgePeer) error {
+	if d.edge == edge {
+		return nil
+	}
+	pub, err := base64.StdEncoding.DecodeString(edge.PublicKey)
+	if err != nil || len(pub) != 32 {
+		return fmt.Errorf("edge public key %q is not a base64 WireGuard key", edge.PublicKey)
+	}
+	addr, err := net.ResolveUDPAddr("udp", edge.Endpoint)
+	if err != nil {
+		return fmt.Errorf("resolve edge endpoint %q: %w", edge.Endpoint, err)
+	}
+	var b strings.Builder
+	b.WriteString("replace_peers=true\n")
+	fmt.Fprintf(&b, "public_key=%s\n", hexKey(pub))
+	ap := addr.AddrPort()
+	fmt.Fprintf(&b, "endpoint=%s\n", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(keepalive/time.Second))
+	b.WriteString("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n")
+	if err := d.dev.IpcSet(b.String()); err != nil {
+		return fmt.Errorf("configure edge peer %s at %s: %w", edge.PublicKey, edge.Endpoint, err)
+	}
+	d.edge = edge
+	return nil
+}
+
+// Close stops the device and closes its TUN.
+func (d *wgDevice) Close() { d.dev.Close() }

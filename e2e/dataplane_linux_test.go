@@ -1,0 +1,325 @@
+//go:build linux
+
+// Package e2e runs the real switchyard binary — edge, connectors and a client —
+// in a lab of network namespaces and checks what a network operator would:
+// packets arrive, with the true source address, and the blocked ones do not.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/lab"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchyard-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "switchyard")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, "../cmd/switchyard").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build switchyard: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is the lab: an edge, three sites behind connectors, and a laptop,
+// joined by a "wan" router namespace.
+//
+//	site A 10.1.0.0/16 (vnet-a) ─ gwa ┐
+//	site B 10.1.0.0/16 (vnet-b) ─ gwb ┼─ wan ─ edge 203.0.113.2
+//	site C 10.3.0.0/16 (vnet-a) ─ gwc ┤
+//	                          laptop ─┘
+type world struct {
+	t                   *testing.T
+	l                   *lab.Lab
+	wan, edge           *lab.NS
+	gwa, gwb, gwc       *lab.NS
+	hosta, hostb, hostc *lab.NS
+	laptop              *lab.NS
+	dir                 string
+	edgeProc            *lab.Proc
+}
+
+const edgeAddr = "203.0.113.2"
+
+func newWorld(t *testing.T) *world {
+	l := lab.New(t)
+	w := &world{t: t, l: l, dir: t.TempDir()}
+	w.wan, w.edge = l.NS("wan"), l.NS("edge")
+	w.gwa, w.gwb, w.gwc = l.NS("gwa"), l.NS("gwb"), l.NS("gwc")
+	w.hosta, w.hostb, w.hostc = l.NS("hosta"), l.NS("hostb"), l.NS("hostc")
+	w.laptop = l.NS("laptop")
+	must(t, w.wan.Sysctl("net.ipv4.ip_forward", "1"))
+
+	// WAN: a /30 from 203.0.113.0/24 (TEST-NET-3) per member.
+	for i, n := range []*lab.NS{w.edge, w.gwa, w.gwb, w.gwc, w.laptop} {
+		wanIP := fmt.Sprintf("203.0.113.%d", 4*i+1)
+		l.Link(w.wan, wanIP+"/30", n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
+		must(t, n.Route("add", "default", "via", wanIP))
+	}
+	// Site LANs: the connector host is each LAN's default gateway.
+	for _, s := range []struct {
+		gw, host     *lab.NS
+		gwIP, hostIP string
+		prefixLen    string
+	}{
+		{w.gwa, w.hosta, "10.1.0.1", "10.1.2.3", "/16"},
+		{w.gwb, w.hostb, "10.1.0.1", "10.1.2.3", "/16"},
+		{w.gwc, w.hostc, "10.3.0.1", "10.3.0.5", "/16"},
+	} {
+		l.Link(s.gw, s.gwIP+s.prefixLen, s.host, s.hostIP+s.prefixLen)
+		must(t, s.host.Route("add", "default", "via", s.gwIP))
+	}
+	return w
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cli runs the admin CLI inside the edge namespace.
+func (w *world) cli(args ...string) string {
+	w.t.Helper()
+	full := append([]string{binary, "--config", filepath.Join(w.dir, "edge", "admin.json")}, args...)
+	out, err := w.edge.Exec(full...)
+	if err != nil {
+		w.t.Fatalf("switchyard %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (w *world) startEdge() {
+	w.edgeProc = w.edge.Start(w.t, binary, "edge", "--data-dir", filepath.Join(w.dir, "edge"),
+		"--api-listen", edgeAddr+":7443", "--wg-listen", ":51820", "--public-addr", edgeAddr+":51820")
+	must(w.t, w.edgeProc.WaitFor("edge started", 15*time.Second))
+}
+
+func (w *world) tunnelToken(name string) string {
+	var created model.CreatedTunnel
+	if err := json.Unmarshal([]byte(w.cli("tunnel", "create", "-o", "json", name)), &created); err != nil {
+		w.t.Fatal(err)
+	}
+	return created.Token
+}
+
+func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
+	p := ns.Start(w.t, binary, "connector", "run", "--token", token,
+		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0")
+	must(w.t, p.WaitFor("host configured", 20*time.Second))
+	return p
+}
+
+// eventually retries fn for up to d, returning its last error.
+func eventually(d time.Duration, fn func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wantPeer checks that a TCP (or UDP) echo from ns to addr works and that the
+// server saw the connection come from src.
+func wantPeer(t *testing.T, ns *lab.NS, network, addr, src string) {
+	t.Helper()
+	var peer netip.AddrPort
+	err := eventually(5*time.Second, func() error {
+		var err error
+		if network == "udp" {
+			peer, err = ns.UDPEcho(addr)
+		} else {
+			peer, err = ns.TCPEcho(addr)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s %s echo from %s: %v", network, addr, ns, err)
+	}
+	if peer.Addr().String() != src {
+		t.Fatalf("%s %s: the server saw %s, want the true source %s", network, addr, peer.Addr(), src)
+	}
+}
+
+func TestDataPath(t *testing.T) {
+	w := newWorld(t)
+	w.startEdge()
+	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
+	w.cli("tunnel", "vnet", "add", "vnet-b")
+	tokA, tokB, tokC := w.tunnelToken("site-a"), w.tunnelToken("site-b"), w.tunnelToken("site-c")
+	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "10.1.0.0/16", "site-a")
+	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-b", "10.1.0.0/16", "site-b")
+	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "10.3.0.0/16", "site-c")
+	// The sites' private ranges go through the tunnel.
+	w.cli("split-tunnel", "mode", "include")
+	w.cli("split-tunnel", "add", "10.0.0.0/8")
+
+	connA := w.startConnector(w.gwa, "gwa", tokA)
+	w.startConnector(w.gwb, "gwb", tokB)
+	connC := w.startConnector(w.gwc, "gwc", tokC)
+
+	var enroll model.EnrollToken
+	must(t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	laptopState := filepath.Join(w.dir, "laptop")
+	client := w.laptop.Start(t, binary, "client", "up", "--token", enroll.Token, "--state-dir", laptopState, "--tun-name", "sy1", "--name", "laptop")
+	must(t, client.WaitFor("host configured", 20*time.Second))
+	var devices []model.Device
+	must(t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
+	if len(devices) != 1 {
+		t.Fatalf("devices = %+v", devices)
+	}
+	laptopIP := devices[0].IP.String()
+
+	echoA := w.hosta.Echo(t, "10.1.2.3:7000")
+	echoB := w.hostb.Echo(t, "10.1.2.3:7000")
+	w.hostc.Echo(t, "10.3.0.5:7000")
+	w.laptop.Echo(t, laptopIP+":7000")
+
+	t.Run("client to site sees the overlay IP", func(t *testing.T) {
+		wantPeer(t, w.laptop, "tcp", "10.1.2.3:7000", laptopIP)
+		wantPeer(t, w.laptop, "udp", "10.1.2.3:7000", laptopIP)
+		must(t, w.laptop.Ping("10.1.2.3", 2))
+		if len(echoA.Peers()) == 0 || len(echoB.Peers()) != 0 {
+			t.Fatalf("site A's server saw %v, site B's %v: vnet-a traffic must reach A only", echoA.Peers(), echoB.Peers())
+		}
+	})
+	t.Run("server-initiated: site C to client", func(t *testing.T) {
+		wantPeer(t, w.hostc, "tcp", laptopIP+":7000", "10.3.0.5")
+		must(t, w.hostc.Ping(laptopIP, 2))
+	})
+	t.Run("site to site with true source IPs both ways", func(t *testing.T) {
+		wantPeer(t, w.hosta, "tcp", "10.3.0.5:7000", "10.1.2.3")
+		wantPeer(t, w.hostc, "tcp", "10.1.2.3:7000", "10.3.0.5")
+		wantPeer(t, w.hostc, "udp", "10.1.2.3:7000", "10.3.0.5")
+		must(t, w.hosta.Ping("10.3.0.5", 2))
+		must(t, w.hostc.Ping("10.1.2.3", 2))
+	})
+	t.Run("vnet isolation", func(t *testing.T) {
+		// Site B is in vnet-b, where 10.3.0.0/16 is not routed.
+		if _, err := w.hostb.TCPEcho("10.3.0.5:7000"); err == nil {
+			t.Fatal("site B (vnet-b) reached site C (vnet-a only)")
+		}
+		if err := w.hostb.Ping("10.3.0.5", 1); err == nil {
+			t.Fatal("site B pinged site C across virtual networks")
+		}
+	})
+	t.Run("spoofed source dropped", func(t *testing.T) {
+		// The gateway of site A sends from an address outside site A's prefixes.
+		must(t, w.gwa.AddAddr("lo", "10.9.9.9/32"))
+		echoC := w.hostc.Echo(t, "10.3.0.5:7001")
+		before := len(echoC.Peers())
+		err := w.gwa.Do(func() error {
+			d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("10.9.9.9")}, Timeout: time.Second}
+			c, err := d.Dial("udp", "10.3.0.5:7001")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("spoof\n"))
+			_, err = c.Read(make([]byte, 64))
+			return err
+		})
+		if err == nil {
+			t.Fatal("a packet with a spoofed source got an answer")
+		}
+		for _, p := range echoC.Peers()[before:] {
+			if p.Addr().String() == "10.9.9.9" {
+				t.Fatal("the spoofed packet reached a server")
+			}
+		}
+	})
+	t.Run("route change reaches a running connector", func(t *testing.T) {
+		w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "10.4.0.0/16", "site-c")
+		start := time.Now()
+		// The issue asks for well under a second; allow slack for a loaded CI machine.
+		err := eventually(3*time.Second, func() error {
+			out, _ := w.gwa.Exec("ip", "route", "show", "dev", "sy0")
+			if !strings.Contains(out, "10.4.0.0/16") {
+				return fmt.Errorf("routes on gwa's sy0:\n%s", out)
+			}
+			return nil
+		})
+		must(t, err)
+		t.Logf("route 10.4.0.0/16 installed on site A's connector %v after the CLI call returned", time.Since(start))
+	})
+	t.Run("client switches vnet", func(t *testing.T) {
+		out, err := w.laptop.Exec(binary, "client", "vnet", "--state-dir", laptopState, "vnet-b")
+		if err != nil {
+			t.Fatalf("client vnet vnet-b: %v\n%s", err, out)
+		}
+		before := len(echoB.Peers())
+		wantPeer(t, w.laptop, "tcp", "10.1.2.3:7000", laptopIP)
+		if len(echoB.Peers()) != before+1 {
+			t.Fatal("after switching to vnet-b, 10.1.2.3 did not reach site B's server")
+		}
+		if _, err := w.laptop.TCPEcho("10.3.0.5:7000"); err == nil {
+			t.Fatal("after switching to vnet-b, site C (vnet-a) is still reachable")
+		}
+	})
+	t.Run("revoked device is cut off", func(t *testing.T) {
+		w.cli("device", "revoke", "laptop")
+		err := eventually(3*time.Second, func() error {
+			if _, err := w.laptop.TCPEcho("10.1.2.3:7000"); err == nil {
+				return fmt.Errorf("still connected")
+			}
+			return nil
+		})
+		must(t, err)
+		// The client learns it was revoked, cleans up and exits.
+		must(t, eventually(5*time.Second, func() error {
+			if !client.Exited() {
+				return fmt.Errorf("the revoked client is still running")
+			}
+			return nil
+		}))
+		if !strings.Contains(client.Output(), "revoked") {
+			t.Errorf("the client did not say it was revoked:\n%s", client.Output())
+		}
+	})
+	t.Run("clean stop leaves nothing behind", func(t *testing.T) {
+		for name, p := range map[string]*lab.Proc{"connector A": connA, "connector C": connC} {
+			if err := p.Stop(); err != nil {
+				t.Errorf("stop %s: %v\n%s", name, err, p.Output())
+			}
+		}
+		for _, ns := range []*lab.NS{w.gwa, w.gwc} {
+			if _, err := ns.Exec("ip", "link", "show", "sy0"); err == nil {
+				t.Errorf("%s: sy0 still exists after the connector stopped", ns)
+			}
+			if out, _ := ns.Exec("ip", "route", "show", "10.4.0.0/16"); strings.TrimSpace(out) != "" {
+				t.Errorf("%s: a route is left: %s", ns, out)
+			}
+		}
+		if _, err := w.laptop.Exec("ip", "link", "show", "sy1"); err == nil {
+			t.Error("laptop: sy1 still exists after the client stopped")
+		}
+		if out, _ := w.laptop.Exec("ip", "route", "show", "10.0.0.0/8"); strings.TrimSpace(out) != "" {
+			t.Errorf("laptop: a route is left: %s", out)
+		}
+		if err := w.edgeProc.Stop(); err != nil {
+			t.Errorf("stop edge: %v", err)
+		}
+	})
+}

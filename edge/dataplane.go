@@ -1,0 +1,314 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store"
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/transport/wireguard"
+)
+
+// livenessTimeout marks a replica down when nothing authenticated arrived from
+// it for this long; connectors send a keepalive every agentKeepalive.
+const (
+	agentKeepalive  = 5 * time.Second
+	livenessTimeout = 3*agentKeepalive + time.Second
+	livenessTick    = 250 * time.Millisecond
+)
+
+// dataplane joins the WireGuard endpoint and the router: every decrypted
+// packet is routed by the session it came from and sent on, in place.
+type dataplane struct {
+	log    *slog.Logger
+	ep     *wireguard.Endpoint
+	router *router.Router
+	reg    *registry.Registry
+
+	mu    sync.Mutex
+	peers map[wireguard.PublicKey]*router.Peer // the current directory
+	ids   map[*router.Peer]uuid.UUID           // connector or device id of each peer
+	vnets map[uuid.UUID]uint32                 // stable router index per vnet
+	rev   int64                                // revision of the applied snapshot
+
+	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
+	wg      sync.WaitGroup
+}
+
+// batch is the scratch space of one Receive call.
+type batch struct {
+	bufs  [][]byte
+	icmp  [][]byte // ICMP error buffers with headroom for the transport header
+	group [][]byte
+}
+
+func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
+	d := &dataplane{log: log, reg: reg, router: r, peers: map[wireguard.PublicKey]*router.Peer{}, ids: map[*router.Peer]uuid.UUID{}, vnets: map[uuid.UUID]uint32{}}
+	d.scratch.New = func() any { return &batch{} }
+	return d
+}
+
+// Receive implements wireguard.Receiver: route each packet, then send runs of
+// packets bound for the same session together.
+func (d *dataplane) Receive(pkts []wireguard.Packet) {
+	b := d.scratch.Get().(*batch)
+	defer d.scratch.Put(b)
+	for len(b.icmp) < len(pkts) {
+		b.icmp = append(b.icmp, make([]byte, wireguard.Headroom+router.IcmpBufSize+wireguard.Tailroom))
+	}
+	var cur *wireguard.Session
+	b.group = b.group[:0]
+	flush := func() {
+		if cur != nil && len(b.group) > 0 {
+			d.ep.Send(cur, b.group, wireguard.Headroom) // drops are counted by the endpoint
+		}
+		b.group = b.group[:0]
+	}
+	for i, p := range pkts {
+		from, _ := p.Session.Value().(*router.Peer)
+		if from == nil {
+			continue
+		}
+		icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
+		dec := d.router.Route(from, p.Data(), icmp)
+		var to *wireguard.Session
+		var buf []byte
+		switch dec.Verdict {
+		case router.Forward:
+			to, _ = dec.To.Out.(*wireguard.Session)
+			buf = p.Buf[:wireguard.Headroom+dec.Len]
+		case router.Reply:
+			to = p.Session
+			buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
+		default:
+			continue
+		}
+		if to != cur {
+			flush()
+			cur = to
+		}
+		b.group = append(b.group, buf)
+	}
+	flush()
+	clear(b.group[:cap(b.group)])
+}
+
+// follow applies the control plane's state now and after every change, until ctx ends.
+func (d *dataplane) follow(ctx context.Context) error {
+	for {
+		snap, err := d.reg.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		d.apply(snap)
+		changes, err := d.reg.Store().Watch(ctx, snap.Rev)
+		if err != nil {
+			return err
+		}
+		for c := range changes {
+			if errors.Is(c.Err, store.ErrCompacted) {
+				break // start over from a fresh snapshot
+			}
+			// Coalesce a burst of changes into one rebuild.
+			for drained := false; !drained; {
+				select {
+				case _, ok := <-changes:
+					drained = !ok
+				default:
+					drained = true
+				}
+			}
+			snap, err := d.reg.Snapshot(ctx)
+			if err != nil {
+				return err
+			}
+			d.apply(snap)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// apply rebuilds the peer directory and the routing table from a snapshot.
+func (d *dataplane) apply(s registry.Snapshot) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range s.VNets {
+		if _, ok := d.vnets[v.ID]; !ok {
+			d.vnets[v.ID] = uint32(len(d.vnets))
+		}
+	}
+	tunnelVNet := map[uuid.UUID]uuid.UUID{}
+	var defaultVNet uuid.UUID
+	for _, v := range s.VNets {
+		if v.IsDefault {
+			defaultVNet = v.ID
+		}
+	}
+	b := router.NewTableBuilder()
+	for _, rt := range s.Routes {
+		tunnelVNet[rt.TunnelID] = rt.VNetID
+		b.AddRoute(d.vnets[rt.VNetID], rt.Network, router.TunnelID(rt.TunnelID))
+	}
+	names := map[uuid.UUID]string{}
+	for _, t := range s.Tunnels {
+		names[t.ID] = t.Name
+	}
+
+	want := make(map[wireguard.PublicKey]bool, len(s.Connectors))
+	var configs []wireguard.PeerConfig
+	for _, c := range s.Connectors {
+		key, err := wireguard.ParsePublicKey(c.PublicKey)
+		if err != nil {
+			d.log.Warn("skipping connector with a bad key", "connector", c.ID, "err", err)
+			continue
+		}
+		vnet, ok := tunnelVNet[c.TunnelID]
+		if !ok {
+			vnet = defaultVNet
+		}
+		p := d.peers[key]
+		if p == nil {
+			p = &router.Peer{Name: names[c.TunnelID], Kind: router.Connector, Tunnel: router.TunnelID(c.TunnelID)}
+			d.peers[key] = p
+		}
+		p.SetVNet(d.vnets[vnet])
+		d.ids[p] = c.ID
+		want[key] = true
+		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
+		b.AddReplica(p)
+	}
+	for _, dev := range s.Devices {
+		key, err := wireguard.ParsePublicKey(dev.Key)
+		if err != nil {
+			d.log.Warn("skipping device with a bad key", "device", dev.ID, "err", err)
+			continue
+		}
+		p := d.peers[key]
+		if p == nil || p.Kind != router.Client || p.Overlay != dev.IP {
+			p = &router.Peer{Name: dev.Name, Kind: router.Client, Overlay: dev.IP}
+			d.peers[key] = p
+		}
+		p.SetVNet(d.vnets[dev.VNetID])
+		d.ids[p] = dev.ID
+		want[key] = true
+		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
+		b.AddClient(p)
+	}
+	for key := range d.peers {
+		if !want[key] {
+			delete(d.ids, d.peers[key])
+			delete(d.peers, key)
+		}
+	}
+	if err := d.ep.SetPeers(configs); err != nil {
+		d.log.Warn("updating the WireGuard directory", "err", err)
+	}
+	for key, p := range d.peers {
+		if p.Out == nil {
+			if s := d.ep.Peer(key); s != nil {
+				p.Out = s
+			}
+		}
+	}
+	d.router.SetTable(b.Build())
+	d.rev = s.Rev
+	d.log.Debug("data plane updated", "rev", s.Rev, "peers", len(d.peers), "routes", len(s.Routes))
+}
+
+// watchLiveness keeps each peer's up flag current: up while its session has a
+// usable key and something authenticated arrived recently.
+func (d *dataplane) watchLiveness(ctx context.Context) {
+	t := time.NewTicker(livenessTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		for _, p := range d.peers {
+			s, _ := p.Out.(*wireguard.Session)
+			p.SetUp(s != nil && s.Established() && time.Since(s.LastReceived()) < livenessTimeout)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// lastSeen reports when each device was last heard from, for the API.
+func (d *dataplane) lastSeen() map[uuid.UUID]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[uuid.UUID]time.Time{}
+	for _, p := range d.peers {
+		if s, _ := p.Out.(*wireguard.Session); s != nil && p.Kind == router.Client {
+			if t := s.LastReceived(); !t.IsZero() {
+				out[d.ids[p]] = t.UTC()
+			}
+		}
+	}
+	return out
+}
+
+// connections lists the live connector sessions of each tunnel, for the API.
+func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[uuid.UUID][]model.Connection{}
+	for _, p := range d.peers {
+		s, _ := p.Out.(*wireguard.Session)
+		if p.Kind != router.Connector || s == nil || !p.Up() {
+			continue
+		}
+		id := uuid.UUID(p.Tunnel)
+		out[id] = append(out[id], model.Connection{
+			ID:       d.ids[p],
+			OriginIP: s.RemoteAddr().Addr().String(),
+			OpenedAt: s.LastHandshake().UTC(),
+		})
+	}
+	return out
+}
+
+// icmpSource6 is the address the edge's ICMPv6 errors come from (a ULA).
+var icmpSource6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
+
+// startDataplane opens the WireGuard endpoint with the edge's key and a router.
+func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.Logger) (*dataplane, error) {
+	port := 0
+	if cfg.WGListen != "" {
+		_, p, err := net.SplitHostPort(cfg.WGListen)
+		if err == nil {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil || port < 0 || port > 65535 {
+			return nil, fmt.Errorf("--wg-listen %q is not HOST:PORT", cfg.WGListen)
+		}
+	}
+	r := router.New(router.Config{ICMPSource4: cfg.OverlayRange.Addr().Next(), ICMPSource6: icmpSource6})
+	d := newDataplane(log.With("component", "dataplane"), reg, r)
+	ep, err := wireguard.New(wireguard.Config{
+		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
+		ListenPort: uint16(port),
+		Receiver:   d,
+		Logger:     log, // the endpoint adds component=wireguard
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start WireGuard on %s: %w", cfg.WGListen, err)
+	}
+	d.ep = ep
+	return d, nil
+}

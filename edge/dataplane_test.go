@@ -1,0 +1,215 @@
+package edge
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/transport/wireguard"
+)
+
+// agentPeer is a wireguard-go device standing in for a connector or client:
+// packets written to tun.Outbound leave through the edge, and what the edge
+// sends it arrives on tun.Inbound.
+type agentPeer struct {
+	tun *tuntest.ChannelTUN
+	dev *device.Device
+	key string // base64 public key
+}
+
+func newAgentPeer(t *testing.T, edgeKey wireguard.PublicKey, edgePort uint16) *agentPeer {
+	t.Helper()
+	priv, err := wireguard.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := tuntest.NewChannelTUN()
+	dev := device.NewDevice(ct.TUN(), conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+	t.Cleanup(dev.Close)
+	cfg := fmt.Sprintf("private_key=%s\npublic_key=%s\nendpoint=127.0.0.1:%d\npersistent_keepalive_interval=1\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n",
+		hex.EncodeToString(priv[:]), hex.EncodeToString(edgeKey[:]), edgePort)
+	if err := dev.IpcSet(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Up(); err != nil {
+		t.Fatal(err)
+	}
+	pub := priv.PublicKey()
+	return &agentPeer{tun: ct, dev: dev, key: base64.StdEncoding.EncodeToString(pub[:])}
+}
+
+// send injects a packet as if the agent's host had routed it into its TUN.
+func (a *agentPeer) send(t *testing.T, pkt []byte) {
+	t.Helper()
+	select {
+	case a.tun.Outbound <- pkt:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent TUN did not take the packet")
+	}
+}
+
+// recv waits for a packet from the edge; nil after d.
+func (a *agentPeer) recv(d time.Duration) []byte {
+	select {
+	case p := <-a.tun.Inbound:
+		return p
+	case <-time.After(d):
+		return nil
+	}
+}
+
+type edgeLab struct {
+	reg *registry.Registry
+	dp  *dataplane
+}
+
+func newEdgeLab(t *testing.T) *edgeLab {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	id, err := loadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: id.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{WGListen: "127.0.0.1:0", OverlayRange: model.DefaultOverlayRange}
+	dp, err := startDataplane(cfg, id, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	dp.wg.Add(2)
+	go func() { defer dp.wg.Done(); dp.follow(ctx) }()
+	go func() { defer dp.wg.Done(); dp.watchLiveness(ctx) }()
+	t.Cleanup(func() { cancel(); dp.wg.Wait(); dp.ep.Close() })
+	return &edgeLab{reg: reg, dp: dp}
+}
+
+func (l *edgeLab) connector(t *testing.T, tunnel string, vnet string, prefixes ...string) *agentPeer {
+	t.Helper()
+	ctx := context.Background()
+	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: tunnel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range prefixes {
+		if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix(p), Tunnel: tunnel, VNet: vnet}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := newAgentPeer(t, l.dp.ep.PublicKey(), l.dp.ep.Port())
+	if _, err := l.reg.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: a.key}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// waitUp waits until the edge has a live session with every agent.
+func (l *edgeLab) waitUp(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		up := 0
+		l.dp.mu.Lock()
+		for _, p := range l.dp.peers {
+			if p.Up() {
+				up++
+			}
+		}
+		l.dp.mu.Unlock()
+		if up == n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d agents came up", n)
+}
+
+func ping(dst, src string) []byte {
+	return tuntest.Ping(netip.MustParseAddr(dst), netip.MustParseAddr(src))
+}
+
+func TestDataplaneForwardsBetweenSites(t *testing.T) {
+	l := newEdgeLab(t)
+	ctx := context.Background()
+	if _, err := l.reg.CreateVNet(ctx, model.NewVNet{Name: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	a := l.connector(t, "site-a", "", "10.1.0.0/16")
+	c := l.connector(t, "site-c", "", "10.3.0.0/16")
+	b := l.connector(t, "site-b", "other", "10.1.0.0/16")
+	// Nudge every device into a handshake; keepalives keep them up.
+	for _, p := range []*agentPeer{a, b, c} {
+		p.send(t, ping("100.96.0.1", "10.255.255.254"))
+	}
+	l.waitUp(t, 3)
+
+	// A to C: arrives unchanged but for the TTL.
+	sent := ping("10.3.0.5", "10.1.2.3")
+	a.send(t, sent)
+	got := c.recv(5 * time.Second)
+	if got == nil {
+		t.Fatal("site C received nothing from site A")
+	}
+	if src, dst := netip.AddrFrom4([4]byte(got[12:16])), netip.AddrFrom4([4]byte(got[16:20])); src.String() != "10.1.2.3" || dst.String() != "10.3.0.5" {
+		t.Fatalf("site C got %s -> %s, want 10.1.2.3 -> 10.3.0.5 untouched", src, dst)
+	}
+	if got[8] != sent[8]-1 {
+		t.Fatalf("TTL %d, want %d", got[8], sent[8]-1)
+	}
+
+	// B (other vnet) to C: no route there; B gets an ICMP net unreachable from the edge.
+	b.send(t, ping("10.3.0.5", "10.1.2.3"))
+	if p := c.recv(300 * time.Millisecond); p != nil {
+		t.Fatal("a packet crossed virtual networks")
+	}
+	icmp := b.recv(5 * time.Second)
+	if icmp == nil || icmp[9] != 1 || icmp[20] != 3 || netip.AddrFrom4([4]byte(icmp[12:16])).String() != "100.96.0.1" {
+		t.Fatalf("site B got %x, want an ICMP destination unreachable from 100.96.0.1", icmp)
+	}
+
+	// A spoofing C's prefix is dropped.
+	before := l.dp.router.Stats().Dropped["spoofed"]
+	a.send(t, ping("10.3.0.5", "10.3.9.9"))
+	if p := c.recv(300 * time.Millisecond); p != nil {
+		t.Fatal("a spoofed packet was forwarded")
+	}
+	if after := l.dp.router.Stats().Dropped["spoofed"]; after != before+1 {
+		t.Fatalf("spoofed drops %d -> %d, want one more", before, after)
+	}
+
+	// A route moved at run time takes effect without a restart.
+	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.4.0.0/16"), Tunnel: "site-c"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		a.send(t, ping("10.4.0.1", "10.1.2.3"))
+		if p := c.recv(100 * time.Millisecond); p != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a new route did not take effect")
+		}
+	}
+}

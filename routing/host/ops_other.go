@@ -1,0 +1,27 @@
+//go:build !linux
+
+package host
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netns"
+)
+
+// NetlinkOps is only implemented on Linux.
+type NetlinkOps struct{ Ops }
+
+// NewNetlinkOps is only implemented on Linux.
+func NewNetlinkOps(ns netns.NsHandle) (*NetlinkOps, error) {
+	return nil, fmt.Errorf("open netlink ops: %w", errors.ErrUnsupported)
+}
+
+// Close does nothing.
+func (o *NetlinkOps) Close() error { return nil }
+
+// ConnectedPrefixes is only implemented on Linux.
+func (o *NetlinkOps) ConnectedPrefixes(except string) ([]netip.Prefix, error) {
+	return nil, fmt.Errorf("list connected prefixes: %w", errors.ErrUnsupported)
+}

@@ -1,0 +1,354 @@
+package wireguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/ratelimiter"
+)
+
+// Errors returned by Send and the peer directory.
+var (
+	ErrClosed         = errors.New("wireguard endpoint closed")
+	ErrNoSession      = errors.New("wireguard session has no usable key")
+	ErrNoEndpoint     = errors.New("wireguard session has no known endpoint")
+	ErrSessionRemoved = errors.New("wireguard session removed")
+	ErrNoHeadroom     = errors.New("wireguard send offset smaller than Headroom")
+	ErrPacketTooLarge = errors.New("wireguard packet larger than MaxPacketSize")
+)
+
+// Stats counts the endpoint's events; every dropped message is counted once.
+type Stats struct {
+	DroppedMalformed    uint64 // bad type, size, header or inner IP header
+	DroppedUnknownIndex uint64 // receiver index not in the session table
+	DroppedAuth         uint64 // failed decryption or handshake authentication
+	DroppedReplay       uint64 // counter or timestamp already seen
+	DroppedExpired      uint64 // key too old or used too often
+	DroppedMAC1         uint64 // handshake with a bad mac1
+	DroppedUnauthorized uint64 // handshake from a key not in the directory
+	DroppedRateLimited  uint64 // handshake refused by the rate limiters
+	DroppedQueueFull    uint64 // handshake dropped because the queue was full
+	DroppedNoSession    uint64 // packets Send dropped for want of a key or endpoint
+	CookieRepliesSent   uint64 // handshakes answered with a cookie under load
+	HandshakesInitiated uint64 // initiations sent
+	HandshakesCompleted uint64 // handshakes completed, either role
+	SendErrors          uint64 // failed bind sends
+}
+
+type counters struct {
+	malformed, unknownIndex, auth, replay, expired, mac1    atomic.Uint64
+	unauthorized, rateLimited, queueFull, noSession, cookie atomic.Uint64
+	hsInitiated, hsCompleted, sendErrors                    atomic.Uint64
+}
+
+// Endpoint is a WireGuard endpoint that terminates sessions for many peers
+// on one UDP port.
+type Endpoint struct {
+	log   *slog.Logger
+	t     Timers
+	priv  PrivateKey
+	pub   PublicKey
+	bind  conn.Bind
+	port  uint16
+	recv  Receiver
+	epoch time.Time
+	index *indexTable
+
+	cookies   cookieChecker
+	limiter   ratelimiter.Ratelimiter
+	batchSize int
+	workers   int
+
+	peersMu sync.RWMutex
+	peers   map[PublicKey]*Session
+
+	hsQueue   chan *hsJob
+	hsPool    sync.Pool
+	initQueue chan *Session
+	crypto    chan *cryptoJob
+	txPool    sync.Pool
+
+	underLoadUntil atomic.Int64
+	forceUnderLoad atomic.Bool // tests
+	stats          counters
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup // receive loops, handshake workers, timers
+	cryptoWG  sync.WaitGroup // crypto workers, stopped last
+	// sendMu is held shared by every Send so that Close can wait for them
+	// before it stops the crypto workers they may be using.
+	sendMu sync.RWMutex
+}
+
+// New opens cfg.Bind and starts the endpoint's goroutines.
+func New(cfg Config) (*Endpoint, error) {
+	if cfg.PrivateKey.IsZero() {
+		return nil, errors.New("wireguard.New: private key is zero")
+	}
+	if cfg.Receiver == nil {
+		return nil, errors.New("wireguard.New: receiver is nil")
+	}
+	e := &Endpoint{
+		log:       cfg.Logger,
+		t:         cfg.Timers.withDefaults(),
+		priv:      cfg.PrivateKey,
+		bind:      cfg.Bind,
+		recv:      cfg.Receiver,
+		epoch:     time.Now(),
+		index:     newIndexTable(cfg.MaxSessions),
+		workers:   cfg.workers(),
+		peers:     make(map[PublicKey]*Session),
+		hsQueue:   make(chan *hsJob, handshakeQueueSize),
+		initQueue: make(chan *Session, handshakeQueueSize),
+		crypto:    make(chan *cryptoJob, 64),
+		closed:    make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.log = e.log.With("component", "wireguard")
+	e.priv.clamp()
+	e.pub = e.priv.PublicKey()
+	e.cookies.init(e.pub)
+	if e.bind == nil {
+		e.bind = conn.NewStdNetBind()
+	}
+	e.batchSize = e.bind.BatchSize()
+	e.hsPool.New = func() any { return new(hsJob) }
+	e.txPool.New = func() any { return e.newTxBatch() }
+
+	fns, port, err := e.bind.Open(cfg.ListenPort)
+	if err != nil {
+		return nil, fmt.Errorf("wireguard.New: open bind on port %d: %w", cfg.ListenPort, err)
+	}
+	e.port = port
+	e.limiter.Init()
+	for range e.workers {
+		e.cryptoWG.Add(1)
+		go e.cryptoWorker()
+		e.goFn(e.handshakeWorker)
+	}
+	for _, fn := range fns {
+		e.goFn(func() { e.receiveLoop(fn) })
+	}
+	e.goFn(e.timerLoop)
+	e.log.Info("endpoint up", "port", port, "public_key", e.pub.String(), "receive_funcs", len(fns))
+	return e, nil
+}
+
+func (e *Endpoint) goFn(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+// Close shuts the endpoint down and waits for all of its goroutines. Send
+// calls that are under way finish first; later ones return ErrClosed.
+func (e *Endpoint) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		close(e.closed)
+		if cerr := e.bind.Close(); cerr != nil {
+			err = fmt.Errorf("wireguard: close bind: %w", cerr)
+		}
+		e.wg.Wait()
+		e.sendMu.Lock()
+		close(e.crypto) // no Send can post jobs any more
+		e.sendMu.Unlock()
+		e.cryptoWG.Wait()
+		e.limiter.Close()
+		e.peersMu.Lock()
+		for _, s := range e.peers {
+			s.removed.Store(true)
+			s.mu.Lock()
+			s.dropKeypairsLocked()
+			s.mu.Unlock()
+		}
+		clear(e.peers)
+		e.peersMu.Unlock()
+	})
+	return err
+}
+
+func (e *Endpoint) isClosed() bool {
+	select {
+	case <-e.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// PublicKey returns the endpoint's public key.
+func (e *Endpoint) PublicKey() PublicKey { return e.pub }
+
+// Port returns the UDP port the endpoint listens on.
+func (e *Endpoint) Port() uint16 { return e.port }
+
+// Stats returns a snapshot of the endpoint's counters.
+func (e *Endpoint) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		DroppedMalformed: c.malformed.Load(), DroppedUnknownIndex: c.unknownIndex.Load(),
+		DroppedAuth: c.auth.Load(), DroppedReplay: c.replay.Load(), DroppedExpired: c.expired.Load(),
+		DroppedMAC1: c.mac1.Load(), DroppedUnauthorized: c.unauthorized.Load(),
+		DroppedRateLimited: c.rateLimited.Load(), DroppedQueueFull: c.queueFull.Load(),
+		DroppedNoSession: c.noSession.Load(), CookieRepliesSent: c.cookie.Load(),
+		HandshakesInitiated: c.hsInitiated.Load(), HandshakesCompleted: c.hsCompleted.Load(),
+		SendErrors: c.sendErrors.Load(),
+	}
+}
+
+// now is the endpoint's monotonic clock in nanoseconds.
+func (e *Endpoint) now() int64 { return int64(time.Since(e.epoch)) }
+
+func (e *Endpoint) keypairUsable(kp *keypair, now int64) bool {
+	return now-kp.created < int64(e.t.RejectAfterTime) && kp.sendNonce.Load() < e.t.RejectAfterMessages
+}
+
+// PeerConfig authorizes one peer.
+type PeerConfig struct {
+	PublicKey    PublicKey    // the peer's identity
+	PresharedKey PresharedKey // zero means none
+	// Endpoint is where to send initiations before the peer has sent
+	// anything; it is optional for peers that always initiate.
+	Endpoint netip.AddrPort
+	// PersistentKeepalive sends a keepalive after this much silence; 0 is off.
+	PersistentKeepalive time.Duration
+	// Value is opaque to the endpoint; Session.Value returns it.
+	Value any
+}
+
+// AddPeer authorizes a peer, or updates it if it is already authorized, and
+// returns its session. The peer can complete a handshake at once.
+func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
+	if pc.PublicKey == e.pub {
+		return nil, errors.New("wireguard: add peer: key is the endpoint's own")
+	}
+	var dst conn.Endpoint
+	if pc.Endpoint.IsValid() {
+		var err error
+		if dst, err = e.bind.ParseEndpoint(pc.Endpoint.String()); err != nil {
+			return nil, fmt.Errorf("wireguard: add peer %s: parse endpoint %s: %w", pc.PublicKey, pc.Endpoint, err)
+		}
+	}
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	e.peersMu.Lock()
+	defer e.peersMu.Unlock()
+	s := e.peers[pc.PublicKey]
+	if s == nil {
+		ss, err := dh(&e.priv, (*[32]byte)(&pc.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("wireguard: add peer %s: %w", pc.PublicKey, err)
+		}
+		s = &Session{e: e, key: pc.PublicKey, staticStatic: ss}
+		s.mac1Key = labelHash(wgLabelMAC1, pc.PublicKey[:])
+		s.cookieKey = labelHash(wgLabelCookie, pc.PublicKey[:])
+		e.peers[pc.PublicKey] = s
+	}
+	s.mu.Lock()
+	s.psk = pc.PresharedKey
+	s.mu.Unlock()
+	s.value.Store(&valueBox{v: pc.Value})
+	s.keepalive.Store(int64(pc.PersistentKeepalive))
+	// A configured endpoint applies when it is new or changed, so that
+	// re-applying the same configuration does not undo roaming.
+	if dst != nil && pc.Endpoint != s.cfgEndpoint {
+		s.setEndpoint(dst)
+	}
+	s.cfgEndpoint = pc.Endpoint
+	return s, nil
+}
+
+// RemovePeer revokes a peer: its keys are forgotten at once, packets on
+// them are dropped and Send on its session fails. It reports whether the
+// peer was authorized.
+func (e *Endpoint) RemovePeer(pk PublicKey) bool {
+	e.peersMu.Lock()
+	s := e.peers[pk]
+	delete(e.peers, pk)
+	e.peersMu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.removed.Store(true)
+	s.mu.Lock()
+	s.dropKeypairsLocked()
+	s.mu.Unlock()
+	s.dropStaged()
+	return true
+}
+
+// SetPeers makes the directory exactly peers: new keys are added, existing
+// ones updated, and keys not listed are removed.
+func (e *Endpoint) SetPeers(peers []PeerConfig) error {
+	want := make(map[PublicKey]bool, len(peers))
+	var errs []error
+	for _, pc := range peers {
+		want[pc.PublicKey] = true
+		if _, err := e.AddPeer(pc); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range e.Sessions() {
+		if !want[s.key] {
+			e.RemovePeer(s.key)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Peer returns the session of an authorized key, or nil.
+func (e *Endpoint) Peer(pk PublicKey) *Session { return e.lookupPeer(pk) }
+
+func (e *Endpoint) lookupPeer(pk PublicKey) *Session {
+	e.peersMu.RLock()
+	defer e.peersMu.RUnlock()
+	return e.peers[pk]
+}
+
+// Sessions returns the sessions of all authorized peers.
+func (e *Endpoint) Sessions() []*Session {
+	e.peersMu.RLock()
+	defer e.peersMu.RUnlock()
+	out := make([]*Session, 0, len(e.peers))
+	for _, s := range e.peers {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Handshake asks for a new handshake with s as initiator (for instance to
+// rekey now); it needs a known endpoint and happens asynchronously.
+func (e *Endpoint) Handshake(s *Session) { e.requestHandshake(s) }
+
+func (e *Endpoint) requestHandshake(s *Session) {
+	if s.wantHandshake.CompareAndSwap(false, true) {
+		select {
+		case e.initQueue <- s:
+		default: // the next tick sees the flag
+		}
+	}
+}
+
+// sendRaw sends one handshake or cookie message.
+func (e *Endpoint) sendRaw(msg []byte, dst conn.Endpoint) {
+	if err := e.bind.Send([][]byte{msg}, dst); err != nil {
+		e.stats.sendErrors.Add(1)
+		if e.log.Enabled(context.Background(), slog.LevelDebug) {
+			e.log.LogAttrs(context.Background(), slog.LevelDebug, "send handshake message", slog.String("dst", dst.DstToString()), slog.Any("err", err))
+		}
+	}
+}

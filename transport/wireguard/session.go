@@ -1,0 +1,258 @@
+package wireguard
+
+import (
+	"crypto/cipher"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/replay"
+	"golang.zx2c4.com/wireguard/tai64n"
+)
+
+// keypair is one set of transport keys: a WireGuard "session" in the
+// paper's terms. The router never sees it.
+type keypair struct {
+	send        cipher.AEAD
+	recv        cipher.AEAD
+	sendNonce   atomic.Uint64
+	created     int64 // endpoint clock, nanoseconds
+	isInitiator bool
+	localIndex  uint32
+	remoteIndex uint32
+	sess        *Session
+
+	replayMu sync.Mutex
+	replay   replay.Filter
+}
+
+type keypairPtr = atomic.Pointer[keypair]
+
+// endpointBox lets a conn.Endpoint of any type sit in an atomic.Pointer.
+type endpointBox struct{ ep conn.Endpoint }
+
+type valueBox struct{ v any }
+
+// handshake states
+const (
+	hsNone     = iota
+	hsInitSent // we sent an initiation and wait for the response
+)
+
+// handshake is the initiator's state between initiation and response, plus
+// the responder's anti-replay state. Guarded by Session.mu.
+type handshake struct {
+	state           int
+	hash            [32]byte
+	chainKey        [32]byte
+	ephemeral       PrivateKey
+	localIndex      uint32
+	attemptStart    int64 // first initiation of the current attempt
+	lastInitSent    int64
+	jitter          int64
+	lastTimestamp   tai64n.Timestamp
+	lastInitConsume int64
+	hasInitConsume  bool
+
+	// cookie state for messages we send to this peer
+	lastMAC1   [macSize]byte
+	cookie     [macSize]byte
+	cookieTime int64
+	hasCookie  bool
+}
+
+// Session is one authorized peer (a tunnel replica or a device) identified
+// by its public key. It lives from AddPeer until RemovePeer and survives
+// rekeying; the router attaches its own identity to it with Value.
+type Session struct {
+	e   *Endpoint
+	key PublicKey
+
+	// immutable after creation
+	staticStatic [32]byte
+	mac1Key      [32]byte // HASH(LABEL_MAC1 || peer key): macs we send
+	cookieKey    [32]byte // HASH(LABEL_COOKIE || peer key): cookie replies we get
+
+	cfgEndpoint netip.AddrPort // last configured endpoint; Endpoint.peersMu
+	value       atomic.Pointer[valueBox]
+	dst         atomic.Pointer[endpointBox]
+	keepalive   atomic.Int64 // persistent keepalive interval, ns
+	removed     atomic.Bool
+
+	mu       sync.Mutex // guards hs, psk and keypair rotation
+	hs       handshake
+	psk      PresharedKey
+	current  atomic.Pointer[keypair]
+	previous atomic.Pointer[keypair]
+	next     atomic.Pointer[keypair]
+
+	stagedMu sync.Mutex
+	staged   [][]byte // packets waiting for a key, at most maxStaged
+
+	wantHandshake atomic.Bool
+	deadCheck     int64        // lastDataSent already acted on; timer goroutine only
+	lastSent      atomic.Int64 // endpoint clock of the last packet sent
+	lastRecv      atomic.Int64 // ... received (authenticated)
+	lastDataSent  atomic.Int64 // ... non-keepalive sent
+	lastDataRecv  atomic.Int64 // ... non-keepalive received
+	lastHandshake atomic.Int64 // wall clock, unix ns
+
+	rxBytes, rxPackets atomic.Uint64
+	txBytes, txPackets atomic.Uint64
+}
+
+// PublicKey returns the peer's public key.
+func (s *Session) PublicKey() PublicKey { return s.key }
+
+// Value returns the opaque value the edge attached to the peer.
+func (s *Session) Value() any {
+	if b := s.value.Load(); b != nil {
+		return b.v
+	}
+	return nil
+}
+
+// Endpoint returns the peer's current UDP endpoint, or nil if unknown.
+func (s *Session) Endpoint() conn.Endpoint {
+	if b := s.dst.Load(); b != nil {
+		return b.ep
+	}
+	return nil
+}
+
+// RemoteAddr returns the peer's current UDP address, if known.
+func (s *Session) RemoteAddr() netip.AddrPort {
+	ep := s.Endpoint()
+	if ep == nil {
+		return netip.AddrPort{}
+	}
+	if std, ok := ep.(*conn.StdNetEndpoint); ok {
+		return std.AddrPort
+	}
+	ap, _ := netip.ParseAddrPort(ep.DstToString())
+	return ap
+}
+
+// LastHandshake returns the time of the last completed handshake, or the
+// zero time if there was none.
+func (s *Session) LastHandshake() time.Time {
+	ns := s.lastHandshake.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// SessionStats are a session's traffic counters; bytes are IP packet bytes.
+type SessionStats struct {
+	RxBytes, RxPackets uint64 // received and delivered to the Receiver
+	TxBytes, TxPackets uint64 // sent with Send
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() SessionStats {
+	return SessionStats{
+		RxBytes: s.rxBytes.Load(), RxPackets: s.rxPackets.Load(),
+		TxBytes: s.txBytes.Load(), TxPackets: s.txPackets.Load(),
+	}
+}
+
+// Established reports whether the session has a usable sending key.
+func (s *Session) Established() bool {
+	kp := s.current.Load()
+	return kp != nil && s.e.keypairUsable(kp, s.e.now())
+}
+
+// setEndpoint records ep as the peer's endpoint if it differs (roaming).
+func (s *Session) setEndpoint(ep conn.Endpoint) {
+	if ep == nil {
+		return
+	}
+	if b := s.dst.Load(); b != nil && sameEndpoint(b.ep, ep) {
+		return
+	}
+	s.dst.Store(&endpointBox{ep: ep})
+}
+
+func sameEndpoint(a, b conn.Endpoint) bool {
+	if x, ok := a.(*conn.StdNetEndpoint); ok {
+		y, ok := b.(*conn.StdNetEndpoint)
+		return ok && x.AddrPort == y.AddrPort
+	}
+	if a == nil || b == nil {
+		return a == b
+	}
+	ta := reflect.TypeOf(a)
+	if ta != reflect.TypeOf(b) {
+		return false
+	}
+	if ta.Comparable() {
+		return a == b
+	}
+	return a.DstToString() == b.DstToString() // not per packet for std binds
+}
+
+// dropKeypairs forgets every keypair and pending handshake; s.mu held.
+func (s *Session) dropKeypairsLocked() {
+	for _, p := range [...]*keypairPtr{&s.previous, &s.current, &s.next} {
+		if kp := p.Swap(nil); kp != nil {
+			s.e.index.remove(kp.localIndex)
+		}
+	}
+	if s.hs.state == hsInitSent {
+		s.e.index.remove(s.hs.localIndex)
+	}
+	s.hs.state = hsNone
+	clear(s.hs.ephemeral[:])
+}
+
+// installKeypair makes kp the current (initiator) or next (responder)
+// keypair, retiring older ones; s.mu held.
+func (s *Session) installKeypairLocked(kp *keypair) {
+	prev, cur, next := s.previous.Load(), s.current.Load(), s.next.Load()
+	if kp.isInitiator {
+		if next != nil {
+			s.next.Store(nil)
+			s.previous.Store(next)
+			if cur != nil {
+				s.e.index.remove(cur.localIndex)
+			}
+		} else {
+			s.previous.Store(cur)
+		}
+		if prev != nil {
+			s.e.index.remove(prev.localIndex)
+		}
+		s.current.Store(kp)
+	} else {
+		s.next.Store(kp)
+		if next != nil {
+			s.e.index.remove(next.localIndex)
+		}
+		s.previous.Store(nil)
+		if prev != nil {
+			s.e.index.remove(prev.localIndex)
+		}
+	}
+}
+
+// confirm promotes kp from next to current when the first packet arrives
+// on it (the responder's key confirmation) and reports whether it did.
+func (s *Session) confirm(kp *keypair) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next.Load() != kp {
+		return false
+	}
+	if old := s.previous.Load(); old != nil {
+		s.e.index.remove(old.localIndex)
+	}
+	s.previous.Store(s.current.Load())
+	s.current.Store(kp)
+	s.next.Store(nil)
+	s.lastHandshake.Store(time.Now().UnixNano())
+	return true
+}

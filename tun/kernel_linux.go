@@ -1,0 +1,33 @@
+//go:build linux
+
+package tun
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// CreateKernel creates (or attaches to) the kernel TUN interface name in the
+// calling thread's network namespace, sets its MTU and brings it up. wireguard-go asks for
+// IFF_VNET_HDR and enables TCP segmentation offload (and UDP offload on
+// Linux 6.2+), so Read may return many segments per call: size read vectors
+// by the device's BatchSize, and use an offset of at least 10 bytes (the
+// virtio-net header is written in front of each packet; wireguard-go's
+// device uses 16).
+func CreateKernel(name string, mtu int) (wgtun.Device, error) {
+	dev, err := wgtun.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("create tun %s (mtu %d): %w", name, mtu, err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetUp(link)
+	}
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("bring tun %s up: %w", name, err)
+	}
+	return dev, nil
+}
