@@ -33,33 +33,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-in() { local n=$1; shift; ip netns exec "$p-$n" "$@"; }
+nx() { local n=$1; shift; ip netns exec "$p-$n" "$@"; }
 bg() { local n=$1 log=$2; shift 2; ip netns exec "$p-$n" "$@" >"$work/$log.log" 2>&1 & pids+=($!); }
 wait_for() { # wait_for LOG TEXT
   for _ in $(seq 100); do grep -q "$2" "$work/$1.log" 2>/dev/null && return 0; sleep 0.2; done
   echo "timed out waiting for '$2' in $1:" >&2; cat "$work/$1.log" >&2; exit 1
 }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { local n=$1; shift; printf '\033[2m[%s]$ %s\033[0m\n' "$n" "$*"; in "$n" "$@"; }
-sy() { in edge "$bin" --config "$work/edge/admin.json" "$@"; }
+run() { local n=$1; shift; printf '\033[2m[%s]$ %s\033[0m\n' "$n" "$*"; nx "$n" "$@"; }
+sy() { nx edge "$bin" --config "$work/edge/admin.json" "$@"; }
 
 say "Building the lab (namespaces prefixed $p)"
-for n in "${namespaces[@]}"; do ip netns add "$p-$n"; in "$n" ip link set lo up; done
-in wan sysctl -qw net.ipv4.ip_forward=1
+for n in "${namespaces[@]}"; do ip netns add "$p-$n"; nx "$n" ip link set lo up; done
+nx wan sysctl -qw net.ipv4.ip_forward=1
 i=0
 for n in edge gwa gwb gwc laptop; do
   a=$((4*i+1)); b=$((4*i+2))
   ip link add "$p-w$i" netns "$p-wan" type veth peer name "$p-x$i" netns "$p-$n"
-  in wan ip addr add "203.0.113.$a/30" dev "$p-w$i"; in wan ip link set "$p-w$i" up
-  in "$n" ip addr add "203.0.113.$b/30" dev "$p-x$i"; in "$n" ip link set "$p-x$i" up
-  in "$n" ip route add default via "203.0.113.$a"
+  nx wan ip addr add "203.0.113.$a/30" dev "$p-w$i"; nx wan ip link set "$p-w$i" up
+  nx "$n" ip addr add "203.0.113.$b/30" dev "$p-x$i"; nx "$n" ip link set "$p-x$i" up
+  nx "$n" ip route add default via "203.0.113.$a"
   i=$((i+1))
 done
 site() { # site GW HOST GWIP HOSTIP
   ip link add "$p-$1" netns "$p-$1" type veth peer name "$p-$2" netns "$p-$2"
-  in "$1" ip addr add "$3/16" dev "$p-$1"; in "$1" ip link set "$p-$1" up
-  in "$2" ip addr add "$4/16" dev "$p-$2"; in "$2" ip link set "$p-$2" up
-  in "$2" ip route add default via "$3"
+  nx "$1" ip addr add "$3/16" dev "$p-$1"; nx "$1" ip link set "$p-$1" up
+  nx "$2" ip addr add "$4/16" dev "$p-$2"; nx "$2" ip link set "$p-$2" up
+  nx "$2" ip route add default via "$3"
 }
 site gwa hosta 10.1.0.1 10.1.2.3
 site gwb hostb 10.1.0.1 10.1.2.3
@@ -124,6 +124,6 @@ sleep 0.5
 run laptop curl -s -o /dev/null -w '   HTTP %{http_code} from 10.1.2.3\n' http://10.1.2.3:8080/
 printf '   site B'"'"'s server log: '; tail -n1 "$work/web-b.log"
 printf '   and site C (vnet-a only) is out of reach: '
-in laptop curl -s -m 2 -o /dev/null http://10.3.0.5:8080/ && echo reachable || echo unreachable
+nx laptop curl -s -m 2 -o /dev/null http://10.3.0.5:8080/ && echo reachable || echo unreachable
 
 say "Done: stopping every daemon and removing the lab"
