@@ -4,9 +4,26 @@
 // every decrypted packet to the router tagged with the Session that sent it,
 // so that the edge can route per peer without a kernel TUN.
 //
+// Data path: one goroutine per receive function of the Bind reads batches
+// (recvmmsg, UDP GRO), looks each transport message up in a map-free
+// receiver-index table, decrypts the batch in place across the crypto
+// workers, checks replay counters in order and calls Receiver.Receive once
+// per batch. Send encrypts a batch in place (in parallel when large) and
+// writes it with one Bind.Send (sendmmsg, UDP GSO). Neither allocates.
+// Handshake messages are checked for mac1 on the receive goroutine and
+// answered by a bounded pool of handshake workers; under load they are rate
+// limited per source address and need a valid mac2 (cookie replies). One
+// timer goroutine runs retransmission, rekeying, expiry and keepalives for
+// all sessions.
+//
+// The peer directory (AddPeer, RemovePeer, SetPeers) is the only source of
+// authorization: a key is accepted from the moment it is added, and its
+// keys and queued packets are dropped the moment it is removed.
+//
 // Allowed imports: the standard library, golang.org/x/crypto,
 // golang.org/x/sys, and wireguard-go's exported helper packages (conn,
 // replay, tai64n, ratelimiter). It must not import netlink, gVisor (tests
 // may), anything under control/, or wireguard-go's device package outside
-// tests.
+// tests. The netns test needs root and the wireguard-tools, wireguard-go,
+// iproute2 and iputils-ping packages; it skips without them.
 package wireguard

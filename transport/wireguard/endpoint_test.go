@@ -136,7 +136,7 @@ func TestRekeyAfterMessages(t *testing.T) {
 
 func TestRejectAfterTime(t *testing.T) {
 	goroutineLeakCheck(t)
-	fast := Timers{Tick: 10 * time.Millisecond, RejectAfterTime: 300 * time.Millisecond, RekeyAfterTime: time.Hour}
+	fast := Timers{Tick: 10 * time.Millisecond, RejectAfterTime: 300 * time.Millisecond, RekeyAfterTime: time.Hour, RekeyTimeout: 100 * time.Millisecond}
 	p := newPair(t, fast, fast, PresharedKey{}, PresharedKey{})
 	ping := tuntest.Ping(agentIP, edgeIP)
 	sendUntil(t, p.a, p.sa, ping)
