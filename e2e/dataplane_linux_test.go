@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,6 +299,26 @@ func TestDataPath(t *testing.T) {
 			t.Errorf("the client did not say it was revoked:\n%s", client.Output())
 		}
 	})
+	t.Run("connector restarts with its identity after a crash", func(t *testing.T) {
+		var tunnels []model.Tunnel
+		must(t, json.Unmarshal([]byte(w.cli("tunnel", "list", "-o", "json")), &tunnels))
+		id := connectorID(tunnels, "site-a")
+		if id == "" {
+			t.Fatalf("site-a has no live connection: %+v", tunnels)
+		}
+		if err := syscall.Kill(connA.PID(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		connA.Wait()
+		if v, _ := w.gwa.ReadSysctl("net.ipv4.ip_forward"); v != "1" {
+			t.Fatalf("after SIGKILL ip_forward = %q; the crash should have left it on", v)
+		}
+		connA = w.startConnector(w.gwa, "gwa", tokA)
+		if !strings.Contains(connA.Output(), "connector="+id) {
+			t.Errorf("the restarted connector did not keep its identity %s:\n%s", id, connA.Output())
+		}
+		wantPeer(t, w.hosta, "tcp", "10.3.0.5:7000", "10.1.2.3")
+	})
 	t.Run("clean stop leaves nothing behind", func(t *testing.T) {
 		for name, p := range map[string]*lab.Proc{"connector A": connA, "connector C": connC} {
 			if err := p.Stop(); err != nil {
@@ -311,6 +332,10 @@ func TestDataPath(t *testing.T) {
 			if out, _ := ns.Exec("ip", "route", "show", "10.4.0.0/16"); strings.TrimSpace(out) != "" {
 				t.Errorf("%s: a route is left: %s", ns, out)
 			}
+			// Restored to the value before the first run, even across the crash.
+			if v, _ := ns.ReadSysctl("net.ipv4.ip_forward"); v != "0" {
+				t.Errorf("%s: ip_forward = %q after the connector stopped, want the original 0", ns, v)
+			}
 		}
 		if _, err := w.laptop.Exec("ip", "link", "show", "sy1"); err == nil {
 			t.Error("laptop: sy1 still exists after the client stopped")
@@ -322,4 +347,14 @@ func TestDataPath(t *testing.T) {
 			t.Errorf("stop edge: %v", err)
 		}
 	})
+}
+
+// connectorID returns the id of the live connection of tunnel name, if any.
+func connectorID(tunnels []model.Tunnel, name string) string {
+	for _, tun := range tunnels {
+		if tun.Name == name && len(tun.Connections) > 0 {
+			return tun.Connections[0].ID.String()
+		}
+	}
+	return ""
 }
