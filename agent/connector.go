@@ -27,6 +27,10 @@ type ConnectorConfig struct {
 	StateDir string
 	// TunName is the TUN interface to create.
 	TunName string
+	// SNAT masquerades traffic from the tunnel to the site, for sites whose
+	// hosts cannot route replies back; servers then see this host's address
+	// instead of the true source. Off by default.
+	SNAT bool
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -105,6 +109,20 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 			log.Error("restoring the host", "err", err)
 		}
 	}()
+	if err := host.DisableSNAT(cfg.TunName); err != nil { // a crashed run's rule
+		log.Warn("removing a previous SNAT rule", "err", err)
+	}
+	if cfg.SNAT {
+		if err := host.EnableSNAT(cfg.TunName); err != nil {
+			return fmt.Errorf("connector: %w", err)
+		}
+		defer func() {
+			if err := host.DisableSNAT(cfg.TunName); err != nil {
+				log.Error("removing the SNAT rule", "err", err)
+			}
+		}()
+		log.Warn("SNAT is on: servers in this site see this host's address, not the true source")
+	}
 	apply := func(c model.ConnectorConfig) {
 		if err := dev.setEdge(c.Edge); err != nil {
 			log.Error("updating the edge peer", "err", err)

@@ -17,6 +17,7 @@ func connectorCommand() *cli.Command {
 				&cli.StringFlag{Name: "token", Usage: "tunnel `TOKEN` from switchyard tunnel create", EnvVars: []string{"SWITCHYARD_TUNNEL_TOKEN"}, Required: true},
 				&cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the enrollment and the host state", Value: "/var/lib/switchyard-connector"},
 				&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultTunName},
+				&cli.BoolFlag{Name: "snat", Usage: "masquerade tunnel traffic into the site (for sites that cannot route replies back; hides the true source IP)"},
 				debugFlag,
 			},
 			Action: func(c *cli.Context) error {
@@ -24,6 +25,7 @@ func connectorCommand() *cli.Command {
 					Token:    c.String("token"),
 					StateDir: c.String("state-dir"),
 					TunName:  c.String("tun-name"),
+					SNAT:     c.Bool("snat"),
 					Version:  version,
 					Log:      daemonLog(c, "connector"),
 				})
