@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -191,4 +193,40 @@ func TestHTTPStatusIsTheOneMapping(t *testing.T) {
 	if _, body := api.HTTPStatus(model.ErrRouteExists); body.Code != 1014 {
 		t.Errorf("duplicate route code = %d, want 1014", body.Code)
 	}
+}
+
+// TestWatchStreamsChanges reads the change feed over HTTP while a route is added.
+func TestWatchStreamsChanges(t *testing.T) {
+	srv, c := newServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/watch?after=0", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := c.CreateTunnel(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var msg struct {
+			Rev  int64 `json:"rev"`
+			Keys []struct {
+				Coll string `json:"coll"`
+			} `json:"keys"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
+			t.Fatalf("watch line %q: %v", sc.Text(), err)
+		}
+		if len(msg.Keys) > 0 && msg.Keys[0].Coll == "tunnels" {
+			if strings.Contains(sc.Text(), "secret") {
+				t.Fatal("the change feed leaks secret hashes")
+			}
+			return
+		}
+	}
+	t.Fatalf("the feed ended without the tunnel's creation: %v", sc.Err())
 }
