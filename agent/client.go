@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
@@ -66,22 +65,9 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	ops, hostState, err := openHost(cfg.StateDir, cfg.TunName, log)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	defer ops.Close()
-	api, err := deviceClient(ctx, cfg, k, log)
+	api, apiHost, err := deviceClient(ctx, cfg, k, log)
 	if err != nil {
 		return err
-	}
-	apiHost := ""
-	if buf, err := os.ReadFile(filepath.Join(cfg.StateDir, credentialFile)); err == nil {
-		if cred, err := token.DecodeSecret(strings.TrimSpace(string(buf)), token.KindDevice); err == nil {
-			if u, err := url.Parse(cred.API); err == nil {
-				apiHost = u.Hostname()
-			}
-		}
 	}
 	conf, etag, _, err := api.WatchDeviceConfig(ctx, "", 0)
 	if err != nil {
@@ -89,40 +75,18 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	kernelTUN, err := tun.CreateKernel(cfg.TunName, conf.MTU)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	clamped, err := tun.NewMSSClamp(kernelTUN, conf.MTU)
-	if err != nil {
-		kernelTUN.Close()
-		return fmt.Errorf("client: %w", err)
-	}
-	dev, err := startDevice(clamped, k, conf.Edge, log.With("component", "wireguard-go"))
-	if err != nil {
-		clamped.Close()
-		return fmt.Errorf("client: %w", err)
-	}
-	defer dev.Close()
+	defer ht.Close()
 	if err := tun.AddAddress(cfg.TunName, netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	hm, err := host.NewManager(ops, hostState)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	defer func() {
-		if err := hm.Close(); err != nil {
-			log.Error("restoring the host", "err", err)
-		}
-	}()
 	apply := func(c model.DeviceConfig) {
-		if err := dev.setEdge(c.Edge); err != nil {
-			log.Error("updating the edge peer", "err", err)
-		}
 		routes, err := clientRoutes(c, apiHost)
 		if err == nil {
-			err = hm.Set(&host.Config{Interface: cfg.TunName, Routes: routes})
+			err = ht.set(c.Edge, &host.Config{Routes: routes})
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)
@@ -131,39 +95,51 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		log.Info("host configured", "ip", c.IP, "vnet", c.VNetName, "split_mode", c.SplitTunnel.Mode, "routes", len(routes))
 	}
 	apply(conf)
-	for ctx.Err() == nil {
-		next, tag, changed, err := api.WatchDeviceConfig(ctx, etag, pollWait)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			var e *model.Error
-			if errors.As(err, &e) && e.Kind == model.KindUnauthorized {
-				return fmt.Errorf("client: the edge no longer accepts this device: %w", err)
-			}
-			log.Warn("waiting for configuration", "err", err)
-			sleep(ctx, 2*time.Second)
-		case changed:
-			etag = tag
-			apply(next)
-		}
+	err = follow(ctx, log, etag, func(ctx context.Context, etag string) (model.DeviceConfig, string, bool, error) {
+		return api.WatchDeviceConfig(ctx, etag, pollWait)
+	}, apply)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
 	}
-	log.Info("stopping")
 	return nil
 }
 
-// deviceClient returns the API client of the enrolled device, enrolling first
-// (with cfg.Token) if the state dir holds no credential.
-func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, error) {
+// deviceClient returns the API client of the enrolled device and the edge
+// API's host, enrolling first (with cfg.Token) if the state dir holds no
+// credential.
+func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, string, error) {
 	path := filepath.Join(cfg.StateDir, credentialFile)
-	if buf, err := os.ReadFile(path); err == nil {
-		return client.NewDevice(strings.TrimSpace(string(buf)))
+	buf, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if buf, err = enrollDevice(ctx, cfg, k, log); err == nil {
+			err = pki.WriteFileAtomic(path, buf, 0o600)
+		}
 	}
+	if err != nil {
+		return nil, "", fmt.Errorf("client: %w", err)
+	}
+	credential := strings.TrimSpace(string(buf))
+	cred, err := token.DecodeSecret(credential, token.KindDevice)
+	if err != nil {
+		return nil, "", fmt.Errorf("client: device credential %s: %w", path, err)
+	}
+	u, err := url.Parse(cred.API)
+	if err != nil {
+		return nil, "", fmt.Errorf("client: device credential %s: %w", path, err)
+	}
+	api, err := client.NewDevice(credential)
+	return api, u.Hostname(), err
+}
+
+// enrollDevice registers this device with the enrollment token and returns
+// its credential.
+func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) ([]byte, error) {
 	if cfg.Token == "" {
-		return nil, fmt.Errorf("client: not enrolled yet: pass --token with an enrollment token (switchyard device enroll-token create)")
+		return nil, errors.New("not enrolled yet: pass --token with an enrollment token (switchyard device enroll-token create)")
 	}
 	enroller, err := client.NewEnroller(cfg.Token)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
 	name := cfg.Name
 	if name == "" {
@@ -173,25 +149,12 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 		Name: name, DeviceType: runtime.GOOS, OSVersion: osVersion(), Version: cfg.Version,
 		PublicKey: k.publicBase64(), User: cfg.User,
 	}
-	var enrolled model.EnrolledDevice
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		if enrolled, err = enroller.EnrollDevice(ctx, req); err == nil {
-			break
-		}
-		var e *model.Error
-		if errors.As(err, &e) {
-			return nil, fmt.Errorf("client: enroll: %w", err)
-		}
-		log.Warn("edge unreachable; retrying", "err", err, "in", backoff)
-		if !sleep(ctx, backoff) {
-			return nil, ctx.Err()
-		}
-	}
-	if err := pki.WriteFileAtomic(path, []byte(enrolled.Credential+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("client: save credential: %w", err)
+	enrolled, err := retry(ctx, log, func() (model.EnrolledDevice, error) { return enroller.EnrollDevice(ctx, req) })
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	log.Info("enrolled", "device", enrolled.Device.ID, "name", enrolled.Device.Name, "ip", enrolled.Device.IP)
-	return client.NewDevice(enrolled.Credential)
+	return []byte(enrolled.Credential + "\n"), nil
 }
 
 // DeviceAPI returns the API client of the device enrolled in stateDir, for

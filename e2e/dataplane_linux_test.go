@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,24 +19,12 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/internal/lab"
+	"github.com/switchyard/switchyard/internal/testbin"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchyard-e2e")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "switchyard")
-	if out, err := exec.Command("go", "build", "-race", "-o", binary, "../cmd/switchyard").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build switchyard: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m.Run, &binary, true)) }
 
 // world is the lab: an edge, three sites behind connectors, and a laptop,
 // joined by a "wan" router namespace.

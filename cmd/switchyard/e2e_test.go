@@ -15,25 +15,13 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/testbin"
 )
 
 // binary is the switchyard binary built once for the end-to-end tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchyard-e2e")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "switchyard")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build switchyard: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m.Run, &binary, false)) }
 
 // edgeProc is a running `switchyard edge`.
 type edgeProc struct {

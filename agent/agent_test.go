@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+)
+
+var mpp = netip.MustParsePrefix
+
+func TestConnectorRoutes(t *testing.T) {
+	c := model.ConnectorConfig{
+		SitePrefixes: []netip.Prefix{mpp("10.1.0.0/16")},
+		Routes:       []netip.Prefix{mpp("10.0.0.0/8"), mpp("10.1.5.0/24"), mpp("10.3.0.0/16"), mpp("192.0.2.0/24"), mpp("100.96.0.0/12")},
+	}
+	connected := []netip.Prefix{mpp("192.0.2.0/25"), mpp("198.51.100.0/24")}
+	got := fmt.Sprint(connectorRoutes(c, connected))
+	// 10.1.5.0/24 lies in the site itself; 192.0.2.0/24 is wider than the
+	// connected /25 and stays (the connected route is more specific).
+	want := "[10.0.0.0/8 10.3.0.0/16 192.0.2.0/24 100.96.0.0/12]"
+	if got != want {
+		t.Fatalf("connectorRoutes = %s, want %s", got, want)
+	}
+}
+
+func TestClientRoutesNeverTheEdge(t *testing.T) {
+	c := model.DeviceConfig{
+		OverlayRange: mpp("100.96.0.0/12"),
+		Edge:         model.EdgePeer{Endpoint: "203.0.113.2:51820"},
+		SplitTunnel:  model.SplitTunnel{Mode: model.SplitExclude, Entries: model.DefaultExcludes()},
+	}
+	routes, err := clientRoutes(c, "198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := func(s string) bool {
+		for _, p := range routes {
+			if p.Contains(netip.MustParseAddr(s)) {
+				return true
+			}
+		}
+		return false
+	}
+	for addr, want := range map[string]bool{
+		"203.0.113.2": false, "198.51.100.7": false, // the edge's endpoint and API
+		"203.0.113.3": true, "100.96.0.9": true, "10.1.2.3": false, "2001:db8::1": true, "fe80::1": false,
+	} {
+		if covered(addr) != want {
+			t.Errorf("%s routed into the tunnel = %v, want %v", addr, !want, want)
+		}
+	}
+	c.SplitTunnel = model.SplitTunnel{Mode: model.SplitInclude, Entries: []model.SplitEntry{{Address: mpp("10.1.0.0/16")}}}
+	if routes, err = clientRoutes(c, ""); err != nil || fmt.Sprint(routes) != "[10.1.0.0/16 100.96.0.0/12]" {
+		t.Fatalf("include mode routes = %v, %v", routes, err)
+	}
+}
+
+func TestKeyPersists(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := loadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := loadOrCreateKey(dir)
+	if err != nil || k1 != k2 {
+		t.Fatalf("the key changed across restarts: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, keyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	os.WriteFile(filepath.Join(dir, keyFile), []byte("not a key\n"), 0o600)
+	if _, err := loadOrCreateKey(dir); err == nil {
+		t.Fatal("a corrupt key file was accepted")
+	}
+}
+
+func TestFollowStopsWhenRefused(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	var applied []int
+	calls := 0
+	watch := func(ctx context.Context, etag string) (int, string, bool, error) {
+		calls++
+		switch calls {
+		case 1:
+			return 1, "a", true, nil
+		case 2:
+			if etag != "a" {
+				t.Errorf("second poll sent etag %q, want a", etag)
+			}
+			return 0, "a", false, nil // nothing changed
+		case 3:
+			return 2, "b", true, nil
+		}
+		return 0, "", false, model.Errorf(model.KindUnauthorized, "revoked")
+	}
+	err := follow(context.Background(), log, "", watch, func(v int) { applied = append(applied, v) })
+	if !errors.Is(err, model.ErrUnauthorized) || fmt.Sprint(applied) != "[1 2]" {
+		t.Fatalf("follow = %v, applied %v; want the refusal after applying [1 2]", err, applied)
+	}
+}
+
+func TestRetryBacksOffUntilTheEdgeAnswers(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls := 0
+	v, err := retry(ctx, log, func() (int, error) {
+		calls++
+		if calls < 2 {
+			return 0, errors.New("connection refused")
+		}
+		return 7, nil
+	})
+	if err != nil || v != 7 || calls != 2 {
+		t.Fatalf("retry = %d, %v after %d calls", v, err, calls)
+	}
+	_, err = retry(ctx, log, func() (int, error) { return 0, model.Errorf(model.KindUnauthorized, "no") })
+	if !errors.Is(err, model.ErrUnauthorized) {
+		t.Fatalf("retry on a refusal = %v, want it at once", err)
+	}
+}

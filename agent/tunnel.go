@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/tun"
+)
+
+// hostTunnel is what both roles set up on the host: a kernel TUN with TCP MSS
+// clamping, a wireguard-go device whose only peer is the edge, and the
+// reconcile of host routes and sysctls. Close undoes all of it.
+type hostTunnel struct {
+	name string
+	ops  *host.NetlinkOps
+	dev  *wgDevice
+	hm   *host.Manager
+	log  *slog.Logger
+}
+
+// openHostTunnel first undoes what a crashed previous run left behind (our
+// routes through the TUN, the sysctls recorded in the state file), then
+// creates the TUN and the device.
+func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, log *slog.Logger) (_ *hostTunnel, err error) {
+	ops, err := host.NewNetlinkOps(netns.None())
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			ops.Close()
+		}
+	}()
+	stateFile := filepath.Join(stateDir, "host-state.json")
+	if err := host.Sweep(ops, name, stateFile); err != nil {
+		log.Warn("cleaning up after a previous run", "err", err)
+	}
+	kernelTUN, err := tun.CreateKernel(name, mtu)
+	if err != nil {
+		return nil, err
+	}
+	clamped, err := tun.NewMSSClamp(kernelTUN, mtu)
+	if err != nil {
+		kernelTUN.Close()
+		return nil, err
+	}
+	dev, err := startDevice(clamped, k, edge, log.With("component", "wireguard-go"))
+	if err != nil {
+		clamped.Close()
+		return nil, err
+	}
+	hm, err := host.NewManager(ops, stateFile)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return &hostTunnel{name: name, ops: ops, dev: dev, hm: hm, log: log}, nil
+}
+
+// set points the device at edge and makes the host's routes into the TUN
+// (and sysctls) match cfg.
+func (h *hostTunnel) set(edge model.EdgePeer, cfg *host.Config) error {
+	cfg.Interface = h.name
+	return errors.Join(h.dev.setEdge(edge), h.hm.Set(cfg))
+}
+
+// Close restores the host and removes the TUN.
+func (h *hostTunnel) Close() {
+	if err := h.hm.Close(); err != nil {
+		h.log.Error("restoring the host", "err", err)
+	}
+	h.dev.Close()
+	h.ops.Close()
+}
+
+// follow long-polls the edge for configuration changes and applies each one
+// until ctx ends. It returns an error once the edge no longer accepts the
+// agent (revoked, deleted).
+func follow[T any](ctx context.Context, log *slog.Logger, etag string,
+	watch func(ctx context.Context, etag string) (T, string, bool, error), apply func(T)) error {
+	for ctx.Err() == nil {
+		next, tag, changed, err := watch(ctx, etag)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			var e *model.Error
+			if errors.As(err, &e) && (e.Kind == model.KindUnauthorized || e.Kind == model.KindNotFound) {
+				return fmt.Errorf("the edge no longer accepts this agent: %w", err)
+			}
+			log.Warn("waiting for configuration", "err", err)
+			sleep(ctx, 2*time.Second)
+		case changed:
+			etag = tag
+			apply(next)
+		}
+	}
+	log.Info("stopping")
+	return nil
+}
+
+// retry calls fn until it succeeds, the edge refuses (a *model.Error), or ctx
+// ends, backing off while the edge is unreachable.
+func retry[T any](ctx context.Context, log *slog.Logger, fn func() (T, error)) (T, error) {
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		v, err := fn()
+		var e *model.Error
+		if err == nil || errors.As(err, &e) {
+			return v, err
+		}
+		log.Warn("edge unreachable; retrying", "err", err, "in", backoff)
+		if !sleep(ctx, backoff) {
+			return v, ctx.Err()
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
