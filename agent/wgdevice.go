@@ -16,10 +16,6 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 )
 
-// keepalive is the persistent keepalive the agent sends the edge: it keeps
-// NAT state alive and tells the edge the replica is up.
-const keepalive = 5 * time.Second
-
 // wgDevice is a wireguard-go device whose only peer is the edge.
 type wgDevice struct {
 	dev  *device.Device
@@ -69,7 +65,7 @@ func (d *wgDevice) setEdge(edge model.EdgePeer) error {
 	fmt.Fprintf(&b, "public_key=%s\n", hexKey(pub))
 	ap := addr.AddrPort()
 	fmt.Fprintf(&b, "endpoint=%s\n", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(keepalive/time.Second))
+	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(model.KeepaliveInterval/time.Second))
 	b.WriteString("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n")
 	if err := d.dev.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("configure edge peer %s at %s: %w", edge.PublicKey, edge.Endpoint, err)

@@ -21,10 +21,10 @@ import (
 )
 
 // livenessTimeout marks a replica down when nothing authenticated arrived from
-// it for this long; connectors send a keepalive every agentKeepalive.
+// it for three keepalive intervals: traffic then fails over to the next
+// replica of its tunnel within about livenessTimeout+livenessTick.
 const (
-	agentKeepalive  = 5 * time.Second
-	livenessTimeout = 3*agentKeepalive + time.Second
+	livenessTimeout = 3*model.KeepaliveInterval + model.KeepaliveInterval/2
 	livenessTick    = 250 * time.Millisecond
 )
 

@@ -213,3 +213,55 @@ func TestDataplaneForwardsBetweenSites(t *testing.T) {
 		}
 	}
 }
+
+// TestDataplaneFailsOverBetweenReplicas runs two replicas of one tunnel; when
+// the preferred one dies, traffic moves to the other without any control
+// plane change.
+func TestDataplaneFailsOverBetweenReplicas(t *testing.T) {
+	l := newEdgeLab(t)
+	ctx := context.Background()
+	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
+		t.Fatal(err)
+	}
+	var replicas []*agentPeer
+	for i := 0; i < 2; i++ {
+		a := newAgentPeer(t, l.dp.ep.PublicKey(), l.dp.ep.Port())
+		if _, err := l.reg.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: a.key}); err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, a)
+	}
+	c := l.connector(t, "site-c", "", "10.3.0.0/16")
+	for _, p := range append(replicas, c) {
+		p.send(t, ping("100.96.0.1", "10.255.255.254"))
+	}
+	l.waitUp(t, 3)
+
+	// Find the replica that gets the traffic, then kill it.
+	c.send(t, ping("10.1.2.3", "10.3.0.5"))
+	var active, standby *agentPeer
+	select {
+	case <-replicas[0].tun.Inbound:
+		active, standby = replicas[0], replicas[1]
+	case <-replicas[1].tun.Inbound:
+		active, standby = replicas[1], replicas[0]
+	case <-time.After(5 * time.Second):
+		t.Fatal("no replica received site C's packet")
+	}
+	active.dev.Close()
+	killed := time.Now()
+	for {
+		c.send(t, ping("10.1.2.3", "10.3.0.5"))
+		if p := standby.recv(100 * time.Millisecond); p != nil {
+			break
+		}
+		if time.Since(killed) > 15*time.Second {
+			t.Fatal("traffic did not fail over to the standby replica")
+		}
+	}
+	t.Logf("failed over %v after the active replica died (liveness timeout %v)", time.Since(killed).Round(10*time.Millisecond), livenessTimeout)
+}

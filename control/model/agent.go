@@ -8,6 +8,11 @@ import (
 	"github.com/google/uuid"
 )
 
+// KeepaliveInterval is how often agents send the edge a WireGuard keepalive
+// when idle: it keeps NAT state alive and lets the edge tell a live replica
+// from a dead one within a few intervals.
+const KeepaliveInterval = time.Second
+
 // DefaultOverlayRange is where client devices get their overlay addresses.
 var DefaultOverlayRange = netip.MustParsePrefix("100.96.0.0/12")
 
