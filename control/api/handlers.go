@@ -120,6 +120,16 @@ func (s *Server) deleteTunnel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if force == nil || !*force {
+		t, err := s.reg.GetTunnel(r.Context(), r.PathValue("ref"))
+		if err != nil {
+			return nil, err
+		}
+		s.fillConnections(&t)
+		if n := len(t.Connections); n > 0 {
+			return nil, model.Errorf(model.KindConflict, "tunnel %s has %d live connection(s); stop its connectors first or use --force", t.Name, n)
+		}
+	}
 	n, err := s.reg.DeleteTunnel(r.Context(), r.PathValue("ref"), force != nil && *force)
 	return DeleteResult{DeletedRoutes: n}, err
 }

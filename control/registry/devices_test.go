@@ -52,7 +52,16 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("device config = %+v", cfg)
 	}
 	snap := must(r.Snapshot(ctx))(t)
-	if len(snap.Devices) != 2 || snap.Devices[0].VNetID != v.ID {
+	for _, d := range snap.Devices {
+		want := v.ID // laptop selected lab
+		if d.ID != d1.ID {
+			want = must(r.GetVNet(ctx, ""))(t).ID // the others follow the default
+		}
+		if d.VNetID != want {
+			t.Fatalf("snapshot device %s in vnet %s, want %s", d.Name, d.VNetID, want)
+		}
+	}
+	if len(snap.Devices) != 2 {
 		t.Fatalf("snapshot devices = %+v", snap.Devices)
 	}
 	if _, err := r.SelectVNet(ctx, d1.ID, "nope"); !errors.Is(err, model.ErrNotFound) {

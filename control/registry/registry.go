@@ -185,9 +185,9 @@ func (r *Registry) AuthenticateTunnel(ctx context.Context, id uuid.UUID, secret 
 	return t.Tunnel, nil
 }
 
-// DeleteTunnel deletes the tunnel named by ref. It is refused while routes
-// point at it or connectors are connected, unless force, which deletes those
-// routes too. It returns the number of routes deleted.
+// DeleteTunnel deletes the tunnel named by ref, and its connectors. It is
+// refused while routes point at it, unless force, which deletes those routes
+// too. It returns the number of routes deleted.
 func (r *Registry) DeleteTunnel(ctx context.Context, ref string, force bool) (int, error) {
 	deleted := 0
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
@@ -202,9 +202,6 @@ func (r *Registry) DeleteTunnel(ctx context.Context, ref string, force bool) (in
 		}
 		if !force && len(routes) > 0 {
 			return model.Errorf(model.KindConflict, "tunnel %s still has %d route(s); delete them first or use --force", t.Name, len(routes))
-		}
-		if !force && len(t.Connections) > 0 {
-			return model.Errorf(model.KindConflict, "tunnel %s has %d active connection(s); stop its connectors first or use --force", t.Name, len(t.Connections))
 		}
 		now := r.stamp()
 		if deleted, err = r.deleteRoutes(tx, routes, now); err != nil {
