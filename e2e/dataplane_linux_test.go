@@ -74,7 +74,33 @@ func newWorld(t *testing.T) *world {
 		l.Link(s.gw, s.gwIP+s.prefixLen, s.host, s.hostIP+s.prefixLen)
 		must(t, s.host.Route("add", "default", "via", s.gwIP))
 	}
+	// Sites A and C are dual-stack.
+	for _, s := range []struct {
+		gw, host     *lab.NS
+		gwIP, hostIP string
+	}{{w.gwa, w.hosta, "2001:db8:1::1", "2001:db8:1::3"}, {w.gwc, w.hostc, "2001:db8:3::1", "2001:db8:3::5"}} {
+		gwIf := lanIf(t, s.gw, "10.")
+		hostIf := lanIf(t, s.host, "10.")
+		must(t, s.gw.AddAddr(gwIf, s.gwIP+"/64"))
+		must(t, s.host.AddAddr(hostIf, s.hostIP+"/64"))
+		must(t, s.host.Route("add", "default", "via", s.gwIP)) // an IPv6 gateway: ip picks the family
+	}
 	return w
+}
+
+// lanIf returns the name of the interface of ns whose IPv4 address starts with prefix.
+func lanIf(t *testing.T, ns *lab.NS, prefix string) string {
+	t.Helper()
+	out, err := ns.Exec("ip", "-o", "-4", "addr", "show")
+	must(t, err)
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && strings.HasPrefix(f[3], prefix) {
+			return strings.TrimSuffix(f[1], "@")
+		}
+	}
+	t.Fatalf("%s has no interface with an address in %s*:\n%s", ns, prefix, out)
+	return ""
 }
 
 func must(t *testing.T, err error) {
@@ -159,6 +185,8 @@ func TestDataPath(t *testing.T) {
 	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "10.1.0.0/16", "site-a")
 	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-b", "10.1.0.0/16", "site-b")
 	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "10.3.0.0/16", "site-c")
+	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "2001:db8:1::/48", "site-a")
+	w.cli("tunnel", "route", "ip", "add", "--vnet", "vnet-a", "2001:db8:3::/48", "site-c")
 	// The sites' private ranges go through the tunnel.
 	w.cli("split-tunnel", "mode", "include")
 	w.cli("split-tunnel", "add", "10.0.0.0/8")
@@ -202,6 +230,41 @@ func TestDataPath(t *testing.T) {
 		wantPeer(t, w.hostc, "udp", "10.1.2.3:7000", "10.3.0.5")
 		must(t, w.hosta.Ping("10.3.0.5", 2))
 		must(t, w.hostc.Ping("10.1.2.3", 2))
+	})
+	t.Run("site to site over IPv6", func(t *testing.T) {
+		w.hostc.Echo(t, "[2001:db8:3::5]:7000")
+		w.hosta.Echo(t, "[2001:db8:1::3]:7000")
+		wantPeer(t, w.hosta, "tcp", "[2001:db8:3::5]:7000", "2001:db8:1::3")
+		wantPeer(t, w.hostc, "udp", "[2001:db8:1::3]:7000", "2001:db8:3::5")
+		must(t, w.hosta.Ping("2001:db8:3::5", 2))
+	})
+	t.Run("TCP MSS clamped to the tunnel MTU", func(t *testing.T) {
+		// Both hosts sit on 1500-byte LANs and offer an MSS of 1460; the
+		// connectors clamp it to fit the 1420-byte tunnel.
+		ln, err := w.hosta.Listen("tcp", "10.1.2.3:7100")
+		must(t, err)
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		c, err := w.hostc.Dial("tcp", "10.1.2.3:7100")
+		must(t, err)
+		defer c.Close()
+		for _, conn := range []net.Conn{c, <-accepted} {
+			if conn == nil {
+				t.Fatal("hosta accepted no connection")
+			}
+			defer conn.Close()
+			mss, err := tcpMaxSeg(conn)
+			must(t, err)
+			if mss > 1420-40 {
+				t.Errorf("%s: MSS %d, want at most %d", conn.LocalAddr(), mss, 1420-40)
+			}
+		}
 	})
 	t.Run("vnet isolation", func(t *testing.T) {
 		// Site B is in vnet-b, where 10.3.0.0/16 is not routed.
@@ -344,4 +407,19 @@ func connectorID(tunnels []model.Tunnel, name string) string {
 		}
 	}
 	return ""
+}
+
+// tcpMaxSeg returns the MSS of a connected TCP socket.
+func tcpMaxSeg(c net.Conn) (int, error) {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var mss int
+	var serr error
+	err = raw.Control(func(fd uintptr) { mss, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG) })
+	if err == nil {
+		err = serr
+	}
+	return mss, err
 }
