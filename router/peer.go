@@ -16,6 +16,7 @@ const (
 	Client
 )
 
+// String names the kind.
 func (k Kind) String() string {
 	switch k {
 	case Connector:

@@ -38,6 +38,7 @@ const (
 
 var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet"}
 
+// String names the reason, as the counters do.
 func (r Reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]

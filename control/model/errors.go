@@ -37,6 +37,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the message.
 func (e *Error) Error() string { return e.Message }
 
 // Is makes errors.Is(err, &Error{Kind: k}) match any Error of kind k.
