@@ -121,6 +121,20 @@ func (w *world) cli(args ...string) string {
 	return out
 }
 
+// spoofedDrops reads the edge's counter of packets dropped for a spoofed source.
+func (w *world) spoofedDrops() float64 {
+	w.t.Helper()
+	var st struct {
+		Router struct {
+			Dropped map[string]float64 `json:"dropped"`
+		} `json:"router"`
+	}
+	if err := json.Unmarshal([]byte(w.cli("stats", "-o", "json")), &st); err != nil {
+		w.t.Fatal(err)
+	}
+	return st.Router.Dropped["spoofed"]
+}
+
 func (w *world) startEdge() {
 	w.edgeProc = w.edge.Start(w.t, binary, "edge", "--data-dir", filepath.Join(w.dir, "edge"),
 		"--api-listen", edgeAddr+":7443", "--wg-listen", ":51820", "--public-addr", edgeAddr+":51820")
@@ -278,6 +292,7 @@ func TestDataPath(t *testing.T) {
 	t.Run("spoofed source dropped", func(t *testing.T) {
 		// The gateway of site A sends from an address outside site A's prefixes.
 		must(t, w.gwa.AddAddr("lo", "10.9.9.9/32"))
+		spoofedBefore := w.spoofedDrops()
 		echoC := w.hostc.Echo(t, "10.3.0.5:7001")
 		before := len(echoC.Peers())
 		err := w.gwa.Do(func() error {
@@ -294,6 +309,9 @@ func TestDataPath(t *testing.T) {
 		})
 		if err == nil {
 			t.Fatal("a packet with a spoofed source got an answer")
+		}
+		if after := w.spoofedDrops(); after <= spoofedBefore {
+			t.Fatalf("the edge's spoofed-source counter stayed at %v", after)
 		}
 		for _, p := range echoC.Peers()[before:] {
 			if p.Addr().String() == "10.9.9.9" {

@@ -312,3 +312,25 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	d.ep = ep
 	return d, nil
 }
+
+// Stats are the data plane's counters, as GET /v1/stats shows them.
+type Stats struct {
+	Router    router.Stats    `json:"router"`
+	WireGuard wireguard.Stats `json:"wireguard"`
+	Peers     int             `json:"peers"`
+	PeersUp   int             `json:"peers_up"`
+}
+
+// stats returns the data plane's counters.
+func (d *dataplane) stats() any {
+	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats()}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st.Peers = len(d.peers)
+	for _, p := range d.peers {
+		if p.Up() {
+			st.PeersUp++
+		}
+	}
+	return st
+}

@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU},
 			Connections:    dp.connections,
 			LastSeen:       dp.lastSeen,
+			Stats:          dp.stats,
 			Log:            log.With("component", "api"),
 		}),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},

@@ -97,9 +97,9 @@ func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 
 // Stats are the router's counters.
 type Stats struct {
-	Forwarded uint64
-	Replied   uint64            // ICMP errors generated
-	Dropped   map[string]uint64 // by reason
+	Forwarded uint64            `json:"forwarded"`
+	Replied   uint64            `json:"icmp_errors"` // ICMP errors generated
+	Dropped   map[string]uint64 `json:"dropped"`     // by reason
 }
 
 // Stats returns a snapshot of the counters.

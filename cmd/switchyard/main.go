@@ -45,6 +45,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clientCommand(),
 			deviceCommand(),
 			splitTunnelCommand(),
+			statsCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

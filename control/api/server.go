@@ -48,6 +48,8 @@ type Options struct {
 	Connections func() map[uuid.UUID][]model.Connection
 	// LastSeen reports when the edge last heard from each device; nil means never.
 	LastSeen func() map[uuid.UUID]time.Time
+	// Stats reports the data plane's counters for GET /v1/stats; nil means none.
+	Stats func() any
 }
 
 // Server is the API's HTTP handler.
@@ -89,6 +91,12 @@ func (s *Server) routes() {
 	h("GET /v1/routes/ip/{ip}", s.getRoute)
 	h("GET /v1/routes/overlaps", s.overlaps)
 	h("DELETE /v1/routes/{ref...}", s.deleteRoute)
+	h("GET /v1/stats", func(*http.Request) (any, error) {
+		if s.opts.Stats == nil {
+			return struct{}{}, nil
+		}
+		return s.opts.Stats(), nil
+	})
 
 	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
 	s.agentRoutes()

@@ -287,3 +287,9 @@ func vnetQuery(vnet string) url.Values {
 	}
 	return url.Values{"vnet": {vnet}}
 }
+
+// Stats returns the edge's data plane counters as JSON.
+func (c *Client) Stats(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &out)
+}

@@ -26,20 +26,20 @@ var (
 
 // Stats counts the endpoint's events; every dropped message is counted once.
 type Stats struct {
-	DroppedMalformed    uint64 // bad type, size, header or inner IP header
-	DroppedUnknownIndex uint64 // receiver index not in the session table
-	DroppedAuth         uint64 // failed decryption or handshake authentication
-	DroppedReplay       uint64 // counter or timestamp already seen
-	DroppedExpired      uint64 // key too old or used too often
-	DroppedMAC1         uint64 // handshake with a bad mac1
-	DroppedUnauthorized uint64 // handshake from a key not in the directory
-	DroppedRateLimited  uint64 // handshake refused by the rate limiters
-	DroppedQueueFull    uint64 // handshake dropped because the queue was full
-	DroppedNoSession    uint64 // packets Send dropped for want of a key or endpoint
-	CookieRepliesSent   uint64 // handshakes answered with a cookie under load
-	HandshakesInitiated uint64 // initiations sent
-	HandshakesCompleted uint64 // handshakes completed, either role
-	SendErrors          uint64 // failed bind sends
+	DroppedMalformed    uint64 `json:"dropped_malformed"`     // bad type, size, header or inner IP header
+	DroppedUnknownIndex uint64 `json:"dropped_unknown_index"` // receiver index not in the session table
+	DroppedAuth         uint64 `json:"dropped_auth"`          // failed decryption or handshake authentication
+	DroppedReplay       uint64 `json:"dropped_replay"`        // counter or timestamp already seen
+	DroppedExpired      uint64 `json:"dropped_expired"`       // key too old or used too often
+	DroppedMAC1         uint64 `json:"dropped_mac1"`          // handshake with a bad mac1
+	DroppedUnauthorized uint64 `json:"dropped_unauthorized"`  // handshake from a key not in the directory
+	DroppedRateLimited  uint64 `json:"dropped_rate_limited"`  // handshake refused by the rate limiters
+	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // handshake dropped because the queue was full
+	DroppedNoSession    uint64 `json:"dropped_no_session"`    // packets Send dropped for want of a key or endpoint
+	CookieRepliesSent   uint64 `json:"cookie_replies_sent"`   // handshakes answered with a cookie under load
+	HandshakesInitiated uint64 `json:"handshakes_initiated"`  // initiations sent
+	HandshakesCompleted uint64 `json:"handshakes_completed"`  // handshakes completed, either role
+	SendErrors          uint64 `json:"send_errors"`           // failed bind sends
 }
 
 type counters struct {
