@@ -126,4 +126,7 @@ printf '   site B'"'"'s server log: '; tail -n1 "$work/web-b.log"
 printf '   and site C (vnet-a only) is out of reach: '
 nx laptop curl -s -m 2 -o /dev/null http://10.3.0.5:8080/ && echo reachable || echo unreachable
 
+say "The edge's counters (the unreachable attempt above shows as no_route)"
+sy stats | grep -E 'router\.|peers'
+
 say "Done: stopping every daemon and removing the lab"

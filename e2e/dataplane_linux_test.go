@@ -333,6 +333,32 @@ func TestDataPath(t *testing.T) {
 		must(t, err)
 		t.Logf("route 10.4.0.0/16 installed on site A's connector %v after the CLI call returned", time.Since(start))
 	})
+	t.Run("exclude mode routes everything but the edge into the tunnel", func(t *testing.T) {
+		w.cli("split-tunnel", "mode", "exclude") // back to the default exclude list
+		w.cli("split-tunnel", "remove", "10.0.0.0/8")
+		routeDev := func(dst string) string { // the interface the laptop sends dst out of
+			out, _ := w.laptop.Exec("ip", "route", "get", dst)
+			f := strings.Fields(out)
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] == "dev" {
+					return f[i+1]
+				}
+			}
+			return out
+		}
+		must(t, eventually(5*time.Second, func() error {
+			if got := routeDev("198.51.100.77"); got != "sy1" {
+				return fmt.Errorf("198.51.100.77 (not excluded) goes %s, want sy1", got)
+			}
+			return nil
+		}))
+		for dst, want := range map[string]bool{"10.1.2.3": true, edgeAddr: false, "192.168.1.1": false, "100.96.0.9": true} {
+			if got := routeDev(dst); (got == "sy1") != want {
+				t.Errorf("%s goes out of %s; want the tunnel (sy1): %v", dst, got, want)
+			}
+		}
+		wantPeer(t, w.laptop, "tcp", "10.1.2.3:7000", laptopIP)
+	})
 	t.Run("client switches vnet", func(t *testing.T) {
 		out, err := w.laptop.Exec(binary, "client", "vnet", "--state-dir", laptopState, "vnet-b")
 		if err != nil {
