@@ -18,7 +18,7 @@ for tool in ip ping curl python3; do
   command -v "$tool" >/dev/null || { echo "the demo needs $tool" >&2; exit 1; }
 done
 
-p="sydemo$$"                        # prefix of every namespace and veth
+p="sd$(printf %04x $RANDOM)"          # prefix of every namespace and veth (short: interface names are at most 15 bytes)
 work=$(mktemp -d /tmp/switchyard-demo.XXXXXX)
 namespaces=(wan edge gwa gwb gwc hosta hostb hostc laptop)
 pids=()

@@ -33,10 +33,11 @@ const (
 	ReasonTunnelDown                // the destination tunnel has no replica up
 	ReasonLoop                      // the destination is the sender itself
 	ReasonNoVNet                    // the peer's virtual network has no table
+	ReasonLinkLocal                 // link-local or multicast: never routed (e.g. a TUN's IPv6 neighbor discovery)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet"}
+var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local"}
 
 // String names the reason, as the counters do.
 func (r Reason) String() string {
@@ -122,6 +123,9 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	h, ok := parse(pkt)
 	if !ok {
 		return r.drop(ReasonMalformed)
+	}
+	if !routable(h.src) || !routable(h.dst) {
+		return r.drop(ReasonLinkLocal)
 	}
 	t := r.table.Load()
 	vnet := from.VNet()
@@ -253,6 +257,13 @@ func parse(pkt []byte) (h header, ok bool) {
 		return h, true
 	}
 	return h, false
+}
+
+// routable reports whether the edge may route an address at all: not
+// link-local, multicast, loopback or unspecified.
+func routable(a netip.Addr) bool {
+	return !(a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLoopback() || a.IsUnspecified() ||
+		a.IsInterfaceLocalMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
 }
 
 // decrementTTL lowers the TTL (hop limit) by one, updating the IPv4 header

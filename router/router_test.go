@@ -117,6 +117,9 @@ func TestRoute(t *testing.T) {
 		{"loop", l.siteA, udp("10.1.2.3", "10.1.7.7", 64), Drop, nil, ReasonLoop},
 		{"loop through another replica", l.siteA2, udp("10.1.2.3", "10.1.7.7", 64), Drop, nil, ReasonLoop},
 		{"malformed", l.siteA, []byte{0x45, 0, 0}, Drop, nil, ReasonMalformed},
+		{"IPv6 neighbor discovery from a TUN", l.siteA, udp("fe80::1", "ff02::2", 255), Drop, nil, ReasonLinkLocal},
+		{"multicast from a site", l.siteA, udp("10.1.2.3", "224.0.0.251", 1), Drop, nil, ReasonLinkLocal},
+		{"link-local destination", l.laptop, udp("100.96.0.7", "169.254.1.1", 64), Drop, nil, ReasonLinkLocal},
 		{"bad length", l.siteA, udp("10.1.2.3", "10.3.0.5", 64)[:25], Drop, nil, ReasonMalformed},
 	}
 	icmp := make([]byte, IcmpBufSize)
