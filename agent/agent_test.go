@@ -21,13 +21,24 @@ func TestConnectorRoutes(t *testing.T) {
 		SitePrefixes: []netip.Prefix{mpp("10.1.0.0/16")},
 		Routes:       []netip.Prefix{mpp("10.0.0.0/8"), mpp("10.1.5.0/24"), mpp("10.3.0.0/16"), mpp("192.0.2.0/24"), mpp("100.96.0.0/12")},
 	}
-	connected := []netip.Prefix{mpp("192.0.2.0/25"), mpp("198.51.100.0/24")}
-	got := fmt.Sprint(connectorRoutes(c, connected))
+	addrs := []netip.Prefix{mpp("192.0.2.7/25"), mpp("198.51.100.1/24")}
+	got := fmt.Sprint(connectorRoutes(c, addrs))
 	// 10.1.5.0/24 lies in the site itself; 192.0.2.0/24 is wider than the
 	// connected /25 and stays (the connected route is more specific).
 	want := "[10.0.0.0/8 10.3.0.0/16 192.0.2.0/24 100.96.0.0/12]"
 	if got != want {
 		t.Fatalf("connectorRoutes = %s, want %s", got, want)
+	}
+}
+
+func TestSiteSources(t *testing.T) {
+	addrs := []netip.Prefix{mpp("203.0.113.2/30"), mpp("10.1.0.1/16"), mpp("2001:db8:1::1/64"), mpp("10.1.0.9/16")}
+	src4, src6 := siteSources(addrs, []netip.Prefix{mpp("10.1.0.0/16"), mpp("2001:db8:1::/48")})
+	if src4.String() != "10.1.0.1" || src6.String() != "2001:db8:1::1" {
+		t.Fatalf("siteSources = %s, %s; want 10.1.0.1, 2001:db8:1::1", src4, src6)
+	}
+	if src4, _ := siteSources(addrs, []netip.Prefix{mpp("10.9.0.0/16")}); src4.IsValid() {
+		t.Fatalf("an address outside the site was picked: %s", src4)
 	}
 }
 

@@ -86,7 +86,11 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	apply := func(c model.DeviceConfig) {
 		routes, err := clientRoutes(c, apiHost)
 		if err == nil {
-			err = ht.set(c.Edge, &host.Config{Routes: routes})
+			hc := &host.Config{Routes: routes}
+			if c.IP.Is4() {
+				hc.Src4 = c.IP
+			}
+			err = ht.set(c.Edge, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)

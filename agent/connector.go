@@ -96,10 +96,12 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	}
 
 	apply := func(c model.ConnectorConfig) {
-		connected, err := ht.ops.ConnectedPrefixes(cfg.TunName)
-		routes := connectorRoutes(c, connected)
+		addrs, err := ht.ops.Addresses(cfg.TunName)
+		routes := connectorRoutes(c, addrs)
 		if err == nil {
-			err = ht.set(c.Edge, &host.Config{Routes: routes, Forwarding: true, LooseRPFilter: true})
+			hc := &host.Config{Routes: routes, Forwarding: true, LooseRPFilter: true}
+			hc.Src4, hc.Src6 = siteSources(addrs, c.SitePrefixes)
+			err = ht.set(c.Edge, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)
@@ -118,9 +120,32 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 }
 
 // connectorRoutes is what the connector routes into its TUN: everything
-// reachable through the edge, except its own site's prefixes and the host's
-// connected subnets (and anything inside them).
-func connectorRoutes(c model.ConnectorConfig, connected []netip.Prefix) []netip.Prefix {
-	keep := append(append([]netip.Prefix(nil), c.SitePrefixes...), connected...)
+// reachable through the edge, except its own site's prefixes and the subnets
+// of the host's addresses (and anything inside them).
+func connectorRoutes(c model.ConnectorConfig, addrs []netip.Prefix) []netip.Prefix {
+	keep := append([]netip.Prefix(nil), c.SitePrefixes...)
+	for _, a := range addrs {
+		keep = append(keep, a.Masked())
+	}
 	return routing.WithoutCovered(c.Routes, keep)
+}
+
+// siteSources picks the host's first IPv4 and IPv6 addresses inside its
+// site's prefixes, as the source of the host's own traffic into the tunnel:
+// the edge accepts only site addresses from a connector.
+func siteSources(addrs, site []netip.Prefix) (src4, src6 netip.Addr) {
+	for _, a := range addrs {
+		for _, p := range site {
+			if !p.Contains(a.Addr()) {
+				continue
+			}
+			if a.Addr().Is4() && !src4.IsValid() {
+				src4 = a.Addr()
+			}
+			if a.Addr().Is6() && !src6.IsValid() {
+				src6 = a.Addr()
+			}
+		}
+	}
+	return src4, src6
 }

@@ -245,6 +245,10 @@ func TestDataPath(t *testing.T) {
 		must(t, w.hosta.Ping("10.3.0.5", 2))
 		must(t, w.hostc.Ping("10.1.2.3", 2))
 	})
+	t.Run("the gateway host itself reaches other sites from its site address", func(t *testing.T) {
+		wantPeer(t, w.gwa, "tcp", "10.3.0.5:7000", "10.1.0.1")
+		must(t, w.gwc.Ping("10.1.2.3", 1))
+	})
 	t.Run("site to site over IPv6", func(t *testing.T) {
 		w.hostc.Echo(t, "[2001:db8:3::5]:7000")
 		w.hosta.Echo(t, "[2001:db8:1::3]:7000")

@@ -28,6 +28,10 @@ type Config struct {
 	// Forwarding turns on net.ipv4.ip_forward and
 	// net.ipv6.conf.all.forwarding.
 	Forwarding bool
+	// Src4 and Src6 are the preferred source addresses of the IPv4 and IPv6
+	// Routes (RTA_PREFSRC): the address the host's own traffic into the
+	// tunnel leaves from. Invalid means the kernel picks.
+	Src4, Src6 netip.Addr
 	// LooseRPFilter sets net.ipv4.conf.<Interface>.rp_filter to 2, so that
 	// replies to traffic the edge forwarded in are accepted. The kernel
 	// applies max(conf.all, conf.<Interface>), so 2 is also the effective
@@ -184,7 +188,14 @@ func (m *Manager) desired(cfg *Config) (map[Route]bool, map[string]string, error
 		if !p.IsValid() {
 			return nil, nil, fmt.Errorf("set host config: invalid route prefix %v", p)
 		}
-		routes[Route{Dst: p.Masked(), Link: link, Table: cfg.Table}] = true
+		src := cfg.Src6
+		if p.Addr().Is4() {
+			src = cfg.Src4
+		}
+		if src.IsValid() && src.Is4() != p.Addr().Is4() {
+			return nil, nil, fmt.Errorf("set host config: source %s does not match the family of %s", src, p)
+		}
+		routes[Route{Dst: p.Masked(), Link: link, Table: cfg.Table, Src: src}] = true
 	}
 	return routes, sysctls, nil
 }
@@ -207,8 +218,16 @@ func (m *Manager) setRoutes(want map[Route]bool, iface string) error {
 		// Keep the old routes until the new ones are all in place.
 		return errors.Join(errs...)
 	}
+	replaced := make(map[Route]bool, len(want)) // destinations a wanted route now holds
+	for r := range want {
+		replaced[Route{Dst: r.Dst, Link: r.Link, Table: r.Table}] = true
+	}
 	for _, r := range sortedRoutes(m.routes) {
 		if want[r] {
+			continue
+		}
+		if replaced[Route{Dst: r.Dst, Link: r.Link, Table: r.Table}] {
+			delete(m.routes, r) // RouteReplace already swapped it for the wanted one
 			continue
 		}
 		if err := m.ops.RouteDel(r); err != nil {

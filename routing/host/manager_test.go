@@ -380,3 +380,39 @@ func TestManagerLinkGone(t *testing.T) {
 		t.Errorf("sysctls = %v, want %v", got, orig)
 	}
 }
+
+// TestManagerPreferredSource sets and changes the source addresses of the
+// routes: a change replaces each route in place, never deleting it first.
+func TestManagerPreferredSource(t *testing.T) {
+	f := newFake()
+	m, err := host.NewManager(f, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &host.Config{Interface: "sy0", Routes: []netip.Prefix{mpp("198.51.100.0/24"), mpp("2001:db8:3::/48")},
+		Src4: netip.MustParseAddr("192.0.2.1"), Src6: netip.MustParseAddr("2001:db8:1::1")}
+	if err := m.Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.TakeLog()
+	cfg.Src4 = netip.MustParseAddr("192.0.2.9")
+	if err := m.Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(f.TakeLog(), "\n"), "route replace 198.51.100.0/24 dev sy0 table main src 192.0.2.9"; got != want {
+		t.Fatalf("changing the IPv4 source logged\n%s\nwant\n%s", got, want)
+	}
+	if got := strings.Join(f.Routes(), "\n"); !strings.Contains(got, "198.51.100.0/24 dev sy0 table main src 192.0.2.9") || !strings.Contains(got, "src 2001:db8:1::1") {
+		t.Fatalf("routes:\n%s", got)
+	}
+	cfg.Src6 = netip.MustParseAddr("192.0.2.1")
+	if err := m.Set(cfg); err == nil {
+		t.Fatal("an IPv4 source for IPv6 routes was accepted")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Routes(); len(got) != 0 {
+		t.Fatalf("routes left after Close: %v", got)
+	}
+}

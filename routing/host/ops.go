@@ -20,15 +20,20 @@ type Route struct {
 	Dst   netip.Prefix // masked
 	Link  int          // interface index
 	Table int          // routing table; 0 is main
+	Src   netip.Addr   // preferred source for the host's own traffic; invalid means none
 }
 
-// String formats r as "<dst> dev <index> table <table>".
+// String formats r as "<dst> dev <index> table <table>[ src <addr>]".
 func (r Route) String() string {
 	table := "main"
 	if r.Table != 0 {
 		table = strconv.Itoa(r.Table)
 	}
-	return r.Dst.String() + " dev " + strconv.Itoa(r.Link) + " table " + table
+	s := r.Dst.String() + " dev " + strconv.Itoa(r.Link) + " table " + table
+	if r.Src.IsValid() {
+		s += " src " + r.Src.String()
+	}
+	return s
 }
 
 // RouteOps installs and removes routes marked with RouteProtocol.

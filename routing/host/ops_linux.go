@@ -76,6 +76,9 @@ func nlRoute(r Route) *netlink.Route {
 	if r.Dst.Addr().Is4() {
 		nr.Scope = netlink.SCOPE_LINK // as `ip route add P dev D` does
 	}
+	if r.Src.IsValid() {
+		nr.Src = net.IP(r.Src.AsSlice())
+	}
 	return nr
 }
 
@@ -136,7 +139,11 @@ func (o *NetlinkOps) RouteList(link int) ([]Route, error) {
 		if table == unix.RT_TABLE_MAIN {
 			table = 0
 		}
-		routes = append(routes, Route{Dst: netip.PrefixFrom(addr, ones), Link: nr.LinkIndex, Table: table})
+		var src netip.Addr
+		if a, ok := netip.AddrFromSlice(nr.Src); ok {
+			src = a.Unmap()
+		}
+		routes = append(routes, Route{Dst: netip.PrefixFrom(addr, ones), Link: nr.LinkIndex, Table: table, Src: src})
 	}
 	return routes, nil
 }
@@ -205,10 +212,9 @@ func (o *NetlinkOps) inNetns(f func() error) error {
 	return <-errc
 }
 
-// ConnectedPrefixes returns the subnets of the global-scope addresses on every
-// interface but except: the networks this host reaches directly, which a
-// connector must never route into its TUN.
-func (o *NetlinkOps) ConnectedPrefixes(except string) ([]netip.Prefix, error) {
+// Addresses returns the global-scope addresses, with their prefix lengths,
+// of every interface but except.
+func (o *NetlinkOps) Addresses(except string) ([]netip.Prefix, error) {
 	links, err := o.h.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -231,7 +237,7 @@ func (o *NetlinkOps) ConnectedPrefixes(except string) ([]netip.Prefix, error) {
 				continue
 			}
 			ones, _ := a.IPNet.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
 		}
 	}
 	return out, nil

@@ -21,7 +21,7 @@ func NewNetlinkOps(ns netns.NsHandle) (*NetlinkOps, error) {
 // Close does nothing.
 func (o *NetlinkOps) Close() error { return nil }
 
-// ConnectedPrefixes is only implemented on Linux.
-func (o *NetlinkOps) ConnectedPrefixes(except string) ([]netip.Prefix, error) {
-	return nil, fmt.Errorf("list connected prefixes: %w", errors.ErrUnsupported)
+// Addresses is only implemented on Linux.
+func (o *NetlinkOps) Addresses(except string) ([]netip.Prefix, error) {
+	return nil, fmt.Errorf("list addresses: %w", errors.ErrUnsupported)
 }

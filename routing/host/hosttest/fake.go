@@ -146,7 +146,11 @@ func (f *Fake) format(r host.Route) string {
 	if r.Table != 0 {
 		table = strconv.Itoa(r.Table)
 	}
-	return r.Dst.String() + " dev " + dev + " table " + table
+	s := r.Dst.String() + " dev " + dev + " table " + table
+	if r.Src.IsValid() {
+		s += " src " + r.Src.String()
+	}
+	return s
 }
 
 // change logs op and reports whether Fail lets it through.
