@@ -60,6 +60,15 @@ func (e *Endpoint) send(s *Session, bufs [][]byte, offset int, keepalive bool) e
 	if s.removed.Load() {
 		return ErrSessionRemoved
 	}
+	// A handshake may complete, and flush the queue, between the key check
+	// below and stage: then flush again once sendMu is released (a nested
+	// RLock could deadlock against Close).
+	flushAfter := false
+	defer func() {
+		if flushAfter {
+			e.flushStaged(s)
+		}
+	}()
 	e.sendMu.RLock()
 	defer e.sendMu.RUnlock()
 	if e.isClosed() {
@@ -78,6 +87,9 @@ func (e *Endpoint) send(s *Session, bufs [][]byte, offset int, keepalive bool) e
 			return ErrNoSession
 		}
 		e.stats.noSession.Add(uint64(s.stage(bufs, offset)))
+		if kp := s.current.Load(); kp != nil && e.keypairUsable(kp, e.now()) {
+			flushAfter = true
+		}
 		return nil
 	}
 	tx := e.txPool.Get().(*txBatch)
