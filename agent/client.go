@@ -48,20 +48,10 @@ type ClientConfig struct {
 
 // RunClient runs the client until ctx ends, then undoes everything it did to the host.
 func RunClient(ctx context.Context, cfg ClientConfig) error {
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if cfg.TunName == "" {
 		cfg.TunName = DefaultClientTunName
 	}
-	if cfg.StateDir == "" {
-		return errors.New("client: --state-dir is required")
-	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("client: create state dir: %w", err)
-	}
-	k, err := loadOrCreateKey(cfg.StateDir)
+	log, k, err := prepare(cfg.StateDir, cfg.Log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

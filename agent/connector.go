@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -42,24 +41,14 @@ const pollWait = 25 * time.Second
 // RunConnector runs the connector until ctx ends, then undoes everything it
 // did to the host.
 func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if cfg.TunName == "" {
 		cfg.TunName = DefaultTunName
-	}
-	if cfg.StateDir == "" {
-		return errors.New("connector: --state-dir is required")
-	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("connector: create state dir: %w", err)
 	}
 	api, tok, err := client.NewConnector(cfg.Token)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
-	k, err := loadOrCreateKey(cfg.StateDir)
+	log, k, err := prepare(cfg.StateDir, cfg.Log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,22 @@ type key struct {
 }
 
 func (k key) publicBase64() string { return base64.StdEncoding.EncodeToString(k.public[:]) }
+
+// prepare creates the state directory (0700) and loads the agent's key; it
+// returns log, or a logger that discards when log is nil.
+func prepare(stateDir string, log *slog.Logger) (*slog.Logger, key, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if stateDir == "" {
+		return log, key{}, errors.New("--state-dir is required")
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return log, key{}, fmt.Errorf("create state dir: %w", err)
+	}
+	k, err := loadOrCreateKey(stateDir)
+	return log, k, err
+}
 
 // loadOrCreateKey reads the agent's private key, generating it on first start.
 // The private key never leaves the host.
