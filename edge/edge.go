@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("no --public-addr: tokens will point agents at loopback", "public_addr", cfg.PublicAddr)
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
+	defer func() { stopRun(); dp.wg.Wait() }() // before the endpoint and store close
 	dp.wg.Add(2)
 	go func() {
 		defer dp.wg.Done()
@@ -106,8 +106,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	go func() { defer dp.wg.Done(); dp.watchLiveness(runCtx) }()
-	defer dp.wg.Wait()
-	defer stopRun()
 
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {

@@ -164,18 +164,20 @@ func HTTPStatus(err error) (int, ErrorBody) {
 	if errors.As(err, &maxErr) {
 		e = model.Errorf(model.KindInvalid, "request body is larger than %d bytes", maxBody)
 	}
-	status := map[model.Kind]int{
-		model.KindInvalid:      http.StatusBadRequest,
-		model.KindNotFound:     http.StatusNotFound,
-		model.KindConflict:     http.StatusConflict,
-		model.KindForbidden:    http.StatusForbidden,
-		model.KindUnauthorized: http.StatusUnauthorized,
-	}[e.Kind]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	if errors.Is(err, context.Canceled) {
-		status = 499
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, context.Canceled):
+		status = 499 // the client went away
+	case e.Kind == model.KindInvalid:
+		status = http.StatusBadRequest
+	case e.Kind == model.KindNotFound:
+		status = http.StatusNotFound
+	case e.Kind == model.KindConflict:
+		status = http.StatusConflict
+	case e.Kind == model.KindForbidden:
+		status = http.StatusForbidden
+	case e.Kind == model.KindUnauthorized:
+		status = http.StatusUnauthorized
 	}
 	return status, ErrorBody{Code: e.Code, Message: e.Message}
 }

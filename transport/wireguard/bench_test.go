@@ -142,39 +142,20 @@ func newBenchDevice(b *testing.B) *device.Device {
 // BenchmarkProcessBatch is the hub's in-process path without sockets:
 // decrypt a batch of 64 1420-byte packets and encrypt them again.
 func BenchmarkProcessBatch(b *testing.B) {
-	fwd := &forwarder{bufs: make([][]byte, 0, 128)}
-	a, hub, ba, bb, sa, _ := connectedCapPair(b, ReceiverFunc(func([]Packet) {}), fwd)
-	fwd.e = hub
-	rx := hub.newRxBatch(128)
-	ba.sink = rx
-	bb.drop = true
-	pkt := ipv4Packet(1420)
-	bufs := make([][]byte, 64)
-	for i := range bufs {
-		bufs[i] = make([]byte, Headroom+len(pkt), MaxMessageSize)
-	}
-	fill := func() {
-		for i := range bufs {
-			copy(bufs[i][Headroom:], pkt)
-		}
-		ba.sinkN = 0
-		if err := a.Send(sa, bufs, Headroom); err != nil {
-			b.Fatal(err)
-		}
-	}
-	fill()
-	hub.processBatch(rx, ba.sinkN)
+	h := newHubPipeline(b, 64)
+	h.send(b)
+	h.process()
 	b.ReportAllocs()
-	b.SetBytes(int64(len(pkt) * len(bufs)))
+	b.SetBytes(int64(len(h.pkt) * len(h.bufs)))
 	b.ResetTimer()
 	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
-		fill()
+		h.send(b)
 		c0 := processCPU()
-		hub.processBatch(rx, ba.sinkN)
+		h.process()
 		cpu += processCPU() - c0
 	}
-	b.ReportMetric(cpu.Seconds()/(float64(b.N)*float64(len(pkt)*len(bufs))/1e9), "cpu-s/GB")
+	b.ReportMetric(cpu.Seconds()/(float64(b.N)*float64(len(h.pkt)*len(h.bufs))/1e9), "cpu-s/GB")
 }
 
 // loopTUN is a tun.Device that hands every packet written to it back to

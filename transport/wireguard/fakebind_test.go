@@ -141,3 +141,43 @@ func ipv4Packet(n int) []byte {
 	copy(p[16:20], agentIP.AsSlice())
 	return p
 }
+
+// hubPipeline is the hub's in-process path without sockets: a sender
+// encrypts a batch of 1420-byte packets onto a capBind, and the hub
+// decrypts them and forwards each back to its sender (decrypt + encrypt).
+type hubPipeline struct {
+	a, hub *Endpoint
+	ba     *capBind
+	sa     *Session
+	rx     *rxBatch
+	pkt    []byte
+	bufs   [][]byte
+}
+
+func newHubPipeline(tb testing.TB, n int) *hubPipeline {
+	fwd := &forwarder{bufs: make([][]byte, 0, 128)}
+	a, hub, ba, bb, sa, _ := connectedCapPair(tb, ReceiverFunc(func([]Packet) {}), fwd)
+	fwd.e = hub
+	h := &hubPipeline{a: a, hub: hub, ba: ba, sa: sa, rx: hub.newRxBatch(128), pkt: ipv4Packet(1420)}
+	ba.sink = h.rx
+	bb.drop = true
+	h.bufs = make([][]byte, n)
+	for i := range h.bufs {
+		h.bufs[i] = make([]byte, Headroom+len(h.pkt), MaxMessageSize)
+	}
+	return h
+}
+
+// send refills the batch and encrypts it into the hub's receive batch.
+func (h *hubPipeline) send(tb testing.TB) {
+	for i := range h.bufs {
+		copy(h.bufs[i][Headroom:], h.pkt)
+	}
+	h.ba.sinkN = 0
+	if err := h.a.Send(h.sa, h.bufs, Headroom); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// process has the hub decrypt and forward what send produced.
+func (h *hubPipeline) process() { h.hub.processBatch(h.rx, h.ba.sinkN) }
