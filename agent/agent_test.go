@@ -139,3 +139,31 @@ func TestRetryBacksOffUntilTheEdgeAnswers(t *testing.T) {
 		t.Fatalf("retry on a refusal = %v, want it at once", err)
 	}
 }
+
+func TestBackoffGrowsWithJitterAndResets(t *testing.T) {
+	var b backoff
+	seen := map[time.Duration]bool{}
+	for i, ceil := range []time.Duration{minBackoff, 2 * minBackoff, 4 * minBackoff} {
+		d := b.next()
+		if d < ceil/2 || d >= ceil {
+			t.Fatalf("wait %d = %v, want in [%v, %v)", i, d, ceil/2, ceil)
+		}
+	}
+	for range 10 { // 1 s, 2 s, 4 s, 8 s, then the cap
+		b.next()
+	}
+	for range 50 {
+		d := b.next()
+		if d < maxBackoff/2 || d >= maxBackoff {
+			t.Fatalf("capped wait = %v, want in [%v, %v)", d, maxBackoff/2, maxBackoff)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("50 capped waits took only %d distinct values: no jitter", len(seen))
+	}
+	b.reset()
+	if d := b.next(); d >= minBackoff {
+		t.Errorf("after reset the wait is %v, want < %v", d, minBackoff)
+	}
+}

@@ -65,7 +65,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, heartbeatConfig{}, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -80,7 +80,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 			if c.IP.Is4() {
 				hc.Src4 = c.IP
 			}
-			err = ht.set(c.Edge, hc)
+			err = ht.set(c.Edge, c.OverlayRange, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)

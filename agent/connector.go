@@ -26,6 +26,9 @@ type ConnectorConfig struct {
 	// hosts cannot route replies back; servers then see this host's address
 	// instead of the true source. Off by default.
 	SNAT bool
+	// Priority ranks this replica among its tunnel's: the highest that is up
+	// is active, unless another one's host holds the gateway address.
+	Priority uint8
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -34,6 +37,10 @@ type ConnectorConfig struct {
 
 // DefaultTunName is the connector's TUN interface unless --tun-name says otherwise.
 const DefaultTunName = "sy0"
+
+// handoverTimeout bounds how long a stopping replica waits for the edge to
+// make another replica active.
+const handoverTimeout = time.Second
 
 // pollWait is how long one config long poll waits at the edge.
 const pollWait = 25 * time.Second
@@ -64,7 +71,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	conf := enrolled.Config
 	log.Info("enrolled", "tunnel", conf.TunnelName, "vnet", conf.VNetName, "connector", enrolled.Connector.ID, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, heartbeatConfig{replica: true, priority: cfg.Priority}, log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
@@ -90,7 +97,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		if err == nil {
 			hc := &host.Config{Routes: routes, Forwarding: true, LooseRPFilter: true}
 			hc.Src4, hc.Src6 = siteSources(addrs, c.SitePrefixes)
-			err = ht.set(c.Edge, hc)
+			err = ht.set(c.Edge, c.OverlayRange, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)
@@ -102,6 +109,8 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	err = follow(ctx, log, "", func(ctx context.Context, etag string) (model.ConnectorConfig, string, bool, error) {
 		return api.WatchConnectorConfig(ctx, enrolled.Connector.ID, etag, pollWait)
 	}, apply)
+	// Hand the tunnel to a standby before the routes and the TUN go away.
+	ht.beat.leave(handoverTimeout)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -23,13 +25,14 @@ type hostTunnel struct {
 	ops  *host.NetlinkOps
 	dev  *wgDevice
 	hm   *host.Manager
+	beat *beat
 	log  *slog.Logger
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
 // routes through the TUN, the sysctls recorded in the state file), then
 // creates the TUN and the device.
-func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, log *slog.Logger) (_ *hostTunnel, err error) {
+func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, hb heartbeatConfig, log *slog.Logger) (_ *hostTunnel, err error) {
 	ops, err := host.NewNetlinkOps(netns.None())
 	if err != nil {
 		return nil, err
@@ -62,18 +65,36 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		dev.Close()
 		return nil, err
 	}
-	return &hostTunnel{name: name, ops: ops, dev: dev, hm: hm, log: log}, nil
+	h := &hostTunnel{name: name, ops: ops, dev: dev, hm: hm, log: log}
+	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, hb.replica, hb.priority, func() {
+		if err := dev.restart(); err != nil {
+			log.Warn("restarting the handshake with the edge", "err", err)
+		}
+	})
+	return h, nil
+}
+
+// heartbeatConfig says how an agent takes part in heartbeats.
+type heartbeatConfig struct {
+	replica  bool  // a connector replica: keep the files keepalived reads
+	priority uint8 // its rank among its tunnel's replicas
 }
 
 // set points the device at edge and makes the host's routes into the TUN
-// (and sysctls) match cfg.
-func (h *hostTunnel) set(edge model.EdgePeer, cfg *host.Config) error {
+// (and sysctls) match cfg; heartbeats go to the edge's address in overlay,
+// from cfg.Src4.
+func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, cfg *host.Config) error {
 	cfg.Interface = h.name
-	return errors.Join(h.dev.setEdge(edge), h.hm.Set(cfg))
+	err := errors.Join(h.dev.setEdge(edge), h.hm.Set(cfg))
+	if err == nil {
+		h.beat.aim(cfg.Src4, model.EdgeAddress(overlay))
+	}
+	return err
 }
 
 // Close restores the host and removes the TUN.
 func (h *hostTunnel) Close() {
+	h.beat.Close()
 	if err := h.hm.Close(); err != nil {
 		h.log.Error("restoring the host", "err", err)
 	}
@@ -82,10 +103,11 @@ func (h *hostTunnel) Close() {
 }
 
 // follow long-polls the edge for configuration changes and applies each one
-// until ctx ends. It returns an error once the edge no longer accepts the
-// agent (revoked, deleted).
+// until ctx ends. While the edge is unreachable it retries with backoff. It
+// returns an error once the edge no longer accepts the agent (revoked, deleted).
 func follow[T any](ctx context.Context, log *slog.Logger, etag string,
 	watch func(ctx context.Context, etag string) (T, string, bool, error), apply func(T)) error {
+	var b backoff
 	for ctx.Err() == nil {
 		next, tag, changed, err := watch(ctx, etag)
 		switch {
@@ -95,11 +117,15 @@ func follow[T any](ctx context.Context, log *slog.Logger, etag string,
 			if errors.As(err, &e) && (e.Kind == model.KindUnauthorized || e.Kind == model.KindNotFound) {
 				return fmt.Errorf("the edge no longer accepts this agent: %w", err)
 			}
-			log.Warn("waiting for configuration", "err", err)
-			sleep(ctx, 2*time.Second)
-		case changed:
-			etag = tag
-			apply(next)
+			wait := b.next()
+			log.Warn("waiting for configuration", "err", err, "retry_in", wait.Round(time.Millisecond))
+			sleep(ctx, wait)
+		default:
+			b.reset()
+			if changed {
+				etag = tag
+				apply(next)
+			}
 		}
 	}
 	log.Info("stopping")
@@ -109,18 +135,39 @@ func follow[T any](ctx context.Context, log *slog.Logger, etag string,
 // retry calls fn until it succeeds, the edge refuses (a *model.Error), or ctx
 // ends, backing off while the edge is unreachable.
 func retry[T any](ctx context.Context, log *slog.Logger, fn func() (T, error)) (T, error) {
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+	var b backoff
+	for {
 		v, err := fn()
 		var e *model.Error
 		if err == nil || errors.As(err, &e) {
 			return v, err
 		}
-		log.Warn("edge unreachable; retrying", "err", err, "in", backoff)
-		if !sleep(ctx, backoff) {
+		wait := b.next()
+		log.Warn("edge unreachable; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		if !sleep(ctx, wait) {
 			return v, ctx.Err()
 		}
 	}
 }
+
+// backoff is exponential backoff with jitter: waits start at minBackoff,
+// double up to maxBackoff, and each is drawn from [d/2, d) so that agents
+// cut off together do not all come back in the same instant.
+type backoff struct{ d time.Duration }
+
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 15 * time.Second
+)
+
+// next returns the time to wait before the next attempt.
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, minBackoff), maxBackoff)
+	return b.d/2 + rand.N(b.d/2)
+}
+
+// reset starts over after a success.
+func (b *backoff) reset() { b.d = 0 }
 
 // sleep waits d or until ctx ends; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {

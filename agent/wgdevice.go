@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -18,7 +19,9 @@ import (
 
 // wgDevice is a wireguard-go device whose only peer is the edge.
 type wgDevice struct {
-	dev  *device.Device
+	dev *device.Device
+
+	mu   sync.Mutex // serializes configuration
 	edge model.EdgePeer
 }
 
@@ -49,6 +52,23 @@ func startDevice(tunDev wgtun.Device, k key, edge model.EdgePeer, log *slog.Logg
 // as allowed (the edge decides what may come through; the host's routes
 // decide what goes in).
 func (d *wgDevice) setEdge(edge model.EdgePeer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.setEdgeLocked(edge)
+}
+
+// restart drops the edge peer's session and adds the peer back, so the next
+// packet starts a handshake at once: after an edge restart the old session is
+// gone at the edge, and wireguard-go alone would wait up to 15 s to notice.
+func (d *wgDevice) restart() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	edge := d.edge
+	d.edge = model.EdgePeer{}
+	return d.setEdgeLocked(edge)
+}
+
+func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
 	if d.edge == edge {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -17,15 +18,18 @@ import (
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
-// livenessTimeout marks a replica down when nothing authenticated arrived from
-// it for three keepalive intervals: traffic then fails over to the next
-// replica of its tunnel within about livenessTimeout+livenessTick.
+// A peer that sends heartbeats is down once it misses its detect time (its
+// interval × multiplier, 500 ms by default). One that does not (an agent
+// older than heartbeats) is down when nothing authenticated arrived from it
+// for livenessTimeout, three keepalive intervals. The edge checks every
+// livenessTick, so traffic fails over within detect time + livenessTick.
 const (
 	livenessTimeout = 3*model.KeepaliveInterval + model.KeepaliveInterval/2
-	livenessTick    = 250 * time.Millisecond
+	livenessTick    = 25 * time.Millisecond
 )
 
 // dataplane joins the WireGuard endpoint and the router: every decrypted
@@ -39,6 +43,10 @@ type dataplane struct {
 	mu    sync.Mutex
 	peers map[wireguard.PublicKey]*router.Peer // the current directory
 	ids   map[*router.Peer]uuid.UUID           // connector or device id of each peer
+	hosts map[*router.Peer]string              // hostname of each connector replica
+	live  map[*router.Peer]*liveness           // health and wishes of each peer
+	// override is the replica an operator made active by hand, per tunnel.
+	override map[router.TunnelID]*router.Peer
 	vnets map[uuid.UUID]uint32                 // stable router index per vnet
 	rev   int64                                // revision of the applied snapshot
 
@@ -54,7 +62,8 @@ type batch struct {
 }
 
 func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
-	d := &dataplane{log: log, reg: reg, router: r, peers: map[wireguard.PublicKey]*router.Peer{}, ids: map[*router.Peer]uuid.UUID{}, vnets: map[uuid.UUID]uint32{}}
+	d := &dataplane{log: log, reg: reg, router: r, peers: map[wireguard.PublicKey]*router.Peer{}, ids: map[*router.Peer]uuid.UUID{},
+		hosts: map[*router.Peer]string{}, live: map[*router.Peer]*liveness{}, override: map[router.TunnelID]*router.Peer{}, vnets: map[uuid.UUID]uint32{}}
 	d.scratch.New = func() any { return &batch{} }
 	return d
 }
@@ -91,6 +100,13 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		case router.Reply:
 			to = p.Session
 			buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
+		case router.Local:
+			probe, ok := heartbeat.ParsePacket(p.Data()[:dec.Len])
+			if !ok {
+				continue // nothing else listens on the edge's own address
+			}
+			to = p.Session
+			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data()[:dec.Len], d.probe(from, probe))
 		default:
 			continue
 		}
@@ -186,6 +202,7 @@ func (d *dataplane) apply(s registry.Snapshot) {
 		}
 		p.SetVNet(d.vnets[vnet])
 		d.ids[p] = c.ID
+		d.hosts[p] = c.Hostname
 		want[key] = true
 		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
 		b.AddReplica(p)
@@ -207,9 +224,14 @@ func (d *dataplane) apply(s registry.Snapshot) {
 		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
 		b.AddClient(p)
 	}
-	for key := range d.peers {
+	for key, p := range d.peers {
 		if !want[key] {
-			delete(d.ids, d.peers[key])
+			delete(d.ids, p)
+			delete(d.hosts, p)
+			delete(d.live, p)
+			if d.override[p.Tunnel] == p {
+				delete(d.override, p.Tunnel)
+			}
 			delete(d.peers, key)
 		}
 	}
@@ -228,8 +250,8 @@ func (d *dataplane) apply(s registry.Snapshot) {
 	d.log.Debug("data plane updated", "rev", s.Rev, "peers", len(d.peers), "routes", len(s.Routes))
 }
 
-// watchLiveness keeps each peer's up flag current: up while its session has a
-// usable key and something authenticated arrived recently.
+// watchLiveness keeps each peer's up flag and each tunnel's active replica
+// current, every livenessTick.
 func (d *dataplane) watchLiveness(ctx context.Context) {
 	t := time.NewTicker(livenessTick)
 	defer t.Stop()
@@ -237,14 +259,11 @@ func (d *dataplane) watchLiveness(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			d.mu.Lock()
+			d.checkLocked(now)
+			d.mu.Unlock()
 		}
-		d.mu.Lock()
-		for _, p := range d.peers {
-			s, _ := p.Out.(*wireguard.Session)
-			p.SetUp(s != nil && s.Established() && time.Since(s.LastReceived()) < livenessTimeout)
-		}
-		d.mu.Unlock()
 	}
 }
 
@@ -263,21 +282,28 @@ func (d *dataplane) lastSeen() map[uuid.UUID]time.Time {
 	return out
 }
 
-// connections lists the live connector sessions of each tunnel, for the API.
+// connections lists the live replicas of each tunnel, the active one first,
+// then by how long they have been up, for the API.
 func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[uuid.UUID][]model.Connection{}
 	for _, p := range d.peers {
-		s, _ := p.Out.(*wireguard.Session)
-		if p.Kind != router.Connector || s == nil || !p.Up() {
+		if p.Kind != router.Connector || !p.Up() {
 			continue
 		}
 		id := uuid.UUID(p.Tunnel)
-		out[id] = append(out[id], model.Connection{
-			ID:       d.ids[p],
-			OriginIP: s.RemoteAddr().Addr().String(),
-			OpenedAt: s.LastHandshake().UTC(),
+		out[id] = append(out[id], d.connection(p))
+	}
+	for _, cs := range out {
+		slices.SortFunc(cs, func(a, b model.Connection) int {
+			if (a.State == model.ReplicaActive) != (b.State == model.ReplicaActive) {
+				if a.State == model.ReplicaActive {
+					return -1
+				}
+				return 1
+			}
+			return a.OpenedAt.Compare(b.OpenedAt)
 		})
 	}
 	return out
@@ -298,7 +324,7 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 			return nil, fmt.Errorf("--wg-listen %q is not HOST:PORT", cfg.WGListen)
 		}
 	}
-	r := router.New(router.Config{ICMPSource4: cfg.OverlayRange.Addr().Next(), ICMPSource6: icmpSource6})
+	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),

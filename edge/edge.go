@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 			AdminTokenHash: id.adminHash,
 			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU},
 			Connections:    dp.connections,
+			Failover:       dp.failover,
 			LastSeen:       dp.lastSeen,
 			Stats:          dp.stats,
 			Log:            log.With("component", "api"),

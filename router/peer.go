@@ -43,8 +43,9 @@ type Peer struct {
 	// Out is the edge's handle to send to this peer (its transport session).
 	Out any
 
-	vnet atomic.Uint32 // index of the virtual network it sends into
-	up   atomic.Bool   // the session is established
+	vnet   atomic.Uint32 // index of the virtual network it sends into
+	up     atomic.Bool   // the session is established
+	active atomic.Bool   // the replica its tunnel's traffic goes to
 }
 
 // TunnelID names a tunnel inside the router.
@@ -63,3 +64,10 @@ func (p *Peer) Up() bool { return p.up.Load() }
 // SetUp records whether the peer's session is established; the router hands
 // packets for a tunnel to its first replica that is up.
 func (p *Peer) SetUp(up bool) { p.up.Store(up) }
+
+// Active reports whether the peer is the active replica of its tunnel.
+func (p *Peer) Active() bool { return p.active.Load() }
+
+// SetActive marks the peer as its tunnel's active replica, or not; the edge
+// keeps at most one active replica per tunnel.
+func (p *Peer) SetActive(a bool) { p.active.Store(a) }

@@ -19,6 +19,9 @@ const (
 	Forward
 	// Reply: send Decision.Reply, an ICMP error, back to the sender.
 	Reply
+	// Local: the packet is addressed to the edge itself (its ICMP source
+	// address); Packet[:Len] is for the edge's own services, such as heartbeats.
+	Local
 )
 
 // Reason says why a packet was dropped or answered with an ICMP error.
@@ -62,8 +65,9 @@ type Decision struct {
 
 // Config configures a Router.
 type Config struct {
-	// ICMPSource4 and ICMPSource6 are the addresses ICMP errors come from; an
-	// invalid address disables errors for that family.
+	// ICMPSource4 and ICMPSource6 are the edge's own addresses: ICMP errors
+	// come from them, and packets to them are Local. An invalid address
+	// disables errors for that family.
 	ICMPSource4, ICMPSource6 netip.Addr
 	// ICMPRate bounds the ICMP errors generated per second (burst of the
 	// same size); 0 means 100.
@@ -150,6 +154,9 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 		return r.drop(ReasonSpoofed)
 	}
 
+	if h.dst == r.cfg.ICMPSource4 || h.dst == r.cfg.ICMPSource6 {
+		return Decision{Verdict: Local, To: from, Len: h.length}
+	}
 	if h.ttl <= 1 {
 		return r.icmpError(ReasonTTLExceeded, from, pkt[:h.length], h, icmp)
 	}

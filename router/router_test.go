@@ -121,6 +121,9 @@ func TestRoute(t *testing.T) {
 		{"multicast from a site", l.siteA, udp("10.1.2.3", "224.0.0.251", 1), Drop, nil, ReasonLinkLocal},
 		{"link-local destination", l.laptop, udp("100.96.0.7", "169.254.1.1", 64), Drop, nil, ReasonLinkLocal},
 		{"bad length", l.siteA, udp("10.1.2.3", "10.3.0.5", 64)[:25], Drop, nil, ReasonMalformed},
+		{"to the edge itself", l.siteA, udp("10.1.2.3", "100.96.0.1", 64), Local, l.siteA, 0},
+		{"IPv6 to the edge itself", l.siteC, udp("2001:db8:3::1", "fd00:5359::1", 64), Local, l.siteC, 0},
+		{"spoofed, to the edge itself", l.siteA, udp("10.3.0.5", "100.96.0.1", 64), Drop, nil, ReasonSpoofed},
 	}
 	icmp := make([]byte, IcmpBufSize)
 	for _, tc := range tests {
@@ -219,6 +222,20 @@ func TestFailover(t *testing.T) {
 	l.siteA2.SetUp(false)
 	if d := l.r.Route(l.laptop, udp("100.96.0.7", "10.1.2.3", 64), icmp); d.Verdict != Reply || d.Reason != ReasonTunnelDown {
 		t.Fatalf("with every replica down: %+v, want host unreachable", d)
+	}
+}
+
+func TestActiveReplica(t *testing.T) {
+	l := newLab(t)
+	icmp := make([]byte, IcmpBufSize)
+	to := func() *Peer { return l.r.Route(l.laptop, udp("100.96.0.7", "10.1.2.3", 64), icmp).To }
+	l.siteA2.SetActive(true)
+	if got := to(); got != l.siteA2 {
+		t.Fatalf("with A2 active, packet went to %s", name(got))
+	}
+	l.siteA2.SetUp(false) // dead before the edge picked another: the first one up
+	if got := to(); got != l.siteA {
+		t.Fatalf("with active A2 down, packet went to %s, want A", name(got))
 	}
 }
 

@@ -20,14 +20,21 @@ type dest struct {
 	replicas []*Peer // in preference order; the first that is up gets the packet
 }
 
-// pick returns the first replica that is up, or nil.
+// pick returns the active replica if it is up, else the first replica that
+// is up, or nil.
 func (d *dest) pick() *Peer {
+	var first *Peer
 	for _, p := range d.replicas {
 		if p.Up() {
-			return p
+			if p.Active() {
+				return p
+			}
+			if first == nil {
+				first = p
+			}
 		}
 	}
-	return nil
+	return first
 }
 
 // TableBuilder assembles a Table; it is not safe for concurrent use.
@@ -69,8 +76,9 @@ func (b *TableBuilder) AddRoute(vnet uint32, p netip.Prefix, t TunnelID) {
 	b.vnet(vnet).Insert(p, b.tunnelDest(vnet, t))
 }
 
-// AddReplica adds a connector replica of its tunnel in its virtual network;
-// replicas added first are preferred.
+// AddReplica adds a connector replica of its tunnel in its virtual network.
+// Packets for the tunnel go to its active replica (Peer.SetActive) while that
+// is up, else to the first replica added that is up.
 func (b *TableBuilder) AddReplica(p *Peer) {
 	d := b.tunnelDest(p.VNet(), p.Tunnel)
 	d.replicas = append(d.replicas, p)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"text/tabwriter"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard/switchyard/agent"
@@ -15,21 +18,67 @@ func connectorCommand() *cli.Command {
 			Usage: "enroll with a tunnel token and forward the site's traffic to and from the edge",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "token", Usage: "tunnel `TOKEN` from switchyard tunnel create", EnvVars: []string{"SWITCHYARD_TUNNEL_TOKEN"}, Required: true},
-				&cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the enrollment and the host state", Value: "/var/lib/switchyard-connector"},
+				stateDirFlag,
 				&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultTunName},
 				&cli.BoolFlag{Name: "snat", Usage: "masquerade tunnel traffic into the site (for sites that cannot route replies back; hides the true source IP)"},
+				&cli.UintFlag{Name: "priority", Usage: "rank `N` (0-255) of this replica among its tunnel's; the highest up is active", Value: 100},
 				debugFlag,
 			},
 			Action: func(c *cli.Context) error {
+				if c.Uint("priority") > 255 {
+					return fmt.Errorf("--priority %d is out of range (0-255)", c.Uint("priority"))
+				}
 				return agent.RunConnector(c.Context, agent.ConnectorConfig{
 					Token:    c.String("token"),
 					StateDir: c.String("state-dir"),
 					TunName:  c.String("tun-name"),
 					SNAT:     c.Bool("snat"),
+					Priority: uint8(c.Uint("priority")),
 					Version:  version,
 					Log:      daemonLog(c, "connector"),
 				})
 			},
-		}},
+		},
+			{
+				Name:  "status",
+				Usage: "print the running connector's view of its tunnel; exit status 1 unless the edge answers it",
+				Flags: []cli.Flag{stateDirFlag, outputFlag},
+				Action: func(c *cli.Context) error {
+					st, err := agent.ReadStatus(c.String("state-dir"))
+					if err != nil {
+						return err
+					}
+					if err := render(c, st, func(w *tabwriter.Writer) {
+						row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "UPDATED")
+						row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.UpdatedAt)
+					}); err != nil {
+						return err
+					}
+					if !st.Healthy {
+						return cli.Exit("", 1)
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "promote",
+				Usage: "ask the edge to make this host's replica active (keepalived notify MASTER)",
+				Flags: []cli.Flag{stateDirFlag},
+				Action: func(c *cli.Context) error {
+					return agent.SetPreferred(c.String("state-dir"), true)
+				},
+			},
+			{
+				Name:  "demote",
+				Usage: "withdraw this host's claim to be active (keepalived notify BACKUP or FAULT)",
+				Flags: []cli.Flag{stateDirFlag},
+				Action: func(c *cli.Context) error {
+					return agent.SetPreferred(c.String("state-dir"), false)
+				},
+			},
+		},
 	}
 }
+
+// stateDirFlag names the connector's state directory.
+var stateDirFlag = &cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the enrollment and the host state", Value: "/var/lib/switchyard-connector"}

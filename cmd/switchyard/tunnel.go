@@ -64,6 +64,9 @@ func tunnelCommand() *cli.Command {
 						row(w, "ID", "NAME", "CREATED", "CONNECTIONS", "DELETED")
 						for _, t := range tunnels {
 							row(w, t.ID, t.Name, t.CreatedAt, len(t.Connections), t.DeletedAt)
+							for _, r := range t.Connections {
+								row(w, "", "  replica "+replicaName(r), r.OriginIP, replicaState(r), "")
+							}
 						}
 					})
 				}),
@@ -108,10 +111,45 @@ func tunnelCommand() *cli.Command {
 					return nil
 				}),
 			},
+			{
+				Name:      "failover",
+				Usage:     "make a replica the tunnel's active one (by connector id or hostname; default: the best standby)",
+				ArgsUsage: "TUNNEL [REPLICA]",
+				Flags:     []cli.Flag{outputFlag},
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					if err := checkArgs(c, 1, 2, "TUNNEL [REPLICA]"); err != nil {
+						return err
+					}
+					r, err := api.Failover(ctx, c.Args().Get(0), c.Args().Get(1))
+					if err != nil {
+						return err
+					}
+					return render(c, r, func(w *tabwriter.Writer) {
+						fmt.Fprintf(w, "Replica %s is now active for tunnel %s\n", replicaName(r), c.Args().Get(0))
+					})
+				}),
+			},
 			vnetCommand(),
 			routeCommand(),
 		},
 	}
+}
+
+// replicaName names a replica by its hostname and connector id.
+func replicaName(r model.Connection) string {
+	if r.Hostname == "" {
+		return r.ID.String()
+	}
+	return r.Hostname + " (" + r.ID.String() + ")"
+}
+
+// replicaState is a replica's state, priority and preference for tables.
+func replicaState(r model.Connection) string {
+	s := fmt.Sprintf("%s prio=%d", r.State, r.Priority)
+	if r.Preferred {
+		s += " preferred"
+	}
+	return s
 }
 
 // oneArg returns the only positional argument, or a usage error naming it.

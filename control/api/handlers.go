@@ -134,6 +134,21 @@ func (s *Server) deleteTunnel(r *http.Request) (any, error) {
 	return DeleteResult{DeletedRoutes: n}, err
 }
 
+func (s *Server) failover(r *http.Request) (any, error) {
+	var req model.Failover
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	t, err := s.reg.GetTunnel(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Failover == nil {
+		return nil, model.Errorf(model.KindConflict, "tunnel %s: this server has no data plane to fail over", t.Name)
+	}
+	return s.opts.Failover(t.ID, req.Replica)
+}
+
 func (s *Server) tunnelToken(r *http.Request) (any, error) {
 	tun, secret, err := s.reg.TunnelSecret(r.Context(), r.PathValue("ref"))
 	if err != nil {

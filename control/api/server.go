@@ -46,6 +46,10 @@ type Options struct {
 	Log *slog.Logger
 	// Connections reports the live connector sessions of each tunnel; nil means none.
 	Connections func() map[uuid.UUID][]model.Connection
+	// Failover makes a replica of a tunnel active by hand (a connector id or
+	// hostname; empty means the best standby) and returns it; nil means the
+	// API cannot fail over.
+	Failover func(tunnel uuid.UUID, replica string) (model.Connection, error)
 	// LastSeen reports when the edge last heard from each device; nil means never.
 	LastSeen func() map[uuid.UUID]time.Time
 	// Stats reports the data plane's counters for GET /v1/stats; nil means none.
@@ -85,6 +89,7 @@ func (s *Server) routes() {
 	h("GET /v1/tunnels/{ref}", s.getTunnel)
 	h("DELETE /v1/tunnels/{ref}", s.deleteTunnel)
 	h("GET /v1/tunnels/{ref}/token", s.tunnelToken)
+	h("POST /v1/tunnels/{ref}/failover", s.failover)
 
 	h("GET /v1/routes", s.listRoutes)
 	h("POST /v1/routes", s.addRoute)

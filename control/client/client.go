@@ -223,6 +223,13 @@ func (c *Client) TunnelToken(ctx context.Context, ref string) (model.CreatedTunn
 	return out, c.do(ctx, http.MethodGet, "/v1/tunnels/"+seg(ref)+"/token", nil, nil, &out)
 }
 
+// Failover makes a replica of a tunnel active (a connector id or hostname;
+// empty means the best standby) and returns it.
+func (c *Client) Failover(ctx context.Context, tunnel, replica string) (model.Connection, error) {
+	var out model.Connection
+	return out, c.do(ctx, http.MethodPost, "/v1/tunnels/"+seg(tunnel)+"/failover", nil, model.Failover{Replica: replica}, &out)
+}
+
 // AddRoute routes a network to a tunnel.
 func (c *Client) AddRoute(ctx context.Context, req model.NewRoute) (model.Route, error) {
 	var out model.Route

@@ -16,6 +16,10 @@ const KeepaliveInterval = time.Second
 // DefaultOverlayRange is where client devices get their overlay addresses.
 var DefaultOverlayRange = netip.MustParsePrefix("100.96.0.0/12")
 
+// EdgeAddress is the edge's own address in an overlay range (its first host
+// address): ICMP errors come from it and agents send heartbeats to it.
+func EdgeAddress(overlay netip.Prefix) netip.Addr { return overlay.Masked().Addr().Next() }
+
 // Connector is one enrolled replica of a tunnel, identified by the WireGuard
 // key it generated; the private key never leaves its host.
 type Connector struct {

@@ -41,9 +41,33 @@ func (t *Tunnel) Deleted() bool { return t.DeletedAt != nil }
 // Connection is one live connector replica of a tunnel, as the edge sees it.
 type Connection struct {
 	ID         uuid.UUID `json:"id"`
+	Hostname   string    `json:"hostname,omitempty"`
 	OriginIP   string    `json:"origin_ip"`
-	OpenedAt   time.Time `json:"opened_at"`
+	OpenedAt   time.Time `json:"opened_at"` // when it last came up
 	ClientVers string    `json:"client_version,omitempty"`
+	// State is active (the tunnel's traffic goes to it), standby, or leaving.
+	State ReplicaState `json:"state"`
+	// Priority is the replica's --priority; the highest up is active.
+	Priority int `json:"priority"`
+	// Preferred is set while the replica's host holds the site's gateway
+	// address (keepalived MASTER); a preferred replica is active.
+	Preferred bool `json:"preferred,omitempty"`
+}
+
+// ReplicaState is a connector replica's role in its tunnel.
+type ReplicaState string
+
+// The replica states.
+const (
+	ReplicaActive  ReplicaState = "active"
+	ReplicaStandby ReplicaState = "standby"
+	ReplicaLeaving ReplicaState = "leaving"
+)
+
+// Failover asks the edge to make a tunnel's replica active by hand.
+type Failover struct {
+	// Replica is a connector id or hostname; empty means the best standby.
+	Replica string `json:"replica,omitempty"`
 }
 
 // Route sends packets for Network, in virtual network VNetID, to tunnel TunnelID.

@@ -1,0 +1,369 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/transport/heartbeat"
+)
+
+// Files a connector keeps in its state directory for keepalived and operators.
+const (
+	// preferredFile exists while this host holds the site's gateway address:
+	// `switchyard connector promote` (keepalived notify MASTER) creates it and
+	// `demote` removes it. The connector then asks the edge to make it active.
+	preferredFile = "preferred"
+	// healthFile holds 0 while the edge answers heartbeats and 1 otherwise,
+	// for a keepalived track_file with weight 0 (non-zero means FAULT).
+	healthFile = "health"
+	// statusFile is the agent's view of its tunnel, as `status` prints it.
+	statusFile = "status.json"
+)
+
+// Status is what an agent reports about its tunnel in statusFile.
+type Status struct {
+	PID int `json:"pid"`
+	// Healthy: the edge answered a heartbeat within the detect time.
+	Healthy bool `json:"healthy"`
+	// Active: the edge says this replica is its tunnel's active one.
+	Active    bool      `json:"active"`
+	Preferred bool      `json:"preferred"`
+	Priority  int       `json:"priority"`
+	Source    string    `json:"source,omitempty"` // the heartbeats' source address
+	LastReply time.Time `json:"last_reply,omitzero"`
+	RTT       string    `json:"rtt,omitempty"` // of the last answered heartbeat
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// statusEvery is how often the status file is rewritten while nothing changes,
+// so that readers can tell a live agent from a dead one.
+const statusEvery = time.Second
+
+// beat sends heartbeat probes through the tunnel to the edge's own address
+// and follows the replies: whether the edge is reachable and, for a
+// connector, whether this replica is active. When the edge stops answering it
+// calls lost, at most once per second, to restart the WireGuard handshake.
+type beat struct {
+	log      *slog.Logger
+	stateDir string
+	replica  bool // a connector: keep the preferred and health files
+	priority uint8
+	lost     func()
+
+	mu        sync.Mutex
+	conn      *net.UDPConn
+	src, dst  netip.Addr
+	seq       uint32
+	sent      map[uint32]time.Time // recent probes, for the RTT
+	lastReply time.Time
+	rtt       time.Duration
+	active    bool
+	preferred bool
+	leaving   bool
+	healthy   bool
+	lastLost  time.Time
+	written   Status
+
+	changed chan struct{} // a reply changed what the edge says
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+func newBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func()) *beat {
+	b := &beat{log: log, stateDir: stateDir, replica: replica, priority: priority, lost: lost,
+		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{})}
+	b.writeHealth(false)
+	b.done.Add(1)
+	go b.run()
+	return b
+}
+
+// aim points the probes at the edge's address dst, sent from src (a site
+// address of this host, or the client's overlay address). An invalid src
+// turns heartbeats off: the edge then judges the agent by its keepalives.
+func (b *beat) aim(src, dst netip.Addr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if src == b.src && dst == b.dst && b.conn != nil {
+		return
+	}
+	if b.conn != nil {
+		b.conn.Close()
+		b.conn = nil
+	}
+	b.src, b.dst = src, dst
+	if !src.IsValid() || !dst.IsValid() {
+		b.log.Warn("no heartbeats: this host has no IPv4 address inside its site's prefixes; the edge will take seconds, not milliseconds, to notice a failure")
+		return
+	}
+	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, heartbeat.Port)))
+	if err != nil {
+		b.log.Warn("opening the heartbeat socket", "src", src, "edge", dst, "err", err)
+		return
+	}
+	b.conn = c
+	b.done.Add(1)
+	go b.read(c)
+}
+
+func (b *beat) run() {
+	defer b.done.Done()
+	t := time.NewTicker(heartbeat.DefaultInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		b.tick(time.Now())
+	}
+}
+
+// tick sends one probe and re-evaluates health.
+func (b *beat) tick(now time.Time) {
+	preferred := false
+	if b.replica {
+		_, err := os.Stat(filepath.Join(b.stateDir, preferredFile))
+		preferred = err == nil
+	}
+	b.mu.Lock()
+	if preferred != b.preferred {
+		b.log.Info("gateway preference changed", "preferred", preferred)
+		b.preferred = preferred
+	}
+	b.sendLocked(now)
+	healthy := !b.lastReply.IsZero() && now.Sub(b.lastReply) < heartbeat.DefaultMultiplier*heartbeat.DefaultInterval
+	wasHealthy := b.healthy
+	b.healthy = healthy
+	if !healthy && b.active {
+		b.active = false
+	}
+	lost := !healthy && b.conn != nil && now.Sub(b.lastLost) >= time.Second
+	if lost {
+		b.lastLost = now
+	}
+	st := b.statusLocked(now)
+	b.mu.Unlock()
+
+	if healthy != wasHealthy {
+		b.writeHealth(healthy)
+		if healthy {
+			b.log.Info("edge answers heartbeats", "active", st.Active)
+		} else {
+			b.log.Warn("edge stopped answering heartbeats; restarting the handshake")
+		}
+	}
+	if lost && b.lost != nil && !b.leavingNow() {
+		b.lost()
+	}
+	b.writeStatus(st, now)
+}
+
+func (b *beat) leavingNow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leaving
+}
+
+// sendLocked sends one probe; b.mu must be held.
+func (b *beat) sendLocked(now time.Time) {
+	if b.conn == nil {
+		return
+	}
+	b.seq++
+	m := heartbeat.Message{Type: heartbeat.Probe, Priority: b.priority, Seq: b.seq,
+		Interval: heartbeat.DefaultInterval, Multiplier: heartbeat.DefaultMultiplier}
+	if b.preferred {
+		m.Flags |= heartbeat.Preferred
+	}
+	if b.leaving {
+		m.Flags |= heartbeat.Leaving
+	}
+	b.sent[b.seq] = now
+	delete(b.sent, b.seq-2*heartbeat.DefaultMultiplier)
+	// An error (no route into the tunnel yet, the edge unreachable) shows up as
+	// missing replies.
+	_, _ = b.conn.Write(m.Append(nil))
+}
+
+// read follows the replies on c until it is closed.
+func (b *beat) read(c *net.UDPConn) {
+	defer b.done.Done()
+	buf := make([]byte, 64)
+	for {
+		n, err := c.Read(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue // ICMP errors surface as read errors on a connected socket
+		}
+		m, err := heartbeat.Parse(buf[:n])
+		if err != nil || m.Type != heartbeat.Reply {
+			continue
+		}
+		now := time.Now()
+		b.mu.Lock()
+		at, ok := b.sent[m.Seq]
+		if ok {
+			b.lastReply, b.rtt = now, now.Sub(at)
+			active := m.Flags&heartbeat.Active != 0
+			if active != b.active && b.replica {
+				b.log.Info("replica role changed", "active", active)
+			}
+			b.active = active
+		}
+		b.mu.Unlock()
+		if ok {
+			select {
+			case b.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// statusLocked is the current Status; b.mu must be held.
+func (b *beat) statusLocked(now time.Time) Status {
+	st := Status{PID: os.Getpid(), Healthy: b.healthy, Active: b.active, Preferred: b.preferred,
+		Priority: int(b.priority), LastReply: b.lastReply, UpdatedAt: now}
+	if b.src.IsValid() {
+		st.Source = b.src.String()
+	}
+	if b.rtt > 0 {
+		st.RTT = b.rtt.String()
+	}
+	return st
+}
+
+// writeStatus rewrites the status file when the status changed, or every statusEvery.
+func (b *beat) writeStatus(st Status, now time.Time) {
+	prev := b.written
+	cmp := st
+	cmp.UpdatedAt, cmp.LastReply, cmp.RTT = prev.UpdatedAt, prev.LastReply, prev.RTT
+	if cmp == prev && now.Sub(prev.UpdatedAt) < statusEvery {
+		return
+	}
+	data, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeFileAtomic(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
+		b.log.Warn("writing the status file", "err", err)
+		return
+	}
+	b.written = st
+}
+
+// writeHealth writes the keepalived track file of a connector.
+func (b *beat) writeHealth(healthy bool) {
+	if !b.replica {
+		return
+	}
+	v := "1\n"
+	if healthy {
+		v = "0\n"
+	}
+	if err := writeFileAtomic(filepath.Join(b.stateDir, healthFile), []byte(v), 0o644); err != nil {
+		b.log.Warn("writing the health file", "err", err)
+	}
+}
+
+// leave hands over before a replica stops: it tells keepalived it is
+// unhealthy (so the gateway address moves), then asks the edge to make
+// another replica active and waits, at most timeout, until the edge confirms.
+func (b *beat) leave(timeout time.Duration) {
+	b.writeHealth(false)
+	b.mu.Lock()
+	b.leaving = true
+	wasActive := b.active
+	b.sendLocked(time.Now())
+	b.mu.Unlock()
+	if !wasActive {
+		return
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			b.log.Warn("the edge did not confirm the handover in time", "waited", timeout)
+			return
+		case <-b.changed:
+			b.mu.Lock()
+			active := b.active
+			b.mu.Unlock()
+			if !active {
+				b.log.Info("handed over to a standby replica")
+				return
+			}
+		}
+	}
+}
+
+// Close stops the heartbeats and marks the agent unhealthy.
+func (b *beat) Close() {
+	close(b.stop)
+	b.mu.Lock()
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	b.healthy, b.active = false, false
+	st := b.statusLocked(time.Now())
+	b.mu.Unlock()
+	b.done.Wait()
+	b.writeHealth(false)
+	b.written = Status{}
+	b.writeStatus(st, time.Now())
+}
+
+// writeFileAtomic replaces path with data, so readers never see half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// ReadStatus reads the status a connector or client in stateDir keeps. A
+// status the agent stopped updating (it died) reads as unhealthy.
+func ReadStatus(stateDir string) (Status, error) {
+	var st Status
+	data, err := os.ReadFile(filepath.Join(stateDir, statusFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("no agent status in %s: is the agent running with --state-dir %s?", stateDir, stateDir)
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("status file in %s: %w", stateDir, err)
+	}
+	if time.Since(st.UpdatedAt) > 3*statusEvery {
+		st.Healthy, st.Active = false, false
+	}
+	return st, nil
+}
+
+// SetPreferred records whether this host holds its site's gateway address;
+// a running connector picks the change up within one heartbeat interval.
+func SetPreferred(stateDir string, preferred bool) error {
+	path := filepath.Join(stateDir, preferredFile)
+	if !preferred {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if _, err := os.Stat(stateDir); err != nil {
+		return fmt.Errorf("connector state dir: %w", err)
+	}
+	return os.WriteFile(path, []byte("1\n"), 0o644)
+}
