@@ -47,8 +47,8 @@ type dataplane struct {
 	live  map[*router.Peer]*liveness           // health and wishes of each peer
 	// override is the replica an operator made active by hand, per tunnel.
 	override map[router.TunnelID]*router.Peer
-	vnets map[uuid.UUID]uint32                 // stable router index per vnet
-	rev   int64                                // revision of the applied snapshot
+	vnets    map[uuid.UUID]uint32 // stable router index per vnet
+	rev      int64                // revision of the applied snapshot
 
 	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
 	wg      sync.WaitGroup
