@@ -156,6 +156,25 @@ func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
 	return p
 }
 
+// startClient enrolls a device called name and runs its client in ns with
+// state in w.dir/name and TUN sy1; it returns the client and its overlay IP.
+func (w *world) startClient(ns *lab.NS, name string) (*lab.Proc, string) {
+	w.t.Helper()
+	var enroll model.EnrollToken
+	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	client := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy1", "--name", name)
+	must(w.t, client.WaitFor("host configured", 20*time.Second))
+	var devices []model.Device
+	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
+	for _, d := range devices {
+		if d.Name == name {
+			return client, d.IP.String()
+		}
+	}
+	w.t.Fatalf("device %s is not listed: %+v", name, devices)
+	return nil, ""
+}
+
 // eventually retries fn for up to d, returning its last error.
 func eventually(d time.Duration, fn func() error) error {
 	deadline := time.Now().Add(d)
@@ -209,17 +228,8 @@ func TestDataPath(t *testing.T) {
 	w.startConnector(w.gwb, "gwb", tokB)
 	connC := w.startConnector(w.gwc, "gwc", tokC)
 
-	var enroll model.EnrollToken
-	must(t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	client, laptopIP := w.startClient(w.laptop, "laptop")
 	laptopState := filepath.Join(w.dir, "laptop")
-	client := w.laptop.Start(t, binary, "client", "up", "--token", enroll.Token, "--state-dir", laptopState, "--tun-name", "sy1", "--name", "laptop")
-	must(t, client.WaitFor("host configured", 20*time.Second))
-	var devices []model.Device
-	must(t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
-	if len(devices) != 1 {
-		t.Fatalf("devices = %+v", devices)
-	}
-	laptopIP := devices[0].IP.String()
 
 	echoA := w.hosta.Echo(t, "10.1.2.3:7000")
 	echoB := w.hostb.Echo(t, "10.1.2.3:7000")

@@ -1,0 +1,221 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/lab"
+)
+
+// haSite is the high-availability lab: one site whose LAN (a bridge) has a
+// server and two connector replicas, an edge, and a laptop.
+//
+//	server 10.1.2.3 ─┐              ┌─ r1 10.1.0.11 ─┐
+//	                 └─ lan bridge ─┤                ├─ wan ─ edge 203.0.113.2
+//	                                └─ r2 10.1.0.12 ─┘    laptop ─┘
+type haSite struct {
+	*world
+	lan, server, r1, r2 *lab.NS
+	lanIf               map[*lab.NS]string // each replica's LAN interface
+	token               string
+	laptopIP            string
+}
+
+const (
+	serverIP  = "10.1.2.3"
+	gatewayIP = "10.1.0.1" // the virtual gateway address keepalived moves
+)
+
+// newHASite builds the lab, starts the edge and the laptop's client, and
+// creates tunnel site-a for 10.1.0.0/16. The server's default gateway is gw.
+func newHASite(t *testing.T, gw string) *haSite {
+	l := lab.New(t)
+	w := &world{t: t, l: l, dir: t.TempDir()}
+	s := &haSite{world: w, lanIf: map[*lab.NS]string{}}
+	w.wan, w.edge, w.laptop = l.NS("wan"), l.NS("edge"), l.NS("laptop")
+	s.lan, s.server, s.r1, s.r2 = l.NS("lan"), l.NS("server"), l.NS("r1"), l.NS("r2")
+	must(t, w.wan.Sysctl("net.ipv4.ip_forward", "1"))
+	for i, n := range []*lab.NS{w.edge, s.r1, s.r2, w.laptop} {
+		wanIP := fmt.Sprintf("203.0.113.%d", 4*i+1)
+		l.Link(w.wan, wanIP+"/30", n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
+		must(t, n.Route("add", "default", "via", wanIP))
+	}
+	s.lan.MustExec(t, "ip", "link", "add", "br0", "type", "bridge")
+	s.lan.MustExec(t, "ip", "link", "set", "br0", "up")
+	for _, m := range []struct {
+		ns   *lab.NS
+		addr string
+	}{{s.server, serverIP + "/16"}, {s.r1, "10.1.0.11/16"}, {s.r2, "10.1.0.12/16"}} {
+		port, ifname := l.Link(s.lan, "", m.ns, m.addr)
+		s.lan.MustExec(t, "ip", "link", "set", port, "master", "br0")
+		s.lanIf[m.ns] = ifname
+	}
+	must(t, s.server.Route("add", "default", "via", gw))
+
+	w.startEdge()
+	s.token = w.tunnelToken("site-a")
+	w.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	w.cli("split-tunnel", "mode", "include")
+	w.cli("split-tunnel", "add", "10.1.0.0/16")
+	_, s.laptopIP = w.startClient(w.laptop, "laptop")
+	return s
+}
+
+// startReplica runs a connector replica in ns with the given priority.
+func (s *haSite) startReplica(ns *lab.NS, priority int) *lab.Proc {
+	p := ns.Start(s.t, binary, "connector", "run", "--state-dir", s.stateDir(ns), "--token", s.token,
+		"--tun-name", "sy0", "--priority", strconv.Itoa(priority))
+	must(s.t, p.WaitFor("host configured", 20*time.Second))
+	return p
+}
+
+func (s *haSite) stateDir(ns *lab.NS) string { return filepath.Join(s.dir, ns.Name()) }
+
+// replicas returns site-a's live replicas as tunnel list shows them.
+func (s *haSite) replicas() []model.Connection {
+	var tunnels []model.Tunnel
+	must(s.t, json.Unmarshal([]byte(s.cli("tunnel", "list", "-o", "json", "--name", "site-a")), &tunnels))
+	if len(tunnels) != 1 {
+		s.t.Fatalf("tunnel list --name site-a = %+v", tunnels)
+	}
+	return tunnels[0].Connections
+}
+
+// activeHost returns the hostname of site-a's active replica, or "".
+func (s *haSite) activeHost() string {
+	for _, c := range s.replicas() {
+		if c.State == model.ReplicaActive {
+			return c.Hostname
+		}
+	}
+	return ""
+}
+
+// waitActive waits until the replica in ns is site-a's active one.
+func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
+	s.t.Helper()
+	host, err := ns.Exec("hostname")
+	must(s.t, err)
+	host = strings.TrimSpace(host)
+	must(s.t, eventually(within, func() error {
+		if got := s.activeHost(); got != host {
+			return fmt.Errorf("active replica is %q, want %q (%s): %+v", got, host, ns, s.replicas())
+		}
+		return nil
+	}))
+}
+
+// outage runs a ping from the laptop to the server every 20 ms for d while
+// event happens, and returns the longest run of lost replies as time, and
+// how many pings were answered.
+func (s *haSite) outage(d time.Duration, event func()) (time.Duration, int) {
+	s.t.Helper()
+	const every = 20 * time.Millisecond
+	n := int(d / every)
+	p := s.laptop.Start(s.t, "ping", "-n", "-i", "0.02", "-W", "1", "-c", strconv.Itoa(n), serverIP)
+	time.Sleep(d / 3)
+	event()
+	p.Wait()
+	seqs := regexp.MustCompile(`icmp_seq=(\d+)`).FindAllStringSubmatch(p.Output(), -1)
+	if len(seqs) < 2 {
+		s.t.Fatalf("ping answered %d times:\n%s", len(seqs), p.Output())
+	}
+	prev, worst := 0, 0
+	for _, m := range seqs {
+		seq, _ := strconv.Atoi(m[1])
+		if prev > 0 && seq-prev-1 > worst {
+			worst = seq - prev - 1
+		}
+		prev = seq
+	}
+	if last, _ := strconv.Atoi(seqs[len(seqs)-1][1]); n-last > worst {
+		worst = n - last // lost until the end: never recovered
+	}
+	return time.Duration(worst) * every, len(seqs)
+}
+
+// transfer streams data from the laptop to the server over one TCP
+// connection for d (about 1 MB/s) and returns a channel that yields nil once
+// the server confirmed every byte.
+func (s *haSite) transfer(d time.Duration) <-chan error {
+	ln, err := s.server.Listen("tcp", serverIP+":7300")
+	must(s.t, err)
+	s.t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "%d\n", n)
+	}()
+	done := make(chan error, 1)
+	c, err := s.laptop.Dial("tcp", serverIP+":7300")
+	must(s.t, err)
+	go func() {
+		defer c.Close()
+		chunk := make([]byte, 16<<10)
+		var sent int64
+		c.SetDeadline(time.Now().Add(d + 30*time.Second))
+		for start := time.Now(); time.Since(start) < d; time.Sleep(16 * time.Millisecond) {
+			n, err := c.Write(chunk)
+			sent += int64(n)
+			if err != nil {
+				done <- fmt.Errorf("TCP transfer broke after %d bytes: %w", sent, err)
+				return
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+		line, err := bufio.NewReader(c).ReadString('\n')
+		got, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+		if err != nil || got != sent {
+			done <- fmt.Errorf("TCP transfer: the server received %d of %d bytes (%v)", got, sent, err)
+			return
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// TestReplicaFailoverAtTheEdge kills the active replica's connector with
+// SIGKILL under traffic. The site's hosts keep their gateway (r1, which keeps
+// forwarding by a fallback route to r2 once its TUN is gone), so this
+// measures the edge's side alone: heartbeats stop, and the edge sends the
+// tunnel's traffic to the standby.
+func TestReplicaFailoverAtTheEdge(t *testing.T) {
+	s := newHASite(t, "10.1.0.11")
+	must(t, s.r1.Route("add", "100.96.0.0/12", "via", "10.1.0.12", "metric", "1000"))
+	r1 := s.startReplica(s.r1, 200)
+	s.startReplica(s.r2, 100)
+	s.waitActive(s.r1, 5*time.Second)
+	s.server.Echo(t, serverIP+":7000")
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // through r1
+
+	done := s.transfer(6 * time.Second)
+	gap, answered := s.outage(6*time.Second, func() {
+		must(t, syscall.Kill(r1.PID(), syscall.SIGKILL))
+	})
+	t.Logf("SIGKILL of the active replica: traffic stopped for %v (target < 1s; %d pings answered)", gap, answered)
+	if gap > 3*time.Second {
+		t.Errorf("the outage lasted %v: the edge did not fail over on heartbeats", gap)
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	s.waitActive(s.r2, 2*time.Second)
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // the server still sees the true source
+}
