@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -32,6 +34,7 @@ type haSite struct {
 	lanIf               map[*lab.NS]string // each replica's LAN interface
 	token               string
 	laptopIP            string
+	transfers           int // TCP transfers so far, each on a port of its own
 }
 
 const (
@@ -94,11 +97,11 @@ func (s *haSite) replicas() []model.Connection {
 	return tunnels[0].Connections
 }
 
-// activeHost returns the hostname of site-a's active replica, or "".
-func (s *haSite) activeHost() string {
+// active returns the connector id of site-a's active replica, or "".
+func (s *haSite) active() string {
 	for _, c := range s.replicas() {
 		if c.State == model.ReplicaActive {
-			return c.Hostname
+			return c.ID.String()
 		}
 	}
 	return ""
@@ -107,12 +110,15 @@ func (s *haSite) activeHost() string {
 // waitActive waits until the replica in ns is site-a's active one.
 func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
 	s.t.Helper()
-	host, err := ns.Exec("hostname")
+	var id struct {
+		ConnectorID string `json:"connector_id"`
+	}
+	data, err := os.ReadFile(filepath.Join(s.stateDir(ns), "identity.json"))
 	must(s.t, err)
-	host = strings.TrimSpace(host)
+	must(s.t, json.Unmarshal(data, &id))
 	must(s.t, eventually(within, func() error {
-		if got := s.activeHost(); got != host {
-			return fmt.Errorf("active replica is %q, want %q (%s): %+v", got, host, ns, s.replicas())
+		if got := s.active(); got != id.ConnectorID {
+			return fmt.Errorf("active replica is %q, want %s's %s: %+v", got, ns, id.ConnectorID, s.replicas())
 		}
 		return nil
 	}))
@@ -151,7 +157,9 @@ func (s *haSite) outage(d time.Duration, event func()) (time.Duration, int) {
 // connection for d (about 1 MB/s) and returns a channel that yields nil once
 // the server confirmed every byte.
 func (s *haSite) transfer(d time.Duration) <-chan error {
-	ln, err := s.server.Listen("tcp", serverIP+":7300")
+	s.transfers++
+	addr := fmt.Sprintf("%s:%d", serverIP, 7300+s.transfers)
+	ln, err := s.server.Listen("tcp", addr)
 	must(s.t, err)
 	s.t.Cleanup(func() { ln.Close() })
 	go func() {
@@ -164,7 +172,7 @@ func (s *haSite) transfer(d time.Duration) <-chan error {
 		fmt.Fprintf(c, "%d\n", n)
 	}()
 	done := make(chan error, 1)
-	c, err := s.laptop.Dial("tcp", serverIP+":7300")
+	c, err := s.laptop.Dial("tcp", addr)
 	must(s.t, err)
 	go func() {
 		defer c.Close()
@@ -218,4 +226,161 @@ func TestReplicaFailoverAtTheEdge(t *testing.T) {
 	}
 	s.waitActive(s.r2, 2*time.Second)
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // the server still sees the true source
+}
+
+// startKeepalived runs keepalived in the replica's namespace with the
+// configuration shipped in deploy/keepalived, filled in for this lab.
+func (s *haSite) startKeepalived(ns *lab.NS, priority int) *lab.Proc {
+	s.t.Helper()
+	tmpl, err := os.ReadFile("../deploy/keepalived/keepalived.conf")
+	must(s.t, err)
+	dir := filepath.Join(s.dir, "keepalived-"+ns.Name())
+	must(s.t, os.MkdirAll(dir, 0o700))
+	conf := strings.NewReplacer(
+		"INTERFACE", s.lanIf[ns],
+		"VIRTUAL_ROUTER_ID", "51",
+		"VIRTUAL_GATEWAY", gatewayIP+"/16",
+		"PRIORITY", strconv.Itoa(priority),
+		"/usr/local/bin/switchyard", binary,
+		"/var/lib/switchyard-connector", s.stateDir(ns),
+	).Replace(string(tmpl))
+	path := filepath.Join(dir, "keepalived.conf")
+	must(s.t, os.WriteFile(path, []byte(conf), 0o600))
+	p := ns.Start(s.t, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--no-syslog", "--vrrp",
+		"--use-file", path, "--pid", filepath.Join(dir, "keepalived.pid"), "--vrrp_pid", filepath.Join(dir, "vrrp.pid"))
+	return p
+}
+
+// holdsGateway reports whether ns has the virtual gateway address.
+func holdsGateway(ns *lab.NS) bool {
+	out, _ := ns.Exec("ip", "-4", "-o", "addr", "show")
+	return strings.Contains(out, " "+gatewayIP+"/")
+}
+
+// waitGateway waits until the gateway address and the edge's active replica
+// are both on ns.
+func (s *haSite) waitGateway(ns *lab.NS, within time.Duration) {
+	s.t.Helper()
+	must(s.t, eventually(within, func() error {
+		if !holdsGateway(ns) {
+			return fmt.Errorf("%s does not hold the gateway address %s", ns, gatewayIP)
+		}
+		return nil
+	}))
+	s.waitActive(ns, within)
+}
+
+// TestReplicaFailoverWithKeepalived runs keepalived (Debian's package, with
+// deploy/keepalived/keepalived.conf) on both replica hosts. The site's server
+// routes via the virtual gateway address; when the active connector dies the
+// address moves to the standby host and the edge follows, so both directions
+// fail over together. A graceful stop hands over the same way.
+func TestReplicaFailoverWithKeepalived(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Fatal("keepalived is not installed (apt-get install keepalived; .ci/run does)")
+	}
+	s := newHASite(t, gatewayIP)
+	r1 := s.startReplica(s.r1, 100)
+	s.startReplica(s.r2, 100)
+	ka1 := s.startKeepalived(s.r1, 150)
+	ka2 := s.startKeepalived(s.r2, 100)
+	s.waitGateway(s.r1, 10*time.Second)
+	for _, c := range s.replicas() {
+		if c.State == model.ReplicaActive && !c.Preferred {
+			t.Errorf("the active replica is not marked preferred: %+v", c)
+		}
+	}
+	s.server.Echo(t, serverIP+":7000")
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
+
+	t.Run("SIGKILL of the active connector", func(t *testing.T) {
+		done := s.transfer(6 * time.Second)
+		gap, answered := s.outage(6*time.Second, func() {
+			must(t, syscall.Kill(r1.PID(), syscall.SIGKILL))
+		})
+		t.Logf("traffic stopped for %v (target < 1s; %d pings answered)", gap, answered)
+		if gap > 3*time.Second {
+			t.Errorf("the outage lasted %v", gap)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		s.waitGateway(s.r2, 2*time.Second)
+		if holdsGateway(s.r1) {
+			t.Error("both hosts hold the gateway address")
+		}
+		wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
+	})
+
+	t.Run("the restarted replica takes the gateway back", func(t *testing.T) {
+		r1 = s.startReplica(s.r1, 100)
+		s.waitGateway(s.r1, 10*time.Second) // keepalived priority 150 preempts
+		wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
+	})
+
+	t.Run("SIGTERM hands over before the replica leaves", func(t *testing.T) {
+		done := s.transfer(6 * time.Second)
+		gap, answered := s.outage(6*time.Second, func() {
+			if err := r1.Stop(); err != nil {
+				t.Errorf("stop r1: %v", err)
+			}
+		})
+		t.Logf("graceful stop: traffic stopped for %v (%d pings answered)", gap, answered)
+		if gap > 3*time.Second {
+			t.Errorf("the outage lasted %v", gap)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		s.waitGateway(s.r2, 2*time.Second)
+		if !strings.Contains(r1.Output(), "handed over to a standby replica") {
+			t.Errorf("the stopping replica did not report the handover:\n%s", r1.Output())
+		}
+	})
+	for _, ka := range []*lab.Proc{ka1, ka2} {
+		if err := ka.Stop(); err != nil {
+			t.Errorf("stop keepalived: %v\n%s", err, ka.Output())
+		}
+	}
+	if holdsGateway(s.r1) || holdsGateway(s.r2) {
+		t.Error("the gateway address is left on a host after keepalived stopped")
+	}
+}
+
+// TestEdgeRestart kills the edge with SIGKILL under traffic and starts it
+// again: every vnet, tunnel, route and device is intact, and the agents,
+// which keep their identities and overlay IP, carry traffic again within
+// seconds of the restart.
+func TestEdgeRestart(t *testing.T) {
+	s := newHASite(t, "10.1.0.11")
+	s.startReplica(s.r1, 100)
+	s.cli("tunnel", "vnet", "add", "spare") // more state to survive
+	s.server.Echo(t, serverIP+":7000")
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
+	state := func() string {
+		var b strings.Builder
+		for _, args := range [][]string{{"tunnel", "vnet", "list"}, {"tunnel", "list"}, {"tunnel", "route", "ip", "list"}, {"device", "list"}, {"split-tunnel", "list"}} {
+			out := s.cli(append(args, "-o", "json")...)
+			b.WriteString(regexp.MustCompile(`"(connections|last_seen|opened_at|origin_ip)":[^,}\]]*(\[[^\]]*\])?`).ReplaceAllString(out, ""))
+		}
+		return b.String()
+	}
+	before := state()
+
+	var up time.Duration
+	gap, answered := s.outage(12*time.Second, func() {
+		must(t, syscall.Kill(s.edgeProc.PID(), syscall.SIGKILL))
+		s.edgeProc.Wait()
+		restarted := time.Now()
+		s.startEdge()
+		up = time.Since(restarted)
+	})
+	t.Logf("edge SIGKILL and restart (the edge took %v to start): traffic stopped for %v (%d pings answered)", up.Round(time.Millisecond), gap, answered)
+	if gap > 8*time.Second {
+		t.Errorf("traffic stopped for %v: agents did not reconnect within 5 s of the restart", gap)
+	}
+	if after := state(); after != before {
+		t.Errorf("state changed across the edge's SIGKILL:\nbefore %s\nafter  %s", before, after)
+	}
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
 }
