@@ -107,8 +107,8 @@ func (s *haSite) active() string {
 	return ""
 }
 
-// waitActive waits until the replica in ns is site-a's active one.
-func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
+// connectorID is the id the replica in ns enrolled with.
+func (s *haSite) connectorID(ns *lab.NS) string {
 	s.t.Helper()
 	var id struct {
 		ConnectorID string `json:"connector_id"`
@@ -116,9 +116,16 @@ func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
 	data, err := os.ReadFile(filepath.Join(s.stateDir(ns), "identity.json"))
 	must(s.t, err)
 	must(s.t, json.Unmarshal(data, &id))
+	return id.ConnectorID
+}
+
+// waitActive waits until the replica in ns is site-a's active one.
+func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
+	s.t.Helper()
+	id := s.connectorID(ns)
 	must(s.t, eventually(within, func() error {
-		if got := s.active(); got != id.ConnectorID {
-			return fmt.Errorf("active replica is %q, want %s's %s: %+v", got, ns, id.ConnectorID, s.replicas())
+		if got := s.active(); got != id {
+			return fmt.Errorf("active replica is %q, want %s's %s: %+v", got, ns, id, s.replicas())
 		}
 		return nil
 	}))
@@ -135,7 +142,7 @@ func (s *haSite) outage(d time.Duration, event func()) (time.Duration, int) {
 	time.Sleep(d / 3)
 	event()
 	p.Wait()
-	seqs := regexp.MustCompile(`icmp_seq=(\d+)`).FindAllStringSubmatch(p.Output(), -1)
+	seqs := regexp.MustCompile(`bytes from .* icmp_seq=(\d+)`).FindAllStringSubmatch(p.Output(), -1)
 	if len(seqs) < 2 {
 		s.t.Fatalf("ping answered %d times:\n%s", len(seqs), p.Output())
 	}
@@ -212,6 +219,17 @@ func TestReplicaFailoverAtTheEdge(t *testing.T) {
 	s.waitActive(s.r1, 5*time.Second)
 	s.server.Echo(t, serverIP+":7000")
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // through r1
+
+	// tunnel list shows both replicas; a manual failover moves the traffic and back.
+	list := s.cli("tunnel", "list")
+	if strings.Count(list, "replica ") != 2 || !strings.Contains(list, "active prio=200") || !strings.Contains(list, "standby prio=100") {
+		t.Fatalf("tunnel list does not show an active and a standby replica:\n%s", list)
+	}
+	s.cli("tunnel", "failover", "site-a")
+	s.waitActive(s.r2, 2*time.Second)
+	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // through r2, replies through r1
+	s.cli("tunnel", "failover", "site-a", s.connectorID(s.r1))
+	s.waitActive(s.r1, 2*time.Second)
 
 	done := s.transfer(6 * time.Second)
 	gap, answered := s.outage(6*time.Second, func() {
@@ -383,4 +401,16 @@ func TestEdgeRestart(t *testing.T) {
 		t.Errorf("state changed across the edge's SIGKILL:\nbefore %s\nafter  %s", before, after)
 	}
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
+
+	// A network blip: the connector host's WAN link is down for 2 s.
+	wan := lanIf(t, s.r1, "203.0.113.")
+	gap, _ = s.outage(8*time.Second, func() {
+		must(t, s.r1.Route("add", "blackhole", "203.0.113.2/32")) // nothing reaches the edge
+		time.Sleep(2 * time.Second)
+		must(t, s.r1.Route("del", "blackhole", "203.0.113.2/32"))
+	})
+	t.Logf("2 s WAN outage at the connector (%s): traffic stopped for %v, back %v after the link", wan, gap, gap-2*time.Second)
+	if gap > 6*time.Second {
+		t.Errorf("traffic stopped for %v after a 2 s blip", gap)
+	}
 }
