@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/switchyard/switchyard/transport/heartbeat"
@@ -346,7 +347,7 @@ func ReadStatus(stateDir string) (Status, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, fmt.Errorf("status file in %s: %w", stateDir, err)
 	}
-	if time.Since(st.UpdatedAt) > 3*statusEvery {
+	if time.Since(st.UpdatedAt) > 3*statusEvery || !running(st.PID) {
 		st.Healthy, st.Active = false, false
 	}
 	return st, nil
@@ -366,4 +367,10 @@ func SetPreferred(stateDir string, preferred bool) error {
 		return fmt.Errorf("connector state dir: %w", err)
 	}
 	return os.WriteFile(path, []byte("1\n"), 0o644)
+}
+
+// running reports whether a process with this pid exists (it may be another
+// process that reused the pid; UpdatedAt covers that within seconds).
+func running(pid int) bool {
+	return pid > 0 && (syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM))
 }

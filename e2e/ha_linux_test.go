@@ -327,6 +327,13 @@ func TestReplicaFailoverWithKeepalived(t *testing.T) {
 		if holdsGateway(s.r1) {
 			t.Error("both hosts hold the gateway address")
 		}
+		out, err := s.r2.Exec(binary, "connector", "status", "--state-dir", s.stateDir(s.r2), "-o", "json")
+		if err != nil || !strings.Contains(out, `"active": true`) || !strings.Contains(out, `"preferred": true`) {
+			t.Errorf("connector status on the new active replica: %v\n%s", err, out)
+		}
+		if out, err := s.r1.Exec(binary, "connector", "status", "--state-dir", s.stateDir(s.r1)); err == nil {
+			t.Errorf("connector status of the killed replica exited 0:\n%s", out)
+		}
 		wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
 	})
 
