@@ -206,6 +206,24 @@ func (s *haSite) transfer(d time.Duration) <-chan error {
 	return done
 }
 
+// failover runs event during a ping stream (every 20 ms) and a TCP transfer
+// from the laptop to the server, logs the outage as "failover gap: what: D"
+// (make bench collects these lines), and checks that the transfer completed
+// and the outage stayed well below the keepalive-based 3.5 s (the target is
+// under 1 s; CI machines are too noisy to hold a test to it).
+func (s *haSite) failover(t *testing.T, what string, event func()) {
+	t.Helper()
+	done := s.transfer(6 * time.Second)
+	gap, answered := s.outage(6*time.Second, event)
+	t.Logf("failover gap: %s: %v (target < 1s; %d pings answered)", what, gap, answered)
+	if gap > 3*time.Second {
+		t.Errorf("%s: the outage lasted %v", what, gap)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("%s: %v", what, err)
+	}
+}
+
 // TestReplicaFailoverAtTheEdge kills the active replica's connector with
 // SIGKILL under traffic. The site's hosts keep their gateway (r1, which keeps
 // forwarding by a fallback route to r2 once its TUN is gone), so this
@@ -231,17 +249,9 @@ func TestReplicaFailoverAtTheEdge(t *testing.T) {
 	s.cli("tunnel", "failover", "site-a", s.connectorID(s.r1))
 	s.waitActive(s.r1, 2*time.Second)
 
-	done := s.transfer(6 * time.Second)
-	gap, answered := s.outage(6*time.Second, func() {
+	s.failover(t, "SIGKILL of the active replica, edge side", func() {
 		must(t, syscall.Kill(r1.PID(), syscall.SIGKILL))
 	})
-	t.Logf("SIGKILL of the active replica: traffic stopped for %v (target < 1s; %d pings answered)", gap, answered)
-	if gap > 3*time.Second {
-		t.Errorf("the outage lasted %v: the edge did not fail over on heartbeats", gap)
-	}
-	if err := <-done; err != nil {
-		t.Error(err)
-	}
 	s.waitActive(s.r2, 2*time.Second)
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP) // the server still sees the true source
 }
@@ -312,17 +322,9 @@ func TestReplicaFailoverWithKeepalived(t *testing.T) {
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
 
 	t.Run("SIGKILL of the active connector", func(t *testing.T) {
-		done := s.transfer(6 * time.Second)
-		gap, answered := s.outage(6*time.Second, func() {
+		s.failover(t, "SIGKILL of the active replica, with keepalived", func() {
 			must(t, syscall.Kill(r1.PID(), syscall.SIGKILL))
 		})
-		t.Logf("traffic stopped for %v (target < 1s; %d pings answered)", gap, answered)
-		if gap > 3*time.Second {
-			t.Errorf("the outage lasted %v", gap)
-		}
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
 		s.waitGateway(s.r2, 2*time.Second)
 		if holdsGateway(s.r1) {
 			t.Error("both hosts hold the gateway address")
@@ -344,19 +346,11 @@ func TestReplicaFailoverWithKeepalived(t *testing.T) {
 	})
 
 	t.Run("SIGTERM hands over before the replica leaves", func(t *testing.T) {
-		done := s.transfer(6 * time.Second)
-		gap, answered := s.outage(6*time.Second, func() {
+		s.failover(t, "SIGTERM of the active replica, with keepalived", func() {
 			if err := r1.Stop(); err != nil {
 				t.Errorf("stop r1: %v", err)
 			}
 		})
-		t.Logf("graceful stop: traffic stopped for %v (%d pings answered)", gap, answered)
-		if gap > 3*time.Second {
-			t.Errorf("the outage lasted %v", gap)
-		}
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
 		s.waitGateway(s.r2, 2*time.Second)
 		if !strings.Contains(r1.Output(), "handed over to a standby replica") {
 			t.Errorf("the stopping replica did not report the handover:\n%s", r1.Output())
@@ -400,7 +394,7 @@ func TestEdgeRestart(t *testing.T) {
 		s.startEdge()
 		up = time.Since(restarted)
 	})
-	t.Logf("edge SIGKILL and restart (the edge took %v to start): traffic stopped for %v (%d pings answered)", up.Round(time.Millisecond), gap, answered)
+	t.Logf("failover gap: edge SIGKILL and restart: %v (the edge took %v to start; %d pings answered)", gap, up.Round(time.Millisecond), answered)
 	if gap > 8*time.Second {
 		t.Errorf("traffic stopped for %v: agents did not reconnect within 5 s of the restart", gap)
 	}
@@ -416,7 +410,7 @@ func TestEdgeRestart(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		must(t, s.r1.Route("del", "blackhole", "203.0.113.2/32"))
 	})
-	t.Logf("2 s WAN outage at the connector (%s): traffic stopped for %v, back %v after the link", wan, gap, gap-2*time.Second)
+	t.Logf("failover gap: 2 s WAN blip at the connector (%s): %v (back %v after the link)", wan, gap, gap-2*time.Second)
 	if gap > 6*time.Second {
 		t.Errorf("traffic stopped for %v after a 2 s blip", gap)
 	}
