@@ -80,7 +80,8 @@ type beat struct {
 
 func newBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func()) *beat {
 	b := &beat{log: log, stateDir: stateDir, replica: replica, priority: priority, lost: lost,
-		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{})}
+		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
+		lastLost: time.Now()} // give the first handshake a second before restarting it
 	b.writeHealth(false)
 	b.done.Add(1)
 	go b.run()
