@@ -1,0 +1,229 @@
+package masque
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/pki"
+)
+
+// testHandler accepts the bearer "good" and echoes every packet back with
+// source and destination swapped.
+type testHandler struct {
+	grant  Grant
+	opened chan []netip.Prefix // the agent's advertised routes, per session
+	closed chan *Session
+}
+
+func (h *testHandler) Authenticate(r *http.Request) (Grant, error) {
+	switch r.Header.Get("Authorization") {
+	case "Bearer good":
+		return h.grant, nil
+	case "Bearer revoked":
+		return Grant{}, ErrForbidden
+	}
+	return Grant{}, ErrUnauthorized
+}
+
+func (h *testHandler) Open(s *Session, g Grant, routes []netip.Prefix) (Receiver, error) {
+	h.opened <- routes
+	return echo{}, nil
+}
+
+func (h *testHandler) Closed(s *Session, g Grant) { h.closed <- s }
+
+type echo struct{}
+
+func (echo) Receive(s *Session, bufs [][]byte) {
+	for _, b := range bufs {
+		pkt := b[Headroom:]
+		var src [4]byte
+		copy(src[:], pkt[12:16])
+		copy(pkt[12:16], pkt[16:20])
+		copy(pkt[16:20], src[:])
+		s.WritePacket(pkt)
+	}
+}
+
+// collect is an agent-side Receiver that hands packets to a channel.
+type collect chan []byte
+
+func (c collect) Receive(s *Session, bufs [][]byte) {
+	for _, b := range bufs {
+		c <- slices.Clone(b[Headroom:])
+	}
+}
+
+var (
+	site    = netip.MustParsePrefix("192.0.2.0/24")
+	overlay = netip.MustParsePrefix("198.51.100.7/32")
+)
+
+func startServer(t *testing.T, g Grant) (*Server, *testHandler, *tls.Config) {
+	t.Helper()
+	ca, err := pki.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueServer([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &testHandler{grant: g, opened: make(chan []netip.Prefix, 4), closed: make(chan *Session, 4)}
+	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Certificate: cert, Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return srv, h, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+}
+
+func bearer(s string) http.Header { return http.Header{"Authorization": {"Bearer " + s}} }
+
+// ipv4 builds an IPv4/UDP packet of size bytes from src to dst with ttl.
+func ipv4(src, dst netip.Addr, ttl uint8, size int) []byte {
+	p := make([]byte, size)
+	p[0] = 0x45
+	binary.BigEndian.PutUint16(p[2:4], uint16(size))
+	p[8], p[9] = ttl, 17
+	copy(p[12:16], src.AsSlice())
+	copy(p[16:20], dst.AsSlice())
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(p[i : i+2]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(p[10:12], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[20:22], 1000)
+	binary.BigEndian.PutUint16(p[22:24], 2000)
+	binary.BigEndian.PutUint16(p[24:26], uint16(size-20))
+	return p
+}
+
+func TestRefusedWithoutCredential(t *testing.T) {
+	srv, h, tlsConf := startServer(t, Grant{Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String()
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"no credential", nil, http.StatusUnauthorized},
+		{"wrong credential", bearer("bad"), http.StatusUnauthorized},
+		{"revoked", bearer("revoked"), http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := Dial(ctx, ClientConfig{Addr: addr, TLS: tlsConf, Header: tc.header})
+			var re *RefusedError
+			if !errors.As(err, &re) || re.Status != tc.status {
+				t.Fatalf("Dial = %v, want a refusal with %d", err, tc.status)
+			}
+		})
+	}
+	srv.mu.Lock()
+	n := len(srv.sessions)
+	srv.mu.Unlock()
+	if n != 0 || len(h.closed) != 0 {
+		t.Errorf("%d sessions, %d closed after refusals, want none", n, len(h.closed))
+	}
+}
+
+func TestRefusedWrongCA(t *testing.T) {
+	srv, _, _ := startServer(t, Grant{})
+	_, _, otherTLS := startServer(t, Grant{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String()
+	if _, err := Dial(ctx, ClientConfig{Addr: addr, TLS: otherTLS, Header: bearer("good")}); err == nil {
+		t.Fatal("Dial trusted an edge signed by another CA")
+	}
+}
+
+func TestSessionCapsulesAndPackets(t *testing.T) {
+	all4 := netip.MustParsePrefix("0.0.0.0/0")
+	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := Dial(ctx, ClientConfig{
+		Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String(),
+		TLS:  tlsConf, Header: bearer("good"), Routes: []netip.Prefix{site}, ExpectAddress: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cs.Addresses, []netip.Prefix{overlay}) || !slices.Equal(cs.Routes, []netip.Prefix{all4}) {
+		t.Errorf("agent got addresses %v routes %v, want %v and %v", cs.Addresses, cs.Routes, overlay, all4)
+	}
+	if routes := <-h.opened; !slices.Equal(routes, []netip.Prefix{site}) {
+		t.Errorf("edge got agent routes %v, want %v", routes, site)
+	}
+
+	got := make(collect, 16)
+	done := make(chan error, 1)
+	go func() { done <- cs.Serve(got) }()
+	// A full-MTU packet from the agent's address to a host behind the edge
+	// comes back echoed, with the TTL it had: the hop connect-ip-go counts
+	// on each side is added back.
+	pkt := ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, MTU)
+	want := slices.Clone(pkt)
+	if icmp, err := cs.WritePacket(pkt); err != nil || icmp != nil {
+		t.Fatalf("WritePacket(%d bytes) = %x, %v", len(pkt), icmp, err)
+	}
+	select {
+	case back := <-got:
+		if len(back) != len(want) || back[8] != want[8] || !slices.Equal(back[20:], want[20:]) ||
+			[4]byte(back[12:16]) != [4]byte(want[16:20]) || [4]byte(back[16:20]) != [4]byte(want[12:16]) {
+			t.Errorf("echo: got %d bytes ttl %d, want %d bytes ttl %d swapped", len(back), back[8], len(want), want[8])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no echo within 5 s")
+	}
+	// A packet as large as a whole QUIC packet cannot fit a datagram: an
+	// ICMP error comes back for its sender.
+	icmp, err := cs.WritePacket(ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, packetSize))
+	if err != nil || len(icmp) == 0 {
+		t.Errorf("WritePacket(%d bytes) = %d bytes of ICMP, %v; want an ICMP error", packetSize, len(icmp), err)
+	}
+
+	cs.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+	select {
+	case <-h.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edge never closed the session")
+	}
+}
+
+func TestToRoutesMergesAndOrders(t *testing.T) {
+	got := toRoutes([]netip.Prefix{
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("192.0.2.0/25"),
+		netip.MustParsePrefix("192.0.2.128/25"),
+		netip.MustParsePrefix("192.0.2.64/26"),
+		netip.MustParsePrefix("198.51.100.0/24"),
+	})
+	want := []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if p := fromRoutes(got); !slices.Equal(p, want) {
+		t.Errorf("round trip = %v, want %v", p, want)
+	}
+}

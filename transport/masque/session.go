@@ -1,0 +1,183 @@
+package masque
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	connectip "github.com/quic-go/connect-ip-go"
+)
+
+// Buffer layout of received packets: Receive gets bufs[i][Headroom:] as the
+// IP packet, with Headroom bytes free in front (a TUN's virtio header, a
+// WireGuard header written in place) and at least Tailroom spare capacity
+// after it (WireGuard's padding and tag).
+const (
+	Headroom = 32
+	Tailroom = 32
+	bufSize  = Headroom + 2048 + Tailroom // a QUIC datagram is at most 1452 bytes
+)
+
+// queueLen bounds the packets read off the connection but not yet handled.
+// quic-go keeps only 128 received datagrams per connection and drops the
+// rest, so a dedicated reader moves them into this larger queue at once and
+// Receive runs apart from it.
+const queueLen = 1024
+
+// maxBatch is the most packets one Receive call gets.
+const maxBatch = 64
+
+// Receiver gets the packets of a session in batches: bufs[i][Headroom:] is
+// an IP packet. The buffers are valid only until Receive returns, and Receive
+// may modify them (encrypt in place, write headers into the headroom).
+type Receiver interface {
+	Receive(s *Session, bufs [][]byte)
+}
+
+// Stats are a session's counters.
+type Stats struct {
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxErrors  uint64 `json:"tx_errors"`
+}
+
+// Session is one CONNECT-IP session: the edge holds one per connected agent,
+// an agent one to the edge. WritePacket is safe for concurrent use.
+type Session struct {
+	conn   *connectip.Conn
+	remote netip.AddrPort
+	value  atomic.Value
+
+	rx, tx, txErr atomic.Uint64
+	closeOnce     sync.Once
+	closeErr      error
+	onClose       func() // then closes what the session owns (an agent's QUIC connection)
+}
+
+func newSession(conn *connectip.Conn, remote net.Addr) *Session {
+	s := &Session{conn: conn}
+	if u, ok := remote.(*net.UDPAddr); ok {
+		s.remote = u.AddrPort()
+	}
+	return s
+}
+
+// RemoteAddr is the peer's UDP address.
+func (s *Session) RemoteAddr() netip.AddrPort { return s.remote }
+
+// SetValue attaches the owner's value (the edge's router.Peer) to the session.
+func (s *Session) SetValue(v any) { s.value.Store(v) }
+
+// Value returns what SetValue attached, or nil.
+func (s *Session) Value() any { return s.value.Load() }
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{RxPackets: s.rx.Load(), TxPackets: s.tx.Load(), TxErrors: s.txErr.Load()}
+}
+
+// WritePacket sends the IP packet pkt. connect-ip-go decrements its TTL (hop
+// limit) in place before it copies it into a datagram, so WritePacket first
+// adds that hop back: the router, or the kernel that forwarded the packet to
+// the TUN, has already counted it. pkt must therefore be the caller's own
+// buffer, and it is modified. A packet too large for a datagram comes back as
+// an ICMP error to deliver to its sender (icmp is nil otherwise).
+func (s *Session) WritePacket(pkt []byte) (icmp []byte, err error) {
+	restoreHop(pkt)
+	icmp, err = s.conn.WritePacket(pkt)
+	if err != nil || icmp != nil {
+		s.txErr.Add(1)
+		return icmp, err
+	}
+	s.tx.Add(1)
+	return nil, nil
+}
+
+// restoreHop raises the TTL (hop limit) of pkt by one unless it is already
+// the maximum, updating the IPv4 header checksum (RFC 1624): connect-ip-go
+// checks the checksum, then decrements and recomputes it.
+func restoreHop(pkt []byte) {
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[8] < 255:
+		old := binary.BigEndian.Uint16(pkt[8:10])
+		pkt[8]++
+		sum := uint32(^binary.BigEndian.Uint16(pkt[10:12])) + uint32(^old) + uint32(binary.BigEndian.Uint16(pkt[8:10]))
+		sum = sum&0xffff + sum>>16
+		sum = sum&0xffff + sum>>16
+		binary.BigEndian.PutUint16(pkt[10:12], ^uint16(sum))
+	case len(pkt) >= 40 && pkt[0]>>4 == 6 && pkt[7] < 255:
+		pkt[7]++
+	}
+}
+
+// Serve delivers the session's packets to r until the session ends (Close,
+// the peer leaving, or the path going silent); it returns nil after Close.
+// It runs the dedicated reader on its own goroutine and waits for it.
+func (s *Session) Serve(r Receiver) error {
+	free := make(chan []byte, queueLen)
+	full := make(chan []byte, queueLen)
+	for range queueLen {
+		free <- make([]byte, bufSize)
+	}
+	var wg sync.WaitGroup
+	var readErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		for {
+			buf := <-free
+			n, err := s.conn.ReadPacket(buf[Headroom : bufSize-Tailroom])
+			if err != nil {
+				readErr = err
+				return
+			}
+			s.rx.Add(1)
+			full <- buf[:Headroom+n]
+		}
+	}()
+	batch := make([][]byte, 0, maxBatch)
+	for buf := range full {
+		batch = append(batch[:0], buf)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case b, ok := <-full:
+				if !ok {
+					break more
+				}
+				batch = append(batch, b)
+			default:
+				break more
+			}
+		}
+		r.Receive(s, batch)
+		for i, b := range batch {
+			free <- b[:cap(b)]
+			batch[i] = nil
+		}
+	}
+	wg.Wait()
+	if errors.Is(readErr, net.ErrClosed) {
+		var ce *connectip.CloseError
+		if errors.As(readErr, &ce) && ce.Remote {
+			return readErr
+		}
+		return nil
+	}
+	return readErr
+}
+
+// Close ends the session; Serve returns.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.conn.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+	return s.closeErr
+}
