@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
+	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -49,6 +50,10 @@ type dataplane struct {
 	override map[router.TunnelID]*router.Peer
 	vnets    map[uuid.UUID]uint32 // stable router index per vnet
 	rev      int64                // revision of the applied snapshot
+	last     registry.Snapshot    // the applied snapshot, reapplied when MASQUE sessions come and go
+	// masque holds the router peers of live MASQUE sessions by connector or
+	// device id: twins of the WireGuard peers, added after them to the table.
+	masque map[uuid.UUID][]*router.Peer
 
 	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
 	wg      sync.WaitGroup
@@ -95,6 +100,10 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		var buf []byte
 		switch dec.Verdict {
 		case router.Forward:
+			if _, ok := dec.To.Out.(*masque.Session); ok {
+				d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom)
+				continue
+			}
 			to, _ = dec.To.Out.(*wireguard.Session)
 			buf = p.Buf[:wireguard.Headroom+dec.Len]
 		case router.Reply:
@@ -160,7 +169,17 @@ func (d *dataplane) follow(ctx context.Context) error {
 // apply rebuilds the peer directory and the routing table from a snapshot.
 func (d *dataplane) apply(s registry.Snapshot) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	gone := d.applyLocked(s)
+	d.mu.Unlock()
+	for _, ms := range gone {
+		ms.Close()
+	}
+}
+
+// applyLocked is apply with d.mu held; it returns the MASQUE sessions of
+// agents that left the directory, for the caller to close after unlocking.
+func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
+	d.last = s
 	for _, v := range s.VNets {
 		if _, ok := d.vnets[v.ID]; !ok {
 			d.vnets[v.ID] = uint32(len(d.vnets))
@@ -206,6 +225,10 @@ func (d *dataplane) apply(s registry.Snapshot) {
 		want[key] = true
 		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
 		b.AddReplica(p)
+		for _, mp := range d.masque[c.ID] {
+			mp.SetVNet(d.vnets[vnet])
+			b.AddReplica(mp)
+		}
 	}
 	for _, dev := range s.Devices {
 		key, err := wireguard.ParsePublicKey(dev.Key)
@@ -223,6 +246,10 @@ func (d *dataplane) apply(s registry.Snapshot) {
 		want[key] = true
 		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
 		b.AddClient(p)
+		for _, mp := range d.masque[dev.ID] {
+			mp.SetVNet(d.vnets[dev.VNetID])
+			b.AddClient(mp)
+		}
 	}
 	for key, p := range d.peers {
 		if !want[key] {
@@ -235,6 +262,7 @@ func (d *dataplane) apply(s registry.Snapshot) {
 			delete(d.peers, key)
 		}
 	}
+	gone = d.goneMASQUE()
 	if err := d.ep.SetPeers(configs); err != nil {
 		d.log.Warn("updating the WireGuard directory", "err", err)
 	}
@@ -248,6 +276,7 @@ func (d *dataplane) apply(s registry.Snapshot) {
 	d.router.SetTable(b.Build())
 	d.rev = s.Rev
 	d.log.Debug("data plane updated", "rev", s.Rev, "peers", len(d.peers), "routes", len(s.Routes))
+	return gone
 }
 
 // watchLiveness keeps each peer's up flag and each tunnel's active replica
@@ -279,6 +308,7 @@ func (d *dataplane) lastSeen() map[uuid.UUID]time.Time {
 			}
 		}
 	}
+	d.masqueLastSeen(out)
 	return out
 }
 
@@ -306,6 +336,7 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 			return a.OpenedAt.Compare(b.OpenedAt)
 		})
 	}
+	d.masqueConnections(out)
 	return out
 }
 

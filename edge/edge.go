@@ -37,6 +37,10 @@ type Config struct {
 	// WGListen is the WireGuard UDP address; its port is used (the endpoint
 	// listens on every address). ":0" picks a free port.
 	WGListen string
+	// MASQUEListen is the UDP address of the CONNECT-IP (HTTP/3) listener;
+	// empty serves no MASQUE. Agents reach it at PublicAddr's host and this
+	// port.
+	MASQUEListen string
 	// MTU is the tunnel MTU agents use; 0 means DefaultMTU.
 	MTU int
 	// OverlayRange is the range device overlay addresses come from; zero
@@ -128,10 +132,16 @@ func Run(ctx context.Context, cfg Config) error {
 			filepath.Join(cfg.DataDir, "admin.json"), id.newToken)
 	}
 
+	masqueAddr, stopMASQUE, err := startMASQUE(cfg, cert, dp, log)
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	defer stopMASQUE()
+
 	srv := &http.Server{
 		Handler: api.NewServer(reg, api.Options{
 			AdminTokenHash: id.adminHash,
-			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU},
+			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
 			Connections:    dp.connections,
 			Failover:       dp.failover,
 			LastSeen:       dp.lastSeen,
@@ -143,7 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "data_dir", cfg.DataDir)
+	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "masque", masqueAddr, "data_dir", cfg.DataDir)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()

@@ -41,7 +41,7 @@ func (d *dest) pick() *Peer {
 type TableBuilder struct {
 	t       *Table
 	tunnels map[tunnelKey]*dest
-	clients []*Peer
+	clients map[netip.Addr]*dest
 }
 
 type tunnelKey struct {
@@ -51,7 +51,7 @@ type tunnelKey struct {
 
 // NewTableBuilder returns an empty builder.
 func NewTableBuilder() *TableBuilder {
-	return &TableBuilder{t: &Table{}, tunnels: map[tunnelKey]*dest{}}
+	return &TableBuilder{t: &Table{}, tunnels: map[tunnelKey]*dest{}, clients: map[netip.Addr]*dest{}}
 }
 
 func (b *TableBuilder) vnet(v uint32) *routing.Table[*dest] {
@@ -85,11 +85,20 @@ func (b *TableBuilder) AddReplica(p *Peer) {
 }
 
 // AddClient makes a client device reachable at its overlay address from every
-// virtual network.
+// virtual network. A device connected over two transports (WireGuard and
+// MASQUE) is added once per session; the first added that is up gets its
+// packets.
 func (b *TableBuilder) AddClient(p *Peer) {
-	if p.Overlay.IsValid() {
-		b.t.overlay.Insert(netip.PrefixFrom(p.Overlay, p.Overlay.BitLen()), &dest{replicas: []*Peer{p}})
+	if !p.Overlay.IsValid() {
+		return
 	}
+	if d := b.clients[p.Overlay]; d != nil {
+		d.replicas = append(d.replicas, p)
+		return
+	}
+	d := &dest{replicas: []*Peer{p}}
+	b.clients[p.Overlay] = d
+	b.t.overlay.Insert(netip.PrefixFrom(p.Overlay, p.Overlay.BitLen()), d)
 }
 
 // Build returns the table; the builder must not be used afterwards.

@@ -61,7 +61,7 @@ func (b *syncBuffer) waitFor(s string) bool {
 // startEdge runs the edge on a free loopback port and waits until it serves.
 func startEdge(t *testing.T, dataDir string) *edgeProc {
 	t.Helper()
-	cmd := exec.Command(binary, "edge", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--public-addr", "127.0.0.1:51820")
+	cmd := exec.Command(binary, "edge", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--masque-listen", "127.0.0.1:0", "--public-addr", "127.0.0.1:51820")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

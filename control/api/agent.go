@@ -70,7 +70,7 @@ func (s *Server) enrollConnector(w http.ResponseWriter, r *http.Request, tok tok
 
 func (s *Server) connectorConfigFor(r *http.Request, id uuid.UUID) (model.ConnectorConfig, error) {
 	cfg, err := s.reg.ConnectorConfig(r.Context(), id)
-	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey}
+	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey, MASQUE: s.opts.Edge.MASQUE}
 	cfg.MTU = s.opts.Edge.MTU
 	return cfg, err
 }

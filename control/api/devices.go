@@ -150,7 +150,7 @@ func (s *Server) deviceAuth(next func(http.ResponseWriter, *http.Request, model.
 
 func (s *Server) deviceConfigFor(r *http.Request, id uuid.UUID) (model.DeviceConfig, error) {
 	cfg, err := s.reg.DeviceConfig(r.Context(), id)
-	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey}
+	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey, MASQUE: s.opts.Edge.MASQUE}
 	cfg.MTU = s.opts.Edge.MTU
 	return cfg, err
 }

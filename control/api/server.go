@@ -34,6 +34,7 @@ type EdgeInfo struct {
 	Endpoint string // host:port of the WireGuard listener
 	EdgeKey  string // base64 WireGuard public key
 	MTU      int    // the tunnel MTU agents use
+	MASQUE   string // host:port of the MASQUE listener; empty: none
 }
 
 // Options configure a Server.

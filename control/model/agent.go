@@ -43,6 +43,9 @@ type ConnectorEnrollment struct {
 type EdgePeer struct {
 	Endpoint  string `json:"endpoint"`   // host:port
 	PublicKey string `json:"public_key"` // base64
+	// MASQUE is host:port of the edge's CONNECT-IP (HTTP/3) listener; empty
+	// when the edge serves no MASQUE.
+	MASQUE string `json:"masque,omitempty"`
 }
 
 // ConnectorConfig is everything a connector needs to run; the edge pushes a

@@ -15,6 +15,10 @@ const (
 	Template  = "https://" + Authority + Path
 )
 
+// ConnectorHeader carries a connector's id next to its tunnel token in the
+// Authorization header (a device's credential names the device itself).
+const ConnectorHeader = "Switchyard-Connector"
+
 // DefaultPort is the UDP port the edge serves MASQUE on unless told otherwise.
 const DefaultPort = 443
 

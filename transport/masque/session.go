@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	connectip "github.com/quic-go/connect-ip-go"
 )
@@ -49,6 +50,7 @@ type Stats struct {
 type Session struct {
 	conn   *connectip.Conn
 	remote netip.AddrPort
+	opened time.Time
 	value  atomic.Value
 
 	rx, tx, txErr atomic.Uint64
@@ -58,7 +60,7 @@ type Session struct {
 }
 
 func newSession(conn *connectip.Conn, remote net.Addr) *Session {
-	s := &Session{conn: conn}
+	s := &Session{conn: conn, opened: time.Now()}
 	if u, ok := remote.(*net.UDPAddr); ok {
 		s.remote = u.AddrPort()
 	}
@@ -67,6 +69,9 @@ func newSession(conn *connectip.Conn, remote net.Addr) *Session {
 
 // RemoteAddr is the peer's UDP address.
 func (s *Session) RemoteAddr() netip.AddrPort { return s.remote }
+
+// Opened is when the session was established.
+func (s *Session) Opened() time.Time { return s.opened }
 
 // SetValue attaches the owner's value (the edge's router.Peer) to the session.
 func (s *Session) SetValue(v any) { s.value.Store(v) }
