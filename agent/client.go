@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -40,6 +41,8 @@ type ClientConfig struct {
 	Name string
 	// User is reported to the edge with the device.
 	User string
+	// Protocol is how the client reaches the edge; empty means wireguard.
+	Protocol Protocol
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -55,7 +58,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	api, apiHost, err := deviceClient(ctx, cfg, k, log)
+	api, apiHost, auth, err := deviceClient(ctx, cfg, k, log)
 	if err != nil {
 		return err
 	}
@@ -65,7 +68,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, heartbeatConfig{}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, auth: auth}, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -80,7 +83,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 			if c.IP.Is4() {
 				hc.Src4 = c.IP
 			}
-			err = ht.set(c.Edge, c.OverlayRange, hc)
+			err = ht.set(c.Edge, c.OverlayRange, []netip.Prefix{netip.PrefixFrom(c.IP, c.IP.BitLen())}, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)
@@ -98,10 +101,10 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	return nil
 }
 
-// deviceClient returns the API client of the enrolled device and the edge
-// API's host, enrolling first (with cfg.Token) if the state dir holds no
-// credential.
-func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, string, error) {
+// deviceClient returns the API client of the enrolled device, the edge
+// API's host and the device's MASQUE credentials, enrolling first (with
+// cfg.Token) if the state dir holds no credential.
+func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, string, masqueAuth, error) {
 	path := filepath.Join(cfg.StateDir, credentialFile)
 	buf, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -110,19 +113,20 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 		}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("client: %w", err)
+		return nil, "", masqueAuth{}, fmt.Errorf("client: %w", err)
 	}
 	credential := strings.TrimSpace(string(buf))
 	cred, err := token.DecodeSecret(credential, token.KindDevice)
 	if err != nil {
-		return nil, "", fmt.Errorf("client: device credential %s: %w", path, err)
+		return nil, "", masqueAuth{}, fmt.Errorf("client: device credential %s: %w", path, err)
 	}
 	u, err := url.Parse(cred.API)
 	if err != nil {
-		return nil, "", fmt.Errorf("client: device credential %s: %w", path, err)
+		return nil, "", masqueAuth{}, fmt.Errorf("client: device credential %s: %w", path, err)
 	}
 	api, err := client.NewDevice(credential)
-	return api, u.Hostname(), err
+	auth := masqueAuth{header: http.Header{"Authorization": {"Bearer " + credential}}, tls: client.PinnedTLS(cred.CAPin)}
+	return api, u.Hostname(), auth, err
 }
 
 // enrollDevice registers this device with the enrollment token and returns
@@ -171,8 +175,10 @@ func clientRoutes(c model.DeviceConfig, apiHost string) ([]netip.Prefix, error) 
 	}
 	var never []netip.Addr
 	hosts := []string{apiHost}
-	if h, _, err := net.SplitHostPort(c.Edge.Endpoint); err == nil {
-		hosts = append(hosts, h)
+	for _, ep := range []string{c.Edge.Endpoint, c.Edge.MASQUE} {
+		if h, _, err := net.SplitHostPort(ep); err == nil {
+			hosts = append(hosts, h)
+		}
 	}
 	for _, h := range hosts {
 		if h == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/transport/masque"
 )
 
 // ConnectorConfig configures the connector role.
@@ -29,6 +31,8 @@ type ConnectorConfig struct {
 	// Priority ranks this replica among its tunnel's: the highest that is up
 	// is active, unless another one's host holds the gateway address.
 	Priority uint8
+	// Protocol is how the connector reaches the edge; empty means wireguard.
+	Protocol Protocol
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -71,7 +75,11 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	conf := enrolled.Config
 	log.Info("enrolled", "tunnel", conf.TunnelName, "vnet", conf.VNetName, "connector", enrolled.Connector.ID, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, heartbeatConfig{replica: true, priority: cfg.Priority}, log)
+	auth := masqueAuth{
+		header: http.Header{"Authorization": {"Bearer " + cfg.Token}, masque.ConnectorHeader: {enrolled.Connector.ID.String()}},
+		tls:    client.PinnedTLS(tok.CAPin),
+	}
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, auth: auth, heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority}}, log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
@@ -97,7 +105,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		if err == nil {
 			hc := &host.Config{Routes: routes, Forwarding: true, LooseRPFilter: true}
 			hc.Src4, hc.Src6 = siteSources(addrs, c.SitePrefixes)
-			err = ht.set(c.Edge, c.OverlayRange, hc)
+			err = ht.set(c.Edge, c.OverlayRange, c.SitePrefixes, hc)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing/host"
@@ -18,21 +19,31 @@ import (
 )
 
 // hostTunnel is what both roles set up on the host: a kernel TUN with TCP MSS
-// clamping, a wireguard-go device whose only peer is the edge, and the
-// reconcile of host routes and sysctls. Close undoes all of it.
+// clamping, the link to the edge (a wireguard-go device whose only peer is
+// the edge, or MASQUE), and the reconcile of host routes and sysctls. Close
+// undoes all of it.
 type hostTunnel struct {
-	name string
-	ops  *host.NetlinkOps
-	dev  *wgDevice
-	hm   *host.Manager
-	beat *beat
-	log  *slog.Logger
+	name   string
+	ops    *host.NetlinkOps
+	tun    wgtun.Device
+	link   *link
+	hm     *host.Manager
+	beat   *beat
+	log    *slog.Logger
+	events chan struct{} // closed when the TUN's event drain ends
+}
+
+// tunnelConfig is how an agent reaches the edge.
+type tunnelConfig struct {
+	protocol  Protocol
+	auth      masqueAuth
+	heartbeat heartbeatConfig
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
 // routes through the TUN, the sysctls recorded in the state file), then
 // creates the TUN and the device.
-func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, hb heartbeatConfig, log *slog.Logger) (_ *hostTunnel, err error) {
+func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, tc tunnelConfig, log *slog.Logger) (_ *hostTunnel, err error) {
 	ops, err := host.NewNetlinkOps(netns.None())
 	if err != nil {
 		return nil, err
@@ -46,6 +57,7 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 	if err := host.Sweep(ops, name, stateFile); err != nil {
 		log.Warn("cleaning up after a previous run", "err", err)
 	}
+	mtu = tunMTU(tc.protocol, mtu)
 	kernelTUN, err := tun.CreateKernel(name, mtu)
 	if err != nil {
 		return nil, err
@@ -55,19 +67,30 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		kernelTUN.Close()
 		return nil, err
 	}
-	dev, err := startDevice(clamped, k, edge, log.With("component", "wireguard-go"))
+	// The transports read views of the TUN (tunView), so nothing consumes
+	// its own events: drain them until it closes.
+	events := make(chan struct{})
+	go func() {
+		defer close(events)
+		for range clamped.Events() {
+		}
+	}()
+	l, err := startLink(clamped, k, tc.protocol, tc.auth, edge, log)
 	if err != nil {
 		clamped.Close()
+		<-events
 		return nil, err
 	}
 	hm, err := host.NewManager(ops, stateFile)
 	if err != nil {
-		dev.Close()
+		l.Close()
+		clamped.Close()
+		<-events
 		return nil, err
 	}
-	h := &hostTunnel{name: name, ops: ops, dev: dev, hm: hm, log: log}
-	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, hb.replica, hb.priority, func() {
-		if err := dev.restart(); err != nil {
+	h := &hostTunnel{name: name, ops: ops, tun: clamped, link: l, hm: hm, log: log, events: events}
+	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, tc.heartbeat.replica, tc.heartbeat.priority, func() {
+		if err := l.restart(); err != nil {
 			log.Warn("restarting the handshake with the edge", "err", err)
 		}
 	})
@@ -80,12 +103,12 @@ type heartbeatConfig struct {
 	priority uint8 // its rank among its tunnel's replicas
 }
 
-// set points the device at edge and makes the host's routes into the TUN
-// (and sysctls) match cfg; heartbeats go to the edge's address in overlay,
-// from cfg.Src4.
-func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, cfg *host.Config) error {
+// set points the link at edge, advertising routes over MASQUE, and makes the
+// host's routes into the TUN (and sysctls) match cfg; heartbeats go to the
+// edge's address in overlay, from cfg.Src4.
+func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []netip.Prefix, cfg *host.Config) error {
 	cfg.Interface = h.name
-	err := errors.Join(h.dev.setEdge(edge), h.hm.Set(cfg))
+	err := errors.Join(h.link.setEdge(edge, advertise), h.hm.Set(cfg))
 	if err == nil {
 		h.beat.aim(cfg.Src4, model.EdgeAddress(overlay))
 	}
@@ -98,7 +121,9 @@ func (h *hostTunnel) Close() {
 	if err := h.hm.Close(); err != nil {
 		h.log.Error("restoring the host", "err", err)
 	}
-	h.dev.Close()
+	h.link.Close()
+	h.tun.Close()
+	<-h.events
 	h.ops.Close()
 }
 

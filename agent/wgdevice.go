@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,3 +97,25 @@ func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
 
 // Close stops the device and closes its TUN.
 func (d *wgDevice) Close() { d.dev.Close() }
+
+// lastHandshake is when the device last completed a handshake with the
+// edge; zero if never.
+func (d *wgDevice) lastHandshake() time.Time {
+	get, err := d.dev.IpcGet()
+	if err != nil {
+		return time.Time{}
+	}
+	var sec, nsec int64
+	for _, line := range strings.Split(get, "\n") {
+		if v, ok := strings.CutPrefix(line, "last_handshake_time_sec="); ok {
+			sec, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "last_handshake_time_nsec="); ok {
+			nsec, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if sec == 0 && nsec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, nsec)
+}

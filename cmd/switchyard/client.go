@@ -25,10 +25,16 @@ func clientCommand() *cli.Command {
 					&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultClientTunName},
 					&cli.StringFlag{Name: "name", Usage: "device `NAME` (default: the hostname)"},
 					&cli.StringFlag{Name: "user", Usage: "`USER` the device belongs to"},
+					protocolFlag,
 					debugFlag,
 				},
 				Action: func(c *cli.Context) error {
+					proto, err := parseProtocol(c)
+					if err != nil {
+						return err
+					}
 					return agent.RunClient(c.Context, agent.ClientConfig{
+						Protocol: proto,
 						Token:    c.String("token"),
 						StateDir: c.String("state-dir"),
 						TunName:  c.String("tun-name"),

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard/switchyard/agent"
+	"github.com/switchyard/switchyard/control/model"
 )
 
 func connectorCommand() *cli.Command {
@@ -22,13 +23,19 @@ func connectorCommand() *cli.Command {
 				&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultTunName},
 				&cli.BoolFlag{Name: "snat", Usage: "masquerade tunnel traffic into the site (for sites that cannot route replies back; hides the true source IP)"},
 				&cli.UintFlag{Name: "priority", Usage: "rank `N` (0-255) of this replica among its tunnel's; the highest up is active", Value: 100},
+				protocolFlag,
 				debugFlag,
 			},
 			Action: func(c *cli.Context) error {
 				if c.Uint("priority") > 255 {
 					return fmt.Errorf("--priority %d is out of range (0-255)", c.Uint("priority"))
 				}
+				proto, err := parseProtocol(c)
+				if err != nil {
+					return err
+				}
 				return agent.RunConnector(c.Context, agent.ConnectorConfig{
+					Protocol: proto,
 					Token:    c.String("token"),
 					StateDir: c.String("state-dir"),
 					TunName:  c.String("tun-name"),
@@ -82,3 +89,18 @@ func connectorCommand() *cli.Command {
 
 // stateDirFlag names the connector's state directory.
 var stateDirFlag = &cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the enrollment and the host state", Value: "/var/lib/switchyard-connector"}
+// protocolFlag chooses the agents' transport to the edge.
+var protocolFlag = &cli.StringFlag{
+	Name:  "protocol",
+	Usage: "how to reach the edge: wireguard, masque (CONNECT-IP over HTTP/3, for networks that block WireGuard) or auto (WireGuard, falling back to MASQUE)",
+	Value: string(agent.ProtocolWireGuard),
+}
+
+// parseProtocol reads --protocol.
+func parseProtocol(c *cli.Context) (agent.Protocol, error) {
+	p, err := agent.ParseProtocol(c.String("protocol"))
+	if err != nil {
+		return "", model.Errorf(model.KindInvalid, "--protocol: %v", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	wgtun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/transport/masque"
+)
+
+// Protocol is how an agent reaches the edge.
+type Protocol string
+
+// Protocols for --protocol.
+const (
+	ProtocolWireGuard Protocol = "wireguard"
+	ProtocolMASQUE    Protocol = "masque" // CONNECT-IP over HTTP/3, for networks that block WireGuard
+	ProtocolAuto      Protocol = "auto"   // WireGuard, MASQUE when no WireGuard handshake completes
+)
+
+// ParseProtocol checks a --protocol value; empty means wireguard.
+func ParseProtocol(s string) (Protocol, error) {
+	switch p := Protocol(s); p {
+	case "":
+		return ProtocolWireGuard, nil
+	case ProtocolWireGuard, ProtocolMASQUE, ProtocolAuto:
+		return p, nil
+	}
+	return "", fmt.Errorf("protocol %q is not wireguard, masque or auto", s)
+}
+
+// tunMTU is the MTU of the TUN for protocol p when the edge says mtu: the
+// MASQUE path carries less (masque.MTU), and auto may take either.
+func tunMTU(p Protocol, mtu int) int {
+	if p == ProtocolWireGuard {
+		return mtu
+	}
+	return min(mtu, masque.MTU)
+}
+
+// Timing of the auto protocol.
+var (
+	// fallbackAfter is how long auto waits for a WireGuard handshake before
+	// it switches to MASQUE.
+	fallbackAfter = 5 * time.Second
+	// retryWireGuard is how long auto stays on MASQUE before it tries
+	// WireGuard again.
+	retryWireGuard = 2 * time.Minute
+	// staleHandshake: a WireGuard session that has not completed a handshake
+	// for this long (it rekeys every 2 minutes while traffic flows, and agents
+	// send keepalives every second) is dead, and auto falls back.
+	staleHandshake = 3 * time.Minute
+)
+
+// masqueAuth is how an agent proves its identity over MASQUE: the
+// credential it uses with the API, and the edge CA it pins.
+type masqueAuth struct {
+	header http.Header
+	tls    *tls.Config
+}
+
+// link carries the TUN's packets to the edge over the transport its protocol
+// picks, and for auto switches between WireGuard and MASQUE. It owns one
+// goroutine (run), which Close stops and waits for.
+type link struct {
+	tun   wgtun.Device // the host's TUN (with the MSS clamp); never closed here
+	k     key
+	proto Protocol
+	auth  masqueAuth
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	edge   model.EdgePeer
+	routes []netip.Prefix        // advertised over MASQUE
+	wg     *wgDevice             // the active WireGuard device, or nil
+	ms     *masque.ClientSession // the active MASQUE session, or nil
+	kick   chan struct{}         // wakes run when the edge changed
+	active chan Protocol         // reports each switch (for tests and logs)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startLink starts carrying packets; for wireguard it fails at once if the
+// device cannot start.
+func startLink(tun wgtun.Device, k key, proto Protocol, auth masqueAuth, edge model.EdgePeer, log *slog.Logger) (*link, error) {
+	l := &link{tun: tun, k: k, proto: proto, auth: auth, log: log, edge: edge,
+		kick: make(chan struct{}, 1), active: make(chan Protocol, 16), done: make(chan struct{})}
+	if proto == ProtocolWireGuard {
+		// The plain protocol starts synchronously, as it always has.
+		wg, err := startDevice(newTUNView(tun), k, edge, log.With("component", "wireguard-go"))
+		if err != nil {
+			return nil, err
+		}
+		l.wg = wg
+		close(l.done)
+		return l, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	go func() { defer close(l.done); l.run(ctx) }()
+	return l, nil
+}
+
+// setEdge applies a new edge configuration and the routes to advertise over
+// MASQUE (a connector's site prefixes, a client's overlay address).
+func (l *link) setEdge(edge model.EdgePeer, routes []netip.Prefix) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.edge = edge
+	var err error
+	if l.wg != nil {
+		err = l.wg.setEdge(edge)
+	}
+	if l.ms != nil && !slices.Equal(l.routes, routes) {
+		err = errors.Join(err, l.ms.Advertise(routes))
+	}
+	l.routes = slices.Clone(routes)
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// run switches between the transports until ctx ends.
+func (l *link) run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if l.proto == ProtocolAuto && l.runWireGuard(ctx) {
+			backoff = time.Second
+			continue // WireGuard worked until its handshakes went stale: try again from the start
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var until <-chan time.Time
+		retry := time.NewTimer(retryWireGuard)
+		if l.proto == ProtocolAuto {
+			until = retry.C
+		}
+		start := time.Now()
+		err := l.runMASQUE(ctx, until)
+		retry.Stop()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		default:
+			if time.Since(start) > time.Minute {
+				backoff = time.Second
+			}
+			l.log.Warn("MASQUE to the edge failed", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+}
+
+// runWireGuard starts wireguard-go on the TUN and keeps it while handshakes
+// complete; it reports whether one did (false: it gave up within
+// fallbackAfter, or ctx ended).
+func (l *link) runWireGuard(ctx context.Context) bool {
+	l.mu.Lock()
+	wg, err := startDevice(newTUNView(l.tun), l.k, l.edge, l.log.With("component", "wireguard-go"))
+	if err != nil {
+		l.mu.Unlock()
+		l.log.Warn("starting WireGuard", "err", err)
+		return false
+	}
+	l.wg = wg
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.wg = nil
+		l.mu.Unlock()
+		wg.Close()
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(fallbackAfter)
+	up := false
+	for {
+		select {
+		case <-ctx.Done():
+			return up
+		case <-tick.C:
+		}
+		last := wg.lastHandshake()
+		switch {
+		case !up && !last.IsZero():
+			up = true
+			l.log.Info("connected to the edge", "protocol", ProtocolWireGuard)
+			l.report(ProtocolWireGuard)
+		case !up && time.Now().After(deadline):
+			l.log.Warn("no WireGuard handshake; falling back to MASQUE", "after", fallbackAfter)
+			return false
+		case up && time.Since(last) > staleHandshake:
+			l.log.Warn("WireGuard handshakes stopped; reconnecting", "last", last)
+			return true
+		}
+	}
+}
+
+// runMASQUE opens a MASQUE session and pumps packets until it ends, ctx
+// ends, or until fires (time to try WireGuard again); nil unless the
+// session could not open or broke.
+func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
+	l.mu.Lock()
+	edge, routes := l.edge, l.routes
+	l.mu.Unlock()
+	if edge.MASQUE == "" {
+		return errors.New("the edge serves no MASQUE (its --masque-listen is off)")
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ms, err := masque.Dial(dctx, masque.ClientConfig{
+		Addr: edge.MASQUE, TLS: l.auth.tls, Header: l.auth.header, Routes: routes,
+		ExpectAddress: l.auth.header.Get(masque.ConnectorHeader) == "",
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	view := newTUNView(l.tun)
+	l.mu.Lock()
+	l.ms = ms
+	if !slices.Equal(routes, l.routes) { // changed while dialing
+		ms.Advertise(l.routes)
+	}
+	l.mu.Unlock()
+	l.log.Info("connected to the edge", "protocol", ProtocolMASQUE, "edge", edge.MASQUE, "mtu", masque.MTU)
+	l.report(ProtocolMASQUE)
+
+	served := make(chan error, 1)
+	pumped := make(chan struct{})
+	go func() { defer close(pumped); pumpToEdge(view, ms.Session) }()
+	go func() { served <- ms.Serve(tunWriter{view}) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	case <-until:
+		l.log.Info("trying WireGuard again")
+	}
+	l.mu.Lock()
+	l.ms = nil
+	l.mu.Unlock()
+	ms.Close()
+	view.Close()
+	<-pumped
+	if err == nil {
+		err = <-served
+	} else {
+		<-served
+	}
+	if err != nil {
+		return fmt.Errorf("MASQUE session ended: %w", err)
+	}
+	return nil
+}
+
+func (l *link) report(p Protocol) {
+	select {
+	case l.active <- p:
+	default:
+	}
+}
+
+// pumpToEdge reads batches from the TUN and writes each packet to the
+// session until the view is closed. An ICMP error for a packet too large
+// goes back into the TUN.
+func pumpToEdge(view *tunView, s *masque.Session) {
+	n := view.BatchSize()
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, masque.Headroom+maxPacket)
+	}
+	icmp := [][]byte{nil}
+	for {
+		count, err := view.Read(bufs, sizes, masque.Headroom)
+		for i := range count {
+			reply, _ := s.WritePacket(bufs[i][masque.Headroom : masque.Headroom+sizes[i]])
+			if reply != nil {
+				icmp[0] = append(make([]byte, masque.Headroom, masque.Headroom+len(reply)), reply...)
+				view.Write(icmp, masque.Headroom)
+			}
+		}
+		if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
+			return
+		}
+	}
+}
+
+// maxPacket is the most one TUN read returns per buffer.
+const maxPacket = 65535
+
+// tunWriter writes the packets of a MASQUE session into the TUN.
+type tunWriter struct{ view *tunView }
+
+// Receive writes a batch into the TUN; the kernel drops what it cannot take.
+func (w tunWriter) Receive(_ *masque.Session, bufs [][]byte) {
+	w.view.Write(bufs, masque.Headroom)
+}
+
+// Close stops the transports; the TUN stays open.
+func (l *link) Close() {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	<-l.done
+	l.mu.Lock()
+	wg := l.wg
+	l.wg = nil
+	l.mu.Unlock()
+	if wg != nil {
+		wg.Close()
+	}
+}
+
+// restart makes the active transport reconnect at once after the edge
+// stopped answering heartbeats: WireGuard drops its session and handshakes
+// again; a MASQUE session is left to QUIC, whose idle timeout ends a dead
+// one within seconds and makes run dial again.
+func (l *link) restart() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wg != nil {
+		return l.wg.restart()
+	}
+	return nil
+}
