@@ -246,8 +246,10 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	pumped := make(chan struct{})
 	go func() { defer close(pumped); pumpToEdge(view, ms.Session) }()
 	go func() { served <- ms.Serve(tunWriter{view}) }()
+	ended := false
 	select {
 	case err = <-served:
+		ended = true
 	case <-ctx.Done():
 	case <-until:
 		l.log.Info("trying WireGuard again")
@@ -258,10 +260,8 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	ms.Close()
 	view.Close()
 	<-pumped
-	if err == nil {
-		err = <-served
-	} else {
-		<-served
+	if !ended {
+		err = <-served // nil after Close
 	}
 	if err != nil {
 		return fmt.Errorf("MASQUE session ended: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/internal/lab"
 	"github.com/switchyard/switchyard/internal/testbin"
+	"github.com/switchyard/switchyard/transport/masque"
 )
 
 var binary string
@@ -42,13 +43,14 @@ type world struct {
 	laptop              *lab.NS
 	dir                 string
 	edgeProc            *lab.Proc
+	protocol            string // the agents' --protocol
 }
 
 const edgeAddr = "203.0.113.2"
 
 func newWorld(t *testing.T) *world {
 	l := lab.New(t)
-	w := &world{t: t, l: l, dir: t.TempDir()}
+	w := &world{t: t, l: l, dir: t.TempDir(), protocol: "wireguard"}
 	w.wan, w.edge = l.NS("wan"), l.NS("edge")
 	w.gwa, w.gwb, w.gwc = l.NS("gwa"), l.NS("gwb"), l.NS("gwc")
 	w.hosta, w.hostb, w.hostc = l.NS("hosta"), l.NS("hostb"), l.NS("hostc")
@@ -137,7 +139,7 @@ func (w *world) spoofedDrops() float64 {
 
 func (w *world) startEdge() {
 	w.edgeProc = w.edge.Start(w.t, binary, "edge", "--data-dir", filepath.Join(w.dir, "edge"),
-		"--api-listen", edgeAddr+":7443", "--wg-listen", ":51820", "--public-addr", edgeAddr+":51820")
+		"--api-listen", edgeAddr+":7443", "--wg-listen", ":51820", "--masque-listen", ":443", "--public-addr", edgeAddr+":51820")
 	must(w.t, w.edgeProc.WaitFor("edge started", 15*time.Second))
 }
 
@@ -151,7 +153,7 @@ func (w *world) tunnelToken(name string) string {
 
 func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
 	p := ns.Start(w.t, binary, "connector", "run", "--token", token,
-		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0")
+		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0", "--protocol", w.protocol)
 	must(w.t, p.WaitFor("host configured", 20*time.Second))
 	return p
 }
@@ -162,7 +164,7 @@ func (w *world) startClient(ns *lab.NS, name string) (*lab.Proc, string) {
 	w.t.Helper()
 	var enroll model.EnrollToken
 	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
-	client := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy1", "--name", name)
+	client := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy1", "--name", name, "--protocol", w.protocol)
 	must(w.t, client.WaitFor("host configured", 20*time.Second))
 	var devices []model.Device
 	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
@@ -209,8 +211,16 @@ func wantPeer(t *testing.T, ns *lab.NS, network, addr, src string) {
 	}
 }
 
+// TestDataPath runs the data path's scenarios over each transport.
 func TestDataPath(t *testing.T) {
+	for _, protocol := range []string{"wireguard", "masque"} {
+		t.Run(protocol, func(t *testing.T) { testDataPath(t, protocol) })
+	}
+}
+
+func testDataPath(t *testing.T, protocol string) {
 	w := newWorld(t)
+	w.protocol = protocol
 	w.startEdge()
 	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
 	w.cli("tunnel", "vnet", "add", "vnet-b")
@@ -268,7 +278,12 @@ func TestDataPath(t *testing.T) {
 	})
 	t.Run("TCP MSS clamped to the tunnel MTU", func(t *testing.T) {
 		// Both hosts sit on 1500-byte LANs and offer an MSS of 1460; the
-		// connectors clamp it to fit the 1420-byte tunnel.
+		// connectors clamp it to fit the tunnel (1420 bytes over WireGuard,
+		// less over MASQUE).
+		mtu := 1420
+		if w.protocol == "masque" {
+			mtu = masque.MTU
+		}
 		ln, err := w.hosta.Listen("tcp", "10.1.2.3:7100")
 		must(t, err)
 		accepted := make(chan net.Conn, 1)
@@ -289,8 +304,8 @@ func TestDataPath(t *testing.T) {
 			defer conn.Close()
 			mss, err := tcpMaxSeg(conn)
 			must(t, err)
-			if mss > 1420-40 {
-				t.Errorf("%s: MSS %d, want at most %d", conn.LocalAddr(), mss, 1420-40)
+			if mss > mtu-40 {
+				t.Errorf("%s: MSS %d, want at most %d", conn.LocalAddr(), mss, mtu-40)
 			}
 		}
 	})

@@ -89,6 +89,7 @@ func connectorCommand() *cli.Command {
 
 // stateDirFlag names the connector's state directory.
 var stateDirFlag = &cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the enrollment and the host state", Value: "/var/lib/switchyard-connector"}
+
 // protocolFlag chooses the agents' transport to the edge.
 var protocolFlag = &cli.StringFlag{
 	Name:  "protocol",
