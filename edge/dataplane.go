@@ -325,6 +325,7 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 		id := uuid.UUID(p.Tunnel)
 		out[id] = append(out[id], d.connection(p))
 	}
+	d.masqueConnections(out)
 	for _, cs := range out {
 		slices.SortFunc(cs, func(a, b model.Connection) int {
 			if (a.State == model.ReplicaActive) != (b.State == model.ReplicaActive) {
@@ -336,7 +337,6 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 			return a.OpenedAt.Compare(b.OpenedAt)
 		})
 	}
-	d.masqueConnections(out)
 	return out
 }
 

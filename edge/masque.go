@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/token"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
@@ -97,8 +98,8 @@ func (h masqueHandler) Open(s *masque.Session, g masque.Grant, _ []netip.Prefix)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var twin *router.Peer
-	for p, id := range d.ids {
-		if id == mg.id && (mg.tunnel == uuid.Nil) == (p.Kind == router.Client) {
+	for _, p := range d.peers {
+		if d.ids[p] == mg.id && (mg.tunnel == uuid.Nil) == (p.Kind == router.Client) {
 			twin = p
 		}
 	}
@@ -107,13 +108,17 @@ func (h masqueHandler) Open(s *masque.Session, g masque.Grant, _ []netip.Prefix)
 	}
 	p := &router.Peer{Name: twin.Name, Kind: twin.Kind, Tunnel: twin.Tunnel, Overlay: twin.Overlay, Out: s}
 	p.SetVNet(twin.VNet())
-	p.SetUp(true)
 	s.SetValue(p)
 	if d.masque == nil {
 		d.masque = map[uuid.UUID][]*router.Peer{}
 	}
 	d.masque[mg.id] = append(d.masque[mg.id], p)
+	// In the directory like a WireGuard peer, so heartbeats, the election
+	// of a tunnel's active replica and the API see it.
+	d.ids[p] = mg.id
+	d.hosts[p] = d.hosts[twin]
 	d.applyLocked(d.last) // cannot close sessions: the agent is in the directory
+	d.checkLocked(time.Now())
 	d.log.Info("MASQUE session up", "peer", p.Name, "kind", p.Kind, "id", mg.id, "remote", s.RemoteAddr())
 	return &masqueIn{d: d, from: p, icmp: make([]byte, router.IcmpBufSize)}, nil
 }
@@ -129,6 +134,8 @@ func (h masqueHandler) Closed(s *masque.Session, g masque.Grant) {
 		return
 	}
 	p.SetUp(false)
+	p.SetActive(false)
+	d.forget(p)
 	peers := d.masque[mg.id]
 	for i, q := range peers {
 		if q == p {
@@ -142,6 +149,7 @@ func (h masqueHandler) Closed(s *masque.Session, g masque.Grant) {
 		d.masque[mg.id] = peers
 	}
 	d.applyLocked(d.last) // the agent's other sessions stay: only a directory change closes them
+	d.checkLocked(time.Now())
 	d.log.Info("MASQUE session down", "peer", p.Name, "id", mg.id, "remote", s.RemoteAddr())
 }
 
@@ -153,15 +161,21 @@ type masqueIn struct {
 	icmp []byte
 }
 
-// Receive routes each packet and hands it to its destination session.
+// Receive routes each packet and hands it to its destination session;
+// heartbeats to the edge's own address are answered as over WireGuard.
 func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 	for _, buf := range bufs {
-		dec := m.d.router.Route(m.from, buf[masque.Headroom:], m.icmp)
+		pkt := buf[masque.Headroom:]
+		dec := m.d.router.Route(m.from, pkt, m.icmp)
 		switch dec.Verdict {
 		case router.Forward:
 			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom)
 		case router.Reply:
 			m.d.sendTo(m.from, dec.Reply, 0)
+		case router.Local:
+			if probe, ok := heartbeat.ParsePacket(pkt[:dec.Len]); ok {
+				m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt[:dec.Len], m.d.probe(m.from, probe)), 0)
+			}
 		}
 	}
 }
@@ -186,17 +200,15 @@ func (d *dataplane) sendTo(to *router.Peer, buf []byte, off int) {
 	}
 }
 
-// masqueConnections adds the live MASQUE sessions of connectors to out,
-// and marks devices on MASQUE as seen now; d.mu is held.
+// masqueConnections adds the live MASQUE sessions of connectors to out;
+// d.mu is held.
 func (d *dataplane) masqueConnections(out map[uuid.UUID][]model.Connection) {
-	for id, peers := range d.masque {
+	for _, peers := range d.masque {
 		for _, p := range peers {
-			s, _ := p.Out.(*masque.Session)
-			if p.Kind != router.Connector || s == nil || !p.Up() {
-				continue
+			if p.Kind == router.Connector && p.Up() {
+				tun := uuid.UUID(p.Tunnel)
+				out[tun] = append(out[tun], d.connection(p))
 			}
-			tun := uuid.UUID(p.Tunnel)
-			out[tun] = append(out[tun], model.Connection{ID: id, OriginIP: s.RemoteAddr().Addr().String(), OpenedAt: s.Opened().UTC()})
 		}
 	}
 }
@@ -216,9 +228,9 @@ func (d *dataplane) masqueLastSeen(out map[uuid.UUID]time.Time) {
 // (revoked devices, deleted connectors) out and returns their sessions;
 // d.mu is held and d.ids is current.
 func (d *dataplane) goneMASQUE() []*masque.Session {
-	live := make(map[uuid.UUID]bool, len(d.ids))
-	for _, id := range d.ids {
-		live[id] = true
+	live := make(map[uuid.UUID]bool, len(d.peers))
+	for _, p := range d.peers {
+		live[d.ids[p]] = true
 	}
 	var gone []*masque.Session
 	for id, peers := range d.masque {
@@ -226,6 +238,7 @@ func (d *dataplane) goneMASQUE() []*masque.Session {
 			continue
 		}
 		for _, p := range peers {
+			d.forget(p)
 			p.SetUp(false)
 			if s, ok := p.Out.(*masque.Session); ok {
 				gone = append(gone, s)
@@ -258,4 +271,25 @@ func startMASQUE(cfg Config, cert tls.Certificate, d *dataplane, log *slog.Logge
 		return "", nil, fmt.Errorf("--public-addr %q is not HOST:PORT", cfg.PublicAddr)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(srv.Port()))), func() { srv.Close() }, nil
+}
+
+// alive reports whether p counts as up at now. A MASQUE session is up while
+// it lives (QUIC ends a silent one after its idle timeout) and, once its
+// agent sends heartbeats, while they arrive.
+func (d *dataplane) alive(p *router.Peer, l *liveness, now time.Time) bool {
+	if _, ok := p.Out.(*masque.Session); ok {
+		return l.detect == 0 || now.Sub(l.lastProbe) < l.detect
+	}
+	s, _ := p.Out.(*wireguard.Session)
+	return l.alive(s, now)
+}
+
+// forget removes a MASQUE peer from the directory's side tables; d.mu is held.
+func (d *dataplane) forget(p *router.Peer) {
+	delete(d.ids, p)
+	delete(d.hosts, p)
+	delete(d.live, p)
+	if d.override[p.Tunnel] == p {
+		delete(d.override, p.Tunnel)
+	}
 }

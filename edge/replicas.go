@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
+	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -74,10 +75,9 @@ func (d *dataplane) liveOf(p *router.Peer) *liveness {
 // replica; d.mu must be held.
 func (d *dataplane) checkLocked(now time.Time) {
 	tunnels := map[router.TunnelID][]*router.Peer{}
-	for _, p := range d.peers {
+	for p := range d.ids { // WireGuard and MASQUE peers
 		l := d.liveOf(p)
-		s, _ := p.Out.(*wireguard.Session)
-		up := l.alive(s, now)
+		up := d.alive(p, l, now)
 		switch {
 		case up && !p.Up():
 			l.upSince = now
@@ -192,7 +192,10 @@ func (d *dataplane) connection(p *router.Peer) model.Connection {
 		Preferred: l.preferred,
 		State:     model.ReplicaStandby,
 	}
-	if s, _ := p.Out.(*wireguard.Session); s != nil {
+	switch s := p.Out.(type) {
+	case *wireguard.Session:
+		c.OriginIP = s.RemoteAddr().Addr().String()
+	case *masque.Session:
 		c.OriginIP = s.RemoteAddr().Addr().String()
 	}
 	switch {
