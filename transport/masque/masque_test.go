@@ -67,7 +67,16 @@ var (
 	overlay = netip.MustParsePrefix("198.51.100.7/32")
 )
 
-func startServer(t *testing.T, g Grant) (*Server, *testHandler, *tls.Config) {
+func startServer(t testing.TB, g Grant) (*Server, *testHandler, *tls.Config) {
+	t.Helper()
+	h := &testHandler{grant: g, opened: make(chan []netip.Prefix, 4), closed: make(chan *Session, 4)}
+	srv, tlsConf := startServerWith(t, h)
+	return srv, h, tlsConf
+}
+
+// startServerWith serves h on loopback with a certificate from a new CA, and
+// returns the TLS configuration that trusts it.
+func startServerWith(t testing.TB, h Handler) (*Server, *tls.Config) {
 	t.Helper()
 	ca, err := pki.LoadOrCreateCA(t.TempDir())
 	if err != nil {
@@ -77,7 +86,6 @@ func startServer(t *testing.T, g Grant) (*Server, *testHandler, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &testHandler{grant: g, opened: make(chan []netip.Prefix, 4), closed: make(chan *Session, 4)}
 	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Certificate: cert, Handler: h})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +93,7 @@ func startServer(t *testing.T, g Grant) (*Server, *testHandler, *tls.Config) {
 	t.Cleanup(func() { srv.Close() })
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	return srv, h, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	return srv, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
 }
 
 func bearer(s string) http.Header { return http.Header{"Authorization": {"Bearer " + s}} }
