@@ -78,6 +78,9 @@ func (h masqueHandler) connector(r *http.Request, bearer, id string) (masque.Gra
 	if _, err := h.d.reg.AuthenticateTunnel(r.Context(), tok.TunnelID, tok.Secret); err != nil {
 		return masque.Grant{}, authError(err)
 	}
+	if !h.d.enrolled(connID, tok.TunnelID) {
+		return masque.Grant{}, fmt.Errorf("%w: connector %s is not enrolled in tunnel %s", masque.ErrForbidden, connID, tok.TunnelID)
+	}
 	return masque.Grant{Routes: everything, Value: masqueGrant{id: connID, tunnel: tok.TunnelID}}, nil
 }
 
@@ -292,4 +295,16 @@ func (d *dataplane) forget(p *router.Peer) {
 	if d.override[p.Tunnel] == p {
 		delete(d.override, p.Tunnel)
 	}
+}
+
+// enrolled reports whether the directory has connector id in tunnel.
+func (d *dataplane) enrolled(id, tunnel uuid.UUID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.peers {
+		if d.ids[p] == id && p.Kind == router.Connector && uuid.UUID(p.Tunnel) == tunnel {
+			return true
+		}
+	}
+	return false
 }

@@ -40,7 +40,9 @@ type Receiver interface {
 
 // Stats are a session's counters.
 type Stats struct {
-	RxPackets uint64 `json:"rx_packets"`
+	RxPackets uint64 `json:"rx_packets"` // read off the connection
+	// TxPackets counts packets handed to connect-ip-go, which drops (and
+	// logs) those it refuses, such as a bad IPv4 checksum, without an error.
 	TxPackets uint64 `json:"tx_packets"`
 	TxErrors  uint64 `json:"tx_errors"`
 }
