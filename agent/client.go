@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
@@ -43,6 +44,9 @@ type ClientConfig struct {
 	User string
 	// Protocol is how the client reaches the edge; empty means wireguard.
 	Protocol Protocol
+	// WireGuardRetry is how long auto stays on MASQUE before it tries
+	// WireGuard again; 0 means DefaultWireGuardRetry.
+	WireGuardRetry time.Duration
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -68,7 +72,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, auth: auth}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth}, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

@@ -33,6 +33,9 @@ type ConnectorConfig struct {
 	Priority uint8
 	// Protocol is how the connector reaches the edge; empty means wireguard.
 	Protocol Protocol
+	// WireGuardRetry is how long auto stays on MASQUE before it tries
+	// WireGuard again; 0 means DefaultWireGuardRetry.
+	WireGuardRetry time.Duration
 	// Version is reported to the edge at enrollment.
 	Version string
 	// Log is the daemon's logger; nil discards.
@@ -79,7 +82,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		header: http.Header{"Authorization": {"Bearer " + cfg.Token}, masque.ConnectorHeader: {enrolled.Connector.ID.String()}},
 		tls:    client.PinnedTLS(tok.CAPin),
 	}
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, auth: auth, heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority}}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority}}, log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}

@@ -48,14 +48,15 @@ func tunMTU(p Protocol, mtu int) int {
 	return min(mtu, masque.MTU)
 }
 
+// DefaultWireGuardRetry is how long auto stays on MASQUE before it tries
+// WireGuard again, unless configured otherwise.
+const DefaultWireGuardRetry = 2 * time.Minute
+
 // Timing of the auto protocol.
 var (
 	// fallbackAfter is how long auto waits for a WireGuard handshake before
 	// it switches to MASQUE.
 	fallbackAfter = 5 * time.Second
-	// retryWireGuard is how long auto stays on MASQUE before it tries
-	// WireGuard again.
-	retryWireGuard = 2 * time.Minute
 	// staleHandshake: a WireGuard session that has not completed a handshake
 	// for this long (it rekeys every 2 minutes while traffic flows, and agents
 	// send keepalives every second) is dead, and auto falls back.
@@ -77,6 +78,7 @@ type link struct {
 	k     key
 	proto Protocol
 	auth  masqueAuth
+	retry time.Duration // auto: time on MASQUE before trying WireGuard again
 	log   *slog.Logger
 
 	mu     sync.Mutex
@@ -92,8 +94,12 @@ type link struct {
 
 // startLink starts carrying packets; for wireguard it fails at once if the
 // device cannot start.
-func startLink(tun wgtun.Device, k key, proto Protocol, auth masqueAuth, edge model.EdgePeer, log *slog.Logger) (*link, error) {
-	l := &link{tun: tun, k: k, proto: proto, auth: auth, log: log, edge: edge,
+func startLink(tun wgtun.Device, k key, tc tunnelConfig, edge model.EdgePeer, log *slog.Logger) (*link, error) {
+	proto, retry := tc.protocol, tc.wireGuardRetry
+	if retry <= 0 {
+		retry = DefaultWireGuardRetry
+	}
+	l := &link{tun: tun, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
 		kick: make(chan struct{}, 1), active: make(chan Protocol, 16), done: make(chan struct{})}
 	if proto == ProtocolWireGuard {
 		// The plain protocol starts synchronously, as it always has.
@@ -144,7 +150,7 @@ func (l *link) run(ctx context.Context) {
 			return
 		}
 		var until <-chan time.Time
-		retry := time.NewTimer(retryWireGuard)
+		retry := time.NewTimer(l.retry)
 		if l.proto == ProtocolAuto {
 			until = retry.C
 		}

@@ -35,9 +35,10 @@ type hostTunnel struct {
 
 // tunnelConfig is how an agent reaches the edge.
 type tunnelConfig struct {
-	protocol  Protocol
-	auth      masqueAuth
-	heartbeat heartbeatConfig
+	protocol       Protocol
+	wireGuardRetry time.Duration // auto: time on MASQUE before trying WireGuard again
+	auth           masqueAuth
+	heartbeat      heartbeatConfig
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
@@ -75,7 +76,7 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		for range clamped.Events() {
 		}
 	}()
-	l, err := startLink(clamped, k, tc.protocol, tc.auth, edge, log)
+	l, err := startLink(clamped, k, tc, edge, log)
 	if err != nil {
 		clamped.Close()
 		<-events

@@ -43,7 +43,8 @@ type world struct {
 	laptop              *lab.NS
 	dir                 string
 	edgeProc            *lab.Proc
-	protocol            string // the agents' --protocol
+	protocol            string   // the agents' --protocol
+	agentFlags          []string // more flags for every agent
 }
 
 const edgeAddr = "203.0.113.2"
@@ -152,8 +153,9 @@ func (w *world) tunnelToken(name string) string {
 }
 
 func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
-	p := ns.Start(w.t, binary, "connector", "run", "--token", token,
-		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0", "--protocol", w.protocol)
+	args := append([]string{binary, "connector", "run", "--token", token,
+		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0", "--protocol", w.protocol}, w.agentFlags...)
+	p := ns.Start(w.t, args...)
 	must(w.t, p.WaitFor("host configured", 20*time.Second))
 	return p
 }

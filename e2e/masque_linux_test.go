@@ -19,10 +19,12 @@ import (
 // TestAutoFallsBackToMASQUE blocks WireGuard's UDP port in the lab's WAN
 // router: connectors in auto mode get no WireGuard handshake, fall back to
 // MASQUE, and the sites reach each other with their true source addresses.
+// Once the port opens again they go back to WireGuard.
 func TestAutoFallsBackToMASQUE(t *testing.T) {
 	w := newWorld(t)
 	w.protocol = "auto"
-	dropped := blockUDPPort(t, w.wan, 51820)
+	w.agentFlags = []string{"--wireguard-retry", "10s"}
+	dropped, unblock := blockUDPPort(t, w.wan, 51820)
 	w.startEdge()
 	tokA, tokC := w.tunnelToken("site-a"), w.tunnelToken("site-c")
 	w.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
@@ -44,12 +46,18 @@ func TestAutoFallsBackToMASQUE(t *testing.T) {
 	if strings.Contains(connA.Output(), "protocol=wireguard") {
 		t.Fatalf("connector A says it connected over WireGuard through the block:\n%s", connA.Output())
 	}
+
+	unblock()
+	for _, p := range []*lab.Proc{connA, connC} {
+		must(t, p.WaitFor("protocol=wireguard", 30*time.Second))
+	}
+	wantPeer(t, w.hosta, "tcp", "10.3.0.5:7000", "10.1.2.3")
 }
 
 // blockUDPPort adds an nftables rule to ns that drops forwarded UDP packets
 // to port (the table goes with the namespace); it returns a function that
-// reads how many packets the rule dropped.
-func blockUDPPort(t *testing.T, ns *lab.NS, port uint16) func() uint64 {
+// reads how many packets the rule dropped, and one that removes the rule.
+func blockUDPPort(t *testing.T, ns *lab.NS, port uint16) (dropped func() uint64, unblock func()) {
 	t.Helper()
 	table := &nftables.Table{Name: "switchyard_test_block", Family: nftables.TableFamilyINet}
 	counter := &nftables.CounterObj{Table: table, Name: "dropped"}
@@ -78,6 +86,16 @@ func blockUDPPort(t *testing.T, ns *lab.NS, port uint16) func() uint64 {
 		}
 		return nil
 	}))
+	unblock = func() {
+		must(t, ns.Do(func() error {
+			c, err := nftables.New()
+			if err != nil {
+				return err
+			}
+			c.DelTable(table)
+			return c.Flush()
+		}))
+	}
 	return func() uint64 {
 		var n uint64
 		err := ns.Do(func() error {
@@ -96,5 +114,5 @@ func blockUDPPort(t *testing.T, ns *lab.NS, port uint16) func() uint64 {
 		})
 		must(t, err)
 		return n
-	}
+	}, unblock
 }

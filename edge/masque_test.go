@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -12,8 +11,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/token"
+	"github.com/switchyard/switchyard/internal/testpki"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
@@ -23,22 +22,13 @@ import (
 // and a TLS configuration that trusts it.
 func (l *edgeLab) serveMASQUE(t *testing.T) (string, *tls.Config) {
 	t.Helper()
-	ca, err := pki.LoadOrCreateCA(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, tlsConf := testpki.Server(t)
 	addr, stop, err := startMASQUE(Config{MASQUEListen: "127.0.0.1:0", PublicAddr: "127.0.0.1:51820"}, cert, l.dp, l.dp.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	return addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	return addr, tlsConf
 }
 
 func tunnelToken(id model.Tunnel, secret []byte) string {

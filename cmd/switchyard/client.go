@@ -26,6 +26,7 @@ func clientCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Usage: "device `NAME` (default: the hostname)"},
 					&cli.StringFlag{Name: "user", Usage: "`USER` the device belongs to"},
 					protocolFlag,
+					wireGuardRetryFlag,
 					debugFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -34,14 +35,15 @@ func clientCommand() *cli.Command {
 						return err
 					}
 					return agent.RunClient(c.Context, agent.ClientConfig{
-						Protocol: proto,
-						Token:    c.String("token"),
-						StateDir: c.String("state-dir"),
-						TunName:  c.String("tun-name"),
-						Name:     c.String("name"),
-						User:     c.String("user"),
-						Version:  version,
-						Log:      daemonLog(c, "client"),
+						Protocol:       proto,
+						WireGuardRetry: c.Duration(wireGuardRetryFlag.Name),
+						Token:          c.String("token"),
+						StateDir:       c.String("state-dir"),
+						TunName:        c.String("tun-name"),
+						Name:           c.String("name"),
+						User:           c.String("user"),
+						Version:        version,
+						Log:            daemonLog(c, "client"),
 					})
 				},
 			},

@@ -24,6 +24,7 @@ func connectorCommand() *cli.Command {
 				&cli.BoolFlag{Name: "snat", Usage: "masquerade tunnel traffic into the site (for sites that cannot route replies back; hides the true source IP)"},
 				&cli.UintFlag{Name: "priority", Usage: "rank `N` (0-255) of this replica among its tunnel's; the highest up is active", Value: 100},
 				protocolFlag,
+				wireGuardRetryFlag,
 				debugFlag,
 			},
 			Action: func(c *cli.Context) error {
@@ -35,14 +36,15 @@ func connectorCommand() *cli.Command {
 					return err
 				}
 				return agent.RunConnector(c.Context, agent.ConnectorConfig{
-					Protocol: proto,
-					Token:    c.String("token"),
-					StateDir: c.String("state-dir"),
-					TunName:  c.String("tun-name"),
-					SNAT:     c.Bool("snat"),
-					Priority: uint8(c.Uint("priority")),
-					Version:  version,
-					Log:      daemonLog(c, "connector"),
+					Protocol:       proto,
+					WireGuardRetry: c.Duration(wireGuardRetryFlag.Name),
+					Token:          c.String("token"),
+					StateDir:       c.String("state-dir"),
+					TunName:        c.String("tun-name"),
+					SNAT:           c.Bool("snat"),
+					Priority:       uint8(c.Uint("priority")),
+					Version:        version,
+					Log:            daemonLog(c, "connector"),
 				})
 			},
 		},
@@ -95,6 +97,13 @@ var protocolFlag = &cli.StringFlag{
 	Name:  "protocol",
 	Usage: "how to reach the edge: wireguard, masque (CONNECT-IP over HTTP/3, for networks that block WireGuard) or auto (WireGuard, falling back to MASQUE)",
 	Value: string(agent.ProtocolWireGuard),
+}
+
+// wireGuardRetryFlag sets how long --protocol auto stays on MASQUE.
+var wireGuardRetryFlag = &cli.DurationFlag{
+	Name:  "wireguard-retry",
+	Usage: "with --protocol auto: how long to stay on MASQUE before trying WireGuard again",
+	Value: agent.DefaultWireGuardRetry,
 }
 
 // parseProtocol reads --protocol.

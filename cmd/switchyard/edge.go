@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	stdlog "log"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
@@ -56,5 +57,10 @@ func daemonLog(c *cli.Context, daemon string) *slog.Logger {
 	if c.Bool("debug") {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})).With("daemon", daemon)
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})).With("daemon", daemon)
+	// connect-ip-go logs through the standard logger, some lines per
+	// packet (a datagram it refuses): keep them at debug level.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(log.Handler(), slog.LevelDebug).Writer())
+	return log
 }

@@ -3,7 +3,6 @@ package masque
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/internal/testpki"
 )
 
 // testHandler accepts the bearer "good" and echoes every packet back with
@@ -78,22 +77,13 @@ func startServer(t testing.TB, g Grant) (*Server, *testHandler, *tls.Config) {
 // returns the TLS configuration that trusts it.
 func startServerWith(t testing.TB, h Handler) (*Server, *tls.Config) {
 	t.Helper()
-	ca, err := pki.LoadOrCreateCA(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, tlsConf := testpki.Server(t)
 	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Certificate: cert, Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	return srv, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	return srv, tlsConf
 }
 
 func bearer(s string) http.Header { return http.Header{"Authorization": {"Bearer " + s}} }
