@@ -86,8 +86,6 @@ type link struct {
 	routes []netip.Prefix        // advertised over MASQUE
 	wg     *wgDevice             // the active WireGuard device, or nil
 	ms     *masque.ClientSession // the active MASQUE session, or nil
-	kick   chan struct{}         // wakes run when the edge changed
-	active chan Protocol         // reports each switch (for tests and logs)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -100,7 +98,7 @@ func startLink(tun wgtun.Device, k key, tc tunnelConfig, edge model.EdgePeer, lo
 		retry = DefaultWireGuardRetry
 	}
 	l := &link{tun: tun, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
-		kick: make(chan struct{}, 1), active: make(chan Protocol, 16), done: make(chan struct{})}
+		done: make(chan struct{})}
 	if proto == ProtocolWireGuard {
 		// The plain protocol starts synchronously, as it always has.
 		wg, err := startDevice(newTUNView(tun), k, edge, log.With("component", "wireguard-go"))
@@ -131,10 +129,6 @@ func (l *link) setEdge(edge model.EdgePeer, routes []netip.Prefix) error {
 		err = errors.Join(err, l.ms.Advertise(routes))
 	}
 	l.routes = slices.Clone(routes)
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
 	return err
 }
 
@@ -208,7 +202,6 @@ func (l *link) runWireGuard(ctx context.Context) bool {
 		case !up && !last.IsZero():
 			up = true
 			l.log.Info("connected to the edge", "protocol", ProtocolWireGuard)
-			l.report(ProtocolWireGuard)
 		case !up && time.Now().After(deadline):
 			l.log.Warn("no WireGuard handshake; falling back to MASQUE", "after", fallbackAfter)
 			return false
@@ -246,7 +239,6 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	}
 	l.mu.Unlock()
 	l.log.Info("connected to the edge", "protocol", ProtocolMASQUE, "edge", edge.MASQUE, "mtu", masque.MTU)
-	l.report(ProtocolMASQUE)
 
 	served := make(chan error, 1)
 	pumped := make(chan struct{})
@@ -273,13 +265,6 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 		return fmt.Errorf("MASQUE session ended: %w", err)
 	}
 	return nil
-}
-
-func (l *link) report(p Protocol) {
-	select {
-	case l.active <- p:
-	default:
-	}
 }
 
 // pumpToEdge reads batches from the TUN and writes each packet to the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -223,5 +224,36 @@ func TestToRoutesMergesAndOrders(t *testing.T) {
 	}
 	if p := fromRoutes(got); !slices.Equal(p, want) {
 		t.Errorf("round trip = %v, want %v", p, want)
+	}
+}
+
+// Every goroutine a server and its sessions start ends once both sides are
+// closed.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv, _, tlsConf := startServer(t, Grant{Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cs, err := Dial(ctx, ClientConfig{
+			Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String(),
+			TLS:  tlsConf, Header: bearer("good"), Routes: []netip.Prefix{site},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cs.Serve(make(collect, 1)) }()
+		cs.Close()
+		<-done
+		srv.Close()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
