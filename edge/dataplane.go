@@ -376,6 +376,8 @@ type Stats struct {
 	WireGuard wireguard.Stats `json:"wireguard"`
 	Peers     int             `json:"peers"`
 	PeersUp   int             `json:"peers_up"`
+	// MASQUE counts the live MASQUE sessions (their peers are not in Peers).
+	MASQUE int `json:"masque_sessions"`
 }
 
 // stats returns the data plane's counters.
@@ -384,6 +386,9 @@ func (d *dataplane) stats() any {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st.Peers = len(d.peers)
+	for _, ps := range d.masque {
+		st.MASQUE += len(ps)
+	}
 	for _, p := range d.peers {
 		if p.Up() {
 			st.PeersUp++

@@ -154,6 +154,9 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	if after := l.dp.router.Dropped(router.ReasonSpoofed); after != before+1 {
 		t.Fatalf("spoofed drops %d -> %d, want one more", before, after)
 	}
+	if st := l.dp.stats().(Stats); st.MASQUE != 1 {
+		t.Fatalf("stats count %d MASQUE sessions, want 1", st.MASQUE)
+	}
 	// Site A shows as a live connection of its tunnel.
 	if cs := l.dp.connections()[tunA.ID]; len(cs) != 1 || cs[0].ID != connA.ID {
 		t.Fatalf("connections of site-a = %+v, want connector %s", cs, connA.ID)
