@@ -48,7 +48,7 @@ func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.Config.Handler = api.NewServer(reg, api.Options{
 		AdminTokenHash: sha256.Sum256([]byte(adminToken)),
-		Edge:           api.EdgeInfo{CAPin: pki.Pin(ca.Cert), Endpoint: "192.0.2.1:51820", EdgeKey: "k", MTU: 1380},
+		Edge:           api.EdgeInfo{CAPin: pki.Pin(ca.Cert), Endpoint: "192.0.2.1:51820", EdgeKey: "k", MTU: 1380, MASQUE: "192.0.2.1:443"},
 	})
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -89,7 +89,7 @@ func TestConnectorEnrollAndFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := enrolled.Config
-	if cfg.TunnelName != "fra" || cfg.MTU != 1380 || cfg.Edge.Endpoint != "192.0.2.1:51820" || len(cfg.SitePrefixes) != 1 {
+	if cfg.TunnelName != "fra" || cfg.MTU != 1380 || cfg.Edge.Endpoint != "192.0.2.1:51820" || cfg.Edge.MASQUE != "192.0.2.1:443" || len(cfg.SitePrefixes) != 1 {
 		t.Fatalf("enrollment config = %+v", cfg)
 	}
 
