@@ -101,7 +101,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		switch dec.Verdict {
 		case router.Forward:
 			if _, ok := dec.To.Out.(*masque.Session); ok {
-				d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom)
+				d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
 				continue
 			}
 			to, _ = dec.To.Out.(*wireguard.Session)

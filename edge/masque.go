@@ -172,22 +172,22 @@ func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 		dec := m.d.router.Route(m.from, pkt, m.icmp)
 		switch dec.Verdict {
 		case router.Forward:
-			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom)
+			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
 		case router.Reply:
-			m.d.sendTo(m.from, dec.Reply, 0)
+			m.d.sendTo(m.from, dec.Reply, 0, nil)
 		case router.Local:
 			if probe, ok := heartbeat.ParsePacket(pkt[:dec.Len]); ok {
-				m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt[:dec.Len], m.d.probe(m.from, probe)), 0)
+				m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt[:dec.Len], m.d.probe(m.from, probe)), 0, nil)
 			}
 		}
 	}
 }
 
-// sendTo hands buf[off:], a routed packet, to the session of peer to,
-// whichever transport it uses. For WireGuard, off must leave
-// wireguard.Headroom in front and cap(buf) wireguard.Tailroom after it (or
-// off is 0 and sendTo copies). Drops are counted by the transports.
-func (d *dataplane) sendTo(to *router.Peer, buf []byte, off int) {
+// sendTo hands buf[off:], a packet from peer from (nil for the edge's own),
+// to the session of peer to, whichever transport it uses. For WireGuard, off
+// must leave wireguard.Headroom in front and cap(buf) wireguard.Tailroom
+// after it (or sendTo copies). Drops are counted by the transports.
+func (d *dataplane) sendTo(to *router.Peer, buf []byte, off int, from *router.Peer) {
 	switch out := to.Out.(type) {
 	case *wireguard.Session:
 		if off < wireguard.Headroom || cap(buf)-len(buf) < wireguard.Tailroom {
@@ -197,9 +197,13 @@ func (d *dataplane) sendTo(to *router.Peer, buf []byte, off int) {
 		}
 		d.ep.Send(out, [][]byte{buf}, off)
 	case *masque.Session:
-		// An ICMP error for a packet too large for a datagram is dropped:
-		// agents clamp TCP MSS to the MASQUE MTU.
-		out.WritePacket(buf[off:])
+		// A packet too large for one datagram (from a WireGuard peer, whose
+		// MTU is larger) comes back as an ICMP error for its sender, so that
+		// path MTU discovery works across the two transports.
+		icmp, _ := out.WritePacket(buf[off:])
+		if icmp != nil && from != nil && from != to {
+			d.sendTo(from, icmp, 0, nil)
+		}
 	}
 }
 

@@ -145,6 +145,16 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("site A received nothing from site C over MASQUE")
 	}
+	// A packet from C too large for a MASQUE datagram comes back to C as an
+	// ICMP "fragmentation needed".
+	big := make([]byte, 1420)
+	big[0], big[2], big[3], big[8], big[9] = 0x45, 1420>>8, 1420&0xff, 64, 17
+	copy(big[12:16], []byte{10, 3, 0, 5})
+	copy(big[16:20], []byte{10, 1, 2, 3})
+	c.send(t, checksummed(big))
+	if p := c.recv(5 * time.Second); p == nil || p[9] != 1 || p[20] != 3 || p[21] != 4 {
+		t.Fatalf("site C got % x for a packet too large for MASQUE, want ICMP fragmentation needed", p[:min(len(p), 24)])
+	}
 	// A spoofing C's prefix over MASQUE is dropped like over WireGuard.
 	before := l.dp.router.Dropped(router.ReasonSpoofed)
 	a.WritePacket(checksummed(ping("10.3.0.5", "10.3.9.9")))
