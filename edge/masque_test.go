@@ -195,3 +195,81 @@ func checksummed(pkt []byte) []byte {
 	pkt[10], pkt[11] = byte(^sum>>8), byte(^sum)
 	return pkt
 }
+
+// Two replicas of one tunnel on MASQUE: the edge elects one active; when its
+// session ends, traffic moves to the other.
+func TestMASQUEReplicasFailOver(t *testing.T) {
+	l := newEdgeLab(t)
+	ctx := context.Background()
+	addr, tlsConf := l.serveMASQUE(t)
+	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
+		t.Fatal(err)
+	}
+	c := l.connector(t, "site-c", "", "10.3.0.0/16")
+	c.send(t, ping("100.96.0.1", "10.3.0.1"))
+	l.waitUp(t, 1)
+
+	type replica struct {
+		s   *masque.ClientSession
+		got chan []byte
+	}
+	var replicas []replica
+	for range 2 {
+		key, _ := wireguard.GeneratePrivateKey()
+		pub := key.PublicKey()
+		conn, err := l.reg.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: base64.StdEncoding.EncodeToString(pub[:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s *masque.ClientSession
+		deadline := time.Now().Add(5 * time.Second)
+		for s == nil {
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s, err = masque.Dial(dctx, masque.ClientConfig{
+				Addr: addr, TLS: tlsConf, Routes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+				Header: http.Header{"Authorization": {"Bearer " + tunnelToken(tun, secret)}, masque.ConnectorHeader: {conn.ID.String()}},
+			})
+			cancel()
+			if err != nil && time.Now().After(deadline) {
+				t.Fatal(err) // the data plane never learned the enrollment
+			}
+			if err != nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		defer s.Close()
+		r := replica{s: s, got: make(chan []byte, 8)}
+		go s.Serve(chanReceiver(r.got))
+		replicas = append(replicas, r)
+	}
+	// receiver sends from C to site A until one replica gets it.
+	receiver := func() int {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			c.send(t, checksummed(ping("10.1.2.3", "10.3.0.5")))
+			for i, r := range replicas {
+				select {
+				case <-r.got:
+					return i
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		t.Fatal("no replica of site A received anything")
+		return -1
+	}
+	first := receiver()
+	if cs := l.dp.connections()[tun.ID]; len(cs) != 2 || cs[0].State != model.ReplicaActive {
+		t.Fatalf("connections of site-a = %+v, want two, the first active", cs)
+	}
+	replicas[first].s.Close()
+	start := time.Now()
+	if second := receiver(); second == first {
+		t.Fatalf("traffic still goes to replica %d after its session ended", first)
+	}
+	t.Logf("traffic moved %v after the active replica's session ended", time.Since(start))
+}

@@ -96,7 +96,7 @@ func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig) (*ClientSes
 		sess.Close()
 		return nil, fmt.Errorf("advertise routes: %w", err)
 	}
-	wait, cancel := contextWithTimeout(ctx, capsuleTimeout)
+	wait, cancel := context.WithTimeout(ctx, capsuleTimeout)
 	defer cancel()
 	routes, err := conn.Routes(wait)
 	if err != nil {

@@ -1,7 +1,6 @@
 package masque
 
 import (
-	"context"
 	"net/netip"
 	"time"
 
@@ -41,8 +40,4 @@ func fromRoutes(routes []connectip.IPRoute) []netip.Prefix {
 		out = netipx.IPRangeFrom(r.StartIP, r.EndIP).AppendPrefixes(out)
 	}
 	return out
-}
-
-func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
 }

@@ -1,6 +1,7 @@
 package masque
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -173,7 +174,7 @@ func (s *Server) run(r *http.Request, sess *Session, g Grant) error {
 	if err := sess.conn.AdvertiseRoute(toRoutes(g.Routes)); err != nil {
 		return fmt.Errorf("advertise routes: %w", err)
 	}
-	ctx, cancel := contextWithTimeout(r.Context(), capsuleTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), capsuleTimeout)
 	routes, err := sess.conn.Routes(ctx)
 	cancel()
 	if err != nil {
