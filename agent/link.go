@@ -293,8 +293,10 @@ func pumpToEdge(view *tunView, s *masque.Session) {
 	}
 }
 
-// maxPacket is the most one TUN read returns per buffer.
-const maxPacket = 65535
+// maxPacket bounds what one TUN read returns per buffer: the TUN's MTU,
+// at most masque.MTU whenever MASQUE may run (tunMTU); segmentation
+// offload splits larger reads into MTU-sized packets across the buffers.
+const maxPacket = 4096
 
 // tunWriter writes the packets of a MASQUE session into the TUN.
 type tunWriter struct{ view *tunView }
