@@ -154,7 +154,7 @@ func (d *dataplane) failover(t uuid.UUID, replica string) (model.Connection, err
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var pick, cur *router.Peer
-	for _, p := range d.peers {
+	for p := range d.ids { // WireGuard and MASQUE peers
 		if p.Kind != router.Connector || p.Tunnel != router.TunnelID(t) || !p.Up() || d.live[p].leaving {
 			continue
 		}
