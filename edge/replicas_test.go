@@ -179,6 +179,8 @@ func TestReplicaElection(t *testing.T) {
 	receiver(t, c, 5*time.Second, high)
 	t.Logf("traffic moved %v after the active replica's last heartbeat (detect time %v)", time.Since(died).Round(time.Millisecond), testMultiplier*testInterval)
 
+	eventually(t, "the survivor hears it is active", 2*time.Second, func() bool { return high.active.Load() })
+
 	// Back up; then the high one leaves: the handover happens on its probe.
 	low.beating.Store(true)
 	eventually(t, "the revived replica is up", 5*time.Second, func() bool { return len(l.dp.connections()[tun.ID]) == 2 })
