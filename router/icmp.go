@@ -48,6 +48,10 @@ func icmpType(reason Reason, v6 bool) (typ, code uint8) {
 		return 3, 1 // host unreachable
 	case reason == ReasonTunnelDown:
 		return 1, 3 // address unreachable
+	case reason == ReasonPolicy && !v6:
+		return 3, 13 // communication administratively prohibited
+	case reason == ReasonPolicy:
+		return 1, 1 // communication with destination administratively prohibited
 	case !v6:
 		return 3, 0 // net unreachable
 	default:

@@ -40,6 +40,10 @@ type Peer struct {
 	Tunnel TunnelID
 	// Overlay is a client's overlay address; invalid for connectors.
 	Overlay netip.Addr
+	// User is the email of a client device's user; empty for connectors.
+	User string
+	// Device is a client device's id; zero for connectors.
+	Device [16]byte
 	// Out is the edge's handle to send to this peer (its transport session).
 	Out any
 

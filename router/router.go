@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard/switchyard/router/flow"
 )
 
 // Verdict is what to do with a packet.
@@ -37,10 +39,11 @@ const (
 	ReasonLoop                      // the destination is the sender itself
 	ReasonNoVNet                    // the peer's virtual network has no table
 	ReasonLinkLocal                 // link-local or multicast: never routed (e.g. a TUN's IPv6 neighbor discovery)
+	ReasonPolicy                    // a network policy blocks the flow
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local"}
+var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local", "policy"}
 
 // String names the reason, as the counters do.
 func (r Reason) String() string {
@@ -72,6 +75,13 @@ type Config struct {
 	// ICMPRate bounds the ICMP errors generated per second (burst of the
 	// same size); 0 means 100.
 	ICMPRate int
+	// MaxFlows bounds the flow table; 0 means 1<<18 flows.
+	MaxFlows int
+	// Timeouts are the flows' idle timeouts; zero means flow.DefaultTimeouts.
+	Timeouts flow.Timeouts
+	// OnFlow, if set, receives every flow's start and end, from the packet
+	// path and from ExpireFlows: it must not block (queue and write elsewhere).
+	OnFlow func(FlowEvent)
 }
 
 // Router routes packets between peers by the current Table.
@@ -81,6 +91,7 @@ type Router struct {
 	drops   [numReasons]atomic.Uint64
 	fwd     atomic.Uint64
 	replies atomic.Uint64
+	pol     policyState
 
 	icmpMu     sync.Mutex
 	icmpTokens float64
@@ -94,6 +105,7 @@ func New(cfg Config) *Router {
 	}
 	r := &Router{cfg: cfg, icmpTokens: float64(cfg.ICMPRate)}
 	r.table.Store(&Table{})
+	r.initFlows()
 	return r
 }
 
@@ -105,11 +117,12 @@ type Stats struct {
 	Forwarded uint64            `json:"forwarded"`
 	Replied   uint64            `json:"icmp_errors"` // ICMP errors generated
 	Dropped   map[string]uint64 `json:"dropped"`     // by reason
+	Policy    PolicyStats       `json:"policy"`
 }
 
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
-	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}}
+	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}, Policy: r.policyStats()}
 	for i := range r.drops {
 		s.Dropped[Reason(i).String()] = r.drops[i].Load()
 	}
@@ -173,6 +186,9 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	}
 	if to == from || (from.Kind == Connector && d.tunnel == from.Tunnel) {
 		return r.drop(ReasonLoop) // back into the site it came from
+	}
+	if dec, pass := r.filter(from, to, pkt, h, icmp); !pass {
+		return dec
 	}
 	decrementTTL(pkt, h.v6)
 	r.fwd.Add(1)

@@ -1,0 +1,253 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Policy actions.
+const (
+	ActionAllow = "allow"
+	ActionBlock = "block"
+)
+
+// Policy is a network policy rule. The edge evaluates the live rules in
+// ascending Precedence on a flow's first packet; the first whose Match holds
+// decides, and the default action decides when none does.
+type Policy struct {
+	ID         uuid.UUID `json:"id"`
+	Name       string    `json:"name"`
+	Precedence int       `json:"precedence"`
+	Action     string    `json:"action"`
+	// Silent drops blocked packets instead of answering with a TCP RST or an
+	// ICMP administratively-prohibited error.
+	Silent    bool      `json:"silent,omitempty"`
+	Match     Expr      `json:"match"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Expr is a policy condition: a leaf (Selector Operator Values) or a group
+// in which all (And) or any (Or) of the members must hold.
+type Expr struct {
+	And      []Expr   `json:"and,omitempty"`
+	Or       []Expr   `json:"or,omitempty"`
+	Selector string   `json:"selector,omitempty"`
+	Operator string   `json:"operator,omitempty"`
+	Values   []string `json:"values,omitempty"`
+}
+
+// Policy selectors: what a condition looks at.
+const (
+	SelDstIP     = "dst_ip"     // destination address; values are IPs or CIDRs
+	SelSrcIP     = "src_ip"     // source address; values are IPs or CIDRs
+	SelDstPort   = "dst_port"   // destination port; values are ports or ranges (8000-8080)
+	SelProtocol  = "protocol"   // tcp, udp or icmp
+	SelVNet      = "vnet"       // the virtual network the sender is in, by name or id
+	SelUserEmail = "user_email" // the user of the sending device
+	SelDeviceID  = "device_id"  // the sending device
+	SelTunnel    = "tunnel"     // the tunnel whose site sent the packet, by name or id
+)
+
+// Policy operators.
+const (
+	OpIs      = "is"
+	OpIsNot   = "is_not"
+	OpIn      = "in"
+	OpNotIn   = "not_in"
+	OpMatches = "matches" // RE2, anchored at both ends
+)
+
+// Selectors lists every selector, for help texts and errors.
+var Selectors = []string{SelDstIP, SelSrcIP, SelDstPort, SelProtocol, SelVNet, SelUserEmail, SelDeviceID, SelTunnel}
+
+// Operators lists every operator.
+var Operators = []string{OpIs, OpIsNot, OpIn, OpNotIn, OpMatches}
+
+// NewPolicy is the request to create a policy; a nil Precedence puts the
+// rule after every existing one.
+type NewPolicy struct {
+	Name       string `json:"name"`
+	Precedence *int   `json:"precedence,omitempty"`
+	Action     string `json:"action"`
+	Silent     bool   `json:"silent,omitempty"`
+	Match      Expr   `json:"match"`
+	Comment    string `json:"comment"`
+}
+
+// PolicyPatch changes the fields of a policy that are not nil.
+type PolicyPatch struct {
+	Name       *string `json:"name,omitempty"`
+	Precedence *int    `json:"precedence,omitempty"`
+	Action     *string `json:"action,omitempty"`
+	Silent     *bool   `json:"silent,omitempty"`
+	Match      *Expr   `json:"match,omitempty"`
+	Comment    *string `json:"comment,omitempty"`
+}
+
+// PolicyMove moves a policy: to a precedence, or just before or after another
+// policy (by name or id). Exactly one field is set.
+type PolicyMove struct {
+	Precedence *int   `json:"precedence,omitempty"`
+	Before     string `json:"before,omitempty"`
+	After      string `json:"after,omitempty"`
+}
+
+// PolicyDefault is the action for flows no rule matches.
+type PolicyDefault struct {
+	Action string `json:"action"`
+}
+
+// ValidateAction checks a policy action.
+func ValidateAction(a string) error {
+	if a != ActionAllow && a != ActionBlock {
+		return Errorf(KindInvalid, "action %q is neither %q nor %q", a, ActionAllow, ActionBlock)
+	}
+	return nil
+}
+
+// maxExprNodes bounds a policy's conditions.
+const maxExprNodes = 256
+
+// ValidatePolicy checks a policy's name, action, comment and conditions.
+func ValidatePolicy(p Policy) error {
+	if err := ValidateName("policy", p.Name); err != nil {
+		return err
+	}
+	if err := ValidateAction(p.Action); err != nil {
+		return Errorf(KindInvalid, "policy %s: %s", p.Name, err)
+	}
+	if err := ValidateComment(p.Comment); err != nil {
+		return err
+	}
+	n := 0
+	if err := validateExpr(p.Match, "match", &n); err != nil {
+		return Errorf(KindInvalid, "policy %s: %s", p.Name, err)
+	}
+	return nil
+}
+
+func validateExpr(e Expr, where string, n *int) error {
+	if *n++; *n > maxExprNodes {
+		return fmt.Errorf("more than %d conditions", maxExprNodes)
+	}
+	leaf := e.Selector != "" || e.Operator != "" || len(e.Values) > 0
+	switch {
+	case leaf && (e.And != nil || e.Or != nil), e.And != nil && e.Or != nil:
+		return fmt.Errorf("%s: a condition is a selector, an \"and\" or an \"or\", not several", where)
+	case e.And != nil || e.Or != nil:
+		group, kind := e.And, "and"
+		if e.Or != nil {
+			group, kind = e.Or, "or"
+		}
+		if len(group) == 0 {
+			return fmt.Errorf("%s: empty %q group", where, kind)
+		}
+		for i, m := range group {
+			if err := validateExpr(m, fmt.Sprintf("%s.%s[%d]", where, kind, i), n); err != nil {
+				return err
+			}
+		}
+		return nil
+	case !leaf:
+		return fmt.Errorf("%s: no condition (a rule that matches everything says so with dst_ip in 0.0.0.0/0, ::/0)", where)
+	}
+	return ValidateCondition(e, where)
+}
+
+// ValidateCondition checks one leaf condition: a known selector and operator,
+// the right number of values, each well-formed for the selector.
+func ValidateCondition(e Expr, where string) error {
+	if !slices.Contains(Selectors, e.Selector) {
+		return fmt.Errorf("%s: unknown selector %q (want one of %s)", where, e.Selector, strings.Join(Selectors, ", "))
+	}
+	if !slices.Contains(Operators, e.Operator) {
+		return fmt.Errorf("%s: unknown operator %q (want one of %s)", where, e.Operator, strings.Join(Operators, ", "))
+	}
+	switch {
+	case len(e.Values) == 0:
+		return fmt.Errorf("%s: %s %s needs a value", where, e.Selector, e.Operator)
+	case (e.Operator == OpIs || e.Operator == OpIsNot || e.Operator == OpMatches) && len(e.Values) != 1:
+		return fmt.Errorf("%s: %s %s takes one value, got %d (use in or not_in for a list)", where, e.Selector, e.Operator, len(e.Values))
+	}
+	for _, v := range e.Values {
+		if err := validateValue(e.Selector, e.Operator, v); err != nil {
+			return fmt.Errorf("%s: %s", where, err)
+		}
+	}
+	return nil
+}
+
+func validateValue(sel, op, v string) error {
+	if op == OpMatches {
+		if sel == SelDstIP || sel == SelSrcIP || sel == SelDstPort || sel == SelProtocol {
+			return fmt.Errorf("%s does not support matches; use is or in", sel)
+		}
+		if _, err := regexp.Compile(v); err != nil {
+			return fmt.Errorf("invalid regular expression %q: %v", v, err)
+		}
+		return nil
+	}
+	switch sel {
+	case SelDstIP, SelSrcIP:
+		if _, err := ParseIPOrPrefix(v); err != nil {
+			return fmt.Errorf("%s: %s", sel, err.Error())
+		}
+	case SelDstPort:
+		if _, _, err := ParsePortRange(v); err != nil {
+			return fmt.Errorf("%s: %s", sel, err.Error())
+		}
+	case SelProtocol:
+		if v != "tcp" && v != "udp" && v != "icmp" {
+			return fmt.Errorf("protocol %q is not tcp, udp or icmp", v)
+		}
+	case SelDeviceID:
+		if _, err := uuid.Parse(v); err != nil {
+			return fmt.Errorf("device_id %q is not a device id", v)
+		}
+	case SelVNet, SelTunnel, SelUserEmail:
+		if v == "" || len(v) > 256 {
+			return fmt.Errorf("%s value must be 1 to 256 bytes", sel)
+		}
+	}
+	return nil
+}
+
+// ParseIPOrPrefix parses an address (as a host prefix) or a canonical CIDR.
+func ParseIPOrPrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return ParsePrefix(s)
+}
+
+// ParsePortRange parses a port (22) or an inclusive range (8000-8080) of 0..65535.
+func ParsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	if !isRange {
+		b = a
+	}
+	l, err1 := strconv.ParseUint(a, 10, 32)
+	h, err2 := strconv.ParseUint(b, 10, 32)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, Errorf(KindInvalid, "%q is not a port or a port range (22, 8000-8080)", s)
+	case l > 65535 || h > 65535:
+		return 0, 0, Errorf(KindInvalid, "port %q is out of range 0-65535", s)
+	case l > h:
+		return 0, 0, Errorf(KindInvalid, "port range %q is empty: its start is above its end", s)
+	}
+	return uint16(l), uint16(h), nil
+}

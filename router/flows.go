@@ -1,0 +1,237 @@
+package router
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/router/flow"
+	"github.com/switchyard/switchyard/router/policy"
+)
+
+// FlowMeta is what the router attaches to each flow: the facts its rules
+// were evaluated on and the peers at both ends.
+type FlowMeta struct {
+	In       policy.Input
+	From, To *Peer
+}
+
+// FlowEntry is a flow as flow logs see it.
+type FlowEntry = flow.Entry[FlowMeta]
+
+// FlowEvent is a flow starting (End is nil) or ending.
+type FlowEvent struct {
+	Flow FlowEntry
+	End  *flow.End
+}
+
+// policyState is the router's stateful firewall: the current rule set and
+// the flow table that caches its decisions.
+type policyState struct {
+	rules     atomic.Pointer[policy.Set]
+	flows     *flow.Table[FlowMeta]
+	decisions [2]atomic.Uint64 // [0] blocked, [1] allowed: first packets and re-evaluations
+}
+
+func (r *Router) initFlows() {
+	allowAll, _ := policy.Compile(nil, true, policy.Names{}, 0)
+	r.pol.rules.Store(allowAll)
+	if r.cfg.Timeouts == (flow.Timeouts{}) {
+		r.cfg.Timeouts = flow.DefaultTimeouts
+	}
+	r.pol.flows = flow.New(flow.Config[FlowMeta]{
+		Max:      r.cfg.MaxFlows,
+		Timeouts: r.cfg.Timeouts,
+		OnEnd: func(e *FlowEntry, why flow.End) {
+			if r.cfg.OnFlow != nil {
+				r.cfg.OnFlow(FlowEvent{Flow: *e, End: &why})
+			}
+		},
+	})
+}
+
+// SetPolicies swaps in a compiled rule set; flows decided under an older
+// generation are evaluated again on their next packet.
+func (r *Router) SetPolicies(s *policy.Set) { r.pol.rules.Store(s) }
+
+// Policies returns the current rule set.
+func (r *Router) Policies() *policy.Set { return r.pol.rules.Load() }
+
+// ExpireFlows ends the flows idle past their timeouts (every flow if all) and
+// reports them to Config.OnFlow; the edge calls it about once a second.
+func (r *Router) ExpireFlows(all bool) int {
+	return r.pol.flows.Expire(time.Now().UnixNano(), all)
+}
+
+// Flows returns copies of the live flows.
+func (r *Router) Flows() []FlowEntry { return r.pol.flows.Snapshot(nil) }
+
+// l4 reads the transport header: ports (ICMP echo identifiers for both
+// ports of echo requests and replies) and TCP flags.
+func l4(pkt []byte, h header) (sport, dport uint16, flags uint8, ports bool) {
+	if h.fragment {
+		return 0, 0, 0, false
+	}
+	t := pkt[h.ihl:h.length]
+	switch h.proto {
+	case policy.ProtoTCP, policy.ProtoUDP:
+		if len(t) < 8 || (h.proto == policy.ProtoTCP && len(t) < 20) {
+			return 0, 0, 0, false
+		}
+		if h.proto == policy.ProtoTCP {
+			flags = t[13]
+		}
+		return binary.BigEndian.Uint16(t[0:2]), binary.BigEndian.Uint16(t[2:4]), flags, true
+	case policy.ProtoICMP, policy.ProtoICMPv6:
+		if len(t) >= 8 && (t[0] == 0 || t[0] == 8 || t[0] == 128 || t[0] == 129) {
+			id := binary.BigEndian.Uint16(t[4:6])
+			return id, id, 0, false
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// TCP flags.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// filter applies policy to a packet that routing would forward from one peer
+// to another: it reports whether the packet may pass, and otherwise the
+// decision (a drop, or a TCP RST or ICMP error to the sender). The
+// established-flow path does not allocate.
+func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decision, bool) {
+	rules := r.pol.rules.Load()
+	sport, dport, flags, ports := l4(pkt, h)
+	k := flow.Key{VNet: from.VNet(), Proto: h.proto, Src: h.src, Dst: h.dst, SrcPort: sport, DstPort: dport}
+	now := time.Now().UnixNano()
+	v, _, found := r.pol.flows.Packet(k, h.length, now, flags&(tcpFIN|tcpRST) != 0)
+	if found && v.Gen != rules.Gen {
+		if meta, _, ok := r.pol.flows.Meta(k); ok {
+			v = r.decide(rules, &meta.In)
+			r.pol.flows.Redecide(k, v)
+		}
+	}
+	if !found {
+		meta := FlowMeta{In: policy.Input{
+			VNet: k.VNet, Proto: h.proto, Src: h.src, Dst: h.dst, DstPort: dport,
+			HasPorts: ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User,
+		}, From: from, To: to}
+		v = r.decide(rules, &meta.In)
+		var created bool
+		if v, created = r.pol.flows.Insert(k, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
+			e := FlowEntry{Key: k, Meta: meta, Verdict: v, Start: now, Last: now}
+			e.Packets[0], e.Bytes[0] = 1, uint64(h.length)
+			r.cfg.OnFlow(FlowEvent{Flow: e})
+		}
+	}
+	if v.Allow {
+		return Decision{}, true
+	}
+	if v.Silent {
+		return r.drop(ReasonPolicy), false
+	}
+	if h.proto == policy.ProtoTCP && ports && flags&tcpRST == 0 {
+		src := r.cfg.ICMPSource4
+		if h.v6 {
+			src = r.cfg.ICMPSource6
+		}
+		if !src.IsValid() || !mayAnswer(pkt, h) || !r.icmpAllowed() {
+			return r.drop(ReasonPolicy), false
+		}
+		rst := buildRST(buf, pkt[:h.length], h)
+		r.drops[ReasonPolicy].Add(1)
+		r.replies.Add(1)
+		return Decision{Verdict: Reply, To: from, Reply: rst, Reason: ReasonPolicy}, false
+	}
+	return r.icmpError(ReasonPolicy, from, pkt[:h.length], h, buf), false
+}
+
+// decide evaluates the rules and counts the decision.
+func (r *Router) decide(rules *policy.Set, in *policy.Input) flow.Verdict {
+	d := rules.Evaluate(in)
+	if d.Allow {
+		r.pol.decisions[1].Add(1)
+	} else {
+		r.pol.decisions[0].Add(1)
+	}
+	return flow.Verdict{Allow: d.Allow, Silent: d.Silent, Policy: d.Policy, Gen: rules.Gen}
+}
+
+// buildRST writes into buf a TCP RST answering pkt, as if from its
+// destination (RFC 9293 3.10.7.1): the sender's connection fails at once.
+func buildRST(buf, pkt []byte, h header) []byte {
+	t := pkt[h.ihl:]
+	seq, ack := binary.BigEndian.Uint32(t[4:8]), binary.BigEndian.Uint32(t[8:12])
+	flags := t[13]
+	payload := len(t) - int(t[12]>>4)*4
+	var rseq, rack uint32
+	rflags := uint8(tcpRST)
+	if flags&tcpACK != 0 {
+		rseq = ack
+	} else {
+		rack = seq + uint32(max(payload, 0))
+		if flags&tcpSYN != 0 {
+			rack++
+		}
+		if flags&tcpFIN != 0 {
+			rack++
+		}
+		rflags |= tcpACK
+	}
+	ipLen := 20
+	if h.v6 {
+		ipLen = 40
+	}
+	out := buf[:ipLen+20]
+	clear(out)
+	var acc uint32
+	if h.v6 {
+		out[0] = 0x60
+		binary.BigEndian.PutUint16(out[4:6], 20)
+		out[6], out[7] = policy.ProtoTCP, 64
+		copy(out[8:24], pkt[24:40])
+		copy(out[24:40], pkt[8:24])
+		acc = sum(out[8:40], 0)
+	} else {
+		out[0] = 0x45
+		binary.BigEndian.PutUint16(out[2:4], 40)
+		out[8], out[9] = 64, policy.ProtoTCP
+		copy(out[12:16], pkt[16:20])
+		copy(out[16:20], pkt[12:16])
+		binary.BigEndian.PutUint16(out[10:12], ^fold(sum(out[:20], 0)))
+		acc = sum(out[12:20], 0)
+	}
+	o := out[ipLen:]
+	copy(o[0:2], t[2:4]) // ports swapped
+	copy(o[2:4], t[0:2])
+	binary.BigEndian.PutUint32(o[4:8], rseq)
+	binary.BigEndian.PutUint32(o[8:12], rack)
+	o[12] = 5 << 4
+	o[13] = rflags
+	acc += uint32(policy.ProtoTCP) + 20
+	binary.BigEndian.PutUint16(o[16:18], ^fold(sum(o, acc)))
+	return out
+}
+
+// PolicyStats are the policy engine's counters.
+type PolicyStats struct {
+	Rules         int    `json:"rules"`
+	Generation    uint64 `json:"generation"`
+	Allowed       uint64 `json:"allowed"` // decisions: first packets and re-evaluations
+	Blocked       uint64 `json:"blocked"`
+	Flows         int    `json:"flows"`
+	FlowEvictions uint64 `json:"flow_evictions"`
+}
+
+func (r *Router) policyStats() PolicyStats {
+	rules := r.pol.rules.Load()
+	return PolicyStats{
+		Rules: rules.Len(), Generation: rules.Gen,
+		Allowed: r.pol.decisions[1].Load(), Blocked: r.pol.decisions[0].Load(),
+		Flows: r.pol.flows.Len(), FlowEvictions: r.pol.flows.Evictions(),
+	}
+}
