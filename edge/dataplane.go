@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -40,6 +41,7 @@ type dataplane struct {
 	ep     *wireguard.Endpoint
 	router *router.Router
 	reg    *registry.Registry
+	flows  *flowLog
 
 	mu    sync.Mutex
 	peers map[wireguard.PublicKey]*router.Peer // the current directory
@@ -237,8 +239,8 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
 			continue
 		}
 		p := d.peers[key]
-		if p == nil || p.Kind != router.Client || p.Overlay != dev.IP {
-			p = &router.Peer{Name: dev.Name, Kind: router.Client, Overlay: dev.IP}
+		if p == nil || p.Kind != router.Client || p.Overlay != dev.IP || p.User != dev.User {
+			p = &router.Peer{Name: dev.Name, Kind: router.Client, Overlay: dev.IP, User: dev.User, Device: dev.ID}
 			d.peers[key] = p
 		}
 		p.SetVNet(d.vnets[dev.VNetID])
@@ -274,6 +276,7 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
 		}
 	}
 	d.router.SetTable(b.Build())
+	d.applyPolicies(s)
 	d.rev = s.Rev
 	d.log.Debug("data plane updated", "rev", s.Rev, "peers", len(d.peers), "routes", len(s.Routes))
 	return gone
@@ -355,8 +358,10 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 			return nil, fmt.Errorf("--wg-listen %q is not HOST:PORT", cfg.WGListen)
 		}
 	}
-	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6})
+	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
+	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6, OnFlow: flows.enqueue})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
+	d.flows = flows
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
 		ListenPort: uint16(port),

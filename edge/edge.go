@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer func() { stopRun(); dp.wg.Wait() }() // before the endpoint and store close
-	dp.wg.Add(2)
+	dp.wg.Add(3)
 	go func() {
 		defer dp.wg.Done()
 		if err := dp.follow(runCtx); err != nil && runCtx.Err() == nil {
@@ -110,6 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	go func() { defer dp.wg.Done(); dp.watchLiveness(runCtx) }()
+	go func() { defer dp.wg.Done(); dp.runFlows(runCtx) }()
 
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {
@@ -146,6 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Failover:       dp.failover,
 			LastSeen:       dp.lastSeen,
 			Stats:          dp.stats,
+			FlowLog:        dp.flows.tail,
 			Log:            log.With("component", "api"),
 		}),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},

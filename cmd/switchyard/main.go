@@ -46,6 +46,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			deviceCommand(),
 			splitTunnelCommand(),
 			statsCommand(),
+			policyCommand(),
+			flowsCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	LastSeen func() map[uuid.UUID]time.Time
 	// Stats reports the data plane's counters for GET /v1/stats; nil means none.
 	Stats func() any
+	// FlowLog emits the last n flow records that match the filter, then, if
+	// follow, new ones until ctx ends; nil means the server keeps no flow log.
+	FlowLog func(ctx context.Context, f model.FlowFilter, n int, follow bool, emit func(model.FlowRecord) error) error
 }
 
 // Server is the API's HTTP handler.
@@ -107,6 +110,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
 	s.agentRoutes()
 	s.deviceRoutes()
+	s.policyRoutes()
 	s.mux.HandleFunc("/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))

@@ -251,3 +251,53 @@ func ParsePortRange(s string) (lo, hi uint16, err error) {
 	}
 	return uint16(l), uint16(h), nil
 }
+
+// String renders a condition as text: "dst_ip is 10.128.0.7 and (user_email
+// matches .*@example.com or ...)".
+func (e Expr) String() string {
+	if e.And != nil || e.Or != nil {
+		group, sep := e.And, " and "
+		if e.Or != nil {
+			group, sep = e.Or, " or "
+		}
+		parts := make([]string, len(group))
+		for i, k := range group {
+			parts[i] = k.String()
+			if k.And != nil || k.Or != nil {
+				parts[i] = "(" + parts[i] + ")"
+			}
+		}
+		return strings.Join(parts, sep)
+	}
+	return e.Selector + " " + e.Operator + " " + strings.Join(e.Values, ",")
+}
+
+// ParseCondition parses one condition written as "SELECTOR OPERATOR VALUE":
+// "dst_port in 22,8000-8080", "user_email matches .*@example.com",
+// "tunnel is not site-c" ("is not" and "not in" may be written with a space).
+func ParseCondition(s string) (Expr, error) {
+	f := strings.Fields(s)
+	if len(f) < 3 {
+		return Expr{}, Errorf(KindInvalid, "condition %q: want SELECTOR OPERATOR VALUE (e.g. \"dst_ip is 192.0.2.7\")", s)
+	}
+	e := Expr{Selector: f[0], Operator: f[1]}
+	rest := f[2:]
+	if (f[1] == "is" && f[2] == "not") || (f[1] == "not" && f[2] == "in") {
+		if len(f) < 4 {
+			return Expr{}, Errorf(KindInvalid, "condition %q has no value", s)
+		}
+		e.Operator, rest = map[string]string{"is": OpIsNot, "not": OpNotIn}[f[1]], f[3:]
+	}
+	value := strings.Join(rest, " ")
+	if e.Operator == OpIn || e.Operator == OpNotIn {
+		for _, v := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' }) {
+			e.Values = append(e.Values, v)
+		}
+	} else {
+		e.Values = []string{value}
+	}
+	if err := ValidateCondition(e, "condition"); err != nil {
+		return Expr{}, Errorf(KindInvalid, "%s", err.Error())
+	}
+	return e, nil
+}

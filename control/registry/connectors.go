@@ -165,6 +165,10 @@ type Snapshot struct {
 	// Devices are the live devices, each with VNetID set to the virtual
 	// network it sends into.
 	Devices []model.Device
+	// Policies are the network policies in evaluation order, and
+	// PolicyDefault the action when none matches.
+	Policies      []model.Policy
+	PolicyDefault string
 }
 
 // Snapshot reads every live virtual network, tunnel, route and connector at one revision.
@@ -208,7 +212,10 @@ func (r *Registry) Snapshot(ctx context.Context) (Snapshot, error) {
 			d.VNetID = v.ID
 			s.Devices = append(s.Devices, d.Device)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return snapshotPolicies(tx, &s)
 	})
 	sortByCreation(s.VNets, func(v model.VNet) (time.Time, string) { return v.CreatedAt, v.Name })
 	return s, err

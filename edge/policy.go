@@ -1,0 +1,59 @@
+package edge
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/router/policy"
+)
+
+// flowSweep is how often idle flows are ended.
+const flowSweep = time.Second
+
+// applyPolicies compiles the snapshot's policies against its names and hands
+// them to the router; the snapshot's revision is the generation, so every
+// live flow is evaluated again on its next packet. d.mu is held.
+func (d *dataplane) applyPolicies(s registry.Snapshot) {
+	names := policy.Names{VNets: map[string]uint32{}, Tunnels: map[string][16]byte{}}
+	byIndex := map[uint32]model.VNet{}
+	for _, v := range s.VNets {
+		idx := d.vnets[v.ID]
+		names.VNets[v.Name], names.VNets[v.ID.String()] = idx, idx
+		byIndex[idx] = v
+	}
+	for _, t := range s.Tunnels {
+		names.Tunnels[t.Name], names.Tunnels[t.ID.String()] = t.ID, t.ID
+	}
+	d.flows.names.Store(&byIndex)
+	set, err := policy.Compile(s.Policies, s.PolicyDefault != model.ActionBlock, names, uint64(s.Rev))
+	if err != nil {
+		// The registry validated every rule; keep the old set rather than open up.
+		d.log.Error("network policies not applied", "rev", s.Rev, "err", err)
+		return
+	}
+	d.router.SetPolicies(set)
+}
+
+// runFlows writes the flow log and ends idle flows once a second, until ctx
+// ends; then it ends every flow so that the log is complete.
+func (d *dataplane) runFlows(ctx context.Context) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(flowSweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.router.ExpireFlows(false)
+			}
+		}
+	}()
+	if err := d.flows.run(ctx, func() { d.router.ExpireFlows(true) }); err != nil {
+		d.log.Error("flow log stopped", "err", err)
+	}
+}
