@@ -1,0 +1,210 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/lab"
+)
+
+// startClient enrolls a client for user in ns and returns its overlay address.
+func (w *world) startClient(ns *lab.NS, name, user string) string {
+	w.t.Helper()
+	var enroll model.EnrollToken
+	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	p := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
+		"--tun-name", "sy1", "--name", name, "--user", user)
+	must(w.t, p.WaitFor("host configured", 20*time.Second))
+	var devices []model.Device
+	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
+	for _, d := range devices {
+		if d.Name == name {
+			return d.IP.String()
+		}
+	}
+	w.t.Fatalf("device %s not listed: %+v", name, devices)
+	return ""
+}
+
+// addPolicy runs policy add with args and returns the new policy.
+func (w *world) addPolicy(args ...string) model.Policy {
+	w.t.Helper()
+	var p model.Policy
+	if err := json.Unmarshal([]byte(w.cli(append([]string{"policy", "add", "-o", "json"}, args...)...)), &p); err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// flowRecords reads the edge's flow log through the CLI.
+func (w *world) flowRecords(filters ...string) []model.FlowRecord {
+	w.t.Helper()
+	out := w.cli(append([]string{"flows", "tail", "-o", "json", "-n", "0"}, filters...)...)
+	var recs []model.FlowRecord
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r model.FlowRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			w.t.Fatalf("flow record %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// wantRefused checks that a TCP connection from ns to addr is refused at once
+// (a RST), not left to time out.
+func wantRefused(t *testing.T, ns *lab.NS, addr string) {
+	t.Helper()
+	start := time.Now()
+	c, err := ns.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Fatalf("tcp %s from %s connected; want it refused by policy", addr, ns)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("tcp %s from %s: %v after %v; want connection refused (a RST)", addr, ns, err, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestPolicy enforces the rule pair of Cloudflare's private network guide at
+// the edge, a site-to-site port rule, live re-evaluation, and the flow log.
+func TestPolicy(t *testing.T) {
+	w := newWorld(t)
+	laptop2 := w.l.NS("laptop2")
+	w.l.Link(w.wan, "203.0.113.21/30", laptop2, "203.0.113.22/30")
+	must(t, laptop2.Route("add", "default", "via", "203.0.113.21"))
+	// Site A also serves 10.128.0.7, the guide's server.
+	must(t, w.gwa.AddAddr(lanIf(t, w.gwa, "10."), "10.128.0.1/24"))
+	must(t, w.hosta.AddAddr(lanIf(t, w.hosta, "10."), "10.128.0.7/24"))
+
+	w.startEdge()
+	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
+	tokA, tokC := w.tunnelToken("site-a"), w.tunnelToken("site-c")
+	w.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	w.cli("tunnel", "route", "ip", "add", "10.128.0.0/24", "site-a")
+	w.cli("tunnel", "route", "ip", "add", "10.3.0.0/16", "site-c")
+	w.cli("split-tunnel", "mode", "include")
+	w.cli("split-tunnel", "add", "10.0.0.0/8")
+
+	// Bad rules are refused with a clear error and change nothing.
+	for _, bad := range []struct{ when, want string }{
+		{"dst_mac is 1", "unknown selector"},
+		{"dst_ip is 10.1.2.3/16", "host bits"},
+		{"user_email matches (", "invalid regular expression"},
+		{"dst_port is 70000", "out of range"},
+	} {
+		out, err := w.edge.Exec(binary, "--config", filepath.Join(w.dir, "edge", "admin.json"),
+			"policy", "add", "--action", "block", "--when", bad.when, "bad")
+		if err == nil || !strings.Contains(out, bad.want) {
+			t.Errorf("policy add --when %q: err %v, output %q; want a refusal saying %q", bad.when, err, out, bad.want)
+		}
+	}
+	if out := w.cli("policy", "list", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("refused rules left policies behind: %s", out)
+	}
+
+	allow := w.addPolicy("--action", "allow", "--when", "dst_ip is 10.128.0.7", "--when", "user_email matches .*@example.com", "allow-example")
+	block := w.addPolicy("--action", "block", "--when", "dst_ip is 10.128.0.7", "block-10.128.0.7")
+	ssh := w.addPolicy("--action", "block", "--when", "tunnel is site-c", "--when", "dst_ip in 10.1.0.0/16", "--when", "dst_port is 22", "block-c-to-a-ssh")
+
+	w.startConnector(w.gwa, "gwa", tokA)
+	w.startConnector(w.gwc, "gwc", tokC)
+	aliceIP := w.startClient(w.laptop, "alice-laptop", "alice@example.com")
+	malloryIP := w.startClient(laptop2, "mallory-laptop", "mallory@example.net")
+
+	w.hosta.Echo(t, "10.128.0.7:7000")
+	w.hosta.Echo(t, "10.1.2.3:22")
+	w.hosta.Echo(t, "10.1.2.3:7000")
+
+	t.Run("guide rule pair: the matching user connects, the other gets a RST", func(t *testing.T) {
+		wantPeer(t, w.laptop, "tcp", "10.128.0.7:7000", aliceIP)
+		wantRefused(t, laptop2, "10.128.0.7:7000")
+		// Another destination is not covered by the rules: the default allows it.
+		wantPeer(t, laptop2, "tcp", "10.1.2.3:7000", malloryIP)
+	})
+
+	t.Run("site to site: C may not reach A on port 22, other ports pass", func(t *testing.T) {
+		wantPeer(t, w.hostc, "tcp", "10.1.2.3:7000", "10.3.0.5")
+		wantRefused(t, w.hostc, "10.1.2.3:22")
+		// The rule names site C: a client may still reach port 22.
+		wantPeer(t, w.laptop, "tcp", "10.1.2.3:22", aliceIP)
+	})
+
+	t.Run("flow log: both clients with their true source and the policy id", func(t *testing.T) {
+		var recs []model.FlowRecord
+		err := eventually(5*time.Second, func() error {
+			recs = w.flowRecords("--addr", "10.128.0.7", "--event", "start", "--proto", "tcp")
+			got := map[string]bool{}
+			for _, r := range recs {
+				switch {
+				case r.Source.User == "alice@example.com" && r.Src.Addr().String() == aliceIP && r.Action == "allow" &&
+					r.PolicyID != nil && *r.PolicyID == allow.ID && r.VNetName == "vnet-a":
+					got["alice"] = true
+				case r.Source.User == "mallory@example.net" && r.Src.Addr().String() == malloryIP && r.Action == "block" &&
+					r.PolicyID != nil && *r.PolicyID == block.ID:
+					got["mallory"] = true
+				}
+			}
+			if !got["alice"] || !got["mallory"] {
+				return fmt.Errorf("flow log lacks alice's allowed or mallory's blocked flow: %+v", recs)
+			}
+			return nil
+		})
+		must(t, err)
+		recs = w.flowRecords("--policy", ssh.ID.String())
+		if len(recs) == 0 || recs[0].Source.TunnelName != "site-c" || recs[0].Dst.Port() != 22 || recs[0].Src.Addr().String() != "10.3.0.5" {
+			t.Fatalf("flow log of the site rule = %+v; want site-c's flow to 10.1.2.3:22", recs)
+		}
+	})
+
+	t.Run("a policy change re-evaluates a live flow", func(t *testing.T) {
+		c, err := w.laptop.Dial("udp", "10.128.0.7:7000")
+		must(t, err)
+		defer c.Close()
+		exchange := func() error {
+			c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+			if _, err := c.Write([]byte("ping\n")); err != nil {
+				return err
+			}
+			_, err := bufio.NewReader(c).ReadString('\n')
+			return err
+		}
+		must(t, eventually(5*time.Second, exchange))
+		w.cli("policy", "delete", "allow-example")
+		deadline := time.Now().Add(time.Second + 500*time.Millisecond)
+		for exchange() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the live UDP flow still passes over a second after its allow rule was deleted")
+			}
+		}
+	})
+
+	t.Run("counters", func(t *testing.T) {
+		var st struct {
+			Router struct {
+				Dropped map[string]float64 `json:"dropped"`
+				Policy  struct {
+					Allowed, Blocked float64
+					Flows            float64
+				} `json:"policy"`
+			} `json:"router"`
+		}
+		must(t, json.Unmarshal([]byte(w.cli("stats", "-o", "json")), &st))
+		if st.Router.Dropped["policy"] == 0 || st.Router.Policy.Blocked == 0 || st.Router.Policy.Allowed == 0 || st.Router.Policy.Flows == 0 {
+			t.Fatalf("stats after allowed and blocked traffic: %+v", st.Router)
+		}
+	})
+}
