@@ -131,10 +131,10 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	if v.Allow {
 		return Decision{}, true
 	}
-	if v.Silent {
-		return r.drop(ReasonPolicy), false
+	if v.Silent || (h.proto == policy.ProtoTCP && flags&tcpRST != 0) {
+		return r.drop(ReasonPolicy), false // a RST is never answered
 	}
-	if h.proto == policy.ProtoTCP && ports && flags&tcpRST == 0 {
+	if h.proto == policy.ProtoTCP && ports {
 		src := r.cfg.ICMPSource4
 		if h.v6 {
 			src = r.cfg.ICMPSource6

@@ -1,0 +1,184 @@
+package router
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/router/flow"
+	"github.com/switchyard/switchyard/router/policy"
+)
+
+// tcp builds an IPv4 or IPv6 TCP segment with valid checksums.
+func tcp(src, dst string, sport, dport uint16, flags uint8, seq uint32) []byte {
+	p := udp(src, dst, 64)
+	ihl, proto := 20, 9
+	if p[0]>>4 == 6 {
+		ihl, proto = 40, 6
+	}
+	p = append(p[:ihl:ihl], make([]byte, 20)...)
+	p[proto] = 6
+	if ihl == 20 {
+		binary.BigEndian.PutUint16(p[2:4], uint16(len(p)))
+		p[10], p[11] = 0, 0
+		binary.BigEndian.PutUint16(p[10:12], ^fold(sum(p[:20], 0)))
+	} else {
+		binary.BigEndian.PutUint16(p[4:6], 20)
+	}
+	t := p[ihl:]
+	binary.BigEndian.PutUint16(t[0:2], sport)
+	binary.BigEndian.PutUint16(t[2:4], dport)
+	binary.BigEndian.PutUint32(t[4:8], seq)
+	t[12], t[13] = 5<<4, flags
+	return p
+}
+
+// tcpChecksumOK verifies the TCP checksum of an IPv4 or IPv6 segment.
+func tcpChecksumOK(p []byte) bool {
+	if p[0]>>4 == 4 {
+		return fold(sum(p[20:], sum(p[12:20], 0)+6+uint32(len(p)-20))) == 0xffff
+	}
+	return fold(sum(p[40:], sum(p[8:40], 0)+6+uint32(len(p)-40))) == 0xffff
+}
+
+var (
+	polAllow = uuid.MustParse("00000000-0000-0000-0000-0000000000a1")
+	polBlock = uuid.MustParse("00000000-0000-0000-0000-0000000000b1")
+)
+
+// setRules compiles rules for the lab's router: generation gen.
+func (l *lab) setRules(t *testing.T, gen uint64, defaultAllow bool, ps ...model.Policy) {
+	t.Helper()
+	s, err := policy.Compile(ps, defaultAllow, policy.Names{Tunnels: map[string][16]byte{"C": l.tunC}}, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.r.SetPolicies(s)
+}
+
+func blockTo(dst string, silent bool) model.Policy {
+	return model.Policy{ID: polBlock, Precedence: 20, Action: model.ActionBlock, Silent: silent,
+		Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{dst}}}
+}
+
+func TestPolicyBlockAnswers(t *testing.T) {
+	l := newLab(t)
+	l.setRules(t, 1, true, blockTo("10.1.2.3", false), blockTo("2001:db8:1::3", false))
+	icmp := make([]byte, IcmpBufSize)
+
+	for _, tc := range []struct{ src, dst string }{{"10.3.0.5", "10.1.2.3"}, {"2001:db8:3::5", "2001:db8:1::3"}} {
+		syn := tcp(tc.src, tc.dst, 40000, 22, tcpSYN, 1000)
+		d := l.r.Route(l.siteC, syn, icmp)
+		if d.Verdict != Reply || d.To != l.siteC || d.Reason != ReasonPolicy {
+			t.Fatalf("blocked SYN %s: %+v", tc.dst, d)
+		}
+		h, ok := parse(d.Reply)
+		if !ok || h.proto != 6 || h.src.String() != tc.dst || h.dst.String() != tc.src {
+			t.Fatalf("RST header %+v", h)
+		}
+		rst := d.Reply[h.ihl:]
+		if binary.BigEndian.Uint16(rst[0:2]) != 22 || binary.BigEndian.Uint16(rst[2:4]) != 40000 ||
+			rst[13] != tcpRST|tcpACK || binary.BigEndian.Uint32(rst[8:12]) != 1001 || !tcpChecksumOK(d.Reply) {
+			t.Fatalf("RST = % x", rst)
+		}
+		if !h.v6 && !checksumOK(d.Reply) {
+			t.Fatal("RST IPv4 header checksum")
+		}
+	}
+
+	d := l.r.Route(l.siteC, udp("10.3.0.5", "10.1.2.3", 64), icmp)
+	if d.Verdict != Reply || d.Reply[20] != 3 || d.Reply[21] != 13 {
+		t.Fatalf("blocked UDP: %+v, want ICMP 3/13", d)
+	}
+	// A RST is never answered with a RST.
+	if d := l.r.Route(l.siteC, tcp("10.3.0.5", "10.1.2.3", 40001, 22, tcpRST, 1), icmp); d.Verdict != Drop || d.Reason != ReasonPolicy {
+		t.Fatalf("blocked RST: %+v", d)
+	}
+
+	l.setRules(t, 2, true, blockTo("10.1.2.3", true))
+	if d := l.r.Route(l.siteC, tcp("10.3.0.5", "10.1.2.3", 40002, 22, tcpSYN, 1), icmp); d.Verdict != Drop || d.Reason != ReasonPolicy {
+		t.Fatalf("silent block: %+v", d)
+	}
+	if got := l.r.Stats().Dropped["policy"]; got != 5 {
+		t.Fatalf("policy drops = %d, want 5", got)
+	}
+}
+
+func TestPolicyRepliesAndReevaluation(t *testing.T) {
+	l := newLab(t)
+	// Allow the laptop to reach A; block everything else, replies from A included.
+	l.setRules(t, 1, false, model.Policy{ID: polAllow, Precedence: 10, Action: model.ActionAllow,
+		Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{"10.1.2.3"}}})
+	icmp := make([]byte, IcmpBufSize)
+	out := tcp("100.96.0.7", "10.1.2.3", 40000, 443, tcpSYN, 1)
+	back := tcp("10.1.2.3", "100.96.0.7", 443, 40000, tcpSYN|tcpACK, 9)
+	if d := l.r.Route(l.laptop, out, icmp); d.Verdict != Forward {
+		t.Fatalf("allowed SYN: %+v", d)
+	}
+	if d := l.r.Route(l.siteA, back, icmp); d.Verdict != Forward || d.To != l.laptop {
+		t.Fatalf("the reply of an allowed flow: %+v", d)
+	}
+	// A connection A opens itself is a new flow, and the default blocks it.
+	if d := l.r.Route(l.siteA, tcp("10.1.2.3", "100.96.0.7", 5000, 22, tcpSYN, 1), icmp); d.Verdict != Reply || d.Reason != ReasonPolicy {
+		t.Fatalf("new flow from A: %+v", d)
+	}
+	// A rule change applies to the live flow on its next packet, both ways.
+	l.setRules(t, 2, false)
+	out[8], back[8] = 64, 64
+	if d := l.r.Route(l.laptop, out, icmp); d.Verdict == Forward {
+		t.Fatal("the live flow still passes after its allow rule went away")
+	}
+	if d := l.r.Route(l.siteA, back, icmp); d.Verdict == Forward {
+		t.Fatal("replies of the live flow still pass after its allow rule went away")
+	}
+}
+
+func TestFlowEvents(t *testing.T) {
+	var mu sync.Mutex
+	var events []FlowEvent
+	r := New(Config{ICMPSource4: mpa("100.96.0.1"), OnFlow: func(ev FlowEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}})
+	l := newLab(t)
+	l.r = r
+	l.rebuild()
+	l.setRules(t, 1, true, model.Policy{ID: polAllow, Action: model.ActionAllow,
+		Match: model.Expr{Selector: model.SelTunnel, Operator: model.OpIs, Values: []string{"C"}}})
+	icmp := make([]byte, IcmpBufSize)
+	for range 3 {
+		r.Route(l.siteC, tcp("10.3.0.5", "100.96.0.7", 5000, 80, tcpACK, 1), icmp)
+	}
+	r.Route(l.laptop, tcp("100.96.0.7", "10.3.0.5", 80, 5000, tcpACK, 1), icmp)
+	if n := r.ExpireFlows(true); n != 1 {
+		t.Fatalf("flushed %d flows, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || events[0].End != nil || events[1].End == nil || *events[1].End != flow.Flushed {
+		t.Fatalf("events = %+v", events)
+	}
+	e := events[1].Flow
+	if e.Meta.From != l.siteC || e.Meta.To != l.laptop || e.Verdict.Policy != polAllow || e.Packets != [2]uint64{3, 1} {
+		t.Fatalf("ended flow = %+v", e)
+	}
+}
+
+func BenchmarkRouteNewFlows(b *testing.B) {
+	l := newLab(&testing.T{})
+	icmp := make([]byte, IcmpBufSize)
+	pkt := tcp("100.96.0.7", "10.1.2.3", 0, 443, tcpSYN, 1)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		binary.BigEndian.PutUint16(pkt[20:22], uint16(i))
+		binary.BigEndian.PutUint16(pkt[22:24], uint16(i>>16))
+		pkt[8] = 64
+		l.r.Route(l.laptop, pkt, icmp)
+	}
+}
