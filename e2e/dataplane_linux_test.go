@@ -138,9 +138,9 @@ func (w *world) spoofedDrops() float64 {
 	return st.Router.Dropped["spoofed"]
 }
 
-func (w *world) startEdge() {
-	w.edgeProc = w.edge.Start(w.t, binary, "edge", "--data-dir", filepath.Join(w.dir, "edge"),
-		"--api-listen", edgeAddr+":7443", "--wg-listen", ":51820", "--masque-listen", ":443", "--public-addr", edgeAddr+":51820")
+func (w *world) startEdge(extra ...string) {
+	w.edgeProc = w.edge.Start(w.t, append([]string{binary, "edge", "--data-dir", filepath.Join(w.dir, "edge"),
+		"--api-listen", edgeAddr + ":7443", "--wg-listen", ":51820", "--masque-listen", ":443", "--public-addr", edgeAddr + ":51820"}, extra...)...)
 	must(w.t, w.edgeProc.WaitFor("edge started", 15*time.Second))
 }
 

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,7 +93,7 @@ func TestPolicy(t *testing.T) {
 	must(t, w.gwa.AddAddr(lanIf(t, w.gwa, "10."), "10.128.0.1/24"))
 	must(t, w.hosta.AddAddr(lanIf(t, w.hosta, "10."), "10.128.0.7/24"))
 
-	w.startEdge()
+	w.startEdge("--metrics-listen", "127.0.0.1:9108")
 	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
 	tokA, tokC := w.tunnelToken("site-a"), w.tunnelToken("site-c")
 	w.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
@@ -192,7 +195,7 @@ func TestPolicy(t *testing.T) {
 		}
 	})
 
-	t.Run("counters", func(t *testing.T) {
+	t.Run("counters and a metrics scrape", func(t *testing.T) {
 		var st struct {
 			Router struct {
 				Dropped map[string]float64 `json:"dropped"`
@@ -206,5 +209,59 @@ func TestPolicy(t *testing.T) {
 		if st.Router.Dropped["policy"] == 0 || st.Router.Policy.Blocked == 0 || st.Router.Policy.Allowed == 0 || st.Router.Policy.Flows == 0 {
 			t.Fatalf("stats after allowed and blocked traffic: %+v", st.Router)
 		}
+		body := scrape(t, w.edge, "127.0.0.1:9108")
+		for _, m := range []string{
+			`switchyard_edge_drops_total{layer="router",reason="policy"}`,
+			`switchyard_edge_policy_decisions_total{action="allow"}`,
+			`switchyard_edge_policy_decisions_total{action="block"}`,
+			`switchyard_edge_packets_total{direction="in"}`,
+			`switchyard_edge_packets_total{direction="out"}`,
+			`switchyard_edge_bytes_total{direction="out"}`,
+			`switchyard_edge_handshakes_total{event="completed"}`,
+			`switchyard_edge_flows`,
+			`switchyard_edge_store_revision`,
+			`switchyard_edge_routes{vnet="vnet-a"}`,
+		} {
+			if v := metricValue(body, m); v <= 0 {
+				t.Errorf("%s = %v, want > 0", m, v)
+			}
+		}
+		if v := metricValue(body, `switchyard_edge_sessions{kind="client"}`); v != 2 {
+			t.Errorf("client sessions = %v, want 2", v)
+		}
 	})
+}
+
+// scrape fetches /metrics from addr inside ns (HTTP/1.0 over a connection
+// dialed in the namespace).
+func scrape(t *testing.T, ns *lab.NS, addr string) string {
+	t.Helper()
+	c, err := ns.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
+	must(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	must(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	must(t, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %s\n%s", addr, resp.Status, body)
+	}
+	return string(body)
+}
+
+// metricValue returns the value of the sample written exactly as series, or -1.
+func metricValue(body, series string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,6 +43,8 @@ type dataplane struct {
 	router *router.Router
 	reg    *registry.Registry
 	flows  *flowLog
+	// applied is the latest applied snapshot's summary, for metrics.
+	applied atomic.Pointer[applied]
 
 	mu    sync.Mutex
 	peers map[wireguard.PublicKey]*router.Peer // the current directory
@@ -170,6 +173,7 @@ func (d *dataplane) follow(ctx context.Context) error {
 
 // apply rebuilds the peer directory and the routing table from a snapshot.
 func (d *dataplane) apply(s registry.Snapshot) {
+	defer d.noteApplied(s, time.Now())
 	d.mu.Lock()
 	gone := d.applyLocked(s)
 	d.mu.Unlock()

@@ -46,6 +46,9 @@ type Config struct {
 	// OverlayRange is the range device overlay addresses come from; zero
 	// means model.DefaultOverlayRange.
 	OverlayRange netip.Prefix
+	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
+	// (plain HTTP); empty turns it off.
+	MetricsListen string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Announce receives the messages meant for the operator (the admin token,
@@ -111,6 +114,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	go func() { defer dp.wg.Done(); dp.watchLiveness(runCtx) }()
 	go func() { defer dp.wg.Done(); dp.runFlows(runCtx) }()
+
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("edge: listen for metrics on %s: %w", cfg.MetricsListen, err)
+		}
+		dp.wg.Add(1)
+		go func() { defer dp.wg.Done(); dp.serveMetrics(runCtx, mln) }()
+	}
 
 	ln, err := net.Listen("tcp", cfg.APIListen)
 	if err != nil {

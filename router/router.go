@@ -92,6 +92,8 @@ type Router struct {
 	fwd     atomic.Uint64
 	replies atomic.Uint64
 	pol     policyState
+	// Packets and bytes in (from peers) and out (forwarded).
+	rxPkts, rxBytes, fwdBytes atomic.Uint64
 
 	icmpMu     sync.Mutex
 	icmpTokens float64
@@ -118,11 +120,17 @@ type Stats struct {
 	Replied   uint64            `json:"icmp_errors"` // ICMP errors generated
 	Dropped   map[string]uint64 `json:"dropped"`     // by reason
 	Policy    PolicyStats       `json:"policy"`
+	// Received counts every packet peers sent in; ReceivedBytes and
+	// ForwardedBytes their IP lengths.
+	Received       uint64 `json:"received"`
+	ReceivedBytes  uint64 `json:"received_bytes"`
+	ForwardedBytes uint64 `json:"forwarded_bytes"`
 }
 
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
-	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}, Policy: r.policyStats()}
+	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}, Policy: r.policyStats(),
+		Received: r.rxPkts.Load(), ReceivedBytes: r.rxBytes.Load(), ForwardedBytes: r.fwdBytes.Load()}
 	for i := range r.drops {
 		s.Dropped[Reason(i).String()] = r.drops[i].Load()
 	}
@@ -137,6 +145,8 @@ func (r *Router) Dropped(reason Reason) uint64 { return r.drops[reason].Load() }
 // (IcmpBufSize bytes suffice); Decision.Reply points into it. Route does not
 // allocate and is safe for concurrent use.
 func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
+	r.rxPkts.Add(1)
+	r.rxBytes.Add(uint64(len(pkt)))
 	h, ok := parse(pkt)
 	if !ok {
 		return r.drop(ReasonMalformed)
@@ -192,6 +202,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	}
 	decrementTTL(pkt, h.v6)
 	r.fwd.Add(1)
+	r.fwdBytes.Add(uint64(h.length))
 	return Decision{Verdict: Forward, To: to, Len: h.length}
 }
 

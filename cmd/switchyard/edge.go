@@ -24,6 +24,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "public-addr", Usage: "`HOST:PORT` of the WireGuard listener as agents reach it; carried in tokens"},
 			&cli.IntFlag{Name: "mtu", Usage: "tunnel `MTU` that agents use", Value: edge.DefaultMTU},
 			&cli.StringFlag{Name: "overlay-range", Usage: "`CIDR` that device overlay addresses come from", Value: model.DefaultOverlayRange.String()},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "`ADDR` of the Prometheus /metrics endpoint (plain HTTP; default off)"},
 			debugFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -33,16 +34,17 @@ func edgeCommand() *cli.Command {
 				return fmt.Errorf("--overlay-range: %w", err)
 			}
 			return edge.Run(c.Context, edge.Config{
-				DataDir:      c.String("data-dir"),
-				APIListen:    c.String("api-listen"),
-				APIPublicURL: c.String("api-public-url"),
-				PublicAddr:   c.String("public-addr"),
-				WGListen:     c.String("wg-listen"),
-				MASQUEListen: c.String("masque-listen"),
-				MTU:          c.Int("mtu"),
-				OverlayRange: overlay,
-				Log:          log,
-				Announce:     c.App.Writer,
+				DataDir:       c.String("data-dir"),
+				APIListen:     c.String("api-listen"),
+				APIPublicURL:  c.String("api-public-url"),
+				PublicAddr:    c.String("public-addr"),
+				WGListen:      c.String("wg-listen"),
+				MASQUEListen:  c.String("masque-listen"),
+				MTU:           c.Int("mtu"),
+				OverlayRange:  overlay,
+				MetricsListen: c.String("metrics-listen"),
+				Log:           log,
+				Announce:      c.App.Writer,
 			})
 		},
 	}
