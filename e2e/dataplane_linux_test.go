@@ -161,12 +161,14 @@ func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
 }
 
 // startClient enrolls a device called name and runs its client in ns with
-// state in w.dir/name and TUN sy1; it returns the client and its overlay IP.
-func (w *world) startClient(ns *lab.NS, name string) (*lab.Proc, string) {
+// state in w.dir/name and TUN sy1, with extra flags (e.g. --user); it
+// returns the client and its overlay IP.
+func (w *world) startClient(ns *lab.NS, name string, extra ...string) (*lab.Proc, string) {
 	w.t.Helper()
 	var enroll model.EnrollToken
 	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
-	client := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy1", "--name", name, "--protocol", w.protocol)
+	client := ns.Start(w.t, append([]string{binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
+		"--tun-name", "sy1", "--name", name, "--protocol", w.protocol}, extra...)...)
 	must(w.t, client.WaitFor("host configured", 20*time.Second))
 	var devices []model.Device
 	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))

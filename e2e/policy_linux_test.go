@@ -20,25 +20,6 @@ import (
 	"github.com/switchyard/switchyard/internal/lab"
 )
 
-// startClient enrolls a client for user in ns and returns its overlay address.
-func (w *world) startClient(ns *lab.NS, name, user string) string {
-	w.t.Helper()
-	var enroll model.EnrollToken
-	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
-	p := ns.Start(w.t, binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
-		"--tun-name", "sy1", "--name", name, "--user", user)
-	must(w.t, p.WaitFor("host configured", 20*time.Second))
-	var devices []model.Device
-	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))
-	for _, d := range devices {
-		if d.Name == name {
-			return d.IP.String()
-		}
-	}
-	w.t.Fatalf("device %s not listed: %+v", name, devices)
-	return ""
-}
-
 // addPolicy runs policy add with args and returns the new policy.
 func (w *world) addPolicy(args ...string) model.Policy {
 	w.t.Helper()
@@ -125,8 +106,8 @@ func TestPolicy(t *testing.T) {
 
 	w.startConnector(w.gwa, "gwa", tokA)
 	w.startConnector(w.gwc, "gwc", tokC)
-	aliceIP := w.startClient(w.laptop, "alice-laptop", "alice@example.com")
-	malloryIP := w.startClient(laptop2, "mallory-laptop", "mallory@example.net")
+	_, aliceIP := w.startClient(w.laptop, "alice-laptop", "--user", "alice@example.com")
+	_, malloryIP := w.startClient(laptop2, "mallory-laptop", "--user", "mallory@example.net")
 
 	w.hosta.Echo(t, "10.128.0.7:7000")
 	w.hosta.Echo(t, "10.1.2.3:22")
