@@ -49,6 +49,9 @@ type ClientConfig struct {
 	WireGuardRetry time.Duration
 	// Version is reported to the edge at enrollment.
 	Version string
+	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
+	// (plain HTTP); empty turns it off.
+	MetricsListen string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 }
@@ -77,6 +80,13 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer ht.Close()
+	if cfg.MetricsListen != "" {
+		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client")
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		defer stop()
+	}
 	if err := tun.AddAddress(cfg.TunName, netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

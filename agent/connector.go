@@ -38,6 +38,9 @@ type ConnectorConfig struct {
 	WireGuardRetry time.Duration
 	// Version is reported to the edge at enrollment.
 	Version string
+	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
+	// (plain HTTP); empty turns it off.
+	MetricsListen string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 }
@@ -87,6 +90,13 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		return fmt.Errorf("connector: %w", err)
 	}
 	defer ht.Close()
+	if cfg.MetricsListen != "" {
+		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "connector")
+		if err != nil {
+			return fmt.Errorf("connector: %w", err)
+		}
+		defer stop()
+	}
 	if err := host.DisableSNAT(cfg.TunName); err != nil { // a crashed run's rule
 		log.Warn("removing a previous SNAT rule", "err", err)
 	}

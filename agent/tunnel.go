@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -31,6 +32,9 @@ type hostTunnel struct {
 	beat   *beat
 	log    *slog.Logger
 	events chan struct{} // closed when the TUN's event drain ends
+	// applies and routes count configurations applied and the routes of the latest, for metrics.
+	applies atomic.Uint64
+	routes  atomic.Int64
 }
 
 // tunnelConfig is how an agent reaches the edge.
@@ -112,6 +116,8 @@ func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []
 	err := errors.Join(h.link.setEdge(edge, advertise), h.hm.Set(cfg))
 	if err == nil {
 		h.beat.aim(cfg.Src4, model.EdgeAddress(overlay))
+		h.applies.Add(1)
+		h.routes.Store(int64(len(cfg.Routes)))
 	}
 	return err
 }

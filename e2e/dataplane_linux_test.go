@@ -152,10 +152,10 @@ func (w *world) tunnelToken(name string) string {
 	return created.Token
 }
 
-func (w *world) startConnector(ns *lab.NS, name, token string) *lab.Proc {
+func (w *world) startConnector(ns *lab.NS, name, token string, extra ...string) *lab.Proc {
 	args := append([]string{binary, "connector", "run", "--token", token,
 		"--state-dir", filepath.Join(w.dir, name), "--tun-name", "sy0", "--protocol", w.protocol}, w.agentFlags...)
-	p := ns.Start(w.t, args...)
+	p := ns.Start(w.t, append(args, extra...)...)
 	must(w.t, p.WaitFor("host configured", 20*time.Second))
 	return p
 }

@@ -104,7 +104,7 @@ func TestPolicy(t *testing.T) {
 	block := w.addPolicy("--action", "block", "--when", "dst_ip is 10.128.0.7", "block-10.128.0.7")
 	ssh := w.addPolicy("--action", "block", "--when", "tunnel is site-c", "--when", "dst_ip in 10.1.0.0/16", "--when", "dst_port is 22", "block-c-to-a-ssh")
 
-	w.startConnector(w.gwa, "gwa", tokA)
+	w.startConnector(w.gwa, "gwa", tokA, "--metrics-listen", "127.0.0.1:9108")
 	w.startConnector(w.gwc, "gwc", tokC)
 	_, aliceIP := w.startClient(w.laptop, "alice-laptop", "--user", "alice@example.com")
 	_, malloryIP := w.startClient(laptop2, "mallory-laptop", "--user", "mallory@example.net")
@@ -176,7 +176,7 @@ func TestPolicy(t *testing.T) {
 		}
 	})
 
-	t.Run("counters and a metrics scrape", func(t *testing.T) {
+	t.Run("counters and metrics scrapes of the edge and a connector", func(t *testing.T) {
 		var st struct {
 			Router struct {
 				Dropped map[string]float64 `json:"dropped"`
@@ -209,6 +209,17 @@ func TestPolicy(t *testing.T) {
 		}
 		if v := metricValue(body, `switchyard_edge_sessions{kind="client"}`); v != 2 {
 			t.Errorf("client sessions = %v, want 2", v)
+		}
+		agent := scrape(t, w.gwa, "127.0.0.1:9108")
+		for _, m := range []string{
+			`switchyard_agent_bytes_total{direction="in",role="connector",tun="sy0"}`,
+			`switchyard_agent_bytes_total{direction="out",role="connector",tun="sy0"}`,
+			`switchyard_agent_last_handshake_timestamp_seconds{role="connector",tun="sy0"}`,
+			`switchyard_agent_routes{role="connector",tun="sy0"}`,
+		} {
+			if v := metricValue(agent, m); v <= 0 {
+				t.Errorf("connector: %s = %v, want > 0", m, v)
+			}
 		}
 	})
 }

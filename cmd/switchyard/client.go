@@ -27,6 +27,7 @@ func clientCommand() *cli.Command {
 					&cli.StringFlag{Name: "user", Usage: "`USER` the device belongs to"},
 					protocolFlag,
 					wireGuardRetryFlag,
+					metricsFlag,
 					debugFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -43,6 +44,7 @@ func clientCommand() *cli.Command {
 						Name:           c.String("name"),
 						User:           c.String("user"),
 						Version:        version,
+						MetricsListen:  c.String("metrics-listen"),
 						Log:            daemonLog(c, "client"),
 					})
 				},

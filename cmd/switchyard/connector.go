@@ -25,6 +25,7 @@ func connectorCommand() *cli.Command {
 				&cli.UintFlag{Name: "priority", Usage: "rank `N` (0-255) of this replica among its tunnel's; the highest up is active", Value: 100},
 				protocolFlag,
 				wireGuardRetryFlag,
+				metricsFlag,
 				debugFlag,
 			},
 			Action: func(c *cli.Context) error {
@@ -44,6 +45,7 @@ func connectorCommand() *cli.Command {
 					SNAT:           c.Bool("snat"),
 					Priority:       uint8(c.Uint("priority")),
 					Version:        version,
+					MetricsListen:  c.String("metrics-listen"),
 					Log:            daemonLog(c, "connector"),
 				})
 			},

@@ -24,7 +24,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "public-addr", Usage: "`HOST:PORT` of the WireGuard listener as agents reach it; carried in tokens"},
 			&cli.IntFlag{Name: "mtu", Usage: "tunnel `MTU` that agents use", Value: edge.DefaultMTU},
 			&cli.StringFlag{Name: "overlay-range", Usage: "`CIDR` that device overlay addresses come from", Value: model.DefaultOverlayRange.String()},
-			&cli.StringFlag{Name: "metrics-listen", Usage: "`ADDR` of the Prometheus /metrics endpoint (plain HTTP; default off)"},
+			metricsFlag,
 			debugFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -51,6 +51,9 @@ func edgeCommand() *cli.Command {
 }
 
 var debugFlag = &cli.BoolFlag{Name: "debug", Usage: "log at debug level"}
+
+// metricsFlag turns on a daemon's Prometheus endpoint.
+var metricsFlag = &cli.StringFlag{Name: "metrics-listen", Usage: "`ADDR` of the Prometheus /metrics endpoint (plain HTTP; default off)"}
 
 // daemonLog is a daemon's logger: text to stderr, debug level with --debug;
 // the daemon's parts add their own component attribute.
