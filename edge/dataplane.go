@@ -45,6 +45,8 @@ type dataplane struct {
 	flows  *flowLog
 	// applied is the latest applied snapshot's summary, for metrics.
 	applied atomic.Pointer[applied]
+	// policyKey is what the current rule set was compiled from.
+	policyKey []byte
 
 	mu    sync.Mutex
 	peers map[wireguard.PublicKey]*router.Peer // the current directory

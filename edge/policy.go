@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
@@ -13,8 +15,9 @@ import (
 const flowSweep = time.Second
 
 // applyPolicies compiles the snapshot's policies against its names and hands
-// them to the router; the snapshot's revision is the generation, so every
-// live flow is evaluated again on its next packet. d.mu is held.
+// them to the router when they changed; the snapshot's revision is the new
+// generation, so every live flow is evaluated again on its next packet. d.mu
+// is held.
 func (d *dataplane) applyPolicies(s registry.Snapshot) {
 	names := policy.Names{VNets: map[string]uint32{}, Tunnels: map[string][16]byte{}}
 	byIndex := map[uint32]model.VNet{}
@@ -27,6 +30,17 @@ func (d *dataplane) applyPolicies(s registry.Snapshot) {
 		names.Tunnels[t.Name], names.Tunnels[t.ID.String()] = t.ID, t.ID
 	}
 	d.flows.names.Store(&byIndex)
+	// Only a change to what the rules see starts a new generation: other
+	// writes (a device seen, a connector enrolled) leave live flows alone.
+	key, err := json.Marshal(struct {
+		P []model.Policy
+		D string
+		N policy.Names
+	}{s.Policies, s.PolicyDefault, names})
+	if err == nil && bytes.Equal(key, d.policyKey) {
+		return
+	}
+	d.policyKey = key
 	set, err := policy.Compile(s.Policies, s.PolicyDefault != model.ActionBlock, names, uint64(s.Rev))
 	if err != nil {
 		// The registry validated every rule; keep the old set rather than open up.
