@@ -32,7 +32,7 @@ type secrets struct{}
 
 func (secrets) TunnelSecret(id uuid.UUID) []byte { return append([]byte("0123456789abcdef"), id[:]...) }
 
-func newServer(t *testing.T) (*httptest.Server, *client.Client) {
+func newServer(t *testing.T, tweak ...func(*api.Options)) (*httptest.Server, *client.Client) {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
 	if err != nil {
@@ -43,10 +43,14 @@ func newServer(t *testing.T) (*httptest.Server, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(api.NewServer(reg, api.Options{
+	opts := api.Options{
 		AdminTokenHash: sha256.Sum256([]byte(adminToken)),
 		Edge:           api.EdgeInfo{API: "https://192.0.2.1:7443", CAPin: "sha256/AAAA", Endpoint: "192.0.2.1:51820", EdgeKey: "k"},
-	}))
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	srv := httptest.NewUnstartedServer(api.NewServer(reg, opts))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	c, err := client.New(srv.URL, adminToken, certPEM(srv))
