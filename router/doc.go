@@ -6,8 +6,14 @@
 // name the peer to hand the packet to — or build the ICMP error to send back.
 // It never rewrites source or destination addresses.
 //
-// The package is pure: no OS calls, no I/O, no allocation per packet. It
-// imports routing and the standard library only; never control's server, the
-// CLI, netlink or gVisor. The edge builds a Table from the control plane and
+// Forwarded packets then pass network policy: router/policy decides a flow's
+// first packet, router/flow keeps the decision for the rest of the flow and
+// its replies, and blocked TCP gets a RST (other protocols an ICMP
+// administratively-prohibited error).
+//
+// The package is pure: no OS calls, no I/O, no allocation per packet of an
+// established flow. It imports routing, its own policy and flow packages
+// (policy reads control/model's plain records) and the standard library;
+// never control's server, the CLI, netlink or gVisor. The edge builds a Table from the control plane and
 // swaps it in atomically whenever the store changes.
 package router
