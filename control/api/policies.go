@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -96,22 +95,8 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "this server keeps no flow log"))
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
-	enc := json.NewEncoder(w)
-	err = s.opts.FlowLog(r.Context(), f, n, follow != nil && *follow, func(rec model.FlowRecord) error {
-		if err := enc.Encode(rec); err != nil {
-			return err
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return nil
-	})
+	send := streamNDJSON(w)
+	err = s.opts.FlowLog(r.Context(), f, n, follow != nil && *follow, func(rec model.FlowRecord) error { return send(rec) })
 	if err != nil && r.Context().Err() == nil {
 		s.log.Warn("streaming the flow log", "err", err)
 	}

@@ -262,13 +262,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
-	enc := json.NewEncoder(w)
+	send := streamNDJSON(w)
 	for c := range ch {
 		type key struct {
 			Coll   string `json:"coll"`
@@ -286,11 +280,29 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		for _, e := range c.Events {
 			msg.Keys = append(msg.Keys, key{e.Coll, e.Key, e.Delete})
 		}
-		if enc.Encode(msg) != nil {
+		if send(msg) != nil {
 			return
+		}
+	}
+}
+
+// streamNDJSON starts a newline-delimited JSON response and returns the
+// function that sends one object and flushes it to the client.
+func streamNDJSON(w http.ResponseWriter) func(v any) error {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	return func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
+		return nil
 	}
 }
