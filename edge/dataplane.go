@@ -43,6 +43,7 @@ type dataplane struct {
 	router *router.Router
 	reg    *registry.Registry
 	flows  *flowLog
+	clock  *coarseClock
 	// applied is the latest applied snapshot's summary, for metrics.
 	applied atomic.Pointer[applied]
 	// policyKey is what the current rule set was compiled from.
@@ -365,9 +366,10 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 		}
 	}
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
-	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6, OnFlow: flows.enqueue})
+	clock := newCoarseClock()
+	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6, OnFlow: flows.enqueue, Clock: clock.Now})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
-	d.flows = flows
+	d.flows, d.clock = flows, clock
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
 		ListenPort: uint16(port),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
@@ -11,8 +12,25 @@ import (
 	"github.com/switchyard/switchyard/router/policy"
 )
 
-// flowSweep is how often idle flows are ended.
-const flowSweep = time.Second
+// flowSweep is how often idle flows are ended; clockTick is the resolution
+// of the coarse clock that stamps flows.
+const (
+	flowSweep = time.Second
+	clockTick = 10 * time.Millisecond
+)
+
+// coarseClock is the time in unix nanoseconds, advanced every clockTick: the
+// packet path reads it instead of the system clock.
+type coarseClock struct{ ns atomic.Int64 }
+
+func newCoarseClock() *coarseClock {
+	c := &coarseClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+// Now returns the time at the latest tick.
+func (c *coarseClock) Now() int64 { return c.ns.Load() }
 
 // applyPolicies compiles the snapshot's policies against its names and hands
 // them to the router when they changed; the snapshot's revision is the new
@@ -50,20 +68,26 @@ func (d *dataplane) applyPolicies(s registry.Snapshot) {
 	d.router.SetPolicies(set)
 }
 
-// runFlows writes the flow log and ends idle flows once a second, until ctx
-// ends; then it ends every flow so that the log is complete.
+// runFlows writes the flow log, advances the coarse clock and ends idle
+// flows once a second, until ctx ends; then it ends every flow so that the
+// log is complete.
 func (d *dataplane) runFlows(ctx context.Context) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		t := time.NewTicker(flowSweep)
+		t := time.NewTicker(clockTick)
 		defer t.Stop()
+		lastSweep := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				d.router.ExpireFlows(false)
+			case now := <-t.C:
+				d.clock.ns.Store(now.UnixNano())
+				if now.Sub(lastSweep) >= flowSweep {
+					d.router.ExpireFlows(false)
+					lastSweep = now
+				}
 			}
 		}
 	}()

@@ -34,6 +34,9 @@ type policyState struct {
 }
 
 func (r *Router) initFlows() {
+	if r.cfg.Clock == nil {
+		r.cfg.Clock = func() int64 { return time.Now().UnixNano() }
+	}
 	allowAll, _ := policy.Compile(nil, true, policy.Names{}, 0)
 	r.pol.rules.Store(allowAll)
 	if r.cfg.Timeouts == (flow.Timeouts{}) {
@@ -60,7 +63,7 @@ func (r *Router) Policies() *policy.Set { return r.pol.rules.Load() }
 // ExpireFlows ends the flows idle past their timeouts (every flow if all) and
 // reports them to Config.OnFlow; the edge calls it about once a second.
 func (r *Router) ExpireFlows(all bool) int {
-	return r.pol.flows.Expire(time.Now().UnixNano(), all)
+	return r.pol.flows.Expire(r.cfg.Clock(), all)
 }
 
 // Flows returns copies of the live flows.
@@ -107,7 +110,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	rules := r.pol.rules.Load()
 	sport, dport, flags, ports := l4(pkt, h)
 	k := flow.Key{VNet: from.VNet(), Proto: h.proto, Src: h.src, Dst: h.dst, SrcPort: sport, DstPort: dport}
-	now := time.Now().UnixNano()
+	now := r.cfg.Clock()
 	v, _, found := r.pol.flows.Packet(k, h.length, now, flags&(tcpFIN|tcpRST) != 0)
 	if found && v.Gen != rules.Gen {
 		if meta, _, ok := r.pol.flows.Meta(k); ok {

@@ -3,6 +3,7 @@ package router
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -178,6 +179,23 @@ func BenchmarkRouteNewFlows(b *testing.B) {
 		i++
 		binary.BigEndian.PutUint16(pkt[20:22], uint16(i))
 		binary.BigEndian.PutUint16(pkt[22:24], uint16(i>>16))
+		pkt[8] = 64
+		l.r.Route(l.laptop, pkt, icmp)
+	}
+}
+
+// BenchmarkRouteCoarseClock is BenchmarkRoute with a clock that is a load,
+// as the edge runs it.
+func BenchmarkRouteCoarseClock(b *testing.B) {
+	l := newLab(&testing.T{})
+	var now atomic.Int64
+	now.Store(1)
+	l.r = New(Config{ICMPSource4: mpa("100.96.0.1"), Clock: now.Load})
+	l.rebuild()
+	icmp := make([]byte, IcmpBufSize)
+	pkt := udp("100.96.0.7", "10.1.2.3", 64)
+	b.ReportAllocs()
+	for b.Loop() {
 		pkt[8] = 64
 		l.r.Route(l.laptop, pkt, icmp)
 	}

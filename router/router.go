@@ -79,6 +79,10 @@ type Config struct {
 	MaxFlows int
 	// Timeouts are the flows' idle timeouts; zero means flow.DefaultTimeouts.
 	Timeouts flow.Timeouts
+	// Clock, if set, returns the time in unix nanoseconds for flow
+	// timestamps; nil means time.Now. The edge passes a coarse clock, cheaper
+	// per packet where reading the system clock is slow.
+	Clock func() int64
 	// OnFlow, if set, receives every flow's start and end, from the packet
 	// path and from ExpireFlows: it must not block (queue and write elsewhere).
 	OnFlow func(FlowEvent)

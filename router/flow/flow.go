@@ -9,6 +9,7 @@
 package flow
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,7 @@ type Entry[M any] struct {
 	Replied bool // a reply was seen: the flow is established
 	Closing bool // a TCP FIN or RST was seen
 
+	reversed   bool // Key is the reverse of its canonical form
 	prev, next *Entry[M]
 	list       *list[M]
 }
@@ -150,13 +152,13 @@ func (t *Table[M]) Len() int { return int(t.size.Load()) }
 func (t *Table[M]) Evictions() uint64 { return t.evictions.Load() }
 
 func (t *Table[M]) shard(k Key) *shard[M] {
-	b := k.Src.As16()
-	d := k.Dst.As16()
-	h := uint64(14695981039346656037)
-	for i := range b {
-		h = (h ^ uint64(b[i]^d[i])) * 1099511628211
-	}
-	h = (h ^ uint64(k.SrcPort^k.DstPort) ^ uint64(k.Proto)<<16 ^ uint64(k.VNet)<<24) * 1099511628211
+	a, b := k.Src.As16(), k.Dst.As16()
+	h := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(b[8:])*0x9e3779b97f4a7c15
+	h ^= binary.LittleEndian.Uint64(a[8:])*0xbf58476d1ce4e5b9 ^ binary.LittleEndian.Uint64(b[:8])
+	h ^= uint64(k.SrcPort)<<48 | uint64(k.DstPort)<<32 | uint64(k.Proto)<<24 ^ uint64(k.VNet)
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	h ^= h >> 29
 	return &t.shards[h%numShards]
 }
 
@@ -174,7 +176,7 @@ func (t *Table[M]) Packet(k Key, size int, now int64, fin bool) (v Verdict, repl
 		return Verdict{}, false, false
 	}
 	dir := 0
-	if rev != e.keyReversed() {
+	if rev != e.reversed {
 		dir = 1
 	}
 	e.Packets[dir]++
@@ -193,15 +195,13 @@ func (t *Table[M]) Packet(k Key, size int, now int64, fin bool) (v Verdict, repl
 	return v, dir == 1, true
 }
 
-func (e *Entry[M]) keyReversed() bool { _, r := e.Key.canonical(); return r }
-
 // Insert adds a flow whose first packet (size bytes, key k) arrived at now,
 // with its verdict and meta. If the flow already exists (another goroutine
 // won the race) it counts the packet there and returns that flow's verdict.
 // A full shard evicts first a flow that never saw a reply, else its least
 // recently used flow. It reports whether it created the flow.
 func (t *Table[M]) Insert(k Key, meta M, v Verdict, size int, now int64) (Verdict, bool) {
-	ck, _ := k.canonical()
+	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
 	if e := s.m[ck]; e != nil {
@@ -220,7 +220,7 @@ func (t *Table[M]) Insert(k Key, meta M, v Verdict, size int, now int64) (Verdic
 		t.evictions.Add(1)
 		t.size.Add(-1)
 	}
-	e := &Entry[M]{Key: k, Meta: meta, Verdict: v, Start: now, Last: now}
+	e := &Entry[M]{Key: k, Meta: meta, Verdict: v, Start: now, Last: now, reversed: rev}
 	e.Packets[0], e.Bytes[0] = 1, uint64(size)
 	s.m[ck] = e
 	s.embryonic.pushBack(e)
@@ -313,7 +313,7 @@ func (t *Table[M]) Snapshot(keep func(*Entry[M]) bool) []Entry[M] {
 		for _, e := range s.m {
 			if keep == nil || keep(e) {
 				c := *e
-				c.prev, c.next, c.list = nil, nil, nil
+				c.prev, c.next, c.list, c.reversed = nil, nil, nil, false
 				out = append(out, c)
 			}
 		}
