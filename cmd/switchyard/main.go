@@ -37,7 +37,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
-		Flags:                apiFlags,
+		// A repeated flag is one value each time: policy conditions hold commas.
+		DisableSliceFlagSeparator: true,
+		Flags:                     apiFlags,
 		Commands: []*cli.Command{
 			edgeCommand(),
 			tunnelCommand(),
