@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -198,5 +199,42 @@ func BenchmarkRouteCoarseClock(b *testing.B) {
 	for b.Loop() {
 		pkt[8] = 64
 		l.r.Route(l.laptop, pkt, icmp)
+	}
+}
+
+// TestFloodKeepsEstablishedFlows floods a small flow table with new flows
+// from one site while a client's established flow keeps forwarding.
+func TestFloodKeepsEstablishedFlows(t *testing.T) {
+	l := newLab(t)
+	l.r = New(Config{ICMPSource4: mpa("100.96.0.1"), MaxFlows: 256})
+	l.rebuild()
+	icmp := make([]byte, IcmpBufSize)
+	out := tcp("100.96.0.7", "10.1.2.3", 40000, 443, tcpACK, 1)
+	back := tcp("10.1.2.3", "100.96.0.7", 443, 40000, tcpACK, 1)
+	route := func(from *Peer, p []byte) Decision { p[8] = 64; return l.r.Route(from, p, icmp) }
+	route(l.laptop, out)
+	route(l.siteA, back)
+	flood := tcp("10.3.0.5", "100.96.0.7", 0, 80, tcpSYN, 1)
+	for i := range 20000 {
+		binary.BigEndian.PutUint16(flood[20:22], uint16(i))
+		binary.BigEndian.PutUint16(flood[22:24], uint16(80+i>>16))
+		if d := route(l.siteC, flood); d.Verdict != Forward {
+			t.Fatalf("flood packet %d: %+v", i, d)
+		}
+		if i%1000 == 0 {
+			if d := route(l.laptop, out); d.Verdict != Forward {
+				t.Fatalf("the established flow stopped after %d new flows: %+v", i, d)
+			}
+		}
+	}
+	st := l.r.Stats().Policy
+	if st.Flows > 256 || st.FlowEvictions < 20000-256 {
+		t.Fatalf("flows %d, evictions %d; want at most 256 flows and the rest evicted", st.Flows, st.FlowEvictions)
+	}
+	if len(l.r.Flows()) != st.Flows {
+		t.Fatalf("Flows() lists %d, Stats says %d", len(l.r.Flows()), st.Flows)
+	}
+	if found := slices.ContainsFunc(l.r.Flows(), func(e FlowEntry) bool { return e.Key.SrcPort == 40000 && e.Replied }); !found {
+		t.Fatal("the established flow was evicted")
 	}
 }
