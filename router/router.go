@@ -146,8 +146,9 @@ func (r *Router) Dropped(reason Reason) uint64 { return r.drops[reason].Load() }
 
 // Route decides what happens to pkt, an IP packet that from sent. On Forward
 // it has decremented the TTL in pkt. icmp is scratch space for an ICMP error
-// (IcmpBufSize bytes suffice); Decision.Reply points into it. Route does not
-// allocate and is safe for concurrent use.
+// (IcmpBufSize bytes suffice); Decision.Reply points into it. Route is safe
+// for concurrent use and does not allocate, except for a flow's first packet
+// (its flow table entry).
 func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	r.rxPkts.Add(1)
 	r.rxBytes.Add(uint64(len(pkt)))
