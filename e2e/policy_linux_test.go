@@ -49,17 +49,24 @@ func (w *world) flowRecords(filters ...string) []model.FlowRecord {
 }
 
 // wantRefused checks that a TCP connection from ns to addr is refused at once
-// (a RST), not left to time out.
+// (a RST), not left to time out; it allows a second for a rule just added to
+// reach the edge.
 func wantRefused(t *testing.T, ns *lab.NS, addr string) {
 	t.Helper()
-	start := time.Now()
-	c, err := ns.Dial("tcp", addr)
-	if err == nil {
-		c.Close()
-		t.Fatalf("tcp %s from %s connected; want it refused by policy", addr, ns)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("tcp %s from %s: %v after %v; want connection refused (a RST)", addr, ns, err, time.Since(start).Round(time.Millisecond))
+	err := eventually(time.Second, func() error {
+		start := time.Now()
+		c, err := ns.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("tcp %s from %s connected; want it refused by policy", addr, ns)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("tcp %s from %s: %v after %v; want connection refused (a RST)", addr, ns, err, time.Since(start).Round(time.Millisecond))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -174,6 +181,16 @@ func TestPolicy(t *testing.T) {
 				t.Fatal("the live UDP flow still passes over a second after its allow rule was deleted")
 			}
 		}
+	})
+
+	t.Run("client to client and site to client", func(t *testing.T) {
+		w.laptop.Echo(t, aliceIP+":7000")
+		laptop2.Echo(t, malloryIP+":7000")
+		w.addPolicy("--action", "block", "--when", "user_email is mallory@example.net", "--when", "dst_ip in 100.96.0.0/12", "mallory-no-devices")
+		wantRefused(t, laptop2, aliceIP+":7000")
+		// Alice may open a connection to Mallory: his replies belong to her flow.
+		wantPeer(t, w.laptop, "tcp", malloryIP+":7000", aliceIP)
+		wantPeer(t, w.hostc, "tcp", aliceIP+":7000", "10.3.0.5")
 	})
 
 	t.Run("counters and metrics scrapes of the edge and a connector", func(t *testing.T) {
