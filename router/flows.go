@@ -113,7 +113,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	now := r.cfg.Clock()
 	v, _, found := r.pol.flows.Packet(k, h.length, now, flags&(tcpFIN|tcpRST) != 0)
 	if found && v.Gen != rules.Gen {
-		if meta, _, ok := r.pol.flows.Meta(k); ok {
+		if meta, ok := r.pol.flows.Meta(k); ok {
 			v = r.decide(rules, &meta.In)
 			r.pol.flows.Redecide(k, v)
 		}

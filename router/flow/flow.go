@@ -245,16 +245,16 @@ func (t *Table[M]) Redecide(k Key, v Verdict) {
 	s.mu.Unlock()
 }
 
-// Meta returns the meta and first-packet key of k's flow.
-func (t *Table[M]) Meta(k Key) (meta M, first Key, ok bool) {
+// Meta returns the meta of k's flow.
+func (t *Table[M]) Meta(k Key) (meta M, ok bool) {
 	ck, _ := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.m[ck]; e != nil {
-		return e.Meta, e.Key, true
+		return e.Meta, true
 	}
-	return meta, first, false
+	return meta, false
 }
 
 // timeout returns how long e may stay idle.
