@@ -238,3 +238,31 @@ func TestFloodKeepsEstablishedFlows(t *testing.T) {
 		t.Fatal("the established flow was evicted")
 	}
 }
+
+// FuzzBlockedReply routes arbitrary packets under a block-everything rule
+// set: every answer the router builds (RST or ICMP error) is a well-formed
+// IP packet back to the sender.
+func FuzzBlockedReply(f *testing.F) {
+	f.Add(tcp("10.1.2.3", "10.3.0.5", 1, 22, tcpSYN, 7))
+	f.Add(tcp("2001:db8:1::3", "2001:db8:3::5", 1, 22, tcpACK|tcpFIN, 7))
+	f.Add(udp("10.1.2.3", "10.3.0.5", 64))
+	l := newLab(&testing.T{})
+	s, err := policy.Compile(nil, false, policy.Names{}, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	l.r.SetPolicies(s)
+	icmp := make([]byte, IcmpBufSize)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		d := l.r.Route(l.siteA, pkt, icmp)
+		if d.Verdict == Forward {
+			t.Fatal("forwarded under a block-everything rule set")
+		}
+		if d.Verdict == Reply {
+			h, ok := parse(d.Reply)
+			if !ok || h.length != len(d.Reply) || d.To != l.siteA {
+				t.Fatalf("malformed answer % x", d.Reply)
+			}
+		}
+	})
+}
