@@ -44,8 +44,10 @@ type dataplane struct {
 	reg    *registry.Registry
 	flows  *flowLog
 	clock  *coarseClock
-	// applied is the latest applied snapshot's summary, for metrics.
-	applied atomic.Pointer[applied]
+	// applied is the latest applied snapshot's summary, and changedAt when
+	// the change feed delivered a change not applied yet, for metrics.
+	applied   atomic.Pointer[applied]
+	changedAt atomic.Int64
 	// policyKey is what the current rule set was compiled from.
 	policyKey []byte
 
@@ -150,6 +152,7 @@ func (d *dataplane) follow(ctx context.Context) error {
 			return err
 		}
 		for c := range changes {
+			d.noteChange()
 			if errors.Is(c.Err, store.ErrCompacted) {
 				break // start over from a fresh snapshot
 			}

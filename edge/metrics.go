@@ -14,13 +14,23 @@ import (
 type applied struct {
 	rev    int64
 	at     time.Time
-	took   time.Duration
+	took   time.Duration  // building the tables
+	lag    time.Duration  // from the change feed delivering the first change it covers
 	routes map[string]int // by vnet name
+}
+
+// noteChange records when the change feed delivered a change that is not
+// applied yet.
+func (d *dataplane) noteChange() {
+	d.changedAt.CompareAndSwap(0, time.Now().UnixNano())
 }
 
 // noteApplied records a snapshot the data plane applied at start.
 func (d *dataplane) noteApplied(s registry.Snapshot, start time.Time) {
 	a := &applied{rev: s.Rev, at: time.Now(), took: time.Since(start), routes: map[string]int{}}
+	if since := d.changedAt.Swap(0); since != 0 {
+		a.lag = time.Duration(a.at.UnixNano() - since)
+	}
 	names := map[[16]byte]string{}
 	for _, v := range s.VNets {
 		names[v.ID] = v.Name
@@ -88,6 +98,7 @@ func (d *dataplane) samples() []metrics.Sample {
 		out = append(out,
 			g("applied_revision", "Store revision the data plane runs on.", float64(a.rev)),
 			g("apply_seconds", "Time the data plane took to apply its latest snapshot.", a.took.Seconds()),
+			g("propagation_lag_seconds", "Time from the change feed delivering a change to the data plane running on it, for the latest change.", a.lag.Seconds()),
 			g("applied_timestamp_seconds", "When the data plane applied its latest snapshot.", float64(a.at.UnixNano())/1e9))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
