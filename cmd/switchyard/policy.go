@@ -57,7 +57,7 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return showPolicy(c, p)
+					return showPolicy(ctx, c, api, p)
 				}),
 			},
 			{
@@ -73,10 +73,11 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					names := objectNames(ctx, api)
 					return render(c, ps, func(w *tabwriter.Writer) {
 						row(w, "PRECEDENCE", "ID", "NAME", "ACTION", "MATCH")
 						for _, p := range ps {
-							row(w, p.Precedence, p.ID, p.Name, action(p), p.Match.String())
+							row(w, p.Precedence, p.ID, p.Name, action(p), named(p.Match, names).String())
 						}
 						row(w, "-", "-", "(default)", def.Action, "everything else")
 					})
@@ -96,7 +97,7 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return showPolicy(c, p)
+					return showPolicy(ctx, c, api, p)
 				}),
 			},
 			{
@@ -132,7 +133,7 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return showPolicy(c, p)
+					return showPolicy(ctx, c, api, p)
 				}),
 			},
 			{
@@ -247,16 +248,58 @@ func action(p model.Policy) string {
 	return p.Action
 }
 
-func showPolicy(c *cli.Context, p model.Policy) error {
+func showPolicy(ctx context.Context, c *cli.Context, api *client.Client, p model.Policy) error {
+	names := objectNames(ctx, api)
 	return render(c, p, func(w *tabwriter.Writer) {
 		row(w, "ID:", p.ID)
 		row(w, "Name:", p.Name)
 		row(w, "Precedence:", p.Precedence)
 		row(w, "Action:", action(p))
-		row(w, "Match:", p.Match.String())
+		row(w, "Match:", named(p.Match, names).String())
 		row(w, "Comment:", p.Comment)
 		row(w, "Updated:", p.UpdatedAt)
 	})
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// objectNames maps the ids of virtual networks and tunnels to their names,
+// which the edge stores rules by; on error it is empty and ids show.
+func objectNames(ctx context.Context, api *client.Client) map[string]string {
+	names := map[string]string{}
+	if vnets, err := api.ListVNets(ctx, model.VNetFilter{}); err == nil {
+		for _, v := range vnets {
+			names[v.ID.String()] = v.Name
+		}
+	}
+	if tunnels, err := api.ListTunnels(ctx, model.TunnelFilter{}); err == nil {
+		for _, t := range tunnels {
+			names[t.ID.String()] = t.Name
+		}
+	}
+	return names
+}
+
+// named returns e with the vnet and tunnel ids it holds replaced by names, for display.
+func named(e model.Expr, names map[string]string) model.Expr {
+	out := e
+	for _, g := range []*[]model.Expr{&out.And, &out.Or} {
+		if *g != nil {
+			kids := make([]model.Expr, len(*g))
+			for i, k := range *g {
+				kids[i] = named(k, names)
+			}
+			*g = kids
+		}
+	}
+	if e.Selector == model.SelVNet || e.Selector == model.SelTunnel {
+		out.Values = make([]string, len(e.Values))
+		for i, v := range e.Values {
+			out.Values[i] = v
+			if n, ok := names[v]; ok {
+				out.Values[i] = n
+			}
+		}
+	}
+	return out
+}

@@ -27,7 +27,7 @@ func TestPolicyCLI(t *testing.T) {
 	}
 	mustCLI(t, dir, "policy", "update", "--silent", "--comment", "no SSH from C", "no-ssh")
 	show := mustCLI(t, dir, "policy", "show", "no-ssh")
-	if !strings.Contains(show, "block (silent)") || !strings.Contains(show, "no SSH from C") || !strings.Contains(show, "dst_port in 22,2222") {
+	if !strings.Contains(show, "tunnel is site-c and dst_port in 22,2222") || !strings.Contains(show, "block (silent)") || !strings.Contains(show, "no SSH from C") || !strings.Contains(show, "dst_port in 22,2222") {
 		t.Fatalf("policy show after update:\n%s", show)
 	}
 	if out := mustCLI(t, dir, "policy", "default", "block"); !strings.Contains(out, "Default action: block") {
