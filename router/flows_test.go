@@ -185,21 +185,26 @@ func BenchmarkRouteNewFlows(b *testing.B) {
 	}
 }
 
-// BenchmarkRouteCoarseClock is BenchmarkRoute with a clock that is a load,
-// as the edge runs it.
-func BenchmarkRouteCoarseClock(b *testing.B) {
+// BenchmarkRouteParallel routes established flows from every core at once,
+// one flow per goroutine, with a clock that is a load, as the edge runs it.
+func BenchmarkRouteParallel(b *testing.B) {
 	l := newLab(&testing.T{})
 	var now atomic.Int64
 	now.Store(1)
 	l.r = New(Config{ICMPSource4: mpa("100.96.0.1"), Clock: now.Load})
 	l.rebuild()
-	icmp := make([]byte, IcmpBufSize)
-	pkt := udp("100.96.0.7", "10.1.2.3", 64)
+	var port atomic.Uint32
 	b.ReportAllocs()
-	for b.Loop() {
-		pkt[8] = 64
-		l.r.Route(l.laptop, pkt, icmp)
-	}
+	b.RunParallel(func(pb *testing.PB) {
+		pkt := tcp("100.96.0.7", "10.1.2.3", uint16(40000+port.Add(1)), 443, tcpACK, 1)
+		scratch := make([]byte, IcmpBufSize)
+		for pb.Next() {
+			pkt[8] = 64
+			if l.r.Route(l.laptop, pkt, scratch).Verdict != Forward {
+				b.Fatal("not forwarded")
+			}
+		}
+	})
 }
 
 // TestFloodKeepsEstablishedFlows floods a small flow table with new flows
