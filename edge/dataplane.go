@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -370,7 +371,8 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	}
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
 	clock := newCoarseClock()
-	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6, OnFlow: flows.enqueue, Clock: clock.Now})
+	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6,
+		MaxFlows: cmp.Or(cfg.MaxFlows, DefaultMaxFlows), OnFlow: flows.enqueue, Clock: clock.Now})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock
 	ep, err := wireguard.New(wireguard.Config{

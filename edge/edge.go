@@ -46,6 +46,9 @@ type Config struct {
 	// OverlayRange is the range device overlay addresses come from; zero
 	// means model.DefaultOverlayRange.
 	OverlayRange netip.Prefix
+	// MaxFlows bounds the flow table (about 430 bytes a flow); 0 means
+	// DefaultMaxFlows.
+	MaxFlows int
 	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
 	// (plain HTTP); empty turns it off.
 	MetricsListen string
@@ -58,6 +61,9 @@ type Config struct {
 
 // DefaultMTU is the tunnel MTU: 1500 less the WireGuard overhead over IPv6.
 const DefaultMTU = 1420
+
+// DefaultMaxFlows bounds the flow table unless configured: about 56 MB.
+const DefaultMaxFlows = 1 << 17
 
 // Run runs the edge until ctx is done, then shuts down cleanly.
 func Run(ctx context.Context, cfg Config) error {
@@ -85,6 +91,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
+	}
+	if cfg.MaxFlows < 0 {
+		return fmt.Errorf("edge: --max-flows %d is negative", cfg.MaxFlows)
 	}
 	if cfg.MTU < 1280 || cfg.MTU > 9000 {
 		return fmt.Errorf("edge: MTU %d is outside 1280..9000", cfg.MTU)
