@@ -69,29 +69,66 @@ func (r *Router) ExpireFlows(all bool) int {
 // Flows returns copies of the live flows.
 func (r *Router) Flows() []FlowEntry { return r.pol.flows.Snapshot(nil) }
 
-// l4 reads the transport header: ports (ICMP echo identifiers for both
-// ports of echo requests and replies) and TCP flags.
-func l4(pkt []byte, h header) (sport, dport uint16, flags uint8, ports bool) {
+// transport is what the router reads from a packet's transport header.
+type transport struct {
+	proto        uint8 // upper-layer protocol, past IPv6 extension headers
+	off          int   // where its header starts
+	sport, dport uint16
+	flags        uint8 // TCP flags
+	ports        bool  // TCP or UDP with a full header: the ports are real
+}
+
+// maxExtHeaders bounds the IPv6 extension headers l4 walks.
+const maxExtHeaders = 8
+
+// l4 reads the transport header, walking IPv6 hop-by-hop, routing,
+// destination options and fragment headers: the ports (ICMP echo
+// identifiers for both ports of echo requests and replies) and TCP flags.
+// Non-first fragments carry no ports.
+func l4(pkt []byte, h header) (t transport) {
+	t.proto, t.off = h.proto, h.ihl
 	if h.fragment {
-		return 0, 0, 0, false
+		return t
 	}
-	t := pkt[h.ihl:h.length]
-	switch h.proto {
+	for i := 0; h.v6 && i < maxExtHeaders; i++ {
+		if t.proto != 0 && t.proto != 43 && t.proto != 60 && t.proto != 44 {
+			break
+		}
+		if t.off+8 > h.length {
+			return t
+		}
+		next := pkt[t.off]
+		if t.proto == 44 {
+			if binary.BigEndian.Uint16(pkt[t.off+2:t.off+4])>>3 != 0 {
+				t.proto = next
+				return t // a non-first fragment
+			}
+			t.off += 8
+		} else {
+			t.off += (int(pkt[t.off+1]) + 1) * 8
+		}
+		t.proto = next
+	}
+	if t.off > h.length {
+		return t
+	}
+	b := pkt[t.off:h.length]
+	switch t.proto {
 	case policy.ProtoTCP, policy.ProtoUDP:
-		if len(t) < 8 || (h.proto == policy.ProtoTCP && len(t) < 20) {
-			return 0, 0, 0, false
+		if len(b) < 8 || (t.proto == policy.ProtoTCP && len(b) < 20) {
+			return t
 		}
-		if h.proto == policy.ProtoTCP {
-			flags = t[13]
+		if t.proto == policy.ProtoTCP {
+			t.flags = b[13]
 		}
-		return binary.BigEndian.Uint16(t[0:2]), binary.BigEndian.Uint16(t[2:4]), flags, true
+		t.sport, t.dport, t.ports = binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4]), true
 	case policy.ProtoICMP, policy.ProtoICMPv6:
-		if len(t) >= 8 && (t[0] == 0 || t[0] == 8 || t[0] == 128 || t[0] == 129) {
-			id := binary.BigEndian.Uint16(t[4:6])
-			return id, id, 0, false
+		if len(b) >= 8 && (b[0] == 0 || b[0] == 8 || b[0] == 128 || b[0] == 129) {
+			id := binary.BigEndian.Uint16(b[4:6])
+			t.sport, t.dport = id, id
 		}
 	}
-	return 0, 0, 0, false
+	return t
 }
 
 // TCP flags.
@@ -108,10 +145,10 @@ const (
 // established-flow path does not allocate.
 func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decision, bool) {
 	rules := r.pol.rules.Load()
-	sport, dport, flags, ports := l4(pkt, h)
-	k := flow.Key{VNet: from.VNet(), Proto: h.proto, Src: h.src, Dst: h.dst, SrcPort: sport, DstPort: dport}
+	tp := l4(pkt, h)
+	k := flow.Key{VNet: from.VNet(), Proto: tp.proto, Src: h.src, Dst: h.dst, SrcPort: tp.sport, DstPort: tp.dport}
 	now := r.cfg.Clock()
-	v, _, found := r.pol.flows.Packet(k, h.length, now, flags&(tcpFIN|tcpRST) != 0)
+	v, _, found := r.pol.flows.Packet(k, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
 	if found && v.Gen != rules.Gen {
 		if meta, ok := r.pol.flows.Meta(k); ok {
 			v = r.decide(rules, &meta.In)
@@ -120,8 +157,8 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	}
 	if !found {
 		meta := FlowMeta{In: policy.Input{
-			VNet: k.VNet, Proto: h.proto, Src: h.src, Dst: h.dst, DstPort: dport,
-			HasPorts: ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User,
+			VNet: k.VNet, Proto: tp.proto, Src: h.src, Dst: h.dst, DstPort: tp.dport,
+			HasPorts: tp.ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User,
 		}, From: from, To: to}
 		v = r.decide(rules, &meta.In)
 		var created bool
@@ -134,10 +171,10 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	if v.Allow {
 		return Decision{}, true
 	}
-	if v.Silent || (h.proto == policy.ProtoTCP && flags&tcpRST != 0) {
+	if v.Silent || (tp.proto == policy.ProtoTCP && tp.flags&tcpRST != 0) {
 		return r.drop(ReasonPolicy), false // a RST is never answered
 	}
-	if h.proto == policy.ProtoTCP && ports {
+	if tp.proto == policy.ProtoTCP && tp.ports {
 		src := r.cfg.ICMPSource4
 		if h.v6 {
 			src = r.cfg.ICMPSource6
@@ -145,7 +182,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		if !src.IsValid() || !mayAnswer(pkt, h) || !r.icmpAllowed() {
 			return r.drop(ReasonPolicy), false
 		}
-		rst := buildRST(buf, pkt[:h.length], h)
+		rst := buildRST(buf, pkt[:h.length], h, tp.off)
 		r.drops[ReasonPolicy].Add(1)
 		r.replies.Add(1)
 		return Decision{Verdict: Reply, To: from, Reply: rst, Reason: ReasonPolicy}, false
@@ -164,10 +201,11 @@ func (r *Router) decide(rules *policy.Set, in *policy.Input) flow.Verdict {
 	return flow.Verdict{Allow: d.Allow, Silent: d.Silent, Policy: d.Policy, Gen: rules.Gen}
 }
 
-// buildRST writes into buf a TCP RST answering pkt, as if from its
-// destination (RFC 9293 3.10.7.1): the sender's connection fails at once.
-func buildRST(buf, pkt []byte, h header) []byte {
-	t := pkt[h.ihl:]
+// buildRST writes into buf a TCP RST answering pkt, whose TCP header starts
+// at off, as if from its destination (RFC 9293 3.10.7.1): the sender's
+// connection fails at once.
+func buildRST(buf, pkt []byte, h header, off int) []byte {
+	t := pkt[off:]
 	seq, ack := binary.BigEndian.Uint32(t[4:8]), binary.BigEndian.Uint32(t[8:12])
 	flags := t[13]
 	payload := len(t) - int(t[12]>>4)*4

@@ -271,3 +271,41 @@ func FuzzBlockedReply(f *testing.F) {
 		}
 	})
 }
+
+// TestIPv6ExtensionHeaders finds the ports behind IPv6 extension headers, so
+// that port rules and RSTs work for such packets too.
+func TestIPv6ExtensionHeaders(t *testing.T) {
+	l := newLab(t)
+	l.setRules(t, 1, true, model.Policy{ID: polBlock, Action: model.ActionBlock,
+		Match: model.Expr{Selector: model.SelDstPort, Operator: model.OpIs, Values: []string{"22"}}})
+	icmp := make([]byte, IcmpBufSize)
+	// withExt inserts an extension header of type typ (8 bytes) before the TCP header.
+	withExt := func(p []byte, typ uint8, fragOffset uint16) []byte {
+		out := append(append(append([]byte(nil), p[:40]...), make([]byte, 8)...), p[40:]...)
+		out[6] = typ
+		out[40] = 6 // then TCP
+		if typ == 44 {
+			binary.BigEndian.PutUint16(out[42:44], fragOffset<<3)
+		}
+		binary.BigEndian.PutUint16(out[4:6], uint16(len(out)-40))
+		return out
+	}
+	syn := tcp("2001:db8:3::5", "2001:db8:1::3", 40000, 22, tcpSYN, 1)
+	for _, typ := range []uint8{60, 0, 43, 44} {
+		d := l.r.Route(l.siteC, withExt(syn, typ, 0), icmp)
+		if d.Verdict != Reply {
+			t.Fatalf("SYN to port 22 behind extension header %d: %+v", typ, d)
+		}
+		if h, ok := parse(d.Reply); !ok || h.proto != 6 || binary.BigEndian.Uint16(d.Reply[40:42]) != 22 || !tcpChecksumOK(d.Reply) {
+			t.Fatalf("RST for extension header %d = % x", typ, d.Reply)
+		}
+	}
+	// A non-first fragment has no ports: a port rule does not match it.
+	if d := l.r.Route(l.siteC, withExt(syn, 44, 100), icmp); d.Verdict != Forward {
+		t.Fatalf("non-first fragment: %+v", d)
+	}
+	// Port 80 behind a header passes.
+	if d := l.r.Route(l.siteC, withExt(tcp("2001:db8:3::5", "2001:db8:1::3", 40000, 80, tcpSYN, 1), 60, 0), icmp); d.Verdict != Forward {
+		t.Fatalf("SYN to port 80: %+v", d)
+	}
+}
