@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -146,6 +147,9 @@ const (
 func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decision, bool) {
 	rules := r.pol.rules.Load()
 	tp := l4(pkt, h)
+	if r.errorOfAllowedFlow(from, pkt, h, tp) {
+		return Decision{}, true // e.g. "fragmentation needed" for a flow that may pass
+	}
 	k := flow.Key{VNet: from.VNet(), Proto: tp.proto, Src: h.src, Dst: h.dst, SrcPort: tp.sport, DstPort: tp.dport}
 	now := r.cfg.Clock()
 	v, _, found := r.pol.flows.Packet(k, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
@@ -188,6 +192,50 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		return Decision{Verdict: Reply, To: from, Reply: rst, Reason: ReasonPolicy}, false
 	}
 	return r.icmpError(ReasonPolicy, from, pkt[:h.length], h, buf), false
+}
+
+// errorOfAllowedFlow reports whether pkt is an ICMP error (destination
+// unreachable, time exceeded, parameter problem, packet too big) about a
+// packet of an allowed flow: such errors belong to that flow and pass, so
+// that path MTU discovery works under a default block.
+func (r *Router) errorOfAllowedFlow(from *Peer, pkt []byte, h header, tp transport) bool {
+	b := pkt[min(tp.off, h.length):h.length]
+	if len(b) < 8 {
+		return false
+	}
+	switch {
+	case tp.proto == policy.ProtoICMP && (b[0] == 3 || b[0] == 11 || b[0] == 12):
+	case tp.proto == policy.ProtoICMPv6 && b[0] >= 1 && b[0] <= 4:
+	default:
+		return false
+	}
+	inner := b[8:]
+	var k flow.Key
+	var ports []byte
+	switch {
+	case !h.v6 && len(inner) >= 20 && inner[0]>>4 == 4:
+		ihl := int(inner[0]&0x0f) * 4
+		k.Proto, k.Src, k.Dst = inner[9], netip.AddrFrom4([4]byte(inner[12:16])), netip.AddrFrom4([4]byte(inner[16:20]))
+		if ihl >= 20 && len(inner) >= ihl+4 {
+			ports = inner[ihl : ihl+4]
+		}
+	case h.v6 && len(inner) >= 40 && inner[0]>>4 == 6:
+		k.Proto, k.Src, k.Dst = inner[6], netip.AddrFrom16([16]byte(inner[8:24])), netip.AddrFrom16([16]byte(inner[24:40]))
+		if len(inner) >= 44 {
+			ports = inner[40:44]
+		}
+	default:
+		return false
+	}
+	if k.Proto == policy.ProtoTCP || k.Proto == policy.ProtoUDP {
+		if ports == nil {
+			return false
+		}
+		k.SrcPort, k.DstPort = binary.BigEndian.Uint16(ports[0:2]), binary.BigEndian.Uint16(ports[2:4])
+	}
+	k.VNet = from.VNet()
+	v, found := r.pol.flows.Lookup(k)
+	return found && v.Allow && v.Gen == r.pol.rules.Load().Gen
 }
 
 // decide evaluates the rules and counts the decision.

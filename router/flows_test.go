@@ -309,3 +309,44 @@ func TestIPv6ExtensionHeaders(t *testing.T) {
 		t.Fatalf("SYN to port 80: %+v", d)
 	}
 }
+
+// TestICMPErrorsOfAllowedFlows lets an ICMP error about a packet of an
+// allowed flow through a default block (path MTU discovery), and no other.
+func TestICMPErrorsOfAllowedFlows(t *testing.T) {
+	l := newLab(t)
+	allow := func(dst string) model.Policy {
+		return model.Policy{ID: polAllow, Action: model.ActionAllow, Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{dst}}}
+	}
+	l.setRules(t, 1, false, allow("10.1.2.3"), allow("2001:db8:1::3"))
+	icmp := make([]byte, IcmpBufSize)
+	errorFor := func(p []byte, from string) []byte {
+		h, _ := parse(p)
+		return append([]byte(nil), buildICMPError(make([]byte, IcmpBufSize), ReasonNoRoute, mpa(from), p, h)...)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to *Peer
+		pkt      []byte
+		errFrom  string
+		otherPkt []byte
+	}{
+		{name: "client to site, IPv4", from: l.laptop, to: l.siteA,
+			pkt: tcp("100.96.0.7", "10.1.2.3", 40000, 443, tcpSYN, 1), errFrom: "10.1.2.3",
+			otherPkt: tcp("100.96.0.7", "10.1.2.3", 40001, 443, tcpSYN, 1)},
+		{name: "site to site, IPv6", from: l.siteC, to: l.siteA,
+			pkt: tcp("2001:db8:3::5", "2001:db8:1::3", 40000, 443, tcpSYN, 1), errFrom: "2001:db8:1::3",
+			otherPkt: tcp("2001:db8:3::5", "2001:db8:1::3", 40001, 443, tcpSYN, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := l.r.Route(tc.from, tc.pkt, icmp); d.Verdict != Forward {
+				t.Fatalf("allowed packet: %+v", d)
+			}
+			if d := l.r.Route(tc.to, errorFor(tc.pkt, tc.errFrom), icmp); d.Verdict != Forward || d.To != tc.from {
+				t.Fatalf("ICMP error about the allowed flow: %+v", d)
+			}
+			if d := l.r.Route(tc.to, errorFor(tc.otherPkt, tc.errFrom), icmp); d.Verdict == Forward {
+				t.Fatalf("ICMP error about a packet of no flow passed: %+v", d)
+			}
+		})
+	}
+}

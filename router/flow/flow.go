@@ -234,6 +234,19 @@ func (t *Table[M]) Insert(k Key, meta M, v Verdict, size int, now int64) (Verdic
 
 func (e *Entry[M]) canonicalKey() Key { k, _ := e.Key.canonical(); return k }
 
+// Lookup returns the verdict of k's flow (either direction) without
+// counting a packet.
+func (t *Table[M]) Lookup(k Key) (Verdict, bool) {
+	ck, _ := k.canonical()
+	s := t.shard(ck)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[ck]; e != nil {
+		return e.Verdict, true
+	}
+	return Verdict{}, false
+}
+
 // Redecide replaces the verdict of k's flow, after a rule change.
 func (t *Table[M]) Redecide(k Key, v Verdict) {
 	ck, _ := k.canonical()
