@@ -186,8 +186,13 @@ func TestPolicy(t *testing.T) {
 	t.Run("client to client and site to client", func(t *testing.T) {
 		w.laptop.Echo(t, aliceIP+":7000")
 		laptop2.Echo(t, malloryIP+":7000")
+		follow := w.edge.Start(t, binary, "--config", filepath.Join(w.dir, "edge", "admin.json"),
+			"flows", "tail", "--follow", "-n", "0", "-o", "json", "--user", "mallory@example.net", "--addr", aliceIP)
 		w.addPolicy("--action", "block", "--when", "user_email is mallory@example.net", "--when", "dst_ip in 100.96.0.0/12", "mallory-no-devices")
 		wantRefused(t, laptop2, aliceIP+":7000")
+		// flows tail --follow streams the blocked flow (-n 0: history, then new records).
+		must(t, follow.WaitFor(`"dst":"`+aliceIP+`:7000"`, 5*time.Second))
+		must(t, follow.Stop())
 		// Alice may open a connection to Mallory: his replies belong to her flow.
 		wantPeer(t, w.laptop, "tcp", malloryIP+":7000", aliceIP)
 		wantPeer(t, w.hostc, "tcp", aliceIP+":7000", "10.3.0.5")
