@@ -109,7 +109,7 @@ func (h masqueHandler) Open(s *masque.Session, g masque.Grant, _ []netip.Prefix)
 	if twin == nil || (mg.tunnel != uuid.Nil && uuid.UUID(twin.Tunnel) != mg.tunnel) {
 		return nil, fmt.Errorf("agent %s is not in the edge's directory (yet)", mg.id)
 	}
-	p := &router.Peer{Name: twin.Name, Kind: twin.Kind, Tunnel: twin.Tunnel, Overlay: twin.Overlay, Out: s}
+	p := &router.Peer{Name: twin.Name, Kind: twin.Kind, Tunnel: twin.Tunnel, Overlay: twin.Overlay, User: twin.User, Device: twin.Device, Out: s}
 	p.SetVNet(twin.VNet())
 	s.SetValue(p)
 	if d.masque == nil {
