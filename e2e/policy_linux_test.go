@@ -114,7 +114,10 @@ func TestPolicy(t *testing.T) {
 	w.startConnector(w.gwa, "gwa", tokA, "--metrics-listen", "127.0.0.1:9108")
 	w.startConnector(w.gwc, "gwc", tokC)
 	_, aliceIP := w.startClient(w.laptop, "alice-laptop", "--user", "alice@example.com")
+	// Mallory reaches the edge over MASQUE: identity rules hold on either transport.
+	w.protocol = "masque"
 	_, malloryIP := w.startClient(laptop2, "mallory-laptop", "--user", "mallory@example.net")
+	w.protocol = "wireguard"
 
 	w.hosta.Echo(t, "10.128.0.7:7000")
 	w.hosta.Echo(t, "10.1.2.3:22")
@@ -229,8 +232,10 @@ func TestPolicy(t *testing.T) {
 				t.Errorf("%s = %v, want > 0", m, v)
 			}
 		}
-		if v := metricValue(body, `switchyard_edge_sessions{kind="client"}`); v != 2 {
-			t.Errorf("client sessions = %v, want 2", v)
+		for _, transport := range []string{"wireguard", "masque"} {
+			if v := metricValue(body, `switchyard_edge_sessions{kind="client",transport="`+transport+`"}`); v != 1 {
+				t.Errorf("client sessions over %s = %v, want 1", transport, v)
+			}
 		}
 		agent := scrape(t, w.gwa, "127.0.0.1:9108")
 		for _, m := range []string{

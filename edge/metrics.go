@@ -80,16 +80,30 @@ func (d *dataplane) samples() []metrics.Sample {
 	} {
 		drop("wireguard", reason, v)
 	}
-	up := map[router.Kind]int{router.Connector: 0, router.Client: 0}
+	type kind struct {
+		kind      router.Kind
+		transport string
+	}
+	up := map[kind]int{}
+	for _, k := range []router.Kind{router.Connector, router.Client} {
+		up[kind{k, "wireguard"}], up[kind{k, "masque"}] = 0, 0
+	}
 	d.mu.Lock()
 	for _, p := range d.peers {
 		if p.Up() {
-			up[p.Kind]++
+			up[kind{p.Kind, "wireguard"}]++
+		}
+	}
+	for _, peers := range d.masque {
+		for _, p := range peers {
+			if p.Up() {
+				up[kind{p.Kind, "masque"}]++
+			}
 		}
 	}
 	d.mu.Unlock()
 	for k, n := range up {
-		out = append(out, g("sessions", "Live sessions by kind.", float64(n), "kind", k.String()))
+		out = append(out, g("sessions", "Live sessions by kind and transport.", float64(n), "kind", k.kind.String(), "transport", k.transport))
 	}
 	if a := d.applied.Load(); a != nil {
 		for vnet, n := range a.routes {
