@@ -52,6 +52,10 @@ func TestPolicyCLI(t *testing.T) {
 			t.Errorf("switchyard %s: %v, %q; want exit %d saying %q", strings.Join(tc.args, " "), err, errOut, tc.code, tc.want)
 		}
 	}
+	mustCLI(t, dir, "policy", "update", "--match", `{"or":[{"selector":"protocol","operator":"is","values":["icmp"]},{"and":[{"selector":"protocol","operator":"is","values":["udp"]},{"selector":"dst_port","operator":"in","values":["53","5353"]}]}]}`, "pings")
+	if show := mustCLI(t, dir, "policy", "show", "pings"); !strings.Contains(show, "protocol is icmp or (protocol is udp and dst_port in 53,5353)") {
+		t.Fatalf("policy show after --match:\n%s", show)
+	}
 	mustCLI(t, dir, "policy", "delete", "pings")
 	if ps := jsonCLI[[]model.Policy](t, dir, "policy list"); len(ps) != 1 || ps[0].Name != "no-ssh" {
 		t.Fatalf("after delete: %+v", ps)
