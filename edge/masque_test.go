@@ -263,8 +263,14 @@ func TestMASQUEReplicasFailOver(t *testing.T) {
 		return -1
 	}
 	first := receiver()
-	if cs := l.dp.connections()[tun.ID]; len(cs) != 2 || cs[0].State != model.ReplicaActive {
-		t.Fatalf("connections of site-a = %+v, want two, the first active", cs)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cs := l.dp.connections()[tun.ID]
+		if len(cs) == 2 && cs[0].State == model.ReplicaActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections of site-a = %+v, want two, the first active", cs)
+		}
 	}
 	replicas[first].s.Close()
 	start := time.Now()
