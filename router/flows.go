@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/checksum"
 	"github.com/switchyard/switchyard/router/flow"
 	"github.com/switchyard/switchyard/router/policy"
 )
@@ -284,15 +285,15 @@ func buildRST(buf, pkt []byte, h header, off int) []byte {
 		out[6], out[7] = policy.ProtoTCP, 64
 		copy(out[8:24], pkt[24:40])
 		copy(out[24:40], pkt[8:24])
-		acc = sum(out[8:40], 0)
+		acc = checksum.Sum(out[8:40], 0)
 	} else {
 		out[0] = 0x45
 		binary.BigEndian.PutUint16(out[2:4], 40)
 		out[8], out[9] = 64, policy.ProtoTCP
 		copy(out[12:16], pkt[16:20])
 		copy(out[16:20], pkt[12:16])
-		binary.BigEndian.PutUint16(out[10:12], ^fold(sum(out[:20], 0)))
-		acc = sum(out[12:20], 0)
+		binary.BigEndian.PutUint16(out[10:12], ^checksum.Fold(checksum.Sum(out[:20], 0)))
+		acc = checksum.Sum(out[12:20], 0)
 	}
 	o := out[ipLen:]
 	copy(o[0:2], t[2:4]) // ports swapped
@@ -302,7 +303,7 @@ func buildRST(buf, pkt []byte, h header, off int) []byte {
 	o[12] = 5 << 4
 	o[13] = rflags
 	acc += uint32(policy.ProtoTCP) + 20
-	binary.BigEndian.PutUint16(o[16:18], ^fold(sum(o, acc)))
+	binary.BigEndian.PutUint16(o[16:18], ^checksum.Fold(checksum.Sum(o, acc)))
 	return out
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/checksum"
 	"github.com/switchyard/switchyard/router/flow"
 	"github.com/switchyard/switchyard/router/policy"
 )
@@ -26,7 +27,7 @@ func tcp(src, dst string, sport, dport uint16, flags uint8, seq uint32) []byte {
 	if ihl == 20 {
 		binary.BigEndian.PutUint16(p[2:4], uint16(len(p)))
 		p[10], p[11] = 0, 0
-		binary.BigEndian.PutUint16(p[10:12], ^fold(sum(p[:20], 0)))
+		binary.BigEndian.PutUint16(p[10:12], ^checksum.Fold(checksum.Sum(p[:20], 0)))
 	} else {
 		binary.BigEndian.PutUint16(p[4:6], 20)
 	}
@@ -41,9 +42,9 @@ func tcp(src, dst string, sport, dport uint16, flags uint8, seq uint32) []byte {
 // tcpChecksumOK verifies the TCP checksum of an IPv4 or IPv6 segment.
 func tcpChecksumOK(p []byte) bool {
 	if p[0]>>4 == 4 {
-		return fold(sum(p[20:], sum(p[12:20], 0)+6+uint32(len(p)-20))) == 0xffff
+		return checksum.Fold(checksum.Sum(p[20:], checksum.Sum(p[12:20], 0)+6+uint32(len(p)-20))) == 0xffff
 	}
-	return fold(sum(p[40:], sum(p[8:40], 0)+6+uint32(len(p)-40))) == 0xffff
+	return checksum.Fold(checksum.Sum(p[40:], checksum.Sum(p[8:40], 0)+6+uint32(len(p)-40))) == 0xffff
 }
 
 var (

@@ -3,6 +3,8 @@ package router
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 // IcmpBufSize is enough scratch space for any ICMP error Route builds.
@@ -78,10 +80,10 @@ func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h hea
 		s4 := src.As4()
 		copy(out[12:16], s4[:])
 		copy(out[16:20], pkt[12:16])
-		binary.BigEndian.PutUint16(out[10:12], ^fold(sum(out[:20], 0)))
+		binary.BigEndian.PutUint16(out[10:12], ^checksum.Fold(checksum.Sum(out[:20], 0)))
 		out[20], out[21] = typ, code
 		copy(out[28:], pkt[:n])
-		binary.BigEndian.PutUint16(out[22:24], ^fold(sum(out[20:], 0)))
+		binary.BigEndian.PutUint16(out[22:24], ^checksum.Fold(checksum.Sum(out[20:], 0)))
 		return out
 	}
 	n := min(len(pkt), maxICMP6-48)
@@ -101,29 +103,9 @@ func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h hea
 	out[40], out[41] = typ, code
 	copy(out[48:], pkt[:n])
 	// Pseudo-header: addresses, upper-layer length, next header.
-	acc := sum(out[8:40], 0)
+	acc := checksum.Sum(out[8:40], 0)
 	acc += uint32(8 + n)
 	acc += 58
-	binary.BigEndian.PutUint16(out[42:44], ^fold(sum(out[40:], acc)))
+	binary.BigEndian.PutUint16(out[42:44], ^checksum.Fold(checksum.Sum(out[40:], acc)))
 	return out
-}
-
-// sum adds b as big-endian 16-bit words to acc (the Internet checksum's sum).
-func sum(b []byte, acc uint32) uint32 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	return acc
-}
-
-// fold reduces a 32-bit sum to 16 bits with end-around carry.
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = (acc & 0xffff) + (acc >> 16)
-	}
-	return uint16(acc)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 var (
@@ -24,7 +26,7 @@ func udp(src, dst string, ttl uint8) []byte {
 		s4, d4 := s.As4(), d.As4()
 		copy(p[12:16], s4[:])
 		copy(p[16:20], d4[:])
-		binary.BigEndian.PutUint16(p[10:12], ^fold(sum(p[:20], 0)))
+		binary.BigEndian.PutUint16(p[10:12], ^checksum.Fold(checksum.Sum(p[:20], 0)))
 		binary.BigEndian.PutUint16(p[24:26], uint16(8+len(payload)))
 		copy(p[28:], payload)
 		return p[:n+3] // trailing padding, as WireGuard may leave
@@ -41,7 +43,7 @@ func udp(src, dst string, ttl uint8) []byte {
 	return p
 }
 
-func checksumOK(p []byte) bool { return fold(sum(p[:int(p[0]&0xf)*4], 0)) == 0xffff }
+func checksumOK(p []byte) bool { return checksum.Fold(checksum.Sum(p[:int(p[0]&0xf)*4], 0)) == 0xffff }
 
 type lab struct {
 	r                *Router
@@ -178,12 +180,12 @@ func checkICMP(t *testing.T, reply, orig []byte, reason Reason) {
 		t.Fatalf("ICMP type/code %d/%d, want %d/%d", reply[h.ihl], reply[h.ihl+1], typ, code)
 	}
 	if !h.v6 {
-		if h.src != mpa("100.96.0.1") || !checksumOK(reply) || fold(sum(reply[20:], 0)) != 0xffff {
+		if h.src != mpa("100.96.0.1") || !checksumOK(reply) || checksum.Fold(checksum.Sum(reply[20:], 0)) != 0xffff {
 			t.Fatal("ICMPv4 reply: wrong source or bad checksum")
 		}
 	} else {
-		acc := sum(reply[8:40], 0) + uint32(len(reply)-40) + 58
-		if h.src != mpa("fd00:5359::1") || fold(sum(reply[40:], acc)) != 0xffff {
+		acc := checksum.Sum(reply[8:40], 0) + uint32(len(reply)-40) + 58
+		if h.src != mpa("fd00:5359::1") || checksum.Fold(checksum.Sum(reply[40:], acc)) != 0xffff {
 			t.Fatal("ICMPv6 reply: wrong source or bad checksum")
 		}
 	}
@@ -251,7 +253,7 @@ func TestNoErrorAboutAnError(t *testing.T) {
 	copy(reply[12:16], []byte{10, 1, 2, 3}) // pretend site A sent it, to an unrouted address
 	copy(reply[16:20], []byte{198, 51, 100, 9})
 	binary.BigEndian.PutUint16(reply[10:12], 0)
-	binary.BigEndian.PutUint16(reply[10:12], ^fold(sum(reply[:20], 0)))
+	binary.BigEndian.PutUint16(reply[10:12], ^checksum.Fold(checksum.Sum(reply[:20], 0)))
 	if d := l.r.Route(l.siteA, reply, icmp); d.Verdict != Drop {
 		t.Fatalf("an ICMP error about an ICMP error was generated: %+v", d)
 	}

@@ -3,6 +3,8 @@ package tun
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 // Test packet construction and verification, kept out of production files.
@@ -66,7 +68,7 @@ func buildPacket(s tcpSpec) []byte {
 		copy(pkt[12:], a[:])
 		copy(pkt[16:], b[:])
 		copy(pkt[20:], s.ipOpts)
-		binary.BigEndian.PutUint16(pkt[10:], ^foldSum(sumBytes(pkt[:ihl], 0)))
+		binary.BigEndian.PutUint16(pkt[10:], ^checksum.Fold(checksum.Sum(pkt[:ihl], 0)))
 		copy(pkt[ihl:], tcp)
 	} else {
 		pkt = make([]byte, 40+len(s.ext6)+tcpLen)
@@ -107,12 +109,12 @@ func tcpChecksumSum(pkt []byte) uint16 {
 	start, end, v6 := tcpBounds(pkt)
 	var sum uint32
 	if v6 {
-		sum = sumBytes(pkt[8:40], 0)
+		sum = checksum.Sum(pkt[8:40], 0)
 	} else {
-		sum = sumBytes(pkt[12:20], 0)
+		sum = checksum.Sum(pkt[12:20], 0)
 	}
 	sum += protoTCP + uint32(end-start)
-	return foldSum(sumBytes(pkt[start:end], sum))
+	return checksum.Fold(checksum.Sum(pkt[start:end], sum))
 }
 
 // setTCPChecksum computes the TCP checksum from scratch.
@@ -124,24 +126,6 @@ func setTCPChecksum(pkt []byte) {
 
 // tcpChecksumValid verifies the TCP checksum from scratch.
 func tcpChecksumValid(pkt []byte) bool { return tcpChecksumSum(pkt) == 0xffff }
-
-func sumBytes(b []byte, sum uint32) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-func foldSum(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
-}
 
 // packetMSS returns the MSS option value of a packet built by buildPacket,
 // or 0 if it has none.

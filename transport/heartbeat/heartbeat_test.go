@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -50,15 +52,15 @@ func checksumOK(t *testing.T, pkt []byte) {
 	}
 	var src, dst []byte
 	if pkt[0]>>4 == 4 {
-		if fold(sum(pkt[:20], 0)) != 0xffff {
+		if checksum.Fold(checksum.Sum(pkt[:20], 0)) != 0xffff {
 			t.Errorf("bad IPv4 header checksum")
 		}
 		src, dst = pkt[12:16], pkt[16:20]
 	} else {
 		src, dst = pkt[8:24], pkt[24:40]
 	}
-	acc := sum(dst, sum(src, 0)) + 17 + uint32(len(udp))
-	if fold(sum(udp, acc)) != 0xffff {
+	acc := checksum.Sum(dst, checksum.Sum(src, 0)) + 17 + uint32(len(udp))
+	if checksum.Fold(checksum.Sum(udp, acc)) != 0xffff {
 		t.Errorf("bad UDP checksum")
 	}
 }

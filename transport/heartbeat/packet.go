@@ -3,6 +3,8 @@ package heartbeat
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 // ParsePacket reads a probe out of an IPv4 or IPv6 packet addressed to UDP
@@ -81,7 +83,7 @@ func AppendPacket(buf []byte, src, dst netip.AddrPort, m Message) []byte {
 		buf = append(buf, 0, 0, 0x40, 0, 64, 17, 0, 0) // id 0, DF, TTL 64, UDP, checksum below
 		buf = append(buf, src.Addr().AsSlice()...)
 		buf = append(buf, dst.Addr().AsSlice()...)
-		binary.BigEndian.PutUint16(buf[start+10:], ^fold(sum(buf[start:start+20], 0)))
+		binary.BigEndian.PutUint16(buf[start+10:], ^checksum.Fold(checksum.Sum(buf[start:start+20], 0)))
 	} else {
 		buf = append(buf, 0x60, 0, 0, 0)
 		buf = binary.BigEndian.AppendUint16(buf, uint16(udpLen))
@@ -96,33 +98,13 @@ func AppendPacket(buf []byte, src, dst netip.AddrPort, m Message) []byte {
 	buf = append(buf, 0, 0)
 	buf = m.Append(buf)
 	// Checksum over the pseudo-header (addresses, protocol, length) and the datagram.
-	acc := sum(src.Addr().AsSlice(), 0)
-	acc = sum(dst.Addr().AsSlice(), acc)
+	acc := checksum.Sum(src.Addr().AsSlice(), 0)
+	acc = checksum.Sum(dst.Addr().AsSlice(), acc)
 	acc += 17 + uint32(udpLen)
-	c := ^fold(sum(buf[u:], acc))
+	c := ^checksum.Fold(checksum.Sum(buf[u:], acc))
 	if c == 0 {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(buf[u+6:], c)
 	return buf
-}
-
-// sum adds b to a ones'-complement accumulator.
-func sum(b []byte, acc uint32) uint32 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	return acc
-}
-
-// fold folds the accumulator into 16 bits.
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = (acc & 0xffff) + (acc >> 16)
-	}
-	return uint16(acc)
 }
