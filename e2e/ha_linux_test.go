@@ -374,11 +374,12 @@ func TestEdgeRestart(t *testing.T) {
 	s := newHASite(t, "10.1.0.11")
 	s.startReplica(s.r1, 100)
 	s.cli("tunnel", "vnet", "add", "spare") // more state to survive
+	s.cli("policy", "add", "--action", "block", "--when", "dst_port is 22", "--when", "protocol is tcp", "no-ssh")
 	s.server.Echo(t, serverIP+":7000")
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
 	state := func() string {
 		var b strings.Builder
-		for _, args := range [][]string{{"tunnel", "vnet", "list"}, {"tunnel", "list"}, {"tunnel", "route", "ip", "list"}, {"device", "list"}, {"split-tunnel", "list"}} {
+		for _, args := range [][]string{{"tunnel", "vnet", "list"}, {"tunnel", "list"}, {"tunnel", "route", "ip", "list"}, {"device", "list"}, {"split-tunnel", "list"}, {"policy", "list"}} {
 			out := s.cli(append(args, "-o", "json")...)
 			b.WriteString(regexp.MustCompile(`"(connections|last_seen|opened_at|origin_ip)":[^,}\]]*(\[[^\]]*\])?`).ReplaceAllString(out, ""))
 		}
