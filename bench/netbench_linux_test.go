@@ -1,0 +1,517 @@
+//go:build netbench && linux
+
+package bench
+
+// The benchmark lab: every path of the issue gets its own set of network
+// namespaces, built, measured and removed in one subtest.
+//
+//	hosta 10.1.0.2 ─ gwa ─┐                 ┌─ gwb ─ hostb 10.2.0.2 (iperf3 -s)
+//	          10.1.0.1/24 │ 203.0.113.0/30s │ 10.2.0.1/24
+//	                      └──── wan ────────┘
+//	                    hub/edge ┘   └ client
+//
+// Traffic never leaves the lab's namespaces. Run it with `make bench`, which
+// builds bin/switchyard and sets the BENCH_* variables described in README.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/lab"
+	"github.com/switchyard/switchyard/internal/testbin"
+	"github.com/switchyard/switchyard/transport/wireguard"
+)
+
+// config is the bench's knobs, from the environment.
+type config struct {
+	reps, seconds, pings int
+	budget               time.Duration
+	paths                map[string]bool // empty: all
+	bin, out, micro      string
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+func loadConfig(t *testing.T) config {
+	quick := os.Getenv("BENCH_QUICK") == "1"
+	c := config{reps: 3, seconds: 3, pings: 100, budget: 13 * time.Minute}
+	if quick {
+		c.reps, c.seconds, c.pings = 1, 1, 20
+	}
+	c.reps = envInt(t, "BENCH_REPS", c.reps)
+	c.seconds = envInt(t, "BENCH_SECONDS", c.seconds)
+	c.pings = envInt(t, "BENCH_PINGS", c.pings)
+	if v := os.Getenv("BENCH_BUDGET"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("BENCH_BUDGET=%q: %v", v, err)
+		}
+		c.budget = d
+	}
+	c.paths = map[string]bool{}
+	for _, p := range strings.FieldsFunc(os.Getenv("BENCH_PATHS"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		c.paths[p] = true
+	}
+	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO")
+	if c.out == "" {
+		c.out = filepath.Join(t.TempDir(), "results.json")
+	}
+	return c
+}
+
+func (c config) want(paths ...string) bool {
+	if len(c.paths) == 0 {
+		return true
+	}
+	for _, p := range paths {
+		if c.paths[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNetBench measures every path and prints the table; it asserts nothing
+// about speed. Ctrl-C (SIGINT) or SIGTERM stops it between or during runs,
+// and the lab is removed either way.
+func TestNetBench(t *testing.T) {
+	cfg := loadConfig(t)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.budget)
+	defer cancel()
+
+	res := &Results{Started: time.Now(), Reps: cfg.reps, Seconds: cfg.seconds}
+	res.Host.CPUs = runtime.NumCPU()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		res.Host.Kernel = strings.TrimSpace(string(b))
+	}
+	if cfg.micro != "" {
+		b, err := os.ReadFile(cfg.micro)
+		if err != nil {
+			t.Errorf("micro benchmark results: %v", err)
+		}
+		res.Micro = ParseGoBench(b)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: the network-namespace lab is skipped; the table shows the Go benchmarks only")
+	} else {
+		if err := needTools(); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite) {
+			bin, cleanup, err := testbin.Build(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cleanup()
+			cfg.bin = bin
+		}
+		for _, s := range []struct {
+			name  string
+			paths []string
+			run   func(context.Context, *testing.T, config, *Results)
+		}{
+			{"kernel", []string{PathKernel}, benchKernel},
+			{"wireguard-go direct", []string{PathWGDirect}, benchWGDirect},
+			{"wireguard-go hub", []string{PathWGHub}, benchWGHub},
+			{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyard},
+		} {
+			if !cfg.want(s.paths...) {
+				continue
+			}
+			if ctx.Err() != nil {
+				t.Errorf("%s: not run: %v", s.name, context.Cause(ctx))
+				continue
+			}
+			t.Run(s.name, func(t *testing.T) { s.run(ctx, t, cfg, res) })
+		}
+	}
+	res.EvaluateTargets()
+	res.WriteTable(os.Stdout)
+	if err := res.WriteJSON(cfg.out); err != nil {
+		t.Error(err)
+	} else {
+		fmt.Printf("\nresults: %s\n", cfg.out)
+	}
+}
+
+func needTools() error {
+	var missing []string
+	for _, bin := range []string{"ip", "ping", "iperf3", "wg", "wireguard-go"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: apt-get install iproute2 iputils-ping iperf3 wireguard-tools wireguard-go (make bench does this)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// topo is the lab: two sites, a WAN router, the middle box (edge or hub) and a client.
+type topo struct {
+	l                          *lab.Lab
+	wan, mid, gwa, gwb, client *lab.NS
+	hosta, hostb               *lab.NS
+	dir                        string
+}
+
+const (
+	hostB     = "10.2.0.2"
+	midWAN    = "203.0.113.6"
+	gwaWAN    = "203.0.113.2"
+	gwbWAN    = "203.0.113.10"
+	wgPort    = "51820"
+	iperfPort = "5201"
+)
+
+func newTopo(t *testing.T) *topo {
+	l := lab.New(t)
+	tp := &topo{l: l, dir: t.TempDir()}
+	tp.wan, tp.mid = l.NS("wan"), l.NS("mid")
+	tp.gwa, tp.gwb, tp.client = l.NS("gwa"), l.NS("gwb"), l.NS("client")
+	tp.hosta, tp.hostb = l.NS("hosta"), l.NS("hostb")
+	must(t, tp.wan.Sysctl("net.ipv4.ip_forward", "1"))
+	for i, n := range []*lab.NS{tp.gwa, tp.mid, tp.gwb, tp.client} {
+		l.Link(tp.wan, fmt.Sprintf("203.0.113.%d/30", 4*i+1), n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
+		must(t, n.Route("add", "default", "via", fmt.Sprintf("203.0.113.%d", 4*i+1)))
+	}
+	l.Link(tp.gwa, "10.1.0.1/24", tp.hosta, "10.1.0.2/24")
+	l.Link(tp.gwb, "10.2.0.1/24", tp.hostb, hostB+"/24")
+	must(t, tp.hosta.Route("add", "default", "via", "10.1.0.1"))
+	must(t, tp.hostb.Route("add", "default", "via", "10.2.0.1"))
+	for _, gw := range []*lab.NS{tp.gwa, tp.gwb} {
+		must(t, gw.Sysctl("net.ipv4.ip_forward", "1"))
+	}
+	// The server for every run; --idle-timeout frees it should a client vanish mid-test.
+	tp.hostb.Start(t, "iperf3", "-s", "-B", hostB, "-p", iperfPort, "--idle-timeout", "20")
+	return tp
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// daemon is a process whose CPU time a path reports.
+type daemon struct {
+	role string
+	p    *lab.Proc
+}
+
+func (d daemon) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.p.PID()))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %s: %w", d.role, err)
+	}
+	c, err := ParseProcStat(b)
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %s: %w", d.role, err)
+	}
+	return c, nil
+}
+
+// run starts args in ns and waits for it, at most limit, and no longer than
+// ctx: a Ctrl-C stops the tool at once.
+func run(ctx context.Context, t *testing.T, ns *lab.NS, limit time.Duration, args ...string) (string, error) {
+	p := ns.Start(t, args...)
+	done := make(chan error, 1)
+	go func() { done <- p.Wait() }()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return p.Output(), fmt.Errorf("%v: %w\n%s", p, err, tail(p.Output()))
+		}
+		return p.Output(), nil
+	case <-ctx.Done():
+		p.Stop()
+		return "", fmt.Errorf("%v: %w", p, context.Cause(ctx))
+	case <-timer.C:
+		p.Stop()
+		return "", fmt.Errorf("%v: no result within %v", p, limit)
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
+}
+
+// jsonPart cuts the JSON document out of output that may carry warnings.
+func jsonPart(s string) []byte {
+	i, j := strings.IndexByte(s, '{'), strings.LastIndexByte(s, '}')
+	if i < 0 || j < i {
+		return []byte(s)
+	}
+	return []byte(s[i : j+1])
+}
+
+// measure runs the repetitions of one path from src to host B and records them.
+func measure(ctx context.Context, t *testing.T, cfg config, res *Results, name, desc string, src *lab.NS, daemons []daemon) {
+	p := &Path{Name: name, Desc: desc}
+	res.Paths = append(res.Paths, p)
+	fail := func(err error) {
+		p.Errors = append(p.Errors, err.Error())
+		t.Error(err)
+	}
+	// The path must work before it is measured (this also completes handshakes).
+	if err := eventually(ctx, 15*time.Second, func() error { return src.Ping(hostB, 1) }); err != nil {
+		fail(fmt.Errorf("path does not work: %w", err))
+		return
+	}
+	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second
+	var tcp1, tcp4, udp, rtt []float64
+	cpu := make([][]float64, len(daemons))
+	for rep := 0; rep < cfg.reps && ctx.Err() == nil; rep++ {
+		out, err := run(ctx, t, src, time.Duration(cfg.pings)/50*time.Second+10*time.Second,
+			"ping", "-q", "-n", "-c", strconv.Itoa(cfg.pings), "-i", "0.02", "-W", "1", hostB)
+		if err == nil {
+			var pg Ping
+			if pg, err = ParsePing([]byte(out)); err == nil {
+				rtt = append(rtt, pg.Avg)
+			}
+		}
+		if err != nil {
+			fail(fmt.Errorf("rep %d: ping: %w", rep+1, err))
+		}
+
+		before := make([]time.Duration, len(daemons))
+		for i, d := range daemons {
+			if before[i], err = d.cpu(); err != nil {
+				fail(err)
+			}
+		}
+		var bytes float64
+		for _, streams := range []int{1, 4} {
+			out, err := run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
+				"-P", strconv.Itoa(streams), "--connect-timeout", "3000")
+			var r IperfTCP
+			if err == nil {
+				r, err = ParseIperfTCP(jsonPart(out))
+			}
+			if err != nil {
+				fail(fmt.Errorf("rep %d: TCP %d streams: %w", rep+1, streams, err))
+				continue
+			}
+			bytes += r.Bytes
+			if streams == 1 {
+				tcp1 = append(tcp1, r.Gbps)
+			} else {
+				tcp4 = append(tcp4, r.Gbps)
+			}
+		}
+		for i, d := range daemons {
+			after, err := d.cpu()
+			if err != nil {
+				fail(err)
+				continue
+			}
+			if bytes > 0 {
+				cpu[i] = append(cpu[i], (after-before[i]).Seconds()/(bytes/1e9))
+			}
+		}
+
+		out, err = run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
+			"-u", "-l", "64", "-b", "0", "--connect-timeout", "3000")
+		var u IperfUDP
+		if err == nil {
+			u, err = ParseIperfUDP(jsonPart(out))
+		}
+		if err != nil {
+			fail(fmt.Errorf("rep %d: UDP 64 B: %w", rep+1, err))
+		} else {
+			udp = append(udp, u.PPS)
+		}
+		sleep(ctx, 500*time.Millisecond) // let the flood's queues drain before the next ping
+	}
+	p.TCP1, p.TCP4, p.UDP64, p.RTT = Summarize(tcp1), Summarize(tcp4), Summarize(udp), Summarize(rtt)
+	for i, d := range daemons {
+		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, SPerGB: Summarize(cpu[i])})
+	}
+	if ctx.Err() != nil {
+		fail(fmt.Errorf("stopped: %w", context.Cause(ctx)))
+	}
+	t.Logf("%s: TCP1 %s Gbps, TCP4 %s Gbps, UDP %s pps, RTT %s ms", name, p.TCP1.Format(2), p.TCP4.Format(2), p.UDP64.Format(0), p.RTT.Format(3))
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func eventually(ctx context.Context, d time.Duration, fn func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// benchKernel: plain routes through gwa, wan and gwb; no tunnel, no daemon.
+func benchKernel(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp := newTopo(t)
+	must(t, tp.gwa.Route("add", "10.2.0.0/16", "via", "203.0.113.1"))
+	must(t, tp.gwb.Route("add", "10.1.0.0/16", "via", "203.0.113.9"))
+	must(t, tp.wan.Route("add", "10.1.0.0/16", "via", gwaWAN))
+	must(t, tp.wan.Route("add", "10.2.0.0/16", "via", gwbWAN))
+	measure(ctx, t, cfg, res, PathKernel, "host A → gwa → wan → gwb → host B, kernel forwarding only (the ceiling)", tp.hosta, nil)
+}
+
+// wgKey is a WireGuard key pair in wg(8)'s base64 form.
+type wgKey struct{ priv, pub string }
+
+func newWGKey(t *testing.T) wgKey {
+	k, err := wireguard.GeneratePrivateKey()
+	must(t, err)
+	return wgKey{priv: base64.StdEncoding.EncodeToString(k[:]), pub: k.PublicKey().String()}
+}
+
+// wgPeer is one peer line of `wg set`.
+type wgPeer struct {
+	key      wgKey
+	endpoint string // empty: learned from the peer
+	allowed  string
+}
+
+// startWG runs the stock wireguard-go in the foreground in ns, configures it
+// with wg(8), and routes routes into it. The interface name carries the lab's
+// prefix: wireguard-go's control socket lives in the shared /var/run/wireguard.
+func startWG(t *testing.T, tp *topo, ns *lab.NS, ifname string, key wgKey, peers []wgPeer, routes ...string) *lab.Proc {
+	ifname = tp.l.Prefix() + ifname
+	p := ns.Start(t, "wireguard-go", "-f", ifname)
+	must(t, eventually(context.Background(), 5*time.Second, func() error {
+		if p.Exited() {
+			return fmt.Errorf("%v exited: %s", p, p.Output())
+		}
+		_, err := ns.Exec("wg", "show", ifname)
+		return err
+	}))
+	keyFile := filepath.Join(tp.dir, ifname+".key")
+	must(t, os.WriteFile(keyFile, []byte(key.priv+"\n"), 0o600))
+	args := []string{"wg", "set", ifname, "private-key", keyFile, "listen-port", wgPort}
+	for _, pr := range peers {
+		args = append(args, "peer", pr.key.pub, "allowed-ips", pr.allowed)
+		if pr.endpoint != "" {
+			args = append(args, "endpoint", pr.endpoint)
+		}
+	}
+	ns.MustExec(t, args...)
+	ns.MustExec(t, "ip", "link", "set", ifname, "up")
+	for _, r := range routes {
+		must(t, ns.Route("add", r, "dev", ifname))
+	}
+	return p
+}
+
+// benchWGDirect: one wireguard-go tunnel between the two gateways.
+func benchWGDirect(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp := newTopo(t)
+	ka, kb := newWGKey(t), newWGKey(t)
+	pa := startWG(t, tp, tp.gwa, "wa", ka, []wgPeer{{kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}}, "10.2.0.0/16")
+	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}}, "10.1.0.0/16")
+	measure(ctx, t, cfg, res, PathWGDirect, "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge)", tp.hosta,
+		[]daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}})
+}
+
+// benchWGHub: three wireguard-go processes; the middle one's kernel forwards
+// between its two peers (the naive edge).
+func benchWGHub(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp := newTopo(t)
+	must(t, tp.mid.Sysctl("net.ipv4.ip_forward", "1"))
+	ka, kh, kb := newWGKey(t), newWGKey(t), newWGKey(t)
+	hub := midWAN + ":" + wgPort
+	pa := startWG(t, tp, tp.gwa, "wa", ka, []wgPeer{{kh, hub, "10.2.0.0/16"}}, "10.2.0.0/16")
+	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{kh, hub, "10.1.0.0/16"}}, "10.1.0.0/16")
+	ph := startWG(t, tp, tp.mid, "wh", kh, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}, {kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}},
+		"10.1.0.0/16", "10.2.0.0/16")
+	measure(ctx, t, cfg, res, PathWGHub, "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B", tp.hosta,
+		[]daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}})
+}
+
+// benchSwitchyard: the edge in the middle, connectors on both gateways, and
+// a client; measures site to site, then client to site.
+func benchSwitchyard(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp := newTopo(t)
+	dataDir := filepath.Join(tp.dir, "edge")
+	cli := func(args ...string) string {
+		t.Helper()
+		return tp.mid.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
+	}
+	edge := tp.mid.Start(t, cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN+":7443",
+		"--wg-listen", ":"+wgPort, "--public-addr", midWAN+":"+wgPort)
+	must(t, edge.WaitFor("edge started", 20*time.Second))
+	cli("tunnel", "vnet", "add", "--default", "bench")
+	token := func(name string) string {
+		var c struct{ Token string }
+		must(t, json.Unmarshal([]byte(cli("tunnel", "create", "-o", "json", name)), &c))
+		if c.Token == "" {
+			t.Fatalf("tunnel create %s: no token", name)
+		}
+		return c.Token
+	}
+	ta, tb := token("site-a"), token("site-b")
+	cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	cli("tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
+	cli("split-tunnel", "mode", "include")
+	cli("split-tunnel", "add", "10.0.0.0/8")
+	connector := func(ns *lab.NS, name, tok string) *lab.Proc {
+		p := ns.Start(t, cfg.bin, "connector", "run", "--token", tok, "--state-dir", filepath.Join(tp.dir, name), "--tun-name", "sy0")
+		must(t, p.WaitFor("host configured", 20*time.Second))
+		return p
+	}
+	ca, cb := connector(tp.gwa, "gwa", ta), connector(tp.gwb, "gwb", tb)
+	var enroll struct{ Token string }
+	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	client := tp.client.Start(t, cfg.bin, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(tp.dir, "client"),
+		"--tun-name", "sy1", "--name", "bench")
+	must(t, client.WaitFor("host configured", 20*time.Second))
+
+	if cfg.want(PathSiteToSite) {
+		measure(ctx, t, cfg, res, PathSiteToSite, "host A → connector A ═ edge ═ connector B → host B", tp.hosta,
+			[]daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}})
+	}
+	if cfg.want(PathClientToSite) && ctx.Err() == nil {
+		measure(ctx, t, cfg, res, PathClientToSite, "client ═ edge ═ connector B → host B", tp.client,
+			[]daemon{{"client", client}, {"edge", edge}, {"connector B", cb}})
+	}
+	if t.Failed() {
+		if out, err := tp.mid.Exec(cfg.bin, "--config", filepath.Join(dataDir, "admin.json"), "stats"); err == nil {
+			t.Logf("edge stats:\n%s", out)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Path names, as they appear in the results file.
+const (
+	PathKernel       = "kernel"            // plain kernel forwarding, no tunnel: the ceiling
+	PathWGDirect     = "wggo-direct"       // wireguard-go gateway to wireguard-go gateway
+	PathWGHub        = "wggo-hub"          // three wireguard-go processes, the middle one forwarding
+	PathSiteToSite   = "switchyard-s2s"    // host A → connector A → edge → connector B → host B
+	PathClientToSite = "switchyard-client" // client → edge → connector B → host B
+)
+
+// Results is everything one `make bench` run measured; it is written as JSON.
+type Results struct {
+	Started time.Time `json:"started"`
+	Host    Host      `json:"host"`
+	Reps    int       `json:"reps"`
+	Seconds int       `json:"seconds_per_run"`
+	Paths   []*Path   `json:"paths"`
+	Micro   []GoBench `json:"micro,omitempty"`
+	Targets []Target  `json:"targets"`
+}
+
+// Host describes the machine the run was on.
+type Host struct {
+	CPUs   int    `json:"cpus"`
+	Kernel string `json:"kernel"`
+}
+
+// Path holds the measurements of one topology.
+type Path struct {
+	Name string `json:"name"`
+	Desc string `json:"desc"`
+	// TCP1 and TCP4 are iperf3 TCP throughput in Gbps with 1 and 4 streams.
+	TCP1 Summary `json:"tcp1_gbps"`
+	TCP4 Summary `json:"tcp4_gbps"`
+	// UDP64 is UDP packets per second delivered with 64-byte payloads.
+	UDP64 Summary `json:"udp64_pps"`
+	// RTT is the average ping round trip in milliseconds.
+	RTT Summary `json:"rtt_ms"`
+	// CPU is each daemon's CPU seconds per GB received over the TCP runs.
+	CPU    []DaemonCPU `json:"cpu_s_per_gb,omitempty"`
+	Errors []string    `json:"errors,omitempty"`
+}
+
+// DaemonCPU is one daemon's CPU cost.
+type DaemonCPU struct {
+	Role   string  `json:"role"`
+	SPerGB Summary `json:"s_per_gb"`
+}
+
+// Find returns the path named name, or nil.
+func (r *Results) Find(name string) *Path {
+	for _, p := range r.Paths {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// DaemonCPU returns the CPU summary of role on the path, or an empty one.
+func (p *Path) DaemonCPU(role string) Summary {
+	if p != nil {
+		for _, d := range p.CPU {
+			if d.Role == role {
+				return d.SPerGB
+			}
+		}
+	}
+	return Summary{}
+}
+
+// Micro returns the metric unit of the Go benchmark name, if it ran.
+func (r *Results) MicroMetric(name, unit string) (float64, bool) {
+	for _, b := range r.Micro {
+		if b.Name == name {
+			v, ok := b.Metrics[unit]
+			return v, ok
+		}
+	}
+	return 0, false
+}
+
+// Target is one goal from the benchmark issue, with what this run measured.
+type Target struct {
+	Name  string  `json:"name"`
+	Op    string  `json:"op"` // "<=" or ">="
+	Limit float64 `json:"limit"`
+	Unit  string  `json:"unit"`
+	Got   float64 `json:"got"`
+	// Have is false when the run did not measure it (a path failed, no root).
+	Have bool `json:"measured"`
+	Met  bool `json:"met"`
+}
+
+func newTarget(name, op string, limit float64, unit string, got float64, have bool) Target {
+	t := Target{Name: name, Op: op, Limit: limit, Unit: unit, Got: got, Have: have && !math.IsNaN(got) && !math.IsInf(got, 0)}
+	if !t.Have {
+		t.Got = 0 // JSON has no NaN
+	}
+	if t.Have {
+		if op == "<=" {
+			t.Met = got <= limit
+		} else {
+			t.Met = got >= limit
+		}
+	}
+	return t
+}
+
+// Verdict says whether the target is met and, if not, by how much it is missed.
+func (t Target) Verdict() string {
+	switch {
+	case !t.Have:
+		return "not measured"
+	case t.Met:
+		return "met"
+	case t.Limit == 0:
+		return fmt.Sprintf("MISSED by %s %s", num(t.Got-t.Limit), t.Unit)
+	case t.Op == "<=":
+		return fmt.Sprintf("MISSED: %.2f× the limit (+%s %s)", t.Got/t.Limit, num(t.Got-t.Limit), t.Unit)
+	default:
+		return fmt.Sprintf("MISSED: %.0f%% of the goal (−%s %s)", 100*t.Got/t.Limit, num(t.Limit-t.Got), t.Unit)
+	}
+}
+
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case a == math.Trunc(a):
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// Micro benchmark names the targets read.
+const (
+	BenchLookupV4    = "BenchmarkLookupScale/v4/1M"
+	BenchLookupV6    = "BenchmarkLookupScale/v6/1M"
+	BenchRoute       = "BenchmarkRoute"
+	BenchProcess     = "BenchmarkProcessBatch"
+	BenchIdle100k    = "BenchmarkIdleSessions/100k"
+	BenchIdle10k     = "BenchmarkIdleSessions/10k"
+	UnitBytesSession = "B/session"
+)
+
+// EvaluateTargets fills r.Targets from the paths and micro benchmarks.
+func (r *Results) EvaluateTargets() {
+	s2s, hub, direct := r.Find(PathSiteToSite), r.Find(PathWGHub), r.Find(PathWGDirect)
+	edge := s2s.DaemonCPU("edge").Median
+	hubCPU := hub.DaemonCPU("hub wireguard-go").Median
+	med := func(p *Path, f func(*Path) Summary) float64 {
+		if p == nil || !f(p).Valid() {
+			return math.NaN()
+		}
+		return f(p).Median
+	}
+	tcp1 := func(p *Path) Summary { return p.TCP1 }
+	tcp4 := func(p *Path) Summary { return p.TCP4 }
+	rtt := func(p *Path) Summary { return p.RTT }
+	ok := func(vs ...float64) bool {
+		for _, v := range vs {
+			if math.IsNaN(v) || v == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	var ts []Target
+	ts = append(ts, newTarget("edge CPU per forwarded GB", "<=", 2.5, "s/GB", edge, ok(edge)))
+	ts = append(ts, newTarget("edge CPU / wireguard-go hub CPU", "<=", 0.32, "×", edge/hubCPU, ok(edge, hubCPU)))
+	for _, c := range []struct {
+		label string
+		f     func(*Path) Summary
+	}{{"1 stream", tcp1}, {"4 streams", tcp4}} {
+		a, h, d := med(s2s, c.f), med(hub, c.f), med(direct, c.f)
+		ts = append(ts, newTarget("site-to-site / wireguard-go hub, TCP "+c.label, ">=", 1.5, "×", a/h, ok(a, h)))
+		ts = append(ts, newTarget("site-to-site / wireguard-go direct, TCP "+c.label, ">=", 0.75, "×", a/d, ok(a, d)))
+	}
+	ra, rd := med(s2s, rtt), med(direct, rtt)
+	ts = append(ts, newTarget("RTT added by the edge over the direct tunnel", "<=", 0.15, "ms", ra-rd, ok(ra, rd)))
+	for _, n := range []string{BenchLookupV4, BenchLookupV6} {
+		v, have := r.MicroMetric(n, "ns/op")
+		ts = append(ts, newTarget("route lookup at 1M routes ("+n[len("BenchmarkLookupScale/"):len("BenchmarkLookupScale/")+2]+")", "<=", 30, "ns", v, have))
+	}
+	for _, n := range []string{BenchRoute, BenchProcess} {
+		v, have := r.MicroMetric(n, "allocs/op")
+		ts = append(ts, newTarget("allocations per forwarded packet ("+n+")", "<=", 0, "allocs", v, have))
+	}
+	idle := BenchIdle100k
+	v, have := r.MicroMetric(idle, UnitBytesSession)
+	if !have {
+		idle = BenchIdle10k
+		v, have = r.MicroMetric(idle, UnitBytesSession)
+	}
+	ts = append(ts, newTarget("memory per idle session ("+strings.TrimPrefix(idle, "BenchmarkIdleSessions/")+")", "<=", 4, "KiB", v/1024, have))
+	r.Targets = ts
+}
+
+// WriteJSON writes the results to path.
+func (r *Results) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write results %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteTable prints the paths, the Switchyard/wireguard-go ratios and the targets.
+func (r *Results) WriteTable(out io.Writer) {
+	fmt.Fprintf(out, "\nSwitchyard benchmark, %s, %d CPUs, kernel %s: median [min–max] of %d runs of %d s\n\n",
+		r.Started.UTC().Format(time.RFC3339), r.Host.CPUs, r.Host.Kernel, r.Reps, r.Seconds)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\tUDP 64 B kpps\tRTT ms\tCPU s/GB per daemon")
+	for _, p := range r.Paths {
+		var cpu []string
+		for _, d := range p.CPU {
+			cpu = append(cpu, d.Role+" "+d.SPerGB.Format(1))
+		}
+		kpps := p.UDP64
+		kpps = Summary{Median: kpps.Median / 1e3, Min: kpps.Min / 1e3, Max: kpps.Max / 1e3, Samples: kpps.Samples}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), kpps.Format(0), p.RTT.Format(3), strings.Join(cpu, "; "))
+	}
+	w.Flush()
+	for _, p := range r.Paths {
+		for _, e := range p.Errors {
+			fmt.Fprintf(out, "  %s: %s\n", p.Name, e)
+		}
+	}
+
+	fmt.Fprintln(out, "\nRatios of medians, Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU):")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: edge / middle daemon")
+	s2s := r.Find(PathSiteToSite)
+	for _, ref := range []struct{ name, label, mid string }{
+		{PathWGHub, "site-to-site / hub chain", "hub wireguard-go"},
+		{PathWGDirect, "site-to-site / direct", ""},
+		{PathKernel, "site-to-site / kernel", ""},
+	} {
+		q := r.Find(ref.name)
+		if s2s == nil || q == nil {
+			continue
+		}
+		cpu := "—"
+		if ref.mid != "" {
+			cpu = ratio(s2s.DaemonCPU("edge").Median, q.DaemonCPU(ref.mid).Median)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
+			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu)
+	}
+	w.Flush()
+
+	fmt.Fprintln(out, "\nTargets (issue 5; never asserted in tests):")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "target\tgoal\tthis run\tgot / goal\tverdict")
+	for _, t := range r.Targets {
+		got, rat := "—", "—"
+		if t.Have {
+			got = num(t.Got) + " " + t.Unit
+			if t.Limit != 0 {
+				rat = fmt.Sprintf("%.2f", t.Got/t.Limit)
+			}
+		}
+		op := "≤"
+		if t.Op == ">=" {
+			op = "≥"
+		}
+		fmt.Fprintf(w, "%s\t%s %s %s\t%s\t%s\t%s\n", t.Name, op, num(t.Limit), t.Unit, got, rat, t.Verdict())
+	}
+	w.Flush()
+}
+
+func ratio(a, b float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || a == 0 || b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
