@@ -150,13 +150,12 @@ func num(v float64) string {
 
 // Micro benchmark names the targets read.
 const (
-	BenchLookupV4    = "BenchmarkLookupScale/v4/1M"
-	BenchLookupV6    = "BenchmarkLookupScale/v6/1M"
-	BenchRoute       = "BenchmarkRoute"
-	BenchProcess     = "BenchmarkProcessBatch"
-	BenchIdle100k    = "BenchmarkIdleSessions/100k"
-	BenchIdle10k     = "BenchmarkIdleSessions/10k"
-	UnitBytesSession = "B/session"
+	BenchLookupPrefix = "BenchmarkLookupScale/"
+	BenchRoute        = "BenchmarkRoute"
+	BenchProcess      = "BenchmarkProcessBatch"
+	BenchIdle100k     = "BenchmarkIdleSessions/100k"
+	BenchIdle10k      = "BenchmarkIdleSessions/10k"
+	UnitBytesSession  = "B/session"
 )
 
 // EvaluateTargets fills r.Targets from the paths and micro benchmarks.
@@ -194,9 +193,12 @@ func (r *Results) EvaluateTargets() {
 	}
 	ra, rd := med(s2s, rtt), med(direct, rtt)
 	ts = append(ts, newTarget("RTT added by the edge over the direct tunnel", "<=", 0.15, "ms", ra-rd, ok(ra, rd)))
-	for _, n := range []string{BenchLookupV4, BenchLookupV6} {
-		v, have := r.MicroMetric(n, "ns/op")
-		ts = append(ts, newTarget("route lookup at 1M routes ("+n[len("BenchmarkLookupScale/"):len("BenchmarkLookupScale/")+2]+")", "<=", 30, "ns", v, have))
+	for _, c := range []struct{ sub, label string }{
+		{"v4/1M/spread", "IPv4, 64k destinations"}, {"v6/1M/spread", "IPv6, 64k destinations"},
+		{"v4/1M/hot", "IPv4, 256 destinations"}, {"v6/1M/hot", "IPv6, 256 destinations"},
+	} {
+		v, have := r.MicroMetric(BenchLookupPrefix+c.sub, "ns/op")
+		ts = append(ts, newTarget("route lookup at 1M routes ("+c.label+")", "<=", 30, "ns", v, have))
 	}
 	for _, n := range []string{BenchRoute, BenchProcess} {
 		v, have := r.MicroMetric(n, "allocs/op")
