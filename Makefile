@@ -27,9 +27,12 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# bench compares against wireguard-go in the same run and prints ratios.
+# bench runs every Go benchmark, then (as root) the network-namespace lab that
+# compares Switchyard with wireguard-go and kernel forwarding in the same run,
+# prints ratios and targets, and writes bin/bench/results.json. Knobs:
+# BENCH_QUICK=1, BENCH_REPS, BENCH_SECONDS, BENCH_PATHS (see scripts/bench.sh).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	GO=$(GO) ./scripts/bench.sh
 
 demo: build
 	./deploy/demo.sh $(BIN)

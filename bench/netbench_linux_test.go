@@ -74,7 +74,7 @@ func loadConfig(t *testing.T) config {
 	for _, p := range strings.FieldsFunc(os.Getenv("BENCH_PATHS"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		c.paths[p] = true
 	}
-	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO")
+	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO_FILE")
 	if c.out == "" {
 		c.out = filepath.Join(t.TempDir(), "results.json")
 	}

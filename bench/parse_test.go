@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name          string
+		in            []float64
+		med, min, max float64
+		valid         bool
+		format        string
+	}{
+		{"odd", []float64{3, 1, 2}, 2, 1, 3, true, "2.00 [1.00–3.00]"},
+		{"even", []float64{4, 1, 3, 2}, 2.5, 1, 4, true, "2.50 [1.00–4.00]"},
+		{"one", []float64{7}, 7, 7, 7, true, "7.00"},
+		{"NaN skipped", []float64{math.NaN(), 5, 1}, 3, 1, 5, true, "3.00 [1.00–5.00]"},
+		{"empty", nil, 0, 0, 0, false, "—"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Summarize(tc.in)
+			if s.Median != tc.med || s.Min != tc.min || s.Max != tc.max || s.Valid() != tc.valid {
+				t.Errorf("Summarize(%v) = %+v, want median %v min %v max %v valid %v", tc.in, s, tc.med, tc.min, tc.max, tc.valid)
+			}
+			if got := s.Format(2); got != tc.format {
+				t.Errorf("Format = %q, want %q", got, tc.format)
+			}
+		})
+	}
+	in := []float64{3, 1, 2}
+	Summarize(in)
+	if in[0] != 3 {
+		t.Error("Summarize reordered its input")
+	}
+}
+
+// Trimmed from iperf3 3.12 -J output.
+const (
+	iperfTCP = `{"start":{},"intervals":[],"end":{"streams":[],
+		"sum_sent":{"start":0,"end":3.0,"seconds":3.0,"bytes":1400000000,"bits_per_second":3.7e9,"retransmits":12,"sender":true},
+		"sum_received":{"start":0,"end":3.0,"seconds":3.0,"bytes":1350000000,"bits_per_second":3.6e9,"sender":true}}}`
+	iperfUDP = `{"start":{},"end":{
+		"sum":{"start":0,"end":1.000209,"seconds":1.000209,"bytes":6246592,"packets":97603,"lost_packets":0,"sender":true},
+		"sum_sent":{"seconds":1.000088,"bytes":6246592,"packets":97603,"lost_packets":0,"sender":true},
+		"sum_received":{"seconds":2.0,"bytes":3200000,"packets":100000,"lost_packets":50000,"sender":false}}}`
+	iperfUDPOld = `{"end":{"sum":{"seconds":2.0,"bytes":6400,"packets":1000,"lost_packets":200,"lost_percent":20}}}`
+	iperfError  = `{"start":{},"error":"unable to connect to server: Connection refused"}`
+)
+
+func TestParseIperf(t *testing.T) {
+	tcp, err := ParseIperfTCP([]byte(iperfTCP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tcp.Bytes != 1.35e9 || tcp.Seconds != 3 || math.Abs(tcp.Gbps-3.6) > 1e-9 {
+		t.Errorf("TCP = %+v, want 1.35e9 bytes in 3 s = 3.6 Gbps (receiver side)", tcp)
+	}
+	udp, err := ParseIperfUDP([]byte(iperfUDP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if udp.Delivered != 50000 || udp.PPS != 25000 {
+		t.Errorf("UDP = %+v, want 50000 delivered, 25000 pps (from sum_received)", udp)
+	}
+	old, err := ParseIperfUDP([]byte(iperfUDPOld))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Delivered != 800 || old.PPS != 400 {
+		t.Errorf("UDP from end.sum = %+v, want 800 delivered, 400 pps", old)
+	}
+	if _, err := ParseIperfTCP([]byte(iperfError)); err == nil || !strings.Contains(err.Error(), "Connection refused") {
+		t.Errorf("iperf3 error: got %v, want the tool's message", err)
+	}
+	if _, err := ParseIperfTCP([]byte(iperfUDPOld)); err == nil {
+		t.Error("a UDP document parsed as TCP")
+	}
+	if _, err := ParseIperfUDP([]byte("not json")); err == nil {
+		t.Error("garbage parsed")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may contain spaces and parentheses.
+	stat := "4242 (wireguard-go (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 12345 0 0 18446744073709551615\n"
+	got, err := ParseProcStat([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3250 * time.Millisecond; got != want {
+		t.Errorf("cpu = %v, want %v (utime 250 + stime 75 ticks)", got, want)
+	}
+	for _, bad := range []string{"", "1 (x S 1 2", "1 (x) S 1 2 3"} {
+		if _, err := ParseProcStat([]byte(bad)); err == nil {
+			t.Errorf("ParseProcStat(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParsePing(t *testing.T) {
+	out := `PING 10.2.0.2 (10.2.0.2) 56(84) bytes of data.
+
+--- 10.2.0.2 ping statistics ---
+100 packets transmitted, 99 received, 1% packet loss, time 2012ms
+rtt min/avg/max/mdev = 0.451/0.812/1.904/0.120 ms
+`
+	p, err := ParsePing([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Sent != 100 || p.Received != 99 || p.Avg != 0.812 || p.Min != 0.451 || p.Max != 1.904 {
+		t.Errorf("ParsePing = %+v", p)
+	}
+	if _, err := ParsePing([]byte("3 packets transmitted, 0 received, 100% packet loss, time 2002ms\n")); err == nil {
+		t.Error("no replies: want an error")
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+pkg: github.com/switchyard/switchyard/routing
+BenchmarkLookupScale/v4/1M/spread-2   	 5393535	       225.0 ns/op	       0 B/op	       0 allocs/op
+--- SKIP: BenchmarkX
+pkg: github.com/switchyard/switchyard/transport/wireguard
+BenchmarkIdleSessions/10k-2         	       1	6553808311 ns/op	      2236 B/session	         1.417 s/bring-up
+BenchmarkRoute   1000   12.5 ns/op
+PASS
+`
+	got := ParseGoBench([]byte(out))
+	if len(got) != 3 {
+		t.Fatalf("parsed %d benchmarks, want 3: %+v", len(got), got)
+	}
+	if got[0].Name != "BenchmarkLookupScale/v4/1M/spread" || got[0].Pkg != "github.com/switchyard/switchyard/routing" || got[0].Metrics["ns/op"] != 225 {
+		t.Errorf("first = %+v", got[0])
+	}
+	if got[1].Metrics[UnitBytesSession] != 2236 || got[1].Metrics["s/bring-up"] != 1.417 {
+		t.Errorf("second = %+v", got[1])
+	}
+	if got[2].Name != "BenchmarkRoute" {
+		t.Errorf("third = %+v (no -N suffix)", got[2])
+	}
+}
+
+func TestTargets(t *testing.T) {
+	sum := func(v ...float64) Summary { return Summarize(v) }
+	r := &Results{Reps: 1, Seconds: 1, Paths: []*Path{
+		{Name: PathWGHub, TCP1: sum(0.72), TCP4: sum(0.8), RTT: sum(1.39), CPU: []DaemonCPU{{"hub wireguard-go", sum(7.9)}}},
+		{Name: PathWGDirect, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.80)},
+		{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.0), RTT: sum(1.0), CPU: []DaemonCPU{{"edge", sum(3)}}},
+	}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}}}}
+	r.EvaluateTargets()
+	byName := map[string]Target{}
+	for _, tg := range r.Targets {
+		byName[tg.Name] = tg
+	}
+	check := func(name string, have, met bool, verdict string) {
+		t.Helper()
+		tg, ok := byName[name]
+		if !ok {
+			t.Fatalf("no target %q in %+v", name, r.Targets)
+		}
+		if tg.Have != have || tg.Met != met || !strings.Contains(tg.Verdict(), verdict) {
+			t.Errorf("%s: have %v met %v verdict %q; want %v %v %q", name, tg.Have, tg.Met, tg.Verdict(), have, met, verdict)
+		}
+	}
+	check("edge CPU per forwarded GB", true, false, "1.20× the limit (+0.500 s/GB)")
+	check("site-to-site / wireguard-go hub, TCP 1 stream", true, true, "met")
+	check("site-to-site / wireguard-go direct, TCP 4 streams", true, false, "95% of the goal")
+	check("RTT added by the edge over the direct tunnel", true, false, "+0.050 ms")
+	check("allocations per forwarded packet (BenchmarkRoute)", true, true, "met")
+	check("memory per idle session (10k)", false, false, "not measured")
+
+	var buf bytes.Buffer
+	r.WriteTable(&buf)
+	for _, want := range []string{"switchyard-s2s", "site-to-site / hub chain", "1.67×", "MISSED"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if err := r.WriteJSON(t.TempDir() + "/r.json"); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make bench: first every Go benchmark in every package (`go test -bench .`),
+# then, as root, the network-namespace lab (bench/netbench_linux_test.go, build
+# tag netbench) that measures Switchyard, wireguard-go and kernel forwarding in
+# the same run, prints the table with ratios and targets, and writes
+# bin/bench/results.json. Installs iperf3 and the other tools with apt if they
+# are missing. The lab removes every namespace it made, also on Ctrl-C.
+#
+# Knobs (environment): BENCH_QUICK=1 (smoke test: 1 run of 1 s per path,
+# 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 3),
+# BENCH_SECONDS (default 3), BENCH_PINGS (default 100), BENCH_PATHS (comma
+# list: kernel,wggo-direct,wggo-hub,switchyard-s2s,switchyard-client),
+# BENCH_BUDGET (lab time limit, default 13m), BENCH_BENCHTIME (default 1s),
+# BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0
+# to skip a part.
+set -euo pipefail
+GO=${GO:-go}
+out=${BENCH_DIR:-bin/bench}
+mkdir -p "$out"
+quick=${BENCH_QUICK:-0}
+benchtime=${BENCH_BENCHTIME:-1s}
+if [ "$quick" = 1 ]; then benchtime=${BENCH_BENCHTIME:-100ms}; fi
+status=0
+
+if [ "${BENCH_MICRO:-1}" != 0 ]; then
+  echo "== Go benchmarks (-benchtime $benchtime), output in $out/micro.txt"
+  BENCH_QUICK=$quick $GO test -run '^$' -bench "${BENCH_FILTER:-.}" -benchmem -benchtime "$benchtime" -timeout 30m ./... \
+    | tee "$out/micro.txt" || status=$?
+fi
+
+[ "${BENCH_LAB:-1}" != 0 ] || exit "$status"
+
+if [ "$(id -u)" = 0 ]; then
+  declare -A pkg=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [wg]=wireguard-tools [wireguard-go]=wireguard-go)
+  missing=()
+  for tool in "${!pkg[@]}"; do command -v "$tool" >/dev/null || missing+=("${pkg[$tool]}"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+  fi
+else
+  echo "== not root: the network-namespace lab needs root; printing the Go benchmarks' targets only"
+fi
+
+echo "== network-namespace lab"
+$GO build -o bin/switchyard ./cmd/switchyard
+$GO test -c -tags netbench -o "$out/netbench.test" ./bench
+# Run the test binary directly, so that Ctrl-C reaches it and it removes its lab.
+BENCH_BIN=$(realpath bin/switchyard) BENCH_OUT=$(realpath "$out")/results.json BENCH_MICRO_FILE=$(realpath "$out")/micro.txt \
+  "$out/netbench.test" -test.run '^TestNetBench$' -test.v -test.timeout 40m || status=$?
+exit "$status"
