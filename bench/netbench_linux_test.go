@@ -18,6 +18,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,6 +43,7 @@ type config struct {
 	budget               time.Duration
 	paths                map[string]bool // empty: all
 	bin, out, micro      string
+	profile              bool // BENCH_PROFILE=1: record the edge's CPU profile
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -74,6 +78,7 @@ func loadConfig(t *testing.T) config {
 	for _, p := range strings.FieldsFunc(os.Getenv("BENCH_PATHS"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		c.paths[p] = true
 	}
+	c.profile = os.Getenv("BENCH_PROFILE") == "1"
 	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO_FILE")
 	if c.out == "" {
 		c.out = filepath.Join(t.TempDir(), "results.json")
@@ -276,9 +281,19 @@ func jsonPart(s string) []byte {
 	return []byte(s[i : j+1])
 }
 
-// measure runs the repetitions of one path from src to host B and records them.
-func measure(ctx context.Context, t *testing.T, cfg config, res *Results, name, desc string, src *lab.NS, daemons []daemon) {
-	p := &Path{Name: name, Desc: desc}
+// pathSpec is one path to measure: traffic from src to host B.
+type pathSpec struct {
+	name, desc string
+	src        *lab.NS
+	daemons    []daemon
+	// profile, if set, records a CPU profile for d during the first 4-stream TCP run.
+	profile func(d time.Duration) error
+}
+
+// measure runs the repetitions of one path and records them.
+func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec pathSpec) {
+	name, src, daemons := spec.name, spec.src, spec.daemons
+	p := &Path{Name: name, Desc: spec.desc}
 	res.Paths = append(res.Paths, p)
 	fail := func(err error) {
 		p.Errors = append(p.Errors, err.Error())
@@ -313,8 +328,18 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, name, 
 		}
 		var bytes float64
 		for _, streams := range []int{1, 4} {
+			var profiled chan error
+			if spec.profile != nil && rep == 0 && streams == 4 {
+				profiled = make(chan error, 1)
+				go func() { profiled <- spec.profile(time.Duration(cfg.seconds) * time.Second) }()
+			}
 			out, err := run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
 				"-P", strconv.Itoa(streams), "--connect-timeout", "3000")
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					fail(err)
+				}
+			}
 			var r IperfTCP
 			if err == nil {
 				r, err = ParseIperfTCP(jsonPart(out))
@@ -389,7 +414,7 @@ func benchKernel(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	must(t, tp.gwb.Route("add", "10.1.0.0/16", "via", "203.0.113.9"))
 	must(t, tp.wan.Route("add", "10.1.0.0/16", "via", gwaWAN))
 	must(t, tp.wan.Route("add", "10.2.0.0/16", "via", gwbWAN))
-	measure(ctx, t, cfg, res, PathKernel, "host A → gwa → wan → gwb → host B, kernel forwarding only (the ceiling)", tp.hosta, nil)
+	measure(ctx, t, cfg, res, pathSpec{name: PathKernel, desc: "host A → gwa → wan → gwb → host B, kernel forwarding only (the ceiling)", src: tp.hosta})
 }
 
 // wgKey is a WireGuard key pair in wg(8)'s base64 form.
@@ -444,8 +469,8 @@ func benchWGDirect(ctx context.Context, t *testing.T, cfg config, res *Results) 
 	ka, kb := newWGKey(t), newWGKey(t)
 	pa := startWG(t, tp, tp.gwa, "wa", ka, []wgPeer{{kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}}, "10.2.0.0/16")
 	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}}, "10.1.0.0/16")
-	measure(ctx, t, cfg, res, PathWGDirect, "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge)", tp.hosta,
-		[]daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}})
+	measure(ctx, t, cfg, res, pathSpec{name: PathWGDirect, desc: "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge)", src: tp.hosta,
+		daemons: []daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}}})
 }
 
 // benchWGHub: three wireguard-go processes; the middle one's kernel forwards
@@ -459,8 +484,8 @@ func benchWGHub(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{kh, hub, "10.1.0.0/16"}}, "10.1.0.0/16")
 	ph := startWG(t, tp, tp.mid, "wh", kh, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}, {kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}},
 		"10.1.0.0/16", "10.2.0.0/16")
-	measure(ctx, t, cfg, res, PathWGHub, "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B", tp.hosta,
-		[]daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}})
+	measure(ctx, t, cfg, res, pathSpec{name: PathWGHub, desc: "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B", src: tp.hosta,
+		daemons: []daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}}})
 }
 
 // benchSwitchyard: the edge in the middle, connectors on both gateways, and
@@ -472,8 +497,16 @@ func benchSwitchyard(ctx context.Context, t *testing.T, cfg config, res *Results
 		t.Helper()
 		return tp.mid.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
 	}
-	edge := tp.mid.Start(t, cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN+":7443",
-		"--wg-listen", ":"+wgPort, "--public-addr", midWAN+":"+wgPort)
+	args := []string{cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN + ":7443",
+		"--wg-listen", ":" + wgPort, "--public-addr", midWAN + ":" + wgPort}
+	var profile func(time.Duration) error
+	if cfg.profile {
+		args = append(args, "--debug-addr", debugAddr)
+		profile = func(d time.Duration) error {
+			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), "edge-cpu.pprof"))
+		}
+	}
+	edge := tp.mid.Start(t, args...)
 	must(t, edge.WaitFor("edge started", 20*time.Second))
 	cli("tunnel", "vnet", "add", "--default", "bench")
 	token := func(name string) string {
@@ -502,16 +535,47 @@ func benchSwitchyard(ctx context.Context, t *testing.T, cfg config, res *Results
 	must(t, client.WaitFor("host configured", 20*time.Second))
 
 	if cfg.want(PathSiteToSite) {
-		measure(ctx, t, cfg, res, PathSiteToSite, "host A → connector A ═ edge ═ connector B → host B", tp.hosta,
-			[]daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}})
+		measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSite, desc: "host A → connector A ═ edge ═ connector B → host B", src: tp.hosta,
+			daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
 	}
 	if cfg.want(PathClientToSite) && ctx.Err() == nil {
-		measure(ctx, t, cfg, res, PathClientToSite, "client ═ edge ═ connector B → host B", tp.client,
-			[]daemon{{"client", client}, {"edge", edge}, {"connector B", cb}})
+		measure(ctx, t, cfg, res, pathSpec{name: PathClientToSite, desc: "client ═ edge ═ connector B → host B", src: tp.client,
+			daemons: []daemon{{"client", client}, {"edge", edge}, {"connector B", cb}}})
 	}
 	if t.Failed() {
 		if out, err := tp.mid.Exec(cfg.bin, "--config", filepath.Join(dataDir, "admin.json"), "stats"); err == nil {
 			t.Logf("edge stats:\n%s", out)
 		}
 	}
+}
+
+// debugAddr is the edge's pprof listener inside its namespace (BENCH_PROFILE=1).
+const debugAddr = "127.0.0.1:6060"
+
+// fetchProfile records the edge's CPU profile for d into path.
+func fetchProfile(ns *lab.NS, d time.Duration, path string) error {
+	hc := &http.Client{
+		Timeout: d + 15*time.Second,
+		Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return ns.Dial("tcp", debugAddr)
+		}},
+	}
+	secs := max(1, int(d/time.Second))
+	resp, err := hc.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs))
+	if err != nil {
+		return fmt.Errorf("edge CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("edge CPU profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("edge CPU profile: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("edge CPU profile: %w", err)
+	}
+	fmt.Printf("edge CPU profile: %s (go tool pprof -top %s)\n", path, path)
+	return nil
 }

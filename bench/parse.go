@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,7 +160,7 @@ var procsSuffix = regexp.MustCompile(`-\d+$`)
 
 // ParseGoBench reads every "BenchmarkX-N  iters  v unit  v unit ..." line
 // of `go test -bench` output, tagged with the package of the preceding
-// "pkg:" line; other lines are skipped.
+// "pkg:" line; other lines, and NaN or infinite metrics, are skipped.
 func ParseGoBench(out []byte) []GoBench {
 	var res []GoBench
 	pkg := ""
@@ -178,8 +179,8 @@ func ParseGoBench(out []byte) []GoBench {
 		b := GoBench{Name: procsSuffix.ReplaceAllString(f[0], ""), Pkg: pkg, Metrics: map[string]float64{}}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				continue // JSON has no NaN; a NaN metric was not measured
 			}
 			b.Metrics[f[i+1]] = v
 		}

@@ -27,6 +27,7 @@ func edgeCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-flows", Usage: "bound `N` of the flow table (about 430 bytes a flow); new flows evict old ones past it", Value: edge.DefaultMaxFlows},
 			metricsFlag,
 			debugFlag,
+			debugAddrFlag,
 		},
 		Action: func(c *cli.Context) error {
 			log := daemonLog(c, "edge")
@@ -34,6 +35,11 @@ func edgeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--overlay-range: %w", err)
 			}
+			stopDebug, err := serveDebug(c.String("debug-addr"), log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
 			return edge.Run(c.Context, edge.Config{
 				DataDir:       c.String("data-dir"),
 				APIListen:     c.String("api-listen"),
