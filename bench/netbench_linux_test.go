@@ -43,7 +43,8 @@ type config struct {
 	budget               time.Duration
 	paths                map[string]bool // empty: all
 	bin, out, micro      string
-	profile              bool // BENCH_PROFILE=1: record the edge's CPU profile
+	profile              bool   // BENCH_PROFILE=1: record the edge's CPU profile
+	wgGomod              string // BENCH_WGGO_GOMOD: a wireguard-go built from go.mod's version, measured too
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -79,6 +80,7 @@ func loadConfig(t *testing.T) config {
 		c.paths[p] = true
 	}
 	c.profile = os.Getenv("BENCH_PROFILE") == "1"
+	c.wgGomod = os.Getenv("BENCH_WGGO_GOMOD")
 	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO_FILE")
 	if c.out == "" {
 		c.out = filepath.Join(t.TempDir(), "results.json")
@@ -135,16 +137,23 @@ func TestNetBench(t *testing.T) {
 			defer cleanup()
 			cfg.bin = bin
 		}
-		for _, s := range []struct {
+		type scenario struct {
 			name  string
 			paths []string
 			run   func(context.Context, *testing.T, config, *Results)
-		}{
+		}
+		scenarios := []scenario{
 			{"kernel", []string{PathKernel}, benchKernel},
-			{"wireguard-go direct", []string{PathWGDirect}, benchWGDirect},
-			{"wireguard-go hub", []string{PathWGHub}, benchWGHub},
-			{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyard},
-		} {
+			{"wireguard-go direct", []string{PathWGDirect}, benchWGDirect("wireguard-go", PathWGDirect)},
+			{"wireguard-go hub", []string{PathWGHub}, benchWGHub("wireguard-go", PathWGHub)},
+		}
+		if cfg.wgGomod != "" {
+			scenarios = append(scenarios,
+				scenario{"go.mod wireguard-go direct", []string{PathWGDirectGomod}, benchWGDirect(cfg.wgGomod, PathWGDirectGomod)},
+				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)})
+		}
+		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyard})
+		for _, s := range scenarios {
 			if !cfg.want(s.paths...) {
 				continue
 			}
@@ -436,9 +445,9 @@ type wgPeer struct {
 // startWG runs the stock wireguard-go in the foreground in ns, configures it
 // with wg(8), and routes routes into it. The interface name carries the lab's
 // prefix: wireguard-go's control socket lives in the shared /var/run/wireguard.
-func startWG(t *testing.T, tp *topo, ns *lab.NS, ifname string, key wgKey, peers []wgPeer, routes ...string) *lab.Proc {
+func startWG(t *testing.T, tp *topo, bin string, ns *lab.NS, ifname string, key wgKey, peers []wgPeer, routes ...string) *lab.Proc {
 	ifname = tp.l.Prefix() + ifname
-	p := ns.Start(t, "wireguard-go", "-f", ifname)
+	p := ns.Start(t, bin, "-f", ifname)
 	must(t, eventually(context.Background(), 5*time.Second, func() error {
 		if p.Exited() {
 			return fmt.Errorf("%v exited: %s", p, p.Output())
@@ -463,29 +472,42 @@ func startWG(t *testing.T, tp *topo, ns *lab.NS, ifname string, key wgKey, peers
 	return p
 }
 
-// benchWGDirect: one wireguard-go tunnel between the two gateways.
-func benchWGDirect(ctx context.Context, t *testing.T, cfg config, res *Results) {
-	tp := newTopo(t)
-	ka, kb := newWGKey(t), newWGKey(t)
-	pa := startWG(t, tp, tp.gwa, "wa", ka, []wgPeer{{kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}}, "10.2.0.0/16")
-	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}}, "10.1.0.0/16")
-	measure(ctx, t, cfg, res, pathSpec{name: PathWGDirect, desc: "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge)", src: tp.hosta,
-		daemons: []daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}}})
+// wgVersion returns the first line of `bin --version`.
+func wgVersion(bin string) string {
+	out, _ := exec.Command(bin, "--version").Output()
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
 }
 
-// benchWGHub: three wireguard-go processes; the middle one's kernel forwards
-// between its two peers (the naive edge).
-func benchWGHub(ctx context.Context, t *testing.T, cfg config, res *Results) {
-	tp := newTopo(t)
-	must(t, tp.mid.Sysctl("net.ipv4.ip_forward", "1"))
-	ka, kh, kb := newWGKey(t), newWGKey(t), newWGKey(t)
-	hub := midWAN + ":" + wgPort
-	pa := startWG(t, tp, tp.gwa, "wa", ka, []wgPeer{{kh, hub, "10.2.0.0/16"}}, "10.2.0.0/16")
-	pb := startWG(t, tp, tp.gwb, "wb", kb, []wgPeer{{kh, hub, "10.1.0.0/16"}}, "10.1.0.0/16")
-	ph := startWG(t, tp, tp.mid, "wh", kh, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}, {kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}},
-		"10.1.0.0/16", "10.2.0.0/16")
-	measure(ctx, t, cfg, res, pathSpec{name: PathWGHub, desc: "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B", src: tp.hosta,
-		daemons: []daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}}})
+// benchWGDirect: one wireguard-go tunnel (the binary bin) between the two gateways.
+func benchWGDirect(bin, name string) func(context.Context, *testing.T, config, *Results) {
+	return func(ctx context.Context, t *testing.T, cfg config, res *Results) {
+		tp := newTopo(t)
+		ka, kb := newWGKey(t), newWGKey(t)
+		pa := startWG(t, tp, bin, tp.gwa, "wa", ka, []wgPeer{{kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}}, "10.2.0.0/16")
+		pb := startWG(t, tp, bin, tp.gwb, "wb", kb, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}}, "10.1.0.0/16")
+		measure(ctx, t, cfg, res, pathSpec{name: name, src: tp.hosta,
+			desc:    "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge); " + wgVersion(bin),
+			daemons: []daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}}})
+	}
+}
+
+// benchWGHub: three wireguard-go processes (the binary bin); the middle
+// one's kernel forwards between its two peers (the naive edge).
+func benchWGHub(bin, name string) func(context.Context, *testing.T, config, *Results) {
+	return func(ctx context.Context, t *testing.T, cfg config, res *Results) {
+		tp := newTopo(t)
+		must(t, tp.mid.Sysctl("net.ipv4.ip_forward", "1"))
+		ka, kh, kb := newWGKey(t), newWGKey(t), newWGKey(t)
+		hub := midWAN + ":" + wgPort
+		pa := startWG(t, tp, bin, tp.gwa, "wa", ka, []wgPeer{{kh, hub, "10.2.0.0/16"}}, "10.2.0.0/16")
+		pb := startWG(t, tp, bin, tp.gwb, "wb", kb, []wgPeer{{kh, hub, "10.1.0.0/16"}}, "10.1.0.0/16")
+		ph := startWG(t, tp, bin, tp.mid, "wh", kh, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}, {kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}},
+			"10.1.0.0/16", "10.2.0.0/16")
+		measure(ctx, t, cfg, res, pathSpec{name: name, src: tp.hosta,
+			desc:    "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B; " + wgVersion(bin),
+			daemons: []daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}}})
+	}
 }
 
 // benchSwitchyard: the edge in the middle, connectors on both gateways, and

@@ -9,7 +9,9 @@
 # Knobs (environment): BENCH_QUICK=1 (smoke test: 1 run of 1 s per path,
 # 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 3),
 # BENCH_SECONDS (default 3), BENCH_PINGS (default 100), BENCH_PATHS (comma
-# list: kernel,wggo-direct,wggo-hub,switchyard-s2s,switchyard-client),
+# list: kernel,wggo-direct,wggo-hub,wggo-direct-gomod,wggo-hub-gomod,
+# switchyard-s2s,switchyard-client), BENCH_GOMOD=0 (skip the -gomod paths),
+# BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site run),
 # BENCH_BUDGET (lab time limit, default 13m), BENCH_BENCHTIME (default 1s),
 # BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0
 # to skip a part.
@@ -47,7 +49,13 @@ fi
 echo "== network-namespace lab"
 $GO build -o bin/switchyard ./cmd/switchyard
 $GO test -c -tags netbench -o "$out/netbench.test" ./bench
+# Debian's wireguard-go predates TUN and UDP offloads; also measure the version
+# the connectors embed (go.mod), built from source, unless BENCH_GOMOD=0.
+gomod=
+if [ "${BENCH_GOMOD:-1}" != 0 ]; then
+  $GO build -o "$out/wireguard-go" golang.zx2c4.com/wireguard && gomod=$(realpath "$out/wireguard-go")
+fi
 # Run the test binary directly, so that Ctrl-C reaches it and it removes its lab.
-BENCH_BIN=$(realpath bin/switchyard) BENCH_OUT=$(realpath "$out")/results.json BENCH_MICRO_FILE=$(realpath "$out")/micro.txt \
+BENCH_WGGO_GOMOD=$gomod BENCH_BIN=$(realpath bin/switchyard) BENCH_OUT=$(realpath "$out")/results.json BENCH_MICRO_FILE=$(realpath "$out")/micro.txt \
   "$out/netbench.test" -test.run '^TestNetBench$' -test.v -test.timeout 40m || status=$?
 exit "$status"
