@@ -337,6 +337,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		}
 		var bytes float64
 		for _, streams := range []int{1, 4} {
+			if ctx.Err() != nil {
+				break
+			}
 			var profiled chan error
 			if spec.profile != nil && rep == 0 && streams == 4 {
 				profiled = make(chan error, 1)
@@ -375,6 +378,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 			}
 		}
 
+		if ctx.Err() != nil {
+			break
+		}
 		out, err = run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
 			"-u", "-l", "64", "-b", "0", "--connect-timeout", "3000")
 		var u IperfUDP
