@@ -4,8 +4,17 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
 )
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
 
 // scalePrefix draws a prefix from a mix shaped like a large routing table:
 // for IPv4 mostly /24, then /16–/23, with a few shorter and longer ones; for
@@ -76,15 +85,19 @@ func BenchmarkLookupScale(b *testing.B) {
 			r := rand.New(rand.NewPCG(uint64(n.size), 7))
 			var tbl Table[int]
 			var stored []netip.Prefix
+			var perRoute float64 // heap bytes per route
 			build := func() {
 				if stored != nil {
 					return
 				}
+				stored = make([]netip.Prefix, 0, n.size)
+				h0 := heapInUse()
 				for tbl.Len() < n.size {
 					p := scalePrefix(r, fam.v6)
 					tbl.Insert(p, len(stored))
 					stored = append(stored, p)
 				}
+				perRoute = float64(heapInUse()-h0) / float64(n.size)
 			}
 			for _, set := range []struct {
 				name string
@@ -112,6 +125,7 @@ func BenchmarkLookupScale(b *testing.B) {
 					if hits == 0 {
 						b.Fatal("no lookup matched")
 					}
+					b.ReportMetric(perRoute, "B/route")
 				})
 			}
 		}
