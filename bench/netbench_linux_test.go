@@ -221,8 +221,9 @@ func newTopo(t *testing.T) *topo {
 	for _, gw := range []*lab.NS{tp.gwa, tp.gwb} {
 		must(t, gw.Sysctl("net.ipv4.ip_forward", "1"))
 	}
-	// The server for every run; --idle-timeout frees it should a client vanish mid-test.
-	tp.hostb.Start(t, "iperf3", "-s", "-B", hostB, "-p", iperfPort, "--idle-timeout", "20")
+	// The server for every run; --idle-timeout frees it should a client vanish
+	// mid-test. iperf3 exits 1 on SIGTERM; the shell makes the lab's stop a clean one.
+	tp.hostb.Start(t, "sh", "-c", "trap 'exit 0' TERM; iperf3 -s -B "+hostB+" -p "+iperfPort+" --idle-timeout 20 & wait")
 	return tp
 }
 
