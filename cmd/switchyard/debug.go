@@ -19,14 +19,15 @@ var debugAddrFlag = &cli.StringFlag{
 }
 
 // serveDebug starts an HTTP server with net/http/pprof's handlers on addr,
-// unless addr is empty; stop closes it and waits for it.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// unless addr is empty, and returns the address it listens on; stop closes
+// it and waits for it.
+func serveDebug(addr string, log *slog.Logger) (bound string, stop func(), err error) {
 	if addr == "" {
-		return func() {}, nil
+		return "", func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--debug-addr: listen on %s: %w", addr, err)
+		return "", nil, fmt.Errorf("--debug-addr: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -43,7 +44,7 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 		}
 	}()
 	log.Info("debug listener serving /debug/pprof/", "addr", ln.Addr().String())
-	return func() {
+	return ln.Addr().String(), func() {
 		srv.Close()
 		<-done
 	}, nil

@@ -35,7 +35,7 @@ func edgeCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--overlay-range: %w", err)
 			}
-			stopDebug, err := serveDebug(c.String("debug-addr"), log)
+			_, stopDebug, err := serveDebug(c.String("debug-addr"), log)
 			if err != nil {
 				return err
 			}
