@@ -244,6 +244,35 @@ func (r *Results) WriteJSON(path string) error {
 func (r *Results) WriteTable(out io.Writer) {
 	fmt.Fprintf(out, "\nSwitchyard benchmark, %s, %d CPUs, kernel %s: median [min–max] of %d runs of %d s\n\n",
 		r.Started.UTC().Format(time.RFC3339), r.Host.CPUs, r.Host.Kernel, r.Reps, r.Seconds)
+	if len(r.Paths) == 0 {
+		fmt.Fprintln(out, "No lab paths were measured (the lab needs root).")
+	} else {
+		r.writePaths(out)
+	}
+	r.writeMicro(out)
+
+	fmt.Fprintln(out, "\nTargets (issue 5; never asserted in tests):")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "target\tgoal\tthis run\tgot / goal\tverdict")
+	for _, t := range r.Targets {
+		got, rat := "—", "—"
+		if t.Have {
+			got = num(t.Got) + " " + t.Unit
+			if t.Limit != 0 {
+				rat = fmt.Sprintf("%.2f", t.Got/t.Limit)
+			}
+		}
+		op := "≤"
+		if t.Op == ">=" {
+			op = "≥"
+		}
+		fmt.Fprintf(w, "%s\t%s %s %s\t%s\t%s\t%s\n", t.Name, op, num(t.Limit), t.Unit, got, rat, t.Verdict())
+	}
+	w.Flush()
+}
+
+// writePaths prints the lab's table and the Switchyard/wireguard-go ratios.
+func (r *Results) writePaths(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\tUDP 64 B kpps\tRTT ms\tCPU s/GB per daemon")
 	for _, p := range r.Paths {
@@ -285,25 +314,6 @@ func (r *Results) WriteTable(out io.Writer) {
 			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu)
 	}
 	w.Flush()
-
-	fmt.Fprintln(out, "\nTargets (issue 5; never asserted in tests):")
-	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "target\tgoal\tthis run\tgot / goal\tverdict")
-	for _, t := range r.Targets {
-		got, rat := "—", "—"
-		if t.Have {
-			got = num(t.Got) + " " + t.Unit
-			if t.Limit != 0 {
-				rat = fmt.Sprintf("%.2f", t.Got/t.Limit)
-			}
-		}
-		op := "≤"
-		if t.Op == ">=" {
-			op = "≥"
-		}
-		fmt.Fprintf(w, "%s\t%s %s %s\t%s\t%s\t%s\n", t.Name, op, num(t.Limit), t.Unit, got, rat, t.Verdict())
-	}
-	w.Flush()
 }
 
 func ratio(a, b float64) string {
@@ -311,4 +321,44 @@ func ratio(a, b float64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// writeMicro prints the Go benchmarks the report is about, if they ran.
+func (r *Results) writeMicro(out io.Writer) {
+	type row struct{ name, unit, label string }
+	rows := []row{
+		{BenchRoute, "ns/op", "router: one forwarding decision"},
+		{BenchRoute, "allocs/op", "router: allocations per decision"},
+		{BenchProcess, "cpu-s/GB", "transport: decrypt + re-encrypt, CPU s/GB"},
+		{"BenchmarkHandshake", "switchyard-hs/s/core", "transport: complete handshakes/s per core"},
+		{"BenchmarkHandshake", "wggo-hs/s/core", "  the same with wireguard-go's Noise code"},
+	}
+	for _, n := range []string{"1k", "100k", "1M"} {
+		for _, fam := range []string{"v4", "v6"} {
+			rows = append(rows, row{BenchLookupPrefix + fam + "/" + n + "/spread", "ns/op", "routing: lookup, " + n + " " + fam + " routes, 64k destinations"},
+				row{BenchLookupPrefix + fam + "/" + n + "/hot", "ns/op", "routing: lookup, " + n + " " + fam + " routes, 256 destinations"})
+		}
+	}
+	for _, n := range []string{"10k", "100k"} {
+		name := "BenchmarkIdleSessions/" + n
+		rows = append(rows, row{name, UnitBytesSession, "scale: heap per idle session, " + n},
+			row{name, "s/add-peers", "scale: authorizing " + n + " peers, s"},
+			row{name, "s/bring-up", "scale: handshakes and confirmation of " + n + ", s"},
+			row{name, "handshakes/s", "scale: edge handshakes/s, " + n},
+			row{name, "idle-cpu-%", "scale: idle timers, % of a core, " + n})
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	printed := false
+	for _, rw := range rows {
+		v, ok := r.MicroMetric(rw.name, rw.unit)
+		if !ok {
+			continue
+		}
+		if !printed {
+			fmt.Fprintln(out, "\nGo benchmarks (bin/bench/micro.txt has all):")
+			printed = true
+		}
+		fmt.Fprintf(w, "%s\t%s %s\n", rw.label, num(v), rw.unit)
+	}
+	w.Flush()
 }
