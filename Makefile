@@ -26,6 +26,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags netbench ./bench
 
 # bench runs every Go benchmark, then (as root) the network-namespace lab that
 # compares Switchyard with wireguard-go and kernel forwarding in the same run,

@@ -68,6 +68,10 @@ func loadConfig(t *testing.T) config {
 	c.reps = envInt(t, "BENCH_REPS", c.reps)
 	c.seconds = envInt(t, "BENCH_SECONDS", c.seconds)
 	c.pings = envInt(t, "BENCH_PINGS", c.pings)
+	// The default budget is 13 minutes, or half again what the runs asked for
+	// should take (7 paths, each 3 runs of iperf3 plus pings per repetition).
+	perRep := time.Duration(3*c.seconds+c.pings/50+4) * time.Second
+	c.budget = max(c.budget, 7*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
 	if v := os.Getenv("BENCH_BUDGET"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

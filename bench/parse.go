@@ -118,8 +118,8 @@ var pingCount = regexp.MustCompile(`(?m)^(\d+) packets transmitted, (\d+) (?:pac
 
 // Ping is the summary line of iputils ping.
 type Ping struct {
-	Sent, Received    int
-	Min, Avg, Max, Md float64 // milliseconds
+	Sent, Received      int
+	Min, Avg, Max, Mdev float64 // milliseconds
 }
 
 // ParsePing reads the "N packets transmitted, M received" and "rtt
@@ -144,7 +144,7 @@ func ParsePing(out []byte) (Ping, error) {
 		}
 		vals[i] = v
 	}
-	p.Min, p.Avg, p.Max, p.Md = vals[0], vals[1], vals[2], vals[3]
+	p.Min, p.Avg, p.Max, p.Mdev = vals[0], vals[1], vals[2], vals[3]
 	return p, nil
 }
 

@@ -85,7 +85,7 @@ func (p *Path) DaemonCPU(role string) Summary {
 	return Summary{}
 }
 
-// Micro returns the metric unit of the Go benchmark name, if it ran.
+// MicroMetric returns the value in unit of the Go benchmark name, if it ran.
 func (r *Results) MicroMetric(name, unit string) (float64, bool) {
 	for _, b := range r.Micro {
 		if b.Name == name {
