@@ -330,6 +330,9 @@ func (r *Results) writeMicro(out io.Writer) {
 		{BenchRoute, "ns/op", "router: one forwarding decision"},
 		{BenchRoute, "allocs/op", "router: allocations per decision"},
 		{BenchProcess, "cpu-s/GB", "transport: decrypt + re-encrypt, CPU s/GB"},
+		{"BenchmarkRouteNewFlows", "ns/op", "router: first packet of a new flow (policy + flow table)"},
+		{"BenchmarkEvaluate", "ns/op", "policy: evaluate a flow against the rules"},
+		{"BenchmarkPacket", "ns/op", "flow: flow table lookup per packet"},
 		{"BenchmarkHandshake", "switchyard-hs/s/core", "transport: complete handshakes/s per core"},
 		{"BenchmarkHandshake", "wggo-hs/s/core", "  the same with wireguard-go's Noise code"},
 	}
