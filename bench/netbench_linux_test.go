@@ -121,8 +121,8 @@ func TestNetBench(t *testing.T) {
 	}
 	if cfg.micro != "" {
 		b, err := os.ReadFile(cfg.micro)
-		if err != nil {
-			t.Errorf("micro benchmark results: %v", err)
+		if err != nil { // BENCH_MICRO=0 on a fresh checkout: report the lab alone
+			t.Logf("no Go benchmark results (%v); their targets read \"not measured\"", err)
 		}
 		res.Micro = ParseGoBench(b)
 	}

@@ -13,8 +13,8 @@
 # switchyard-s2s,switchyard-client), BENCH_GOMOD=0 (skip the -gomod paths),
 # BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site run),
 # BENCH_BUDGET (lab time limit, default 13m or 1.5× the expected time), BENCH_BENCHTIME (default 1s),
-# BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0
-# to skip a part.
+# BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0 /
+# BENCH_FAILOVER=0 to skip a part.
 set -euo pipefail
 GO=${GO:-go}
 out=${BENCH_DIR:-bin/bench}
@@ -59,4 +59,17 @@ fi
 # no -test.timeout (its panic would skip the cleanup): BENCH_BUDGET bounds the lab.
 BENCH_WGGO_GOMOD=$gomod BENCH_BIN=$(realpath bin/switchyard) BENCH_OUT=$(realpath "$out")/results.json BENCH_MICRO_FILE=$(realpath "$out")/micro.txt \
   "$out/netbench.test" -test.run '^TestNetBench$' -test.v -test.timeout 0 || status=$?
+
+# Failover: the high-availability end-to-end tests measure the traffic gap
+# (20 ms pings, a TCP transfer across it) when a replica or the edge dies;
+# their "failover gap:" lines go to failover.txt and failover.json.
+if [ "${BENCH_FAILOVER:-1}" != 0 ] && [ "$(id -u)" = 0 ]; then
+  command -v keepalived >/dev/null || apt-get install -y --no-install-recommends keepalived >/dev/null || true
+  echo "== failover gaps (e2e/ha_linux_test.go; target < 1 s)"
+  $GO test -count=1 -timeout 10m -run '^(TestReplicaFailoverAtTheEdge|TestReplicaFailoverWithKeepalived|TestEdgeRestart)$' -v ./e2e \
+    > "$out/failover.log" 2>&1 || { status=1; tail -50 "$out/failover.log"; }
+  sed -n 's/.*failover gap: \(.*\)$/\1/p' "$out/failover.log" | tee "$out/failover.txt"
+  awk -F': ' 'BEGIN { printf "[" } { sub(/ \(.*/, "", $2); printf "%s{\"event\":\"%s\",\"gap\":\"%s\"}", (NR > 1 ? "," : ""), $1, $2 } END { print "]" }' \
+    "$out/failover.txt" > "$out/failover.json"
+fi
 exit "$status"
