@@ -69,9 +69,9 @@ func loadConfig(t *testing.T) config {
 	c.seconds = envInt(t, "BENCH_SECONDS", c.seconds)
 	c.pings = envInt(t, "BENCH_PINGS", c.pings)
 	// The default budget is 13 minutes, or half again what the runs asked for
-	// should take (7 paths, each 3 runs of iperf3 plus pings per repetition).
+	// should take (8 paths, each 3 runs of iperf3 plus pings per repetition).
 	perRep := time.Duration(3*c.seconds+c.pings/50+4) * time.Second
-	c.budget = max(c.budget, 7*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
+	c.budget = max(c.budget, 8*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
 	if v := os.Getenv("BENCH_BUDGET"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -133,7 +133,7 @@ func TestNetBench(t *testing.T) {
 		if err := needTools(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite) {
+		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathSiteToSiteMASQUE) {
 			bin, cleanup, err := testbin.Build(false)
 			if err != nil {
 				t.Fatal(err)
@@ -156,7 +156,8 @@ func TestNetBench(t *testing.T) {
 				scenario{"go.mod wireguard-go direct", []string{PathWGDirectGomod}, benchWGDirect(cfg.wgGomod, PathWGDirectGomod)},
 				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)})
 		}
-		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyard})
+		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyardWG},
+			scenario{"switchyard over MASQUE", []string{PathSiteToSiteMASQUE}, benchSwitchyardMASQUE})
 		for _, s := range scenarios {
 			if !cfg.want(s.paths...) {
 				continue
@@ -319,7 +320,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		return
 	}
 	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second
-	var tcp1, tcp4, udp, rtt []float64
+	var tcp1, tcp4, udp, loss, rtt []float64
 	cpu := make([][]float64, len(daemons))
 	for rep := 0; rep < cfg.reps && ctx.Err() == nil; rep++ {
 		out, err := run(ctx, t, src, time.Duration(cfg.pings)/50*time.Second+10*time.Second,
@@ -396,10 +397,13 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 			fail(fmt.Errorf("rep %d: UDP 64 B: %w", rep+1, err))
 		} else {
 			udp = append(udp, u.PPS)
+			if u.Sent > 0 {
+				loss = append(loss, 100*u.Lost/u.Sent)
+			}
 		}
 		sleep(ctx, 500*time.Millisecond) // let the flood's queues drain before the next ping
 	}
-	p.TCP1, p.TCP4, p.UDP64, p.RTT = Summarize(tcp1), Summarize(tcp4), Summarize(udp), Summarize(rtt)
+	p.TCP1, p.TCP4, p.UDP64, p.UDPLoss, p.RTT = Summarize(tcp1), Summarize(tcp4), Summarize(udp), Summarize(loss), Summarize(rtt)
 	for i, d := range daemons {
 		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, SPerGB: Summarize(cpu[i])})
 	}
@@ -521,46 +525,11 @@ func benchWGHub(bin, name string) func(context.Context, *testing.T, config, *Res
 	}
 }
 
-// benchSwitchyard: the edge in the middle, connectors on both gateways, and
-// a client; measures site to site, then client to site.
-func benchSwitchyard(ctx context.Context, t *testing.T, cfg config, res *Results) {
-	tp := newTopo(t)
-	dataDir := filepath.Join(tp.dir, "edge")
-	cli := func(args ...string) string {
-		t.Helper()
-		return tp.mid.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
-	}
-	args := []string{cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN + ":7443",
-		"--wg-listen", ":" + wgPort, "--public-addr", midWAN + ":" + wgPort}
-	var profile func(time.Duration) error
-	if cfg.profile {
-		args = append(args, "--debug-addr", debugAddr)
-		profile = func(d time.Duration) error {
-			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), "edge-cpu.pprof"))
-		}
-	}
-	edge := tp.mid.Start(t, args...)
-	must(t, edge.WaitFor("edge started", 20*time.Second))
-	cli("tunnel", "vnet", "add", "--default", "bench")
-	token := func(name string) string {
-		var c struct{ Token string }
-		must(t, json.Unmarshal([]byte(cli("tunnel", "create", "-o", "json", name)), &c))
-		if c.Token == "" {
-			t.Fatalf("tunnel create %s: no token", name)
-		}
-		return c.Token
-	}
-	ta, tb := token("site-a"), token("site-b")
-	cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
-	cli("tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
-	cli("split-tunnel", "mode", "include")
-	cli("split-tunnel", "add", "10.0.0.0/8")
-	connector := func(ns *lab.NS, name, tok string) *lab.Proc {
-		p := ns.Start(t, cfg.bin, "connector", "run", "--token", tok, "--state-dir", filepath.Join(tp.dir, name), "--tun-name", "sy0")
-		must(t, p.WaitFor("host configured", 20*time.Second))
-		return p
-	}
-	ca, cb := connector(tp.gwa, "gwa", ta), connector(tp.gwb, "gwb", tb)
+// benchSwitchyardWG: the edge in the middle, connectors on both gateways and
+// a client, over WireGuard; measures site to site, then client to site.
+func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp, edge, profile, cli := startBenchEdge(t, cfg)
+	ca, cb := startConnectors(t, cfg, tp, cli, "wireguard")
 	var enroll struct{ Token string }
 	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
 	client := tp.client.Start(t, cfg.bin, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(tp.dir, "client"),
@@ -575,8 +544,70 @@ func benchSwitchyard(ctx context.Context, t *testing.T, cfg config, res *Results
 		measure(ctx, t, cfg, res, pathSpec{name: PathClientToSite, desc: "client ═ edge ═ connector B → host B", src: tp.client,
 			daemons: []daemon{{"client", client}, {"edge", edge}, {"connector B", cb}}})
 	}
+	logEdgeStats(t, tp, cfg)
+}
+
+// benchSwitchyardMASQUE: site to site with both connectors on MASQUE.
+func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *Results) {
+	tp, edge, _, cli := startBenchEdge(t, cfg)
+	ca, cb := startConnectors(t, cfg, tp, cli, "masque")
+	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
+		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}})
+	logEdgeStats(t, tp, cfg)
+}
+
+// startBenchEdge starts the edge in the middle namespace (with a pprof
+// listener when BENCH_PROFILE=1) and returns a function running the admin CLI.
+func startBenchEdge(t *testing.T, cfg config) (tp *topo, edge *lab.Proc, profile func(time.Duration) error, cli func(...string) string) {
+	tp = newTopo(t)
+	dataDir := filepath.Join(tp.dir, "edge")
+	cli = func(args ...string) string {
+		t.Helper()
+		return tp.mid.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
+	}
+	args := []string{cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN + ":7443",
+		"--wg-listen", ":" + wgPort, "--masque-listen", ":443", "--public-addr", midWAN + ":" + wgPort}
+	if cfg.profile {
+		args = append(args, "--debug-addr", debugAddr)
+		profile = func(d time.Duration) error {
+			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), "edge-cpu.pprof"))
+		}
+	}
+	edge = tp.mid.Start(t, args...)
+	must(t, edge.WaitFor("edge started", 20*time.Second))
+	cli("tunnel", "vnet", "add", "--default", "bench")
+	return tp, edge, profile, cli
+}
+
+// startConnectors creates tunnels site-a and site-b (and a split tunnel for
+// clients) and starts their connectors on gwa and gwb over protocol.
+func startConnectors(t *testing.T, cfg config, tp *topo, cli func(...string) string, protocol string) (a, b *lab.Proc) {
+	token := func(name string) string {
+		var c struct{ Token string }
+		must(t, json.Unmarshal([]byte(cli("tunnel", "create", "-o", "json", name)), &c))
+		if c.Token == "" {
+			t.Fatalf("tunnel create %s: no token", name)
+		}
+		return c.Token
+	}
+	ta, tb := token("site-a"), token("site-b")
+	cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	cli("tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
+	cli("split-tunnel", "mode", "include")
+	cli("split-tunnel", "add", "10.0.0.0/8")
+	connector := func(ns *lab.NS, name, tok string) *lab.Proc {
+		p := ns.Start(t, cfg.bin, "connector", "run", "--token", tok, "--state-dir", filepath.Join(tp.dir, name),
+			"--tun-name", "sy0", "--protocol", protocol)
+		must(t, p.WaitFor("host configured", 20*time.Second))
+		return p
+	}
+	return connector(tp.gwa, "gwa", ta), connector(tp.gwb, "gwb", tb)
+}
+
+// logEdgeStats prints the edge's counters when the test failed.
+func logEdgeStats(t *testing.T, tp *topo, cfg config) {
 	if t.Failed() {
-		if out, err := tp.mid.Exec(cfg.bin, "--config", filepath.Join(dataDir, "admin.json"), "stats"); err == nil {
+		if out, err := tp.mid.Exec(cfg.bin, "--config", filepath.Join(tp.dir, "edge", "admin.json"), "stats"); err == nil {
 			t.Logf("edge stats:\n%s", out)
 		}
 	}

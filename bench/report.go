@@ -18,6 +18,8 @@ const (
 	PathWGHub        = "wggo-hub"          // three wireguard-go processes, the middle one forwarding
 	PathSiteToSite   = "switchyard-s2s"    // host A → connector A → edge → connector B → host B
 	PathClientToSite = "switchyard-client" // client → edge → connector B → host B
+	// PathSiteToSiteMASQUE is site to site with both connectors on MASQUE.
+	PathSiteToSiteMASQUE = "switchyard-s2s-masque"
 	// PathWGDirectGomod and PathWGHubGomod are the wireguard-go paths with the
 	// version go.mod names (the one inside the connectors), built from source.
 	PathWGDirectGomod = "wggo-direct-gomod"
@@ -50,6 +52,8 @@ type Path struct {
 	TCP4 Summary `json:"tcp4_gbps"`
 	// UDP64 is UDP packets per second delivered with 64-byte payloads.
 	UDP64 Summary `json:"udp64_pps"`
+	// UDPLoss is the percentage of those packets lost at full blast (-b 0).
+	UDPLoss Summary `json:"udp64_loss_pct"`
 	// RTT is the average ping round trip in milliseconds.
 	RTT Summary `json:"rtt_ms"`
 	// CPU is each daemon's CPU seconds per GB received over the TCP runs.
@@ -274,7 +278,7 @@ func (r *Results) WriteTable(out io.Writer) {
 // writePaths prints the lab's table and the Switchyard/wireguard-go ratios.
 func (r *Results) writePaths(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\tUDP 64 B kpps\tRTT ms\tCPU s/GB per daemon")
+	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\tUDP 64 B kpps\tUDP loss %\tRTT ms\tCPU s/GB per daemon")
 	for _, p := range r.Paths {
 		var cpu []string
 		for _, d := range p.CPU {
@@ -282,7 +286,7 @@ func (r *Results) writePaths(out io.Writer) {
 		}
 		kpps := p.UDP64
 		kpps = Summary{Median: kpps.Median / 1e3, Min: kpps.Min / 1e3, Max: kpps.Max / 1e3, Samples: kpps.Samples}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), kpps.Format(0), p.RTT.Format(3), strings.Join(cpu, "; "))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3), strings.Join(cpu, "; "))
 	}
 	w.Flush()
 	for _, p := range r.Paths {
