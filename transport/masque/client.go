@@ -45,6 +45,7 @@ type RefusedError struct {
 	Status int
 }
 
+// Error says what the edge answered.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("edge refused the MASQUE session: %d %s", e.Status, http.StatusText(e.Status))
 }
