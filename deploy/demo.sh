@@ -126,6 +126,15 @@ printf '   site B'"'"'s server log: '; tail -n1 "$work/web-b.log"
 printf '   and site C (vnet-a only) is out of reach: '
 nx laptop curl -s -m 2 -o /dev/null http://10.3.0.5:8080/ && echo reachable || echo unreachable
 
+say "5. A network policy at the edge: site C may not reach site A's web server"
+sy policy add --action block --when "tunnel is site-c" --when "dst_ip is 10.1.2.3" --when "dst_port is 8080" no-c-to-a-web
+printf '\033[2m[hostc]$ curl http://10.1.2.3:8080/\033[0m\n   '
+nx hostc curl -s -m 3 -o /dev/null http://10.1.2.3:8080/ && echo "reachable (unexpected)" || echo "refused: the edge answered with a TCP RST"
+run hostc ping -c 1 -W 2 10.1.2.3
+echo "   the flow log (switchyard flows tail), with the true source and the policy that decided:"
+sy flows tail --tunnel site-c --port 8080 -n 4
+sy policy delete no-c-to-a-web >/dev/null
+
 say "The edge's counters (the unreachable attempt above shows as no_route)"
 sy stats | grep -E 'router\.|peers'
 
