@@ -73,7 +73,7 @@ func tunnelCommand() *cli.Command {
 			},
 			{
 				Name:      "delete",
-				Usage:     "delete tunnels; refused while routes use them unless --force, which deletes those routes",
+				Usage:     "delete tunnels; refused while routes or policies use them unless --force, which deletes those routes (policy conditions on them then match nothing)",
 				ArgsUsage: "NAME|ID...",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "also delete the tunnel's routes"}},
 				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {

@@ -113,7 +113,7 @@ func vnetCommand() *cli.Command {
 			},
 			{
 				Name:      "delete",
-				Usage:     "delete a virtual network; refused while routes use it unless --force, which deletes them",
+				Usage:     "delete a virtual network; refused while routes or policies use it unless --force, which deletes the routes (policy conditions on it then match nothing)",
 				ArgsUsage: "NAME|ID",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "also delete the routes in it"}},
 				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -329,4 +330,45 @@ func snapshotPolicies(tx store.Tx, s *Snapshot) error {
 	d, err := policyDefault(tx)
 	s.PolicyDefault = d.Action
 	return err
+}
+
+// policiesNaming returns the names of the policies with a condition that
+// names id (a vnet or tunnel, by the selector sel), as conditions store them.
+func policiesNaming(tx store.Tx, sel string, id uuid.UUID) ([]string, error) {
+	all, err := orderedPolicies(tx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range all {
+		if exprNames(p.Match, sel, id.String()) {
+			names = append(names, p.Name)
+		}
+	}
+	return names, nil
+}
+
+// exprNames reports whether e or a condition inside it compares sel with value.
+func exprNames(e model.Expr, sel, value string) bool {
+	for _, group := range [][]model.Expr{e.And, e.Or} {
+		for _, k := range group {
+			if exprNames(k, sel, value) {
+				return true
+			}
+		}
+	}
+	return e.Selector == sel && e.Operator != model.OpMatches && slices.Contains(e.Values, value)
+}
+
+// refusePolicyUse refuses to delete what policies still name, unless force.
+func refusePolicyUse(tx store.Tx, kind, sel, name string, id uuid.UUID, force bool) error {
+	if force {
+		return nil
+	}
+	names, err := policiesNaming(tx, sel, id)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	return model.Errorf(model.KindConflict, "%s %s is named by policies %s; update or delete them first, or use --force (their conditions on it then match nothing)",
+		kind, name, strings.Join(names, ", "))
 }

@@ -121,3 +121,38 @@ func TestBadPolicyChangesNothing(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestDeleteRefusedWhilePoliciesNameIt(t *testing.T) {
+	r := newRegistry(t)
+	must(r.CreateVNet(ctx, model.NewVNet{Name: "vnet-a"}))(t)
+	for _, name := range []string{"site-c", "site-d"} {
+		if _, _, err := r.CreateTunnel(ctx, model.NewTunnel{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nested in a group, among other values: still a use.
+	must(r.CreatePolicy(ctx, model.NewPolicy{Name: "no-c", Action: model.ActionBlock, Match: model.Expr{And: []model.Expr{
+		leaf(model.SelProtocol, model.OpIs, "tcp"),
+		{Or: []model.Expr{leaf(model.SelTunnel, model.OpIn, "site-d", "site-c"), leaf(model.SelVNet, model.OpIs, "vnet-a")}},
+	}}}))(t)
+	// A regular expression over names names nothing in particular.
+	must(r.CreatePolicy(ctx, model.NewPolicy{Name: "re", Action: model.ActionAllow, Match: leaf(model.SelTunnel, model.OpMatches, "site-.*")}))(t)
+
+	_, err := r.DeleteTunnel(ctx, "site-c", false)
+	if !errors.Is(err, model.ErrConflict) || !strings.Contains(err.Error(), "policies no-c;") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("deleting a tunnel a policy names: %v", err)
+	}
+	if _, err := r.DeleteVNet(ctx, "vnet-a", false); !errors.Is(err, model.ErrConflict) || !strings.Contains(err.Error(), "no-c") {
+		t.Fatalf("deleting a vnet a policy names: %v", err)
+	}
+	must(r.GetTunnel(ctx, "site-c"))(t) // nothing changed
+
+	must(r.DeletePolicy(ctx, "no-c"))(t)
+	if _, err := r.DeleteTunnel(ctx, "site-d", false); err != nil {
+		t.Fatalf("deleting a tunnel only a regular expression matches: %v", err)
+	}
+	must(r.CreatePolicy(ctx, model.NewPolicy{Name: "no-c2", Action: model.ActionBlock, Match: leaf(model.SelTunnel, model.OpIs, "site-c")}))(t)
+	if _, err := r.DeleteTunnel(ctx, "site-c", true); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+}

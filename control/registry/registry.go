@@ -203,6 +203,9 @@ func (r *Registry) DeleteTunnel(ctx context.Context, ref string, force bool) (in
 		if !force && len(routes) > 0 {
 			return model.Errorf(model.KindConflict, "tunnel %s still has %d route(s); delete them first or use --force", t.Name, len(routes))
 		}
+		if err := refusePolicyUse(tx, "tunnel", model.SelTunnel, t.Name, t.ID, force); err != nil {
+			return err
+		}
 		now := r.stamp()
 		if deleted, err = r.deleteRoutes(tx, routes, now); err != nil {
 			return err

@@ -142,6 +142,9 @@ func (r *Registry) DeleteVNet(ctx context.Context, ref string, force bool) (int,
 		if len(routes) > 0 && !force {
 			return model.Errorf(model.KindConflict, "virtual network %s is used by %d route(s); delete them first or use --force", v.Name, len(routes))
 		}
+		if err := refusePolicyUse(tx, "virtual network", model.SelVNet, v.Name, v.ID, force); err != nil {
+			return err
+		}
 		now := r.stamp()
 		if deleted, err = r.deleteRoutes(tx, routes, now); err != nil {
 			return err
