@@ -59,6 +59,8 @@ type dataplane struct {
 	live  map[*router.Peer]*liveness           // health and wishes of each peer
 	// override is the replica an operator made active by hand, per tunnel.
 	override map[router.TunnelID]*router.Peer
+	// byTunnel groups connector peers by tunnel for each election (scratch).
+	byTunnel map[router.TunnelID][]*router.Peer
 	vnets    map[uuid.UUID]uint32 // stable router index per vnet
 	rev      int64                // revision of the applied snapshot
 	last     registry.Snapshot    // the applied snapshot, reapplied when MASQUE sessions come and go
@@ -79,7 +81,7 @@ type batch struct {
 
 func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
 	d := &dataplane{log: log, reg: reg, router: r, peers: map[wireguard.PublicKey]*router.Peer{}, ids: map[*router.Peer]uuid.UUID{},
-		hosts: map[*router.Peer]string{}, live: map[*router.Peer]*liveness{}, override: map[router.TunnelID]*router.Peer{}, vnets: map[uuid.UUID]uint32{}}
+		hosts: map[*router.Peer]string{}, live: map[*router.Peer]*liveness{}, override: map[router.TunnelID]*router.Peer{}, byTunnel: map[router.TunnelID][]*router.Peer{}, vnets: map[uuid.UUID]uint32{}}
 	d.scratch.New = func() any { return &batch{} }
 	return d
 }

@@ -105,20 +105,28 @@ func newEdgeLab(t *testing.T) *edgeLab {
 	return &edgeLab{reg: reg, dp: dp}
 }
 
-func (l *edgeLab) connector(t *testing.T, tunnel string, vnet string, prefixes ...string) *agentPeer {
+// tunnel creates a tunnel routing prefixes in vnet ("" for the default) and
+// returns it with its secret.
+func (l *edgeLab) tunnel(t *testing.T, name, vnet string, prefixes ...string) (model.Tunnel, []byte) {
 	t.Helper()
 	ctx := context.Background()
-	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: tunnel})
+	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range prefixes {
-		if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix(p), Tunnel: tunnel, VNet: vnet}); err != nil {
+		if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix(p), Tunnel: name, VNet: vnet}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return tun, secret
+}
+
+func (l *edgeLab) connector(t *testing.T, tunnel string, vnet string, prefixes ...string) *agentPeer {
+	t.Helper()
+	tun, secret := l.tunnel(t, tunnel, vnet, prefixes...)
 	a := newAgentPeer(t, l.dp.ep.PublicKey(), l.dp.ep.Port())
-	if _, err := l.reg.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: a.key}); err != nil {
+	if _, err := l.reg.EnrollConnector(context.Background(), tun.ID, secret, model.ConnectorEnrollment{PublicKey: a.key}); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -220,13 +228,7 @@ func TestDataplaneForwardsBetweenSites(t *testing.T) {
 func TestDataplaneFailsOverBetweenReplicas(t *testing.T) {
 	l := newEdgeLab(t)
 	ctx := context.Background()
-	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
-		t.Fatal(err)
-	}
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
 	var replicas []*agentPeer
 	for i := 0; i < 2; i++ {
 		a := newAgentPeer(t, l.dp.ep.PublicKey(), l.dp.ep.Port())

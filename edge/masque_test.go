@@ -45,13 +45,7 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 
 	// Site A connects over MASQUE: its connector enrolls (a key, as any
 	// agent has) and proves itself with the tunnel token.
-	tunA, secretA, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
-		t.Fatal(err)
-	}
+	tunA, secretA := l.tunnel(t, "site-a", "", "10.1.0.0/16")
 	key, _ := wireguard.GeneratePrivateKey()
 	pub := key.PublicKey()
 	connA, err := l.reg.EnrollConnector(ctx, tunA.ID, secretA, model.ConnectorEnrollment{PublicKey: base64.StdEncoding.EncodeToString(pub[:])})
@@ -202,13 +196,7 @@ func TestMASQUEReplicasFailOver(t *testing.T) {
 	l := newEdgeLab(t)
 	ctx := context.Background()
 	addr, tlsConf := l.serveMASQUE(t)
-	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
-		t.Fatal(err)
-	}
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
 	c := l.connector(t, "site-c", "", "10.3.0.0/16")
 	c.send(t, ping("100.96.0.1", "10.3.0.1"))
 	l.waitUp(t, 1)

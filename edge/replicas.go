@@ -74,7 +74,11 @@ func (d *dataplane) liveOf(p *router.Peer) *liveness {
 // checkLocked refreshes every peer's up flag and elects each tunnel's active
 // replica; d.mu must be held.
 func (d *dataplane) checkLocked(now time.Time) {
-	tunnels := map[router.TunnelID][]*router.Peer{}
+	tunnels := d.byTunnel // reused every tick: no garbage from the liveness loop
+	for t, rs := range tunnels {
+		clear(rs)
+		tunnels[t] = rs[:0]
+	}
 	for p := range d.ids { // WireGuard and MASQUE peers
 		l := d.liveOf(p)
 		up := d.alive(p, l, now)
@@ -90,6 +94,10 @@ func (d *dataplane) checkLocked(now time.Time) {
 		}
 	}
 	for t, replicas := range tunnels {
+		if len(replicas) == 0 {
+			delete(tunnels, t) // the tunnel or its replicas are gone
+			continue
+		}
 		d.elect(t, replicas)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 )
@@ -31,14 +29,10 @@ const (
 	testMultiplier = 4
 )
 
-func (l *edgeLab) replica(t *testing.T, tunnelID, secret, src string, priority uint8) *replica {
+func (l *edgeLab) replica(t *testing.T, tun model.Tunnel, secret []byte, src string, priority uint8) *replica {
 	t.Helper()
 	a := newAgentPeer(t, l.dp.ep.PublicKey(), l.dp.ep.Port())
-	id, err := uuid.Parse(tunnelID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enrolled, err := l.reg.EnrollConnector(context.Background(), id, []byte(secret), model.ConnectorEnrollment{PublicKey: a.key, Hostname: "host-" + src})
+	enrolled, err := l.reg.EnrollConnector(context.Background(), tun.ID, secret, model.ConnectorEnrollment{PublicKey: a.key, Hostname: "host-" + src})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,16 +130,9 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 
 func TestReplicaElection(t *testing.T) {
 	l := newEdgeLab(t)
-	ctx := context.Background()
-	tun, secret, err := l.reg.CreateTunnel(ctx, model.NewTunnel{Name: "site-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("10.1.0.0/16"), Tunnel: "site-a"}); err != nil {
-		t.Fatal(err)
-	}
-	low := l.replica(t, tun.ID.String(), string(secret), "10.1.0.2", 100)
-	high := l.replica(t, tun.ID.String(), string(secret), "10.1.0.3", 200)
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
+	low := l.replica(t, tun, secret, "10.1.0.2", 100)
+	high := l.replica(t, tun, secret, "10.1.0.3", 200)
 	c := l.connector(t, "site-c", "", "10.3.0.0/16")
 	c.send(t, ping("100.96.0.1", "10.3.0.5")) // brings its session up
 	l.waitUp(t, 3)

@@ -96,8 +96,11 @@ type Router struct {
 	fwd     atomic.Uint64
 	replies atomic.Uint64
 	pol     policyState
-	// Packets and bytes in (from peers) and out (forwarded).
-	rxPkts, rxBytes, fwdBytes atomic.Uint64
+	// local counts packets for the edge itself; every other packet in is
+	// counted as forwarded or as dropped, so packets in are their sum.
+	local atomic.Uint64
+	// Bytes in (from peers) and out (forwarded).
+	rxBytes, fwdBytes atomic.Uint64
 
 	icmpMu     sync.Mutex
 	icmpTokens float64
@@ -124,8 +127,8 @@ type Stats struct {
 	Replied   uint64            `json:"icmp_errors"` // ICMP errors generated
 	Dropped   map[string]uint64 `json:"dropped"`     // by reason
 	Policy    PolicyStats       `json:"policy"`
-	// Received counts every packet peers sent in; ReceivedBytes and
-	// ForwardedBytes their IP lengths.
+	// Received counts every packet peers sent in (forwarded, dropped, or for
+	// the edge itself); ReceivedBytes and ForwardedBytes their IP lengths.
 	Received       uint64 `json:"received"`
 	ReceivedBytes  uint64 `json:"received_bytes"`
 	ForwardedBytes uint64 `json:"forwarded_bytes"`
@@ -134,9 +137,12 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
 	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}, Policy: r.policyStats(),
-		Received: r.rxPkts.Load(), ReceivedBytes: r.rxBytes.Load(), ForwardedBytes: r.fwdBytes.Load()}
+		Received: r.local.Load(), ReceivedBytes: r.rxBytes.Load(), ForwardedBytes: r.fwdBytes.Load()}
+	s.Received += s.Forwarded
 	for i := range r.drops {
-		s.Dropped[Reason(i).String()] = r.drops[i].Load()
+		n := r.drops[i].Load()
+		s.Dropped[Reason(i).String()] = n
+		s.Received += n
 	}
 	return s
 }
@@ -150,7 +156,6 @@ func (r *Router) Dropped(reason Reason) uint64 { return r.drops[reason].Load() }
 // for concurrent use and does not allocate, except for a flow's first packet
 // (its flow table entry).
 func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
-	r.rxPkts.Add(1)
 	r.rxBytes.Add(uint64(len(pkt)))
 	h, ok := parse(pkt)
 	if !ok {
@@ -183,6 +188,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	}
 
 	if h.dst == r.cfg.ICMPSource4 || h.dst == r.cfg.ICMPSource6 {
+		r.local.Add(1)
 		return Decision{Verdict: Local, To: from, Len: h.length}
 	}
 	if h.ttl <= 1 {

@@ -325,3 +325,24 @@ func BenchmarkRoute(b *testing.B) {
 		l.r.Route(l.laptop, pkt, icmp)
 	}
 }
+
+func TestReceivedCountsEveryOutcome(t *testing.T) {
+	l := newLab(t)
+	icmp := make([]byte, IcmpBufSize)
+	pkts := []struct {
+		from *Peer
+		pkt  []byte
+	}{
+		{l.laptop, udp("100.96.0.7", "10.1.2.3", 64)},     // forwarded
+		{l.laptop, udp("100.96.0.7", "198.51.100.1", 64)}, // ICMP error
+		{l.siteA, udp("10.3.0.5", "10.1.9.9", 64)},        // spoofed
+		{l.siteA, udp("10.1.2.3", "100.96.0.1", 64)},      // for the edge itself
+		{l.siteA, []byte{0x45}},                           // malformed
+	}
+	for _, p := range pkts {
+		l.r.Route(p.from, p.pkt, icmp)
+	}
+	if got := l.r.Stats().Received; got != uint64(len(pkts)) {
+		t.Fatalf("Received = %d after routing %d packets", got, len(pkts))
+	}
+}
