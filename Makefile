@@ -1,10 +1,13 @@
 # Switchyard: `make demo` runs the main job, `make test` passes the tests.
 GO       ?= go
+# The approved toolchain: go.mod names it, and the go command fetches it from
+# the Go module proxy on first use (this machine's own Go may be older).
+export GOTOOLCHAIN ?= go1.27.3
 BIN      := bin/switchyard
 PKGS     := ./...
 FUZZTIME ?= 5s
 
-.PHONY: all build test unit fuzz lint bench demo clean
+.PHONY: all build test unit fuzz lint vulncheck bench demo clean
 
 all: build
 
@@ -13,7 +16,7 @@ build:
 
 # test: lint, every unit/integration/e2e test under the race detector, then a
 # short run of every fuzz target. Network tests need root (CI runs as root).
-test: lint unit fuzz
+test: lint vulncheck unit fuzz
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -27,6 +30,11 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags netbench ./bench
+
+# vulncheck runs govulncheck against a database built offline from the
+# golang.org/x/vulndb module.
+vulncheck:
+	GO=$(GO) ./scripts/vulncheck.sh
 
 # bench runs every Go benchmark, then (as root) the network-namespace lab that
 # compares Switchyard with wireguard-go and kernel forwarding in the same run,
