@@ -90,12 +90,12 @@ func (p *Peer) SetActive(a bool) { p.active.Store(a) }
 func (p *Peer) party() flow.Party {
 	switch {
 	case p.Kind == Connector:
-		return flow.Party{Kind: uint8(Connector), ID: p.Tunnel}
+		return flow.Party{Kind: uint32(Connector), ID: p.Tunnel}
 	case p.Device != [16]byte{}:
-		return flow.Party{Kind: uint8(Client), ID: p.Device}
+		return flow.Party{Kind: uint32(Client), ID: p.Device}
 	}
 	return flow.Party{Kind: partyByAddress, ID: p.Overlay.As16()}
 }
 
 // partyByAddress is the party kind of a client known by its overlay address.
-const partyByAddress = 0x80 | uint8(Client)
+const partyByAddress = 0x80 | uint32(Client)

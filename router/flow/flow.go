@@ -46,12 +46,12 @@ func (k Key) canonical() (Key, bool) {
 // other parties belongs to another flow, so it never takes the first one's
 // verdict, nor counts on or changes it.
 type Party struct {
-	Kind uint8
 	ID   [16]byte
+	Kind uint32
 }
 
-// same reports whether p and q are one party; unlike ==, which calls into
-// the runtime for a 17-byte struct, it compiles to a few loads.
+// same reports whether p and q are one party; unlike == on the struct, which
+// may call into the runtime, it compiles to a few loads.
 func (p Party) same(q Party) bool { return p.ID == q.ID && p.Kind == q.Kind }
 
 // ends returns the parties of a packet from one party to another whose key
