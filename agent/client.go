@@ -40,7 +40,9 @@ type ClientConfig struct {
 	TunName string
 	// Name is the device name; empty means the hostname.
 	Name string
-	// User is reported to the edge with the device.
+	// User, if set, is the user the device expects to belong to: enrollment
+	// is refused unless the enrollment token names that user (the token,
+	// never the device, sets it).
 	User string
 	// Protocol is how the client reaches the edge; empty means wireguard.
 	Protocol Protocol
@@ -159,7 +161,7 @@ func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	}
 	req := model.DeviceEnrollment{
 		Name: name, DeviceType: runtime.GOOS, OSVersion: osVersion(), Version: cfg.Version,
-		PublicKey: k.publicBase64(), User: cfg.User,
+		PublicKey: k.publicBase64(), KeyProof: k.keyProof(), User: cfg.User,
 	}
 	enrolled, err := retry(ctx, log, func() (model.EnrolledDevice, error) { return enroller.EnrollDevice(ctx, req) })
 	if err != nil {

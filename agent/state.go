@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -36,6 +38,17 @@ type key struct {
 }
 
 func (k key) publicBase64() string { return base64.StdEncoding.EncodeToString(k.public[:]) }
+
+// keyProof is the secret a device enrolls with (model.DeviceEnrollment.KeyProof):
+// an HMAC of a fixed label under the private key, so that only the key's
+// holder computes it and the edge learns nothing of the key. The same key
+// always gives the same proof, so a device that lost its credential (or
+// whose enrollment answer was lost) re-enrolls as itself.
+func (k key) keyProof() []byte {
+	m := hmac.New(sha256.New, k.private[:])
+	m.Write([]byte("switchyard device key proof v1"))
+	return m.Sum(nil)
+}
 
 // prepare creates the state directory (0700) and loads the agent's key; it
 // returns log, or a logger that discards when log is nil.
