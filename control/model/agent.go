@@ -69,7 +69,10 @@ type ConnectorConfig struct {
 	VNetName    string    `json:"vnet_name"`
 	Edge        EdgePeer  `json:"edge"`
 	MTU         int       `json:"mtu"`
-	// SitePrefixes are this tunnel's own routes: the connector never routes them into its TUN.
+	// SitePrefixes are this tunnel's own routes: the connector never routes
+	// them into its TUN, except where one covers what EdgeOwned names (an
+	// egress site's 0.0.0.0/0): that stays the edge's, and other tunnels'
+	// more specific routes inside it go into the TUN.
 	SitePrefixes []netip.Prefix `json:"site_prefixes"`
 	// Routes are the prefixes reachable through the edge from this site: the
 	// other tunnels' routes in its virtual network, and the device overlay range.
