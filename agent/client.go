@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -189,26 +188,9 @@ func clientRoutes(c model.DeviceConfig, apiHost string) ([]netip.Prefix, error) 
 	for i, e := range c.SplitTunnel.Entries {
 		list[i] = e.Address
 	}
-	var never []netip.Addr
-	hosts := []string{apiHost}
-	for _, ep := range []string{c.Edge.Endpoint, c.Edge.MASQUE} {
-		if h, _, err := net.SplitHostPort(ep); err == nil {
-			hosts = append(hosts, h)
-		}
-	}
-	for _, h := range hosts {
-		if h == "" {
-			continue
-		}
-		ips, err := net.LookupIP(h)
-		if err != nil {
-			return nil, fmt.Errorf("resolve edge address %s: %w", h, err)
-		}
-		for _, ip := range ips {
-			if a, ok := netip.AddrFromSlice(ip); ok {
-				never = append(never, a.Unmap())
-			}
-		}
+	never, err := underlay(c.Edge, apiHost)
+	if err != nil {
+		return nil, err
 	}
 	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, []netip.Prefix{c.OverlayRange}, never)
 }

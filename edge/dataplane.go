@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -356,9 +355,6 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 	return out
 }
 
-// icmpSource6 is the address the edge's ICMPv6 errors come from (a ULA).
-var icmpSource6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
-
 // startDataplane opens the WireGuard endpoint with the edge's key and a router.
 func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.Logger) (*dataplane, error) {
 	port := 0
@@ -373,7 +369,7 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	}
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
 	clock := newCoarseClock()
-	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6,
+	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: model.EdgeAddress6, Overlay: cfg.OverlayRange,
 		MaxFlows: cmp.Or(cfg.MaxFlows, DefaultMaxFlows), OnFlow: flows.enqueue, Clock: clock.Now})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock

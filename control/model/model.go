@@ -81,6 +81,11 @@ type Route struct {
 	Comment    string       `json:"comment"`
 	CreatedAt  time.Time    `json:"created_at"`
 	DeletedAt  *time.Time   `json:"deleted_at,omitempty"`
+	// Warnings, in the answer to adding a route only (never stored), say
+	// what of the network the tunnel does not get: a route that covers the
+	// device overlay range or the edge's address (0.0.0.0/0 of an egress
+	// site) leaves them to the edge.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Deleted reports whether the route has been deleted.
