@@ -63,6 +63,7 @@ func (h masqueHandler) Authenticate(r *http.Request) (masque.Grant, error) {
 		Addresses: []netip.Prefix{netip.PrefixFrom(dev.IP, dev.IP.BitLen())},
 		Routes:    everything,
 		Value:     masqueGrant{id: dev.ID},
+		Identity:  "device/" + dev.ID.String(),
 	}, nil
 }
 
@@ -81,7 +82,9 @@ func (h masqueHandler) connector(r *http.Request, bearer, id string) (masque.Gra
 	if !h.d.enrolled(connID, tok.TunnelID) {
 		return masque.Grant{}, fmt.Errorf("%w: connector %s is not enrolled in tunnel %s", masque.ErrForbidden, connID, tok.TunnelID)
 	}
-	return masque.Grant{Routes: everything, Value: masqueGrant{id: connID, tunnel: tok.TunnelID}}, nil
+	// Bounded per replica, not per tunnel: every replica of a tunnel holds
+	// a session with the same token.
+	return masque.Grant{Routes: everything, Value: masqueGrant{id: connID, tunnel: tok.TunnelID}, Identity: "connector/" + connID.String()}, nil
 }
 
 // authError maps the registry's refusal to the MASQUE status.
@@ -267,6 +270,7 @@ func startMASQUE(cfg Config, cert tls.Certificate, d *dataplane, log *slog.Logge
 		Listen:      cfg.MASQUEListen,
 		Certificate: cert,
 		Handler:     masqueHandler{d},
+		MaxSessions: cfg.MASQUEMaxSessions,
 		Log:         log,
 	})
 	if err != nil {
