@@ -50,6 +50,7 @@ type Peer struct {
 	vnet   atomic.Uint32 // index of the virtual network it sends into
 	up     atomic.Bool   // the session is established
 	active atomic.Bool   // the replica its tunnel's traffic goes to
+	missed atomic.Bool   // up only because its tunnel has no other replica
 }
 
 // TunnelID names a tunnel inside the router.
@@ -75,3 +76,11 @@ func (p *Peer) Active() bool { return p.active.Load() }
 // SetActive marks the peer as its tunnel's active replica, or not; the edge
 // keeps at most one active replica per tunnel.
 func (p *Peer) SetActive(a bool) { p.active.Store(a) }
+
+// Missed reports whether the peer missed its heartbeats and is kept up only
+// because its tunnel has no other replica to send to; the edge counts what
+// it still sends there.
+func (p *Peer) Missed() bool { return p.missed.Load() }
+
+// SetMissed records whether the peer is kept up despite missed heartbeats.
+func (p *Peer) SetMissed(m bool) { p.missed.Store(m) }
