@@ -30,7 +30,9 @@ import (
 // interval × multiplier, 500 ms by default). One that does not (an agent
 // older than heartbeats) is down when nothing authenticated arrived from it
 // for livenessTimeout, three keepalive intervals. The edge checks every
-// livenessTick, so traffic fails over within detect time + livenessTick.
+// livenessTick, so traffic fails over within detect time + livenessTick. A
+// tunnel's active replica that goes down with no other replica up keeps its
+// traffic while its WireGuard session lasts (see elect).
 const (
 	livenessTimeout = 3*model.KeepaliveInterval + model.KeepaliveInterval/2
 	livenessTick    = 25 * time.Millisecond
