@@ -172,16 +172,19 @@ type masqueIn struct {
 func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 	for _, buf := range bufs {
 		pkt := buf[masque.Headroom:]
+		if probe, ok := m.d.heartbeatProbe(pkt); ok {
+			m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt, m.d.probe(m.from, probe)), 0, nil)
+			continue
+		}
 		dec := m.d.router.Route(m.from, pkt, m.icmp)
 		switch dec.Verdict {
 		case router.Forward:
+			if dec.To.Missed() {
+				m.d.sentMissed.Add(1)
+			}
 			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
 		case router.Reply:
 			m.d.sendTo(m.from, dec.Reply, 0, nil)
-		case router.Local:
-			if probe, ok := heartbeat.ParsePacket(pkt[:dec.Len]); ok {
-				m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt[:dec.Len], m.d.probe(m.from, probe)), 0, nil)
-			}
 		}
 	}
 }

@@ -52,6 +52,7 @@ type Peer struct {
 	vnet   atomic.Uint32 // index of the virtual network it sends into
 	up     atomic.Bool   // the session is established
 	active atomic.Bool   // the replica its tunnel's traffic goes to
+	missed atomic.Bool   // up only because its tunnel has no other replica
 }
 
 // TunnelID names a tunnel inside the router.
@@ -99,3 +100,11 @@ func (p *Peer) party() flow.Party {
 
 // partyByAddress is the party kind of a client known by its overlay address.
 const partyByAddress = 0x80 | uint32(Client)
+
+// Missed reports whether the peer missed its heartbeats and is kept up only
+// because its tunnel has no other replica to send to; the edge counts what
+// it still sends there.
+func (p *Peer) Missed() bool { return p.missed.Load() }
+
+// SetMissed records whether the peer is kept up despite missed heartbeats.
+func (p *Peer) SetMissed(m bool) { p.missed.Store(m) }

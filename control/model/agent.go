@@ -20,7 +20,8 @@ var DefaultOverlayRange = netip.MustParsePrefix("100.96.0.0/12")
 // address): ICMP errors come from it and agents send heartbeats to it.
 func EdgeAddress(overlay netip.Prefix) netip.Addr { return overlay.Masked().Addr().Next() }
 
-// EdgeAddress6 is the edge's own IPv6 address (a ULA): ICMPv6 errors come from it.
+// EdgeAddress6 is the edge's own IPv6 address (a ULA): ICMPv6 errors come
+// from it, and agents whose site has IPv6 addresses only send heartbeats to it.
 var EdgeAddress6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
 
 // EdgeOwned returns the prefixes that belong to devices and the edge: the

@@ -52,6 +52,10 @@ type Connection struct {
 	// Preferred is set while the replica's host holds the site's gateway
 	// address (keepalived MASTER); a preferred replica is active.
 	Preferred bool `json:"preferred,omitempty"`
+	// MissedHeartbeats is set while an active replica misses its heartbeats
+	// and still gets the tunnel's traffic, having no standby to hand it to,
+	// until its WireGuard session expires.
+	MissedHeartbeats bool `json:"missed_heartbeats,omitempty"`
 }
 
 // ReplicaState is a connector replica's role in its tunnel.
