@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/curve25519"
 
-	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Files in the state directory.
@@ -79,7 +79,7 @@ func loadOrCreateKey(dir string) (key, error) {
 		}
 		k.private[0] &= 248
 		k.private[31] = (k.private[31] & 127) | 64
-		if err := pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(k.private[:])+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k.private[:])+"\n"), 0o600); err != nil {
 			return k, err
 		}
 	case err != nil:
@@ -110,7 +110,7 @@ func loadIdentity(dir string) (identity, bool) {
 
 func saveIdentity(dir string, id identity) error {
 	buf, _ := json.MarshalIndent(id, "", "  ")
-	return pki.WriteFileAtomic(filepath.Join(dir, identityFile), append(buf, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, identityFile), append(buf, '\n'), 0o600)
 }
 
 func hexKey(k []byte) string { return hex.EncodeToString(k) }

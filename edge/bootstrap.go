@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Files in the data directory besides the store and the CA.
@@ -90,7 +91,7 @@ func loadIdentity(dir string) (*identity, error) {
 	case errors.Is(err, os.ErrNotExist):
 		id.newToken = "syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))
 		id.adminHash = sha256.Sum256([]byte(id.newToken))
-		if err := pki.WriteFileAtomic(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -122,7 +123,7 @@ func loadOrCreateSecret(path string, create func() ([]byte, error)) ([]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return b, pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
+	return b, atomicfile.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
 }
 
 // writeAdminConfig writes the admin config on the start that created the token,
@@ -141,7 +142,7 @@ func writeAdminConfig(dir, apiURL string, id *identity) error {
 		cfg.Token = old.Token
 	}
 	buf, _ := json.MarshalIndent(cfg, "", "  ")
-	return pki.WriteFileAtomic(path, append(buf, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(buf, '\n'), 0o600)
 }
 
 func randomBytes(n int) []byte {
