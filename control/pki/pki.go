@@ -43,6 +43,10 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
 	certPEM, err := os.ReadFile(certPath)
 	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(keyPath); !errors.Is(err, os.ErrNotExist) {
+			// Never replace a CA key that tokens may pin.
+			return nil, fmt.Errorf("load CA: %s is missing but %s exists: restore %s from a backup, or, if this edge never issued a token, remove %s to create a new CA", certPath, keyPath, CACertFile, CAKeyFile)
+		}
 		return createCA(certPath, keyPath)
 	}
 	if err != nil {
@@ -102,8 +106,16 @@ func createCA(certPath, keyPath string) (*CA, error) {
 	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
 }
 
-// IssueServer issues a server certificate for hosts (DNS names or IPs), valid for a year.
+// ServerLifetime is how long a server certificate is valid.
+const ServerLifetime = 365 * 24 * time.Hour
+
+// IssueServer issues a server certificate for hosts (DNS names or IPs), valid
+// for ServerLifetime.
 func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
+	return ca.issueServer(hosts, ServerLifetime)
+}
+
+func (ca *CA) issueServer(hosts []string, lifetime time.Duration) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issue server certificate: %w", err)
@@ -113,7 +125,7 @@ func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: "switchyard edge"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
+		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -128,7 +140,11 @@ func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issue server certificate for %v: %w", hosts, err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("parse server certificate for %v: %w", hosts, err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Pin returns the pin of a certificate: "sha256/" and the base64 SHA-256 of its public key.
