@@ -63,7 +63,8 @@ var (
 
 // loadIdentity reads the edge's identity from dir, creating what is missing.
 func loadIdentity(dir string) (*identity, error) {
-	if err := prepareDataDir(dir); err != nil {
+	// It holds the CA key, the master key and the store.
+	if err := atomicfile.PrivateDir(dir); err != nil {
 		return nil, err
 	}
 	ca, err := pki.LoadOrCreateCA(dir)
@@ -114,31 +115,6 @@ func loadIdentity(dir string) (*identity, error) {
 		copy(id.adminHash[:], h)
 	}
 	return id, nil
-}
-
-// prepareDataDir creates dir (0700), or tightens an existing one to 0700: it
-// holds the CA key, the master key and the store.
-func prepareDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("stat data dir: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("data dir %s is not a directory", dir)
-	}
-	if fi.Mode()&os.ModeSticky != 0 {
-		// /tmp and its kind: shared, so not ours to tighten.
-		return fmt.Errorf("data dir %s is a shared directory (sticky bit): give the edge a directory of its own", dir)
-	}
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("tighten data dir %s to 0700: %w", dir, err)
-		}
-	}
-	return nil
 }
 
 // secretFile is a fixed-length key kept in base64 (one line, mode 0600).

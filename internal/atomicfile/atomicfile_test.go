@@ -224,3 +224,46 @@ func assertOnly(t *testing.T, dir, name string) {
 		t.Errorf("directory holds %v, want only %s", names, name)
 	}
 }
+
+func TestPrivateDir(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    os.FileMode // of an existing dir; 0: missing
+		wantErr bool
+	}{
+		{name: "missing"},
+		{name: "open", mode: 0o755},
+		{name: "world writable", mode: 0o777},
+		{name: "group readable", mode: 0o750},
+		{name: "already private", mode: 0o700},
+		{name: "sticky", mode: 0o777 | os.ModeSticky, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state", "dir")
+			if tt.mode != 0 {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dir, tt.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := PrivateDir(dir)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("PrivateDir: %v, want error %v", err, tt.wantErr)
+			}
+			fi, serr := os.Stat(dir)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			want := os.ModeDir | 0o700
+			if tt.wantErr {
+				want = os.ModeDir | tt.mode // left alone
+			}
+			if fi.Mode() != want {
+				t.Errorf("mode %v, want %v", fi.Mode(), want)
+			}
+		})
+	}
+}
