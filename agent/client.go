@@ -16,8 +16,8 @@ import (
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/token"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/switchyard/switchyard/tun"
@@ -124,7 +124,7 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	buf, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if buf, err = enrollDevice(ctx, cfg, k, log); err == nil {
-			err = pki.WriteFileAtomic(path, buf, 0o600)
+			err = atomicfile.WriteFile(path, buf, 0o600)
 		}
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 )
 
@@ -304,7 +305,7 @@ func (b *beat) writeStatus(st Status, now time.Time) {
 		return
 	}
 	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFileAtomic(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
 		b.log.Warn("writing the status file", "err", err)
 		return
 	}
@@ -320,7 +321,7 @@ func (b *beat) writeHealth(healthy bool) {
 	if healthy {
 		v = "0\n"
 	}
-	if err := writeFileAtomic(filepath.Join(b.stateDir, healthFile), []byte(v), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(b.stateDir, healthFile), []byte(v), 0o644); err != nil {
 		b.log.Warn("writing the health file", "err", err)
 	}
 }
@@ -371,15 +372,6 @@ func (b *beat) Close() {
 	b.writeHealth(false)
 	b.written = Status{}
 	b.writeStatus(st, time.Now())
-}
-
-// writeFileAtomic replaces path with data, so readers never see half a file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // ReadStatus reads the status a connector or client in stateDir keeps. A

@@ -63,6 +63,10 @@ type Config struct {
 	// Announce receives the messages meant for the operator (the admin token,
 	// printed once); nil discards.
 	Announce io.Writer
+
+	// certLifetime is the API certificate's lifetime; 0 means
+	// pki.ServerLifetime (tests shorten it to see renewals).
+	certLifetime time.Duration
 }
 
 // DefaultMTU is the tunnel MTU: 1500 less the WireGuard overhead over IPv6.
@@ -162,10 +166,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if apiURL == "" {
 		apiURL = "https://" + advertised(ln.Addr().(*net.TCPAddr), cfg.PublicAddr)
 	}
-	cert, err := id.ca.IssueServer(certHosts(ln.Addr().(*net.TCPAddr), apiURL, cfg.PublicAddr))
+	cert, err := id.ca.NewServerCert(certHosts(ln.Addr().(*net.TCPAddr), apiURL, cfg.PublicAddr), cfg.certLifetime)
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
+	dp.wg.Add(1)
+	go func() { defer dp.wg.Done(); cert.Run(runCtx, log.With("component", "pki")) }()
 	if err := writeAdminConfig(cfg.DataDir, apiURL, id); err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -174,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 			filepath.Join(cfg.DataDir, "admin.json"), id.newToken)
 	}
 
-	masqueAddr, stopMASQUE, err := startMASQUE(cfg, cert, dp, log)
+	masqueAddr, stopMASQUE, err := startMASQUE(cfg, cert.GetCertificate, dp, log)
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -191,7 +197,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:            log.With("component", "api"),
 		Limits:         cfg.APILimits,
 	})
-	srv := apiSrv.HTTPServer(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "masque", masqueAddr, "data_dir", cfg.DataDir)

@@ -263,18 +263,19 @@ func (d *dataplane) goneMASQUE() []*masque.Session {
 }
 
 // startMASQUE serves CONNECT-IP on cfg.MASQUEListen with the API's
-// certificate (signed by the CA agents pin) and returns the address agents
-// reach it at, and how to stop it (after which no session is left).
-func startMASQUE(cfg Config, cert tls.Certificate, d *dataplane, log *slog.Logger) (string, func(), error) {
+// certificate (signed by the CA agents pin; getCert returns the current one,
+// so renewals reach the running server) and returns the address agents reach
+// it at, and how to stop it (after which no session is left).
+func startMASQUE(cfg Config, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), d *dataplane, log *slog.Logger) (string, func(), error) {
 	if cfg.MASQUEListen == "" {
 		return "", func() {}, nil
 	}
 	srv, err := masque.NewServer(masque.ServerConfig{
-		Listen:      cfg.MASQUEListen,
-		Certificate: cert,
-		Handler:     masqueHandler{d},
-		MaxSessions: cfg.MASQUEMaxSessions,
-		Log:         log,
+		Listen:         cfg.MASQUEListen,
+		GetCertificate: getCert,
+		Handler:        masqueHandler{d},
+		MaxSessions:    cfg.MASQUEMaxSessions,
+		Log:            log,
 	})
 	if err != nil {
 		return "", nil, err

@@ -23,7 +23,8 @@ import (
 func (l *edgeLab) serveMASQUE(t *testing.T) (string, *tls.Config) {
 	t.Helper()
 	cert, tlsConf := testpki.Server(t)
-	addr, stop, err := startMASQUE(Config{MASQUEListen: "127.0.0.1:0", PublicAddr: "127.0.0.1:51820"}, cert, l.dp, l.dp.log)
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+	addr, stop, err := startMASQUE(Config{MASQUEListen: "127.0.0.1:0", PublicAddr: "127.0.0.1:51820"}, getCert, l.dp, l.dp.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,9 @@ type ServerConfig struct {
 	// Certificate is the server's TLS certificate (with its chain, so agents
 	// can check the CA they pin).
 	Certificate tls.Certificate
+	// GetCertificate, when set, is used instead of Certificate on every
+	// handshake, so the certificate can be renewed while the server runs.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Handler authenticates agents and takes their sessions; required.
 	Handler Handler
 	// MaxSessions bounds the sessions one Grant.Identity holds at once,
@@ -125,9 +128,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveConnectIP)
+	tlsConf := &tls.Config{GetCertificate: cfg.GetCertificate, MinVersion: tls.VersionTLS13}
+	if cfg.GetCertificate == nil {
+		tlsConf.Certificates = []tls.Certificate{cfg.Certificate}
+	}
 	s.h3 = &http3.Server{
 		Handler:         mux,
-		TLSConfig:       http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cfg.Certificate}, MinVersion: tls.VersionTLS13}),
+		TLSConfig:       http3.ConfigureTLSConfig(tlsConf),
 		QUICConfig:      quicConfig(),
 		EnableDatagrams: true,
 		IdleTimeout:     idleConnTimeout,
