@@ -122,32 +122,26 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		if probe, ok := d.heartbeatProbe(p.Data()); ok {
 			to = p.Session
 			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data(), d.probe(from, probe))
-			if to != cur {
-				flush()
-				cur = to
-			}
-			b.group = append(b.group, buf)
-			continue
-		}
-		icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
-		dec := d.router.Route(from, p.Data(), icmp)
-		switch dec.Verdict {
-		case router.Forward:
-			if dec.To.Missed() {
-				d.sentMissed.Add(1)
-			}
-			if _, ok := dec.To.Out.(*masque.Session); ok {
-				d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
+		} else {
+			icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
+			dec := d.router.Route(from, p.Data(), icmp)
+			switch dec.Verdict {
+			case router.Forward:
+				if dec.To.Missed() {
+					d.sentMissed.Add(1)
+				}
+				if _, ok := dec.To.Out.(*masque.Session); ok {
+					d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
+					continue
+				}
+				to, _ = dec.To.Out.(*wireguard.Session)
+				buf = p.Buf[:wireguard.Headroom+dec.Len]
+			case router.Reply:
+				to = p.Session
+				buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
+			default: // Local: nothing but the heartbeat responder listens on the edge's own address
 				continue
 			}
-			to, _ = dec.To.Out.(*wireguard.Session)
-			buf = p.Buf[:wireguard.Headroom+dec.Len]
-		case router.Reply:
-			to = p.Session
-			buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
-		default: // Local: nothing but the heartbeat responder listens on the edge's own address
-
-			continue
 		}
 		if to != cur {
 			flush()
