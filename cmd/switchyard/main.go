@@ -30,7 +30,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "switchyard",
 		Usage:                "a self-hosted Layer-3 virtual router: edge, connector and control CLI",
 		Version:              version,
@@ -53,6 +53,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	checkPositional(app)
+	return app
 }
 
 // describe renders an error for people; API errors show their code like cloudflared.
