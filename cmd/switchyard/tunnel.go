@@ -139,7 +139,7 @@ func replicaName(r model.Connection) string {
 	if r.Hostname == "" {
 		return r.ID.String()
 	}
-	return r.Hostname + " (" + r.ID.String() + ")"
+	return printable(r.Hostname) + " (" + r.ID.String() + ")"
 }
 
 // replicaState is a replica's state, priority and preference for tables.

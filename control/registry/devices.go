@@ -87,8 +87,8 @@ func (r *Registry) EnrollDevice(ctx context.Context, tokenID uuid.UUID, tokenSec
 		return model.Device{}, nil, err
 	}
 	for _, s := range []string{req.DeviceType, req.OSVersion, req.Version, req.User} {
-		if len(s) > maxTextLen {
-			return model.Device{}, nil, model.Errorf(model.KindInvalid, "device fields must be at most %d bytes", maxTextLen)
+		if err := model.ValidateText("device field", s, maxTextLen); err != nil {
+			return model.Device{}, nil, err
 		}
 	}
 	secret := newSecret()
