@@ -19,7 +19,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the store, CA, keys and admin config", Value: "/var/lib/switchyard"},
 			&cli.StringFlag{Name: "api-listen", Usage: "`ADDR` the control API listens on", Value: "127.0.0.1:7443"},
 			&cli.StringFlag{Name: "api-public-url", Usage: "`URL` agents use to reach the API (default: https:// and the listening address)"},
-			&cli.StringFlag{Name: "wg-listen", Usage: "WireGuard UDP `ADDR` (its port; the endpoint listens on every address)", Value: ":51820"},
+			&cli.StringFlag{Name: "wg-listen", Usage: "WireGuard UDP `HOST:PORT`; an empty host (or 0.0.0.0, ::) listens on every address, an IP address on that one alone (without UDP GSO/GRO)", Value: ":51820"},
 			&cli.StringFlag{Name: "masque-listen", Usage: "MASQUE (CONNECT-IP over HTTP/3) UDP `ADDR`; agents use PUBLIC-ADDR's host and this port; empty: off", Value: ":443"},
 			&cli.StringFlag{Name: "public-addr", Usage: "`HOST:PORT` of the WireGuard listener as agents reach it; carried in tokens"},
 			&cli.IntFlag{Name: "mtu", Usage: "tunnel `MTU` that agents use", Value: edge.DefaultMTU},
