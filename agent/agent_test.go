@@ -15,31 +15,91 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 )
 
-var mpp = netip.MustParsePrefix
+var (
+	mpp = netip.MustParsePrefix
+	mpa = netip.MustParseAddr
+)
 
 func TestConnectorRoutes(t *testing.T) {
-	c := model.ConnectorConfig{
-		SitePrefixes: []netip.Prefix{mpp("10.1.0.0/16")},
-		Routes:       []netip.Prefix{mpp("10.0.0.0/8"), mpp("10.1.5.0/24"), mpp("10.3.0.0/16"), mpp("192.0.2.0/24"), mpp("100.96.0.0/12")},
+	overlay := mpp("100.96.0.0/12")
+	others := []netip.Prefix{mpp("10.0.0.0/8"), mpp("10.1.5.0/24"), mpp("10.3.0.0/16"), mpp("192.0.2.0/24"), overlay}
+	addrs := []netip.Prefix{mpp("192.0.2.7/25"), mpp("198.51.100.1/24"), mpp("203.0.113.6/30")}
+	edge := []netip.Addr{mpa("203.0.113.2")} // the edge's endpoint and API, reached over the WAN
+	tests := []struct {
+		name         string
+		site, routes []netip.Prefix
+		want         string
+	}{
+		// 10.1.5.0/24 lies in the site itself; 192.0.2.0/24 is wider than the
+		// connected /25 and stays (the connected route is more specific).
+		{"a site", []netip.Prefix{mpp("10.1.0.0/16")}, others,
+			"[10.0.0.0/8 10.3.0.0/16 192.0.2.0/24 100.96.0.0/12]"},
+		// 0.0.0.0/0 is no claim on the overlay range or the other sites.
+		{"an egress site", []netip.Prefix{mpp("0.0.0.0/0"), mpp("10.1.0.0/16"), mpp("::/0")}, others,
+			"[10.0.0.0/8 10.3.0.0/16 192.0.2.0/24 100.96.0.0/12]"},
+		{"a CGNAT site", []netip.Prefix{mpp("100.64.0.0/10")}, []netip.Prefix{mpp("100.70.0.0/16"), overlay},
+			"[100.70.0.0/16 100.96.0.0/12]"},
+		// Another site's default route never takes the host's default route
+		// nor the edge's address, which stay on the WAN (checked below).
+		{"beside an egress site", []netip.Prefix{mpp("10.3.0.0/16")}, []netip.Prefix{mpp("0.0.0.0/0"), mpp("10.1.0.0/16"), overlay}, ""},
 	}
-	addrs := []netip.Prefix{mpp("192.0.2.7/25"), mpp("198.51.100.1/24")}
-	got := fmt.Sprint(connectorRoutes(c, addrs))
-	// 10.1.5.0/24 lies in the site itself; 192.0.2.0/24 is wider than the
-	// connected /25 and stays (the connected route is more specific).
-	want := "[10.0.0.0/8 10.3.0.0/16 192.0.2.0/24 100.96.0.0/12]"
-	if got != want {
-		t.Fatalf("connectorRoutes = %s, want %s", got, want)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := model.ConnectorConfig{SitePrefixes: tc.site, Routes: tc.routes, OverlayRange: overlay}
+			got := connectorRoutes(c, addrs, edge)
+			if tc.want != "" && fmt.Sprint(got) != tc.want {
+				t.Fatalf("connectorRoutes = %s, want %s", got, tc.want)
+			}
+			routed := func(a string) bool {
+				for _, p := range got {
+					if p.Contains(mpa(a)) {
+						return true
+					}
+				}
+				return false
+			}
+			for _, p := range got {
+				if p.Bits() == 0 {
+					t.Fatalf("%s would replace the host's default route", p)
+				}
+			}
+			if routed("203.0.113.2") {
+				t.Fatalf("connectorRoutes = %s: the edge's address goes into the TUN", got)
+			}
+			if tc.want == "" {
+				for _, a := range []string{"198.51.100.77", "203.0.113.1", "203.0.113.3", "100.96.0.1", "10.1.2.3", "255.255.255.254"} {
+					if !routed(a) {
+						t.Errorf("connectorRoutes = %s: %s is not routed to the egress site", got, a)
+					}
+				}
+			}
+		})
 	}
 }
 
 func TestSiteSources(t *testing.T) {
 	addrs := []netip.Prefix{mpp("203.0.113.2/30"), mpp("10.1.0.1/16"), mpp("2001:db8:1::1/64"), mpp("10.1.0.9/16")}
-	src4, src6 := siteSources(addrs, []netip.Prefix{mpp("10.1.0.0/16"), mpp("2001:db8:1::/48")})
-	if src4.String() != "10.1.0.1" || src6.String() != "2001:db8:1::1" {
-		t.Fatalf("siteSources = %s, %s; want 10.1.0.1, 2001:db8:1::1", src4, src6)
+	owned := model.EdgeOwned(mpp("100.96.0.0/12"))
+	tests := []struct {
+		name       string
+		addrs      []netip.Prefix
+		site       []netip.Prefix
+		src4, src6 string
+	}{
+		{"a site", addrs, []netip.Prefix{mpp("10.1.0.0/16"), mpp("2001:db8:1::/48")}, "10.1.0.1", "2001:db8:1::1"},
+		{"no address in the site", addrs, []netip.Prefix{mpp("10.9.0.0/16")}, "invalid IP", "invalid IP"},
+		// The WAN address lies in 0.0.0.0/0 too, but the LAN's is more specific.
+		{"an egress site", addrs, []netip.Prefix{mpp("0.0.0.0/0"), mpp("10.1.0.0/16"), mpp("::/0")}, "10.1.0.1", "2001:db8:1::1"},
+		{"an egress site with only its default", addrs, []netip.Prefix{mpp("0.0.0.0/0")}, "203.0.113.2", "invalid IP"},
+		{"never an overlay address", append([]netip.Prefix{mpp("100.96.0.5/32")}, addrs...), []netip.Prefix{mpp("0.0.0.0/0")}, "203.0.113.2", "invalid IP"},
 	}
-	if src4, _ := siteSources(addrs, []netip.Prefix{mpp("10.9.0.0/16")}); src4.IsValid() {
-		t.Fatalf("an address outside the site was picked: %s", src4)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src4, src6 := siteSources(tc.addrs, tc.site, owned)
+			if src4.String() != tc.src4 || src6.String() != tc.src6 {
+				t.Fatalf("siteSources = %s, %s; want %s, %s", src4, src6, tc.src4, tc.src6)
+			}
+		})
 	}
 }
 

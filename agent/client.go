@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,8 +16,8 @@ import (
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/token"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/switchyard/switchyard/tun"
@@ -40,7 +39,9 @@ type ClientConfig struct {
 	TunName string
 	// Name is the device name; empty means the hostname.
 	Name string
-	// User is reported to the edge with the device.
+	// User, if set, is the user the device expects to belong to: enrollment
+	// is refused unless the enrollment token names that user (the token,
+	// never the device, sets it).
 	User string
 	// Protocol is how the client reaches the edge; empty means wireguard.
 	Protocol Protocol
@@ -123,7 +124,7 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	buf, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if buf, err = enrollDevice(ctx, cfg, k, log); err == nil {
-			err = pki.WriteFileAtomic(path, buf, 0o600)
+			err = atomicfile.WriteFile(path, buf, 0o600)
 		}
 	}
 	if err != nil {
@@ -159,7 +160,7 @@ func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	}
 	req := model.DeviceEnrollment{
 		Name: name, DeviceType: runtime.GOOS, OSVersion: osVersion(), Version: cfg.Version,
-		PublicKey: k.publicBase64(), User: cfg.User,
+		PublicKey: k.publicBase64(), KeyProof: k.keyProof(), User: cfg.User,
 	}
 	enrolled, err := retry(ctx, log, func() (model.EnrolledDevice, error) { return enroller.EnrollDevice(ctx, req) })
 	if err != nil {
@@ -187,26 +188,9 @@ func clientRoutes(c model.DeviceConfig, apiHost string) ([]netip.Prefix, error) 
 	for i, e := range c.SplitTunnel.Entries {
 		list[i] = e.Address
 	}
-	var never []netip.Addr
-	hosts := []string{apiHost}
-	for _, ep := range []string{c.Edge.Endpoint, c.Edge.MASQUE} {
-		if h, _, err := net.SplitHostPort(ep); err == nil {
-			hosts = append(hosts, h)
-		}
-	}
-	for _, h := range hosts {
-		if h == "" {
-			continue
-		}
-		ips, err := net.LookupIP(h)
-		if err != nil {
-			return nil, fmt.Errorf("resolve edge address %s: %w", h, err)
-		}
-		for _, ip := range ips {
-			if a, ok := netip.AddrFromSlice(ip); ok {
-				never = append(never, a.Unmap())
-			}
-		}
+	never, err := underlay(c.Edge, apiHost)
+	if err != nil {
+		return nil, err
 	}
 	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, []netip.Prefix{c.OverlayRange}, never)
 }

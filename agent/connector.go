@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"time"
 
@@ -112,12 +113,22 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		log.Warn("SNAT is on: servers in this site see this host's address, not the true source")
 	}
 
+	var apiHost string
+	if u, err := url.Parse(tok.API); err == nil {
+		apiHost = u.Hostname()
+	}
 	apply := func(c model.ConnectorConfig) {
+		var routes []netip.Prefix
 		addrs, err := ht.ops.Addresses(cfg.TunName)
-		routes := connectorRoutes(c, addrs)
+		if err == nil {
+			var edge []netip.Addr
+			if edge, err = underlay(c.Edge, apiHost); err == nil {
+				routes = connectorRoutes(c, addrs, edge)
+			}
+		}
 		if err == nil {
 			hc := &host.Config{Routes: routes, Forwarding: true, LooseRPFilter: true}
-			hc.Src4, hc.Src6 = siteSources(addrs, c.SitePrefixes)
+			hc.Src4, hc.Src6 = siteSources(addrs, c.SitePrefixes, model.EdgeOwned(c.OverlayRange))
 			err = ht.set(c.Edge, c.OverlayRange, c.SitePrefixes, hc)
 		}
 		if err != nil {
@@ -140,31 +151,71 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 
 // connectorRoutes is what the connector routes into its TUN: everything
 // reachable through the edge, except its own site's prefixes and the subnets
-// of the host's addresses (and anything inside them).
-func connectorRoutes(c model.ConnectorConfig, addrs []netip.Prefix) []netip.Prefix {
-	keep := append([]netip.Prefix(nil), c.SitePrefixes...)
+// of the host's addresses (and anything inside them), and never the edge's
+// underlay addresses (its endpoints and API), which stay on the host's own
+// network. A site prefix that overlaps what belongs to devices and the edge
+// (an egress site's 0.0.0.0/0, or 100.64.0.0/10) is no claim on the device
+// overlay range, the edge's addresses or other sites: the edge keeps those,
+// and other tunnels' more specific routes win there, as in the edge's own
+// longest prefix match.
+func connectorRoutes(c model.ConnectorConfig, addrs []netip.Prefix, underlay []netip.Addr) []netip.Prefix {
+	owned := model.EdgeOwned(c.OverlayRange)
+	var keep []netip.Prefix
+	for _, p := range c.SitePrefixes {
+		if !overlapsAny(p, owned) {
+			keep = append(keep, p)
+		}
+	}
 	for _, a := range addrs {
 		keep = append(keep, a.Masked())
 	}
-	return routing.WithoutCovered(c.Routes, keep)
+	return routing.Excluding(routing.WithoutCovered(c.Routes, keep), underlay)
 }
 
 // siteSources picks the host's first IPv4 and IPv6 addresses inside its
-// site's prefixes, as the source of the host's own traffic into the tunnel:
-// the edge accepts only site addresses from a connector.
-func siteSources(addrs, site []netip.Prefix) (src4, src6 netip.Addr) {
+// site's prefixes, as the source of the host's own traffic into the tunnel
+// (and of its heartbeats): the edge accepts only site addresses from a
+// connector. An address in a more specific site prefix wins (the LAN's
+// 10.1.0.1 of a site that also routes 0.0.0.0/0, not the WAN address), and
+// none in owned (the device overlay range, the edge's addresses) is picked.
+func siteSources(addrs, site, owned []netip.Prefix) (src4, src6 netip.Addr) {
+	best4, best6 := -1, -1
 	for _, a := range addrs {
+		ip := a.Addr()
+		if containsAny(owned, ip) {
+			continue
+		}
 		for _, p := range site {
-			if !p.Contains(a.Addr()) {
+			if !p.Contains(ip) {
 				continue
 			}
-			if a.Addr().Is4() && !src4.IsValid() {
-				src4 = a.Addr()
+			if ip.Is4() && p.Bits() > best4 {
+				src4, best4 = ip, p.Bits()
 			}
-			if a.Addr().Is6() && !src6.IsValid() {
-				src6 = a.Addr()
+			if ip.Is6() && p.Bits() > best6 {
+				src6, best6 = ip, p.Bits()
 			}
 		}
 	}
 	return src4, src6
+}
+
+// overlapsAny reports whether p overlaps a prefix of set.
+func overlapsAny(p netip.Prefix, set []netip.Prefix) bool {
+	for _, o := range set {
+		if p.Overlaps(o) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsAny reports whether a prefix of set contains a.
+func containsAny(set []netip.Prefix, a netip.Addr) bool {
+	for _, p := range set {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

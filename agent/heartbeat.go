@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 )
 
@@ -59,10 +60,13 @@ type beat struct {
 	priority uint8
 	lost     func()
 
+	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
+
 	mu        sync.Mutex
 	conn      *net.UDPConn
 	src, dst  netip.Addr
 	seq       uint32
+	answered  uint32               // the latest probe the edge answered
 	sent      map[uint32]time.Time // recent probes, for the RTT
 	lastReply time.Time
 	rtt       time.Duration
@@ -79,18 +83,43 @@ type beat struct {
 }
 
 func newBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func()) *beat {
-	b := &beat{log: log, stateDir: stateDir, replica: replica, priority: priority, lost: lost,
-		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
-		lastLost: time.Now()} // give the first handshake a second before restarting it
-	b.writeHealth(false)
+	b := makeBeat(log, stateDir, replica, priority, lost, heartbeat.Port)
 	b.done.Add(1)
 	go b.run()
 	return b
 }
 
+// makeBeat is newBeat without the ticking goroutine: tick drives it (tests),
+// aiming at the edge's port.
+func makeBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func(), port uint16) *beat {
+	b := &beat{log: log, stateDir: stateDir, replica: replica, priority: priority, lost: lost, port: port,
+		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
+		lastLost: time.Now()} // give the first handshake a second before restarting it
+	b.writeHealth(false)
+	return b
+}
+
+// heartbeatTarget picks where an agent's heartbeats go and where from, given
+// the host's IPv4 and IPv6 addresses inside its site (a client's overlay
+// address as src4) and the edge's two addresses: an IPv4 source to the edge's
+// IPv4 address, else an IPv6 one to its IPv6 address. With neither, src is
+// invalid and the kernel picks the source (the probes go to the edge's IPv4
+// address, which the overlay route into the TUN covers): the edge answers
+// heartbeats by the session they came on, whatever their source. Liveness
+// so never depends on the agent sending data, nor on its address family.
+func heartbeatTarget(src4, src6, edge4, edge6 netip.Addr) (src, dst netip.Addr) {
+	switch {
+	case src4.IsValid():
+		return src4, edge4
+	case src6.IsValid() && edge6.IsValid():
+		return src6, edge6
+	}
+	return netip.Addr{}, edge4
+}
+
 // aim points the probes at the edge's address dst, sent from src (a site
-// address of this host, or the client's overlay address). An invalid src
-// turns heartbeats off: the edge then judges the agent by its keepalives.
+// address of this host, or the client's overlay address); an invalid src
+// lets the kernel pick the source (see heartbeatTarget).
 func (b *beat) aim(src, dst netip.Addr) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -102,14 +131,25 @@ func (b *beat) aim(src, dst netip.Addr) {
 		b.conn = nil
 	}
 	b.src, b.dst = src, dst
-	if !src.IsValid() || !dst.IsValid() {
-		b.log.Warn("no heartbeats: this host has no IPv4 address inside its site's prefixes; the edge will take seconds, not milliseconds, to notice a failure")
+	if !dst.IsValid() {
 		return
 	}
-	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, heartbeat.Port)))
+	network, laddr := "udp4", (*net.UDPAddr)(nil)
+	if dst.Is6() {
+		network = "udp6"
+	}
+	if src.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
+	c, err := net.DialUDP(network, laddr, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, b.port)))
 	if err != nil {
-		b.log.Warn("opening the heartbeat socket", "src", src, "edge", dst, "err", err)
+		b.log.Warn("no heartbeats: opening the heartbeat socket failed; the edge will take seconds, not milliseconds, to notice a failure",
+			"src", src, "edge", dst, "err", err)
 		return
+	}
+	if !src.IsValid() {
+		b.log.Info("this host has no address inside its site's prefixes: heartbeats go from an address the kernel picks",
+			"src", c.LocalAddr(), "edge", dst)
 	}
 	b.conn = c
 	b.done.Add(1)
@@ -143,7 +183,11 @@ func (b *beat) tick(now time.Time) {
 		b.preferred = preferred
 	}
 	b.sendLocked(now)
-	healthy := !b.lastReply.IsZero() && now.Sub(b.lastReply) < heartbeat.DefaultMultiplier*heartbeat.DefaultInterval
+	// Unhealthy once Multiplier probes in a row went unanswered, counted in
+	// probes rather than time: if this agent itself stalled (SIGSTOP, a
+	// loaded host), the edge had no probe to answer meanwhile, and the
+	// probes before the stall were answered.
+	healthy := b.conn != nil && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
 	wasHealthy := b.healthy
 	b.healthy = healthy
 	if !healthy && b.active {
@@ -218,6 +262,9 @@ func (b *beat) read(c *net.UDPConn) {
 		at, ok := b.sent[m.Seq]
 		if ok {
 			b.lastReply, b.rtt = now, now.Sub(at)
+			if int32(m.Seq-b.answered) > 0 {
+				b.answered = m.Seq
+			}
 			active := m.Flags&heartbeat.Active != 0
 			if active != b.active && b.replica {
 				b.log.Info("replica role changed", "active", active)
@@ -238,7 +285,9 @@ func (b *beat) read(c *net.UDPConn) {
 func (b *beat) statusLocked(now time.Time) Status {
 	st := Status{PID: os.Getpid(), Healthy: b.healthy, Active: b.active, Preferred: b.preferred,
 		Priority: int(b.priority), LastReply: b.lastReply, UpdatedAt: now}
-	if b.src.IsValid() {
+	if b.conn != nil {
+		st.Source = b.conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().String()
+	} else if b.src.IsValid() {
 		st.Source = b.src.String()
 	}
 	if b.rtt > 0 {
@@ -256,7 +305,7 @@ func (b *beat) writeStatus(st Status, now time.Time) {
 		return
 	}
 	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFileAtomic(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
 		b.log.Warn("writing the status file", "err", err)
 		return
 	}
@@ -272,7 +321,7 @@ func (b *beat) writeHealth(healthy bool) {
 	if healthy {
 		v = "0\n"
 	}
-	if err := writeFileAtomic(filepath.Join(b.stateDir, healthFile), []byte(v), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(b.stateDir, healthFile), []byte(v), 0o644); err != nil {
 		b.log.Warn("writing the health file", "err", err)
 	}
 }
@@ -323,15 +372,6 @@ func (b *beat) Close() {
 	b.writeHealth(false)
 	b.written = Status{}
 	b.writeStatus(st, time.Now())
-}
-
-// writeFileAtomic replaces path with data, so readers never see half a file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // ReadStatus reads the status a connector or client in stateDir keeps. A

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -15,7 +17,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/curve25519"
 
-	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Files in the state directory.
@@ -37,7 +39,19 @@ type key struct {
 
 func (k key) publicBase64() string { return base64.StdEncoding.EncodeToString(k.public[:]) }
 
-// prepare creates the state directory (0700) and loads the agent's key; it
+// keyProof is the secret a device enrolls with (model.DeviceEnrollment.KeyProof):
+// an HMAC of a fixed label under the private key, so that only the key's
+// holder computes it and the edge learns nothing of the key. The same key
+// always gives the same proof, so a device that lost its credential (or
+// whose enrollment answer was lost) re-enrolls as itself.
+func (k key) keyProof() []byte {
+	m := hmac.New(sha256.New, k.private[:])
+	m.Write([]byte("switchyard device key proof v1"))
+	return m.Sum(nil)
+}
+
+// prepare creates the state directory (0700; an existing one is tightened to
+// 0700, as it holds the key and credential) and loads the agent's key; it
 // returns log, or a logger that discards when log is nil.
 func prepare(stateDir string, log *slog.Logger) (*slog.Logger, key, error) {
 	if log == nil {
@@ -46,8 +60,8 @@ func prepare(stateDir string, log *slog.Logger) (*slog.Logger, key, error) {
 	if stateDir == "" {
 		return log, key{}, errors.New("--state-dir is required")
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return log, key{}, fmt.Errorf("create state dir: %w", err)
+	if err := atomicfile.PrivateDir(stateDir); err != nil {
+		return log, key{}, fmt.Errorf("state dir: %w", err)
 	}
 	k, err := loadOrCreateKey(stateDir)
 	return log, k, err
@@ -66,15 +80,16 @@ func loadOrCreateKey(dir string) (key, error) {
 		}
 		k.private[0] &= 248
 		k.private[31] = (k.private[31] & 127) | 64
-		if err := pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(k.private[:])+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k.private[:])+"\n"), 0o600); err != nil {
 			return k, err
 		}
 	case err != nil:
 		return k, fmt.Errorf("read WireGuard key: %w", err)
 	default:
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(buf)))
+		b, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(buf)))
 		if err != nil || len(b) != 32 {
-			return k, fmt.Errorf("read WireGuard key %s: not a base64 32-byte key", path)
+			// Never replaced: the edge knows this agent by its public key.
+			return k, fmt.Errorf("read WireGuard key %s: not one base64 32-byte key (empty, truncated or damaged); restore it, or remove it and %s to enroll as a new agent", path, identityFile)
 		}
 		copy(k.private[:], b)
 	}
@@ -97,7 +112,7 @@ func loadIdentity(dir string) (identity, bool) {
 
 func saveIdentity(dir string, id identity) error {
 	buf, _ := json.MarshalIndent(id, "", "  ")
-	return pki.WriteFileAtomic(filepath.Join(dir, identityFile), append(buf, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, identityFile), append(buf, '\n'), 0o600)
 }
 
 func hexKey(k []byte) string { return hex.EncodeToString(k) }

@@ -109,17 +109,33 @@ type heartbeatConfig struct {
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the
-// host's routes into the TUN (and sysctls) match cfg; heartbeats go to the
-// edge's address in overlay, from cfg.Src4.
+// host's routes into the TUN (and sysctls) match cfg; heartbeats go to one of
+// the edge's addresses, from cfg.Src4 or cfg.Src6 (see heartbeatTarget), and
+// the edge's IPv6 address is routed into the TUN when they go there.
 func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []netip.Prefix, cfg *host.Config) error {
 	cfg.Interface = h.name
+	src, dst := heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+	if dst.Is6() {
+		cfg.Routes = withHost(cfg.Routes, dst)
+	}
 	err := errors.Join(h.link.setEdge(edge, advertise), h.hm.Set(cfg))
 	if err == nil {
-		h.beat.aim(cfg.Src4, model.EdgeAddress(overlay))
+		h.beat.aim(src, dst)
 		h.applies.Add(1)
 		h.routes.Store(int64(len(cfg.Routes)))
 	}
 	return err
+}
+
+// withHost returns routes with a host route to a added, unless a route
+// already covers it.
+func withHost(routes []netip.Prefix, a netip.Addr) []netip.Prefix {
+	for _, r := range routes {
+		if r.Contains(a) {
+			return routes
+		}
+	}
+	return append(routes, netip.PrefixFrom(a, a.BitLen()))
 }
 
 // Close restores the host and removes the TUN.

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -161,12 +162,17 @@ func (w *world) startConnector(ns *lab.NS, name, token string, extra ...string) 
 }
 
 // startClient enrolls a device called name and runs its client in ns with
-// state in w.dir/name and TUN sy1, with extra flags (e.g. --user); it
+// state in w.dir/name and TUN sy1, with extra flags; a --user among them
+// goes to the enrollment token too (the token sets the device's user). It
 // returns the client and its overlay IP.
 func (w *world) startClient(ns *lab.NS, name string, extra ...string) (*lab.Proc, string) {
 	w.t.Helper()
+	create := []string{"device", "enroll-token", "create", "-o", "json"}
+	if i := slices.Index(extra, "--user"); i >= 0 && i+1 < len(extra) {
+		create = append(create, "--user", extra[i+1])
+	}
 	var enroll model.EnrollToken
-	must(w.t, json.Unmarshal([]byte(w.cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	must(w.t, json.Unmarshal([]byte(w.cli(create...)), &enroll))
 	client := ns.Start(w.t, append([]string{binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
 		"--tun-name", "sy1", "--name", name, "--protocol", w.protocol}, extra...)...)
 	must(w.t, client.WaitFor("host configured", 20*time.Second))

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Files in the data directory besides the store and the CA.
@@ -50,24 +52,34 @@ func (k masterKey) TunnelSecret(id uuid.UUID) []byte {
 	return m.Sum(nil)
 }
 
+// Fixed-length keys in the data directory, and what a new one would break
+// (why the edge refuses a damaged file rather than replacing it).
+var (
+	masterKeySecret = secretFile{masterKeyFile, 32,
+		"every tunnel secret derives from it, so a new key would invalidate every tunnel token"}
+	wgKeySecret = secretFile{wgKeyFile, 32,
+		"tokens and agents carry its public key, so a new key would cut every agent off"}
+)
+
 // loadIdentity reads the edge's identity from dir, creating what is missing.
 func loadIdentity(dir string) (*identity, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	// It holds the CA key, the master key and the store.
+	if err := atomicfile.PrivateDir(dir); err != nil {
+		return nil, err
 	}
 	ca, err := pki.LoadOrCreateCA(dir)
 	if err != nil {
 		return nil, err
 	}
 	id := &identity{ca: ca}
-	master, err := loadOrCreateSecret(filepath.Join(dir, masterKeyFile), func() ([]byte, error) {
+	master, err := masterKeySecret.loadOrCreate(dir, func() ([]byte, error) {
 		return randomBytes(32), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	id.master = master
-	wg, err := loadOrCreateSecret(filepath.Join(dir, wgKeyFile), func() ([]byte, error) {
+	wg, err := wgKeySecret.loadOrCreate(dir, func() ([]byte, error) {
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, err
@@ -90,7 +102,7 @@ func loadIdentity(dir string) (*identity, error) {
 	case errors.Is(err, os.ErrNotExist):
 		id.newToken = "syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))
 		id.adminHash = sha256.Sum256([]byte(id.newToken))
-		if err := pki.WriteFileAtomic(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -105,13 +117,23 @@ func loadIdentity(dir string) (*identity, error) {
 	return id, nil
 }
 
-// loadOrCreateSecret reads a base64 secret file, creating it (0600) on first use.
-func loadOrCreateSecret(path string, create func() ([]byte, error)) ([]byte, error) {
+// secretFile is a fixed-length key kept in base64 (one line, mode 0600).
+type secretFile struct {
+	name string
+	size int    // bytes, decoded
+	lost string // what replacing the key would break
+}
+
+// loadOrCreate reads the key from dir, creating it on first use. A file that
+// exists but does not hold exactly one key of the right size (empty,
+// truncated, not base64, all zero) is refused, never replaced.
+func (f secretFile) loadOrCreate(dir string, create func() ([]byte, error)) ([]byte, error) {
+	path := filepath.Join(dir, f.name)
 	buf, err := os.ReadFile(path)
 	if err == nil {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(buf)))
+		b, err := f.decode(buf)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: not base64", path)
+			return nil, fmt.Errorf("read %s: %w; restore it from a backup: the edge will not replace it, as %s", path, err, f.lost)
 		}
 		return b, nil
 	}
@@ -122,7 +144,29 @@ func loadOrCreateSecret(path string, create func() ([]byte, error)) ([]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return b, pki.WriteFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
+	if len(b) != f.size {
+		return nil, fmt.Errorf("create %s: %d bytes, want %d", path, len(b), f.size)
+	}
+	return b, atomicfile.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
+}
+
+// decode checks and decodes the content of a key file.
+func (f secretFile) decode(buf []byte) ([]byte, error) {
+	text := strings.TrimSpace(string(buf))
+	if text == "" {
+		return nil, errors.New("the file is empty")
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("not one base64 %d-byte key (damaged or truncated)", f.size)
+	}
+	if len(b) != f.size {
+		return nil, fmt.Errorf("a %d-byte key, want %d (damaged or truncated)", len(b), f.size)
+	}
+	if subtle.ConstantTimeCompare(b, make([]byte, f.size)) == 1 {
+		return nil, errors.New("the key is all zero")
+	}
+	return b, nil
 }
 
 // writeAdminConfig writes the admin config on the start that created the token,
@@ -141,7 +185,7 @@ func writeAdminConfig(dir, apiURL string, id *identity) error {
 		cfg.Token = old.Token
 	}
 	buf, _ := json.MarshalIndent(cfg, "", "  ")
-	return pki.WriteFileAtomic(path, append(buf, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(buf, '\n'), 0o600)
 }
 
 func randomBytes(n int) []byte {

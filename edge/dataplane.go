@@ -31,7 +31,9 @@ import (
 // interval × multiplier, 500 ms by default). One that does not (an agent
 // older than heartbeats) is down when nothing authenticated arrived from it
 // for livenessTimeout, three keepalive intervals. The edge checks every
-// livenessTick, so traffic fails over within detect time + livenessTick.
+// livenessTick, so traffic fails over within detect time + livenessTick. A
+// tunnel's active replica that goes down with no other replica up keeps its
+// traffic while its WireGuard session lasts (see elect).
 const (
 	livenessTimeout = 3*model.KeepaliveInterval + model.KeepaliveInterval/2
 	livenessTick    = 25 * time.Millisecond
@@ -60,14 +62,22 @@ type dataplane struct {
 	live  map[*router.Peer]*liveness           // health and wishes of each peer
 	// override is the replica an operator made active by hand, per tunnel.
 	override map[router.TunnelID]*router.Peer
-	// byTunnel groups connector peers by tunnel for each election (scratch).
+	// byTunnel groups connector peers by tunnel for each election, and
+	// cands describes one tunnel's replicas to it (scratch).
 	byTunnel map[router.TunnelID][]*router.Peer
+	cands    []candidate
 	vnets    map[uuid.UUID]uint32 // stable router index per vnet
 	rev      int64                // revision of the applied snapshot
 	last     registry.Snapshot    // the applied snapshot, reapplied when MASQUE sessions come and go
 	// masque holds the router peers of live MASQUE sessions by connector or
 	// device id: twins of the WireGuard peers, added after them to the table.
 	masque map[uuid.UUID][]*router.Peer
+
+	// self4 and self6 are the edge's own addresses, where heartbeats go.
+	self4, self6 netip.Addr
+	// heartbeats counts the probes answered; sentMissed the packets forwarded
+	// to a replica that missed its heartbeats but is its tunnel's only one.
+	heartbeats, sentMissed atomic.Uint64
 
 	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
 	wg      sync.WaitGroup
@@ -108,12 +118,25 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		if from == nil {
 			continue
 		}
-		icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
-		dec := d.router.Route(from, p.Data(), icmp)
 		var to *wireguard.Session
 		var buf []byte
+		if probe, ok := d.heartbeatProbe(p.Data()); ok {
+			to = p.Session
+			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data(), d.probe(from, probe))
+			if to != cur {
+				flush()
+				cur = to
+			}
+			b.group = append(b.group, buf)
+			continue
+		}
+		icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
+		dec := d.router.Route(from, p.Data(), icmp)
 		switch dec.Verdict {
 		case router.Forward:
+			if dec.To.Missed() {
+				d.sentMissed.Add(1)
+			}
 			if _, ok := dec.To.Out.(*masque.Session); ok {
 				d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
 				continue
@@ -123,14 +146,8 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		case router.Reply:
 			to = p.Session
 			buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
-		case router.Local:
-			probe, ok := heartbeat.ParsePacket(p.Data()[:dec.Len])
-			if !ok {
-				continue // nothing else listens on the edge's own address
-			}
-			to = p.Session
-			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data()[:dec.Len], d.probe(from, probe))
-		default:
+		default: // Local: nothing but the heartbeat responder listens on the edge's own address
+
 			continue
 		}
 		if to != cur {
@@ -141,6 +158,37 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 	}
 	flush()
 	clear(b.group[:cap(b.group)])
+}
+
+// heartbeatProbe reads a heartbeat probe out of pkt if it is one addressed
+// to the edge's own address. Probes are answered before the router sees
+// them, so whatever their source: the session they arrived on already proves
+// who sent them, and the reply goes back into that session only, so a forged
+// source reaches no one else. This is what lets a connector whose host has
+// no address inside its site's prefixes (which the anti-spoofing check would
+// refuse) prove it is alive; anything else addressed to the edge is routed
+// and source-checked as usual.
+func (d *dataplane) heartbeatProbe(pkt []byte) (heartbeat.Message, bool) {
+	if len(pkt) < 1 {
+		return heartbeat.Message{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 || netip.AddrFrom4([4]byte(pkt[16:20])) != d.self4 {
+			return heartbeat.Message{}, false
+		}
+	case 6:
+		if len(pkt) < 40 || netip.AddrFrom16([16]byte(pkt[24:40])) != d.self6 {
+			return heartbeat.Message{}, false
+		}
+	default:
+		return heartbeat.Message{}, false
+	}
+	m, ok := heartbeat.ParsePacket(pkt)
+	if ok {
+		d.heartbeats.Add(1)
+	}
+	return m, ok
 }
 
 // follow applies the control plane's state now and after every change, until ctx ends.
@@ -357,9 +405,6 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 	return out
 }
 
-// icmpSource6 is the address the edge's ICMPv6 errors come from (a ULA).
-var icmpSource6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
-
 // startDataplane opens the WireGuard endpoint with the edge's key and a router.
 func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.Logger) (*dataplane, error) {
 	port, bind, err := wgBind(cfg.WGListen)
@@ -368,10 +413,12 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	}
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
 	clock := newCoarseClock()
-	r := router.New(router.Config{ICMPSource4: model.EdgeAddress(cfg.OverlayRange), ICMPSource6: icmpSource6,
+	self4, self6 := model.EdgeAddress(cfg.OverlayRange), model.EdgeAddress6
+	r := router.New(router.Config{ICMPSource4: self4, ICMPSource6: self6, Overlay: cfg.OverlayRange,
 		MaxFlows: cmp.Or(cfg.MaxFlows, DefaultMaxFlows), OnFlow: flows.enqueue, Clock: clock.Now})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock
+	d.self4, d.self6 = self4, self6
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
 		ListenPort: port,
@@ -426,11 +473,17 @@ type Stats struct {
 	PeersUp   int             `json:"peers_up"`
 	// MASQUE counts the live MASQUE sessions (their peers are not in Peers).
 	MASQUE int `json:"masque_sessions"`
+	// Heartbeats counts the heartbeat probes the edge answered (the router
+	// does not see them).
+	Heartbeats uint64 `json:"heartbeats"`
+	// SentMissed counts packets forwarded to a replica that missed its
+	// heartbeats, because its tunnel had no other replica up.
+	SentMissed uint64 `json:"sent_to_missed_replica"`
 }
 
 // stats returns the data plane's counters.
 func (d *dataplane) stats() any {
-	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats()}
+	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats(), Heartbeats: d.heartbeats.Load(), SentMissed: d.sentMissed.Load()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st.Peers = len(d.peers)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/transport/masque"
 )
 
 // Config configures an edge.
@@ -54,6 +54,12 @@ type Config struct {
 	// routes stay visible before the edge purges them; 0 means
 	// DefaultDeletedRetention.
 	DeletedRetention time.Duration
+	// APILimits bound the API's connections and their timeouts (idle, read,
+	// write); zero fields take the defaults (DefaultAPIMaxConns connections).
+	APILimits api.Limits
+	// MASQUEMaxSessions bounds the MASQUE sessions one agent (a connector
+	// replica or a device) holds at once; 0 means DefaultMASQUEMaxSessions.
+	MASQUEMaxSessions int
 	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
 	// (plain HTTP); empty turns it off.
 	MetricsListen string
@@ -62,6 +68,10 @@ type Config struct {
 	// Announce receives the messages meant for the operator (the admin token,
 	// printed once); nil discards.
 	Announce io.Writer
+
+	// certLifetime is the API certificate's lifetime; 0 means
+	// pki.ServerLifetime (tests shorten it to see renewals).
+	certLifetime time.Duration
 }
 
 // DefaultMTU is the tunnel MTU: 1500 less the WireGuard overhead over IPv6.
@@ -73,6 +83,14 @@ const DefaultDeletedRetention = registry.DefaultDeletedRetention
 
 // DefaultMaxFlows bounds the flow table unless configured: about 56 MB.
 const DefaultMaxFlows = 1 << 17
+
+// DefaultAPIMaxConns caps the API's connections unless configured; every
+// agent holds one for its configuration long poll.
+const DefaultAPIMaxConns = api.DefaultMaxConns
+
+// DefaultMASQUEMaxSessions bounds one agent's MASQUE sessions unless
+// configured: one, and room for reconnects while an old session times out.
+const DefaultMASQUEMaxSessions = masque.DefaultMaxSessions
 
 // Run runs the edge until ctx is done, then shuts down cleanly.
 func Run(ctx context.Context, cfg Config) error {
@@ -103,6 +121,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.MaxFlows < 0 {
 		return fmt.Errorf("edge: --max-flows %d is negative", cfg.MaxFlows)
+	}
+	if cfg.APILimits.MaxConns < 0 {
+		return fmt.Errorf("edge: --api-max-conns %d is negative", cfg.APILimits.MaxConns)
+	}
+	if cfg.MASQUEMaxSessions < 0 {
+		return fmt.Errorf("edge: --masque-max-sessions %d is negative", cfg.MASQUEMaxSessions)
 	}
 	if cfg.MTU < 1280 || cfg.MTU > 9000 {
 		return fmt.Errorf("edge: MTU %d is outside 1280..9000", cfg.MTU)
@@ -161,10 +185,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if apiURL == "" {
 		apiURL = "https://" + advertised(ln.Addr().(*net.TCPAddr), cfg.PublicAddr)
 	}
-	cert, err := id.ca.IssueServer(certHosts(ln.Addr().(*net.TCPAddr), apiURL, cfg.PublicAddr))
+	cert, err := id.ca.NewServerCert(certHosts(ln.Addr().(*net.TCPAddr), apiURL, cfg.PublicAddr), cfg.certLifetime)
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
+	dp.wg.Add(1)
+	go func() { defer dp.wg.Done(); cert.Run(runCtx, log.With("component", "pki")) }()
 	if err := writeAdminConfig(cfg.DataDir, apiURL, id); err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -173,32 +199,30 @@ func Run(ctx context.Context, cfg Config) error {
 			filepath.Join(cfg.DataDir, "admin.json"), id.newToken)
 	}
 
-	masqueAddr, stopMASQUE, err := startMASQUE(cfg, cert, dp, log)
+	masqueAddr, stopMASQUE, err := startMASQUE(cfg, cert.GetCertificate, dp, log)
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
 	defer stopMASQUE()
 
-	srv := &http.Server{
-		Handler: api.NewServer(reg, api.Options{
-			AdminTokenHash: id.adminHash,
-			Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
-			Connections:    dp.connections,
-			Failover:       dp.failover,
-			LastSeen:       dp.lastSeen,
-			Stats:          dp.stats,
-			FlowLog:        dp.flows.tail,
-			Log:            log.With("component", "api"),
-		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	apiSrv := api.NewServer(reg, api.Options{
+		AdminTokenHash: id.adminHash,
+		Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
+		Connections:    dp.connections,
+		Failover:       dp.failover,
+		LastSeen:       dp.lastSeen,
+		Stats:          dp.stats,
+		FlowLog:        dp.flows.tail,
+		Log:            log.With("component", "api"),
+		Limits:         cfg.APILimits,
+	})
+	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "masque", masqueAddr, "data_dir", cfg.DataDir)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.ServeTLS(apiSrv.Listener(ln), "", "") }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("edge: serve API: %w", err)

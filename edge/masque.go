@@ -62,6 +62,7 @@ func (h masqueHandler) Authenticate(r *http.Request) (masque.Grant, error) {
 		Addresses: []netip.Prefix{netip.PrefixFrom(dev.IP, dev.IP.BitLen())},
 		Routes:    everything,
 		Value:     masqueGrant{id: dev.ID},
+		Identity:  "device/" + dev.ID.String(),
 	}, nil
 }
 
@@ -80,7 +81,9 @@ func (h masqueHandler) connector(r *http.Request, bearer, id string) (masque.Gra
 	if !h.d.enrolled(connID, tok.TunnelID) {
 		return masque.Grant{}, fmt.Errorf("%w: connector %s is not enrolled in tunnel %s", masque.ErrForbidden, connID, tok.TunnelID)
 	}
-	return masque.Grant{Routes: everything, Value: masqueGrant{id: connID, tunnel: tok.TunnelID}}, nil
+	// Bounded per replica, not per tunnel: every replica of a tunnel holds
+	// a session with the same token.
+	return masque.Grant{Routes: everything, Value: masqueGrant{id: connID, tunnel: tok.TunnelID}, Identity: "connector/" + connID.String()}, nil
 }
 
 // authError maps the registry's refusal to the MASQUE status.
@@ -168,16 +171,19 @@ type masqueIn struct {
 func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 	for _, buf := range bufs {
 		pkt := buf[masque.Headroom:]
+		if probe, ok := m.d.heartbeatProbe(pkt); ok {
+			m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt, m.d.probe(m.from, probe)), 0, nil)
+			continue
+		}
 		dec := m.d.router.Route(m.from, pkt, m.icmp)
 		switch dec.Verdict {
 		case router.Forward:
+			if dec.To.Missed() {
+				m.d.sentMissed.Add(1)
+			}
 			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
 		case router.Reply:
 			m.d.sendTo(m.from, dec.Reply, 0, nil)
-		case router.Local:
-			if probe, ok := heartbeat.ParsePacket(pkt[:dec.Len]); ok {
-				m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt[:dec.Len], m.d.probe(m.from, probe)), 0, nil)
-			}
 		}
 	}
 }
@@ -256,17 +262,19 @@ func (d *dataplane) goneMASQUE() []*masque.Session {
 }
 
 // startMASQUE serves CONNECT-IP on cfg.MASQUEListen with the API's
-// certificate (signed by the CA agents pin) and returns the address agents
-// reach it at, and how to stop it (after which no session is left).
-func startMASQUE(cfg Config, cert tls.Certificate, d *dataplane, log *slog.Logger) (string, func(), error) {
+// certificate (signed by the CA agents pin; getCert returns the current one,
+// so renewals reach the running server) and returns the address agents reach
+// it at, and how to stop it (after which no session is left).
+func startMASQUE(cfg Config, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), d *dataplane, log *slog.Logger) (string, func(), error) {
 	if cfg.MASQUEListen == "" {
 		return "", func() {}, nil
 	}
 	srv, err := masque.NewServer(masque.ServerConfig{
-		Listen:      cfg.MASQUEListen,
-		Certificate: cert,
-		Handler:     masqueHandler{d},
-		Log:         log,
+		Listen:         cfg.MASQUEListen,
+		GetCertificate: getCert,
+		Handler:        masqueHandler{d},
+		MaxSessions:    cfg.MASQUEMaxSessions,
+		Log:            log,
 	})
 	if err != nil {
 		return "", nil, err

@@ -23,7 +23,8 @@ import (
 func (l *edgeLab) serveMASQUE(t *testing.T) (string, *tls.Config) {
 	t.Helper()
 	cert, tlsConf := testpki.Server(t)
-	addr, stop, err := startMASQUE(Config{MASQUEListen: "127.0.0.1:0", PublicAddr: "127.0.0.1:51820"}, cert, l.dp, l.dp.log)
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+	addr, stop, err := startMASQUE(Config{MASQUEListen: "127.0.0.1:0", PublicAddr: "127.0.0.1:51820"}, getCert, l.dp, l.dp.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +268,68 @@ func TestMASQUEReplicasFailOver(t *testing.T) {
 		t.Fatalf("traffic still goes to replica %d after its session ended", first)
 	}
 	t.Logf("traffic moved %v after the active replica's session ended", time.Since(start))
+}
+
+// One replica holds at most masque.DefaultMaxSessions MASQUE sessions (each
+// one rebuilds the edge's tables): one more with the same credential is
+// refused with 429, while another replica of the tunnel, on the same token,
+// still gets its session.
+func TestMASQUESessionsBoundedPerReplica(t *testing.T) {
+	l := newEdgeLab(t)
+	ctx := context.Background()
+	addr, tlsConf := l.serveMASQUE(t)
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
+	dial := func(conn model.Connector) (*masque.ClientSession, error) {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s, err := masque.Dial(dctx, masque.ClientConfig{
+			Addr: addr, TLS: tlsConf, Routes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+			Header: http.Header{"Authorization": {"Bearer " + tunnelToken(tun, secret)}, masque.ConnectorHeader: {conn.ID.String()}},
+		})
+		if err == nil {
+			t.Cleanup(func() { s.Close() })
+		}
+		return s, err
+	}
+	var replicas []model.Connector
+	for range 2 {
+		key, _ := wireguard.GeneratePrivateKey()
+		pub := key.PublicKey()
+		conn, err := l.reg.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: base64.StdEncoding.EncodeToString(pub[:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); !l.dp.enrolled(conn.ID, tun.ID); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the data plane never saw the enrolled connector")
+			}
+		}
+		replicas = append(replicas, conn)
+	}
+	a, b := replicas[0], replicas[1]
+	for i := range masque.DefaultMaxSessions {
+		if _, err := dial(a); err != nil {
+			t.Fatalf("session %d of replica a: %v", i+1, err)
+		}
+	}
+	_, err := dial(a)
+	var re *masque.RefusedError
+	if !errors.As(err, &re) || re.Status != http.StatusTooManyRequests {
+		t.Fatalf("session %d of replica a: %v, want a refusal with 429", masque.DefaultMaxSessions+1, err)
+	}
+	if _, err := dial(b); err != nil {
+		t.Fatalf("a session of replica b with the same token: %v", err)
+	}
+	// The edge opens a session once the agent's routes arrive.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l.dp.mu.Lock()
+		na, nb := len(l.dp.masque[a.ID]), len(l.dp.masque[b.ID])
+		l.dp.mu.Unlock()
+		if na == masque.DefaultMaxSessions && nb == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MASQUE peers: %d of replica a, %d of replica b; want %d and 1", na, nb, masque.DefaultMaxSessions)
+		}
+	}
 }

@@ -66,6 +66,8 @@ func (d *dataplane) samples() []metrics.Sample {
 		g("flows", "Flows in the flow table.", float64(st.Policy.Flows)),
 		c("flow_evictions_total", "Flows evicted from the full flow table.", st.Policy.FlowEvictions),
 		c("flow_log_lost_total", "Flow log events dropped because the writer fell behind.", d.flows.lost.Load()),
+		c("heartbeats_total", "Heartbeat probes answered.", d.heartbeats.Load()),
+		c("sent_to_missed_replica_total", "Packets forwarded to a replica that missed its heartbeats, as its tunnel had no other replica up.", d.sentMissed.Load()),
 	}
 	drop := func(layer, reason string, v uint64) {
 		out = append(out, c("drops_total", "Dropped packets by layer and reason.", v, "layer", layer, "reason", reason))

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 )
 
 // replica is an in-process connector replica that sends heartbeats the way
-// agent does, from a site address through its WireGuard session.
+// agent does, from src through its WireGuard session: to the edge's IPv4
+// address, or its IPv6 one if src is IPv6.
 type replica struct {
 	*agentPeer
 	id       string
@@ -42,6 +44,9 @@ func (l *edgeLab) replica(t *testing.T, tun model.Tunnel, secret []byte, src str
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	edgeAddr := netip.AddrPortFrom(model.EdgeAddress(model.DefaultOverlayRange), heartbeat.Port)
+	if r.src.Addr().Is6() {
+		edgeAddr = netip.AddrPortFrom(model.EdgeAddress6, heartbeat.Port)
+	}
 	go func() { // send
 		tick := time.NewTicker(testInterval)
 		defer tick.Stop()
@@ -69,12 +74,9 @@ func (l *edgeLab) replica(t *testing.T, tun model.Tunnel, secret []byte, src str
 			case <-ctx.Done():
 				return
 			case p := <-a.tun.Inbound:
-				if len(p) >= 28 && p[0]>>4 == 4 && p[9] == 17 && netip.AddrFrom4([4]byte(p[12:16])) == edgeAddr.Addr() {
-					m, err := heartbeat.Parse(p[28:])
-					if err == nil && m.Type == heartbeat.Reply {
-						r.active.Store(m.Flags&heartbeat.Active != 0)
-						continue
-					}
+				if m, ok := replyIn(p, edgeAddr.Addr()); ok {
+					r.active.Store(m.Flags&heartbeat.Active != 0)
+					continue
 				}
 				select {
 				case r.data <- p:
@@ -84,6 +86,21 @@ func (l *edgeLab) replica(t *testing.T, tun model.Tunnel, secret []byte, src str
 		}
 	}()
 	return r
+}
+
+// replyIn reads a heartbeat reply from edge out of an IPv4 or IPv6 packet.
+func replyIn(p []byte, edge netip.Addr) (heartbeat.Message, bool) {
+	var udp []byte
+	switch {
+	case len(p) >= 28 && p[0]>>4 == 4 && p[9] == 17 && netip.AddrFrom4([4]byte(p[12:16])) == edge:
+		udp = p[20:]
+	case len(p) >= 48 && p[0]>>4 == 6 && p[6] == 17 && netip.AddrFrom16([16]byte(p[8:24])) == edge:
+		udp = p[40:]
+	default:
+		return heartbeat.Message{}, false
+	}
+	m, err := heartbeat.Parse(udp[8:])
+	return m, err == nil && m.Type == heartbeat.Reply
 }
 
 // receiver sends pings from site C to site A until one of the replicas gets
@@ -185,4 +202,169 @@ func TestReplicaElection(t *testing.T) {
 	high.flags.Store(uint32(heartbeat.Preferred))
 	low.priority.Store(250)
 	eventually(t, "the preferred replica becomes active", 2*time.Second, func() bool { return high.active.Load() && !low.active.Load() })
+}
+
+func TestElect(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	up := func(prio uint8) candidate {
+		return candidate{heard: true, reachable: true, priority: prio, upSince: t0}
+	}
+	with := func(c candidate, f func(*candidate)) candidate { f(&c); return c }
+	active := func(c *candidate) { c.active = true }
+	missed := func(c *candidate) { c.heard = false }
+	for _, tc := range []struct {
+		name     string
+		cands    []candidate
+		win      int
+		wantHeld bool
+	}{
+		{"no replicas", nil, -1, false},
+		{"highest priority", []candidate{up(100), up(200)}, 1, false},
+		{"preferred beats priority", []candidate{up(200), with(up(100), func(c *candidate) { c.preferred = true })}, 1, false},
+		{"manual beats preferred", []candidate{with(up(1), func(c *candidate) { c.manual = true }), with(up(200), func(c *candidate) { c.preferred = true })}, 0, false},
+		{"the active one among equals", []candidate{up(100), with(up(100), active)}, 1, false},
+		{"the longest connected among equals", []candidate{up(100), with(up(100), func(c *candidate) { c.upSince = t0.Add(-time.Second) })}, 1, false},
+		{"a leaving replica is skipped", []candidate{with(up(200), func(c *candidate) { c.leaving = true }), up(100)}, 1, false},
+		{"a standby takes over from a replica that missed heartbeats", []candidate{with(with(up(200), active), missed), up(100)}, 1, false},
+		{"the only replica misses heartbeats: held while its session lasts", []candidate{with(with(up(200), active), missed)}, 0, true},
+		{"held when the only other replica is leaving", []candidate{with(with(up(200), active), missed), with(up(100), func(c *candidate) { c.leaving = true })}, 0, true},
+		{"not held once its session expired", []candidate{with(with(up(200), active), func(c *candidate) { c.heard, c.reachable = false, false })}, -1, false},
+		{"a standby that missed heartbeats is never held", []candidate{with(up(200), missed), with(up(100), missed)}, -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			win, held := elect(tc.cands)
+			if win != tc.win || held != tc.wantHeld {
+				t.Errorf("elect = %d, held %v; want %d, held %v", win, held, tc.win, tc.wantHeld)
+			}
+		})
+	}
+}
+
+// sample returns the value of the edge metric name (summed over labels).
+func (l *edgeLab) sample(name string) float64 {
+	var v float64
+	for _, s := range l.dp.samples() {
+		if s.Name == "switchyard_edge_"+name {
+			v += s.Value
+		}
+	}
+	return v
+}
+
+// icmpErrors counts the ICMP errors c received within d.
+func icmpErrors(c *agentPeer, d time.Duration) int {
+	n := 0
+	for deadline := time.After(d); ; {
+		select {
+		case p := <-c.tun.Inbound:
+			if len(p) >= 21 && p[0]>>4 == 4 && p[9] == 1 && p[20] == 3 { // destination unreachable
+				n++
+			}
+		case <-deadline:
+			return n
+		}
+	}
+}
+
+// TestOnlyReplicaKeepsTrafficWhileItsSessionLasts stalls a tunnel's only
+// replica (it stops sending heartbeats, its WireGuard session stays): the
+// edge keeps sending it the tunnel's traffic, and counts it, rather than
+// answering "host unreachable". With a standby up, the standby takes over.
+func TestOnlyReplicaKeepsTrafficWhileItsSessionLasts(t *testing.T) {
+	l := newEdgeLab(t)
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
+	only := l.replica(t, tun, secret, "10.1.0.2", 200)
+	c := l.connector(t, "site-c", "", "10.3.0.0/16")
+	c.send(t, ping("100.96.0.1", "10.3.0.5"))
+	l.waitUp(t, 2)
+	eventually(t, "the replica becomes active", 5*time.Second, only.active.Load)
+	receiver(t, c, 5*time.Second, only)
+
+	only.beating.Store(false)
+	time.Sleep(4 * testMultiplier * testInterval) // four detect times
+	icmpErrors(c, 10*time.Millisecond)            // drain
+	for i := range 10 {
+		c.send(t, ping("10.1.2.3", "10.3.0.5"))
+		select {
+		case <-only.data:
+		case <-time.After(time.Second):
+			t.Fatalf("ping %d: the replica that missed its heartbeats got none of its tunnel's traffic", i)
+		}
+	}
+	if n := icmpErrors(c, 100*time.Millisecond); n > 0 {
+		t.Errorf("site C got %d ICMP errors for a tunnel whose replica's session is valid", n)
+	}
+	if n := l.sample("sent_to_missed_replica_total"); n < 10 {
+		t.Errorf("sent_to_missed_replica_total = %v, want at least 10", n)
+	}
+	if conns := l.dp.connections()[tun.ID]; len(conns) != 1 || conns[0].State != model.ReplicaActive || !conns[0].MissedHeartbeats {
+		t.Errorf("connections of a held replica: %+v", conns)
+	}
+
+	// Heartbeats resume: the replica is plainly active again.
+	only.beating.Store(true)
+	eventually(t, "the replica is no longer held", 2*time.Second, func() bool {
+		conns := l.dp.connections()[tun.ID]
+		return len(conns) == 1 && !conns[0].MissedHeartbeats
+	})
+
+	// With a standby up, missing heartbeats moves the traffic as before.
+	standby := l.replica(t, tun, secret, "10.1.0.3", 100)
+	eventually(t, "the standby is up", 15*time.Second, func() bool { return len(l.dp.connections()[tun.ID]) == 2 })
+	only.beating.Store(false)
+	receiver(t, c, 5*time.Second, standby)
+	time.Sleep(50 * time.Millisecond) // pings sent before the switch arrive
+	for len(only.data) > 0 {
+		<-only.data
+	}
+	before := l.sample("sent_to_missed_replica_total")
+	for range 5 {
+		if r := receiver(t, c, time.Second, only, standby); r != standby {
+			t.Fatal("traffic went to the replica that missed heartbeats although a standby is up")
+		}
+	}
+	if after := l.sample("sent_to_missed_replica_total"); after != before {
+		t.Errorf("sent_to_missed_replica_total rose from %v to %v with a standby up", before, after)
+	}
+}
+
+// TestHeartbeatsFromAnySource: a connector whose host has no address in its
+// site's prefixes, or IPv6 ones only, still proves it is alive. The edge
+// answers heartbeats by the session they came on, whatever their source,
+// while other packets from outside the site stay spoofed.
+func TestHeartbeatsFromAnySource(t *testing.T) {
+	for _, tc := range []struct {
+		name, prefix, src string
+		outside           bool
+	}{
+		{"IPv4 outside the site", "10.1.0.0/16", "192.0.2.7", true},
+		{"IPv6 site address", "2001:db8:1::/48", "2001:db8:1::2", false},
+		{"IPv6 outside the site", "2001:db8:1::/48", "2001:db8:99::7", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newEdgeLab(t)
+			tun, secret := l.tunnel(t, "site-a", "", tc.prefix)
+			r := l.replica(t, tun, secret, tc.src, 100)
+			// 15 s: a handshake that raced the directory update is retried after 5 s.
+			eventually(t, "the replica hears it is active", 15*time.Second, r.active.Load)
+			if n := l.dp.router.Dropped(router.ReasonSpoofed); n != 0 {
+				t.Errorf("%d heartbeats counted as spoofed", n)
+			}
+			if l.sample("heartbeats_total") == 0 {
+				t.Error("heartbeats_total = 0")
+			}
+			if !tc.outside {
+				return
+			}
+			// Anything else from that source stays spoofed, even to the edge.
+			edge := netip.AddrPortFrom(model.EdgeAddress(model.DefaultOverlayRange), 53)
+			if r.src.Addr().Is6() {
+				edge = netip.AddrPortFrom(model.EdgeAddress6, 53)
+			}
+			r.send(t, heartbeat.AppendPacket(nil, r.src, edge, heartbeat.Message{Type: heartbeat.Probe, Interval: testInterval, Multiplier: 1}))
+			eventually(t, "a non-heartbeat datagram is dropped as spoofed", 2*time.Second, func() bool {
+				return l.dp.router.Dropped(router.ReasonSpoofed) == 1
+			})
+		})
+	}
 }

@@ -143,21 +143,27 @@ const (
 
 // filter applies policy to a packet that routing would forward from one peer
 // to another: it reports whether the packet may pass, and otherwise the
-// decision (a drop, or a TCP RST or ICMP error to the sender). The
-// established-flow path does not allocate.
+// decision (a drop, or a TCP RST or ICMP error to the sender). A flow is
+// its addresses and ports between two parties (Peer.party): a packet belongs
+// to it only if it goes from the party that opened it to the one it was
+// opened toward, or back. A packet with the same addresses and ports between
+// anyone else (a site whose routes cover another's sources) is the first of
+// a flow of its own, decided by policy for its own sender; it neither rides
+// nor touches the other flow. The established-flow path does not allocate.
 func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decision, bool) {
 	rules := r.pol.rules.Load()
 	tp := l4(pkt, h)
-	if r.errorOfAllowedFlow(from, pkt, h, tp) {
+	sender, receiver := from.party(), to.party()
+	if r.errorOfAllowedFlow(from.VNet(), sender, receiver, pkt, h, tp, rules.Gen) {
 		return Decision{}, true // e.g. "fragmentation needed" for a flow that may pass
 	}
 	k := flow.Key{VNet: from.VNet(), Proto: tp.proto, Src: h.src, Dst: h.dst, SrcPort: tp.sport, DstPort: tp.dport}
 	now := r.cfg.Clock()
-	v, _, found := r.pol.flows.Packet(k, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
+	v, _, found := r.pol.flows.Packet(k, sender, receiver, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
 	if found && v.Gen != rules.Gen {
-		if meta, ok := r.pol.flows.Meta(k); ok {
+		if meta, ok := r.pol.flows.Meta(k, sender, receiver); ok {
 			v = r.decide(rules, &meta.In)
-			r.pol.flows.Redecide(k, v)
+			r.pol.flows.Redecide(k, sender, receiver, v)
 		}
 	}
 	if !found {
@@ -167,7 +173,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		}, From: from, To: to}
 		v = r.decide(rules, &meta.In)
 		var created bool
-		if v, created = r.pol.flows.Insert(k, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
+		if v, created = r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
 			e := FlowEntry{Key: k, Meta: meta, Verdict: v, Start: now, Last: now}
 			e.Packets[0], e.Bytes[0] = 1, uint64(h.length)
 			r.cfg.OnFlow(FlowEvent{Flow: e})
@@ -195,11 +201,15 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 	return r.icmpError(ReasonPolicy, from, pkt[:h.length], h, buf), false
 }
 
-// errorOfAllowedFlow reports whether pkt is an ICMP error (destination
+// errorOfAllowedFlow reports whether pkt, sent by party sender to party
+// receiver in virtual network vnet, is an ICMP error (destination
 // unreachable, time exceeded, parameter problem, packet too big) about a
 // packet of an allowed flow: such errors belong to that flow and pass, so
-// that path MTU discovery works under a default block.
-func (r *Router) errorOfAllowedFlow(from *Peer, pkt []byte, h header, tp transport) bool {
+// that path MTU discovery works under a default block. The packet an error
+// quotes went the other way, from the error's receiver toward its sender
+// (which reports on it from along its path), so only the flow's far end can
+// speak for a packet of it; anyone else's error is judged as its own packet.
+func (r *Router) errorOfAllowedFlow(vnet uint32, sender, receiver flow.Party, pkt []byte, h header, tp transport, gen uint64) bool {
 	b := pkt[min(tp.off, h.length):h.length]
 	if len(b) < 8 {
 		return false
@@ -234,9 +244,9 @@ func (r *Router) errorOfAllowedFlow(from *Peer, pkt []byte, h header, tp transpo
 		}
 		k.SrcPort, k.DstPort = binary.BigEndian.Uint16(ports[0:2]), binary.BigEndian.Uint16(ports[2:4])
 	}
-	k.VNet = from.VNet()
-	v, found := r.pol.flows.Lookup(k)
-	return found && v.Allow && v.Gen == r.pol.rules.Load().Gen
+	k.VNet = vnet
+	v, found := r.pol.flows.Lookup(k, receiver, sender)
+	return found && v.Allow && v.Gen == gen
 }
 
 // decide evaluates the rules and counts the decision.

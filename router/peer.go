@@ -3,6 +3,8 @@ package router
 import (
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/switchyard/switchyard/router/flow"
 )
 
 // Kind says what a peer is.
@@ -50,6 +52,7 @@ type Peer struct {
 	vnet   atomic.Uint32 // index of the virtual network it sends into
 	up     atomic.Bool   // the session is established
 	active atomic.Bool   // the replica its tunnel's traffic goes to
+	missed atomic.Bool   // up only because its tunnel has no other replica
 }
 
 // TunnelID names a tunnel inside the router.
@@ -75,3 +78,33 @@ func (p *Peer) Active() bool { return p.active.Load() }
 // SetActive marks the peer as its tunnel's active replica, or not; the edge
 // keeps at most one active replica per tunnel.
 func (p *Peer) SetActive(a bool) { p.active.Store(a) }
+
+// party is who the peer is to the flow table. A flow belongs to the two
+// parties its first packet went between, and parties are identities, not
+// *Peer pointers: a tunnel's replicas are one party (its tunnel), so the
+// replies of a flow still match when they come from, or go to, another
+// replica after a failover; a device's sessions (WireGuard and MASQUE, or a
+// session the edge rebuilt) are one party (its device id). Two tunnels, or
+// two devices, are never one party, however their routes overlap. A client
+// without a device id (only tests build those) is known by its overlay
+// address, which it alone may send from.
+func (p *Peer) party() flow.Party {
+	switch {
+	case p.Kind == Connector:
+		return flow.Party{Kind: uint32(Connector), ID: p.Tunnel}
+	case p.Device != [16]byte{}:
+		return flow.Party{Kind: uint32(Client), ID: p.Device}
+	}
+	return flow.Party{Kind: partyByAddress, ID: p.Overlay.As16()}
+}
+
+// partyByAddress is the party kind of a client known by its overlay address.
+const partyByAddress = 0x80 | uint32(Client)
+
+// Missed reports whether the peer missed its heartbeats and is kept up only
+// because its tunnel has no other replica to send to; the edge counts what
+// it still sends there.
+func (p *Peer) Missed() bool { return p.missed.Load() }
+
+// SetMissed records whether the peer is kept up despite missed heartbeats.
+func (p *Peer) SetMissed(m bool) { p.missed.Store(m) }

@@ -72,6 +72,11 @@ type Config struct {
 	// come from them, and packets to them are Local. An invalid address
 	// disables errors for that family.
 	ICMPSource4, ICMPSource6 netip.Addr
+	// Overlay is the range device overlay addresses come from. Like the
+	// edge's own addresses, it is never a connector's source, whatever the
+	// connector's routes cover (an egress site routes 0.0.0.0/0), and an
+	// address in it that no device holds is never routed to a tunnel.
+	Overlay netip.Prefix
 	// ICMPRate bounds the ICMP errors generated per second (burst of the
 	// same size); 0 means 100.
 	ICMPRate int
@@ -171,14 +176,18 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	}
 
 	// Anti-spoofing. A client sends from its overlay address only. A connector
-	// sends from its site: the source must route back to its own tunnel in its
-	// virtual network (strict reverse-path check).
+	// sends from its site: never from a device's or the edge's address, and
+	// the source must route back to its own tunnel in its virtual network
+	// (strict reverse-path check).
 	switch from.Kind {
 	case Client:
 		if h.src != from.Overlay {
 			return r.drop(ReasonSpoofed)
 		}
 	case Connector:
+		if r.edgeOwned(h.src) {
+			return r.drop(ReasonSpoofed)
+		}
 		d, ok := t.vnets[vnet].Lookup(h.src)
 		if !ok || d.tunnel != from.Tunnel {
 			return r.drop(ReasonSpoofed)
@@ -195,7 +204,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 		return r.icmpError(ReasonTTLExceeded, from, pkt[:h.length], h, icmp)
 	}
 	d, ok := t.overlay.Lookup(h.dst)
-	if !ok && int(vnet) < len(t.vnets) {
+	if !ok && int(vnet) < len(t.vnets) && !r.cfg.Overlay.Contains(h.dst) {
 		d, ok = t.vnets[vnet].Lookup(h.dst)
 	}
 	if !ok {
@@ -215,6 +224,12 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	r.fwd.Add(1)
 	r.fwdBytes.Add(uint64(h.length))
 	return Decision{Verdict: Forward, To: to, Len: h.length}
+}
+
+// edgeOwned reports whether a is in the device overlay range or is one of
+// the edge's own addresses: what no connector may send from.
+func (r *Router) edgeOwned(a netip.Addr) bool {
+	return r.cfg.Overlay.Contains(a) || a == r.cfg.ICMPSource4 || a == r.cfg.ICMPSource6
 }
 
 func (r *Router) drop(reason Reason) Decision {

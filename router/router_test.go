@@ -57,7 +57,7 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	l := &lab{
-		r:    New(Config{ICMPSource4: mpa("100.96.0.1"), ICMPSource6: mpa("fd00:5359::1"), ICMPRate: 1000}),
+		r:    New(Config{ICMPSource4: mpa("100.96.0.1"), ICMPSource6: mpa("fd00:5359::1"), Overlay: mpp("100.96.0.0/12"), ICMPRate: 1000}),
 		tunA: TunnelID{1}, tunB: TunnelID{2}, tunC: TunnelID{3},
 	}
 	mk := func(name string, kind Kind, tun TunnelID, vnet uint32, overlay string) *Peer {
@@ -154,6 +154,65 @@ func TestRoute(t *testing.T) {
 				if d.Reason != tc.reason || l.r.Dropped(tc.reason) != before+1 {
 					t.Fatalf("reason %v (counter %d→%d), want %v counted", d.Reason, before, l.r.Dropped(tc.reason), tc.reason)
 				}
+			}
+		})
+	}
+}
+
+// A connector whose routes cover the device overlay range and the edge's
+// addresses (an egress site's 0.0.0.0/0 and ::/0, a CGNAT site's
+// 100.64.0.0/10) still may not send from them: such packets are dropped and
+// counted as spoofed, and an overlay address that no device holds is not
+// routed to the covering tunnel.
+func TestConnectorNeverSendsAsDeviceOrEdge(t *testing.T) {
+	l := newLab(t)
+	tunE := TunnelID{5}
+	siteE := &Peer{Name: "E", Kind: Connector, Tunnel: tunE}
+	siteE.SetUp(true)
+	b := NewTableBuilder()
+	b.AddRoute(0, mpp("0.0.0.0/0"), tunE)
+	b.AddRoute(0, mpp("::/0"), tunE)
+	b.AddRoute(0, mpp("10.5.0.0/16"), tunE)
+	b.AddRoute(0, mpp("10.3.0.0/16"), l.tunC)
+	b.AddRoute(0, mpp("2001:db8:3::/48"), l.tunC)
+	b.AddRoute(1, mpp("100.64.0.0/10"), l.tunB)
+	b.AddReplica(siteE)
+	b.AddReplica(l.siteC)
+	b.AddReplica(l.siteB)
+	b.AddClient(l.laptop)
+	l.r.SetTable(b.Build())
+	tests := []struct {
+		name    string
+		from    *Peer
+		pkt     []byte
+		verdict Verdict
+		to      *Peer
+		reason  Reason
+	}{
+		{"egress site from its site", siteE, udp("10.5.0.9", "10.3.0.5", 64), Forward, l.siteC, 0},
+		{"egress site from the internet", siteE, udp("198.51.100.7", "10.3.0.5", 64), Forward, l.siteC, 0},
+		{"egress site to a device", siteE, udp("10.5.0.9", "100.96.0.7", 64), Forward, l.laptop, 0},
+		{"site C to the internet", l.siteC, udp("10.3.0.5", "198.51.100.7", 64), Forward, siteE, 0},
+		{"egress site as a device", siteE, udp("100.96.0.7", "10.3.0.5", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as an unassigned overlay address", siteE, udp("100.96.3.3", "10.3.0.5", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as the edge", siteE, udp("100.96.0.1", "10.3.0.5", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as the edge to a device", siteE, udp("100.96.0.1", "100.96.0.7", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as the edge to the edge", siteE, udp("100.96.0.1", "100.96.0.1", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as the edge over IPv6", siteE, udp("fd00:5359::1", "2001:db8:3::1", 64), Drop, nil, ReasonSpoofed},
+		{"CGNAT site as a device", l.siteB, udp("100.96.0.7", "100.64.0.9", 64), Drop, nil, ReasonSpoofed},
+		{"CGNAT site from its site", l.siteB, udp("100.64.0.9", "100.96.0.7", 64), Forward, l.laptop, 0},
+		{"unassigned overlay address", l.siteC, udp("10.3.0.5", "100.96.3.3", 64), Reply, l.siteC, ReasonNoRoute},
+	}
+	icmp := make([]byte, IcmpBufSize)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := l.r.Dropped(tc.reason)
+			d := l.r.Route(tc.from, tc.pkt, icmp)
+			if d.Verdict != tc.verdict || d.To != tc.to {
+				t.Fatalf("Route = verdict %d to %v (reason %v), want %d to %v", d.Verdict, name(d.To), d.Reason, tc.verdict, name(tc.to))
+			}
+			if d.Verdict != Forward && (d.Reason != tc.reason || l.r.Dropped(tc.reason) != before+1) {
+				t.Fatalf("reason %v (counter %d→%d), want %v counted", d.Reason, before, l.r.Dropped(tc.reason), tc.reason)
 			}
 		})
 	}
@@ -280,10 +339,14 @@ func TestRouteDoesNotAllocate(t *testing.T) {
 	icmp := make([]byte, IcmpBufSize)
 	fwd := udp("100.96.0.7", "10.1.2.3", 64)
 	unrouted := udp("100.96.0.7", "198.51.100.1", 64)
+	fromSite := udp("10.1.2.3", "100.96.0.7", 64)
+	asDevice := udp("100.96.0.7", "10.3.0.5", 64)
 	allocs := testing.AllocsPerRun(1000, func() {
-		fwd[8] = 64
+		fwd[8], fromSite[8] = 64, 64
 		l.r.Route(l.laptop, fwd, icmp)
 		l.r.Route(l.laptop, unrouted, icmp)
+		l.r.Route(l.siteA, fromSite, icmp)
+		l.r.Route(l.siteA, asDevice, icmp)
 	})
 	if allocs != 0 {
 		t.Fatalf("Route allocates %.1f times per packet, want 0", allocs)

@@ -24,7 +24,7 @@ func clientCommand() *cli.Command {
 					clientStateDir,
 					&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultClientTunName},
 					&cli.StringFlag{Name: "name", Usage: "device `NAME` (default: the hostname)"},
-					&cli.StringFlag{Name: "user", Usage: "`USER` the device belongs to"},
+					&cli.StringFlag{Name: "user", Usage: "`USER` the device expects to belong to; enrollment is refused unless the token names that user (device enroll-token create --user)"},
 					protocolFlag,
 					wireGuardRetryFlag,
 					metricsFlag,

@@ -28,9 +28,9 @@ func deviceCommand() *cli.Command {
 						return err
 					}
 					return render(c, devices, func(w *tabwriter.Writer) {
-						row(w, "ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "LAST SEEN", "REVOKED")
+						row(w, "ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "ENROLL TOKEN", "LAST SEEN", "REVOKED")
 						for _, d := range devices {
-							row(w, d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, d.LastSeen, d.RevokedAt)
+							row(w, d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, tokenID(d.EnrollToken), d.LastSeen, revokedCol(d))
 						}
 					})
 				}),
@@ -53,6 +53,23 @@ func deviceCommand() *cli.Command {
 				}),
 			},
 			{
+				Name:      "unrevoke",
+				Usage:     "lift a device's revocation: its key may enroll again (as a new device, with an enrollment token)",
+				ArgsUsage: "NAME|ID",
+				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
+					ref, err := oneArg(c, "NAME|ID")
+					if err != nil {
+						return err
+					}
+					d, err := api.UnrevokeDevice(ctx, ref)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "Lifted the revocation of device %s (%s): its key may enroll again\n", d.Name, d.ID)
+					return nil
+				}),
+			},
+			{
 				Name:  "enroll-token",
 				Usage: "manage the tokens devices enroll with",
 				Subcommands: []*cli.Command{
@@ -60,19 +77,31 @@ func deviceCommand() *cli.Command {
 						Name:  "create",
 						Usage: "create an enrollment token and print it",
 						Flags: []cli.Flag{
-							&cli.DurationFlag{Name: "expires-in", Usage: "token lifetime, e.g. 24h (default: no expiry)"},
+							&cli.DurationFlag{Name: "expires", Aliases: []string{"expires-in"}, Usage: "token lifetime `DURATION`, e.g. 1h; 0 for a token that never expires", Value: model.DefaultEnrollTTL},
+							&cli.IntFlag{Name: "uses", Usage: "enroll at most `N` devices with it (0: no limit)"},
+							&cli.StringFlag{Name: "user", Usage: "`EMAIL` of the user every device enrolled with it belongs to (policies match it as user_email; default: no user)"},
 							&cli.StringFlag{Name: "comment", Usage: "`COMMENT` to tell tokens apart"},
 							outputFlag,
 						},
 						Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
-							t, err := api.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: c.String("comment"), TTL: c.Duration("expires-in")})
+							req := model.NewEnrollToken{Comment: c.String("comment"), TTL: c.Duration("expires"), User: c.String("user"), MaxUses: c.Int("uses")}
+							if req.TTL == 0 {
+								req.NoExpiry = true
+							}
+							t, err := api.CreateEnrollToken(ctx, req)
 							if err != nil {
 								return err
 							}
 							return render(c, t, func(w *tabwriter.Writer) {
 								fmt.Fprintf(w, "Created enrollment token %s", t.ID)
+								if t.User != "" {
+									fmt.Fprintf(w, " for user %s", t.User)
+								}
 								if t.ExpiresAt != nil {
 									fmt.Fprintf(w, " (expires %s)", t.ExpiresAt.Format(time.RFC3339))
+								}
+								if t.MaxUses > 0 {
+									fmt.Fprintf(w, " (%d uses)", t.MaxUses)
 								}
 								fmt.Fprintf(w, "\nEnroll a device with: switchyard client up --token TOKEN\n%s\n", t.Token)
 							})
@@ -88,9 +117,13 @@ func deviceCommand() *cli.Command {
 								return err
 							}
 							return render(c, tokens, func(w *tabwriter.Writer) {
-								row(w, "ID", "COMMENT", "CREATED", "EXPIRES")
+								row(w, "ID", "USER", "COMMENT", "CREATED", "EXPIRES", "USES")
 								for _, t := range tokens {
-									row(w, t.ID, t.Comment, t.CreatedAt, t.ExpiresAt)
+									uses := fmt.Sprint(t.Uses)
+									if t.MaxUses > 0 {
+										uses = fmt.Sprintf("%d/%d", t.Uses, t.MaxUses)
+									}
+									row(w, t.ID, t.User, t.Comment, t.CreatedAt, t.ExpiresAt, uses)
 								}
 							})
 						}),
@@ -119,4 +152,24 @@ func deviceCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// tokenID shows an enrollment token id, "-" for devices enrolled before
+// the token was recorded.
+func tokenID(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}
+
+// revokedCol shows when a device was revoked, and whether an admin lifted it.
+func revokedCol(d model.Device) string {
+	switch {
+	case d.RevokedAt == nil:
+		return ""
+	case d.UnrevokedAt != nil:
+		return d.RevokedAt.Format(time.RFC3339) + " (lifted)"
+	}
+	return d.RevokedAt.Format(time.RFC3339)
 }

@@ -26,6 +26,8 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "overlay-range", Usage: "`CIDR` that device overlay addresses come from", Value: model.DefaultOverlayRange.String()},
 			&cli.IntFlag{Name: "max-flows", Usage: "bound `N` of the flow table (about 430 bytes a flow); new flows evict old ones past it", Value: edge.DefaultMaxFlows},
 			&cli.DurationFlag{Name: "deleted-retention", Usage: "how long deleted virtual networks, tunnels and routes stay listed (--show-deleted) before they are purged", Value: edge.DefaultDeletedRetention},
+			&cli.IntFlag{Name: "api-max-conns", Usage: "cap `N` on the API's connections (each agent holds one); more wait, before their TLS handshake", Value: edge.DefaultAPIMaxConns},
+			&cli.IntFlag{Name: "masque-max-sessions", Usage: "bound `N` on the MASQUE sessions of one connector replica or device; more get 429", Value: edge.DefaultMASQUEMaxSessions},
 			metricsFlag,
 			debugFlag,
 			debugAddrFlag,
@@ -41,7 +43,7 @@ func edgeCommand() *cli.Command {
 				return err
 			}
 			defer stopDebug()
-			return edge.Run(c.Context, edge.Config{
+			cfg := edge.Config{
 				DataDir:          c.String("data-dir"),
 				APIListen:        c.String("api-listen"),
 				APIPublicURL:     c.String("api-public-url"),
@@ -55,7 +57,10 @@ func edgeCommand() *cli.Command {
 				MetricsListen:    c.String("metrics-listen"),
 				Log:              log,
 				Announce:         c.App.Writer,
-			})
+			}
+			cfg.APILimits.MaxConns = c.Int("api-max-conns")
+			cfg.MASQUEMaxSessions = c.Int("masque-max-sessions")
+			return edge.Run(c.Context, cfg)
 		},
 	}
 }

@@ -53,6 +53,9 @@ func routeAddCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "Successfully added route for %s over tunnel %s in virtual network %s (route id %s)\n",
 				rt.Network, rt.TunnelName, rt.VNetName, rt.ID)
+			for _, w := range rt.Warnings {
+				fmt.Fprintf(c.App.ErrWriter, "Warning: %s\n", w)
+			}
 			return nil
 		}),
 	}

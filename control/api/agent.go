@@ -102,6 +102,11 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 		}
 		wait = min(time.Duration(secs)*time.Second, maxWait)
 	}
+	// The answer may come only after the wait: the request's deadlines
+	// (the server's Limits) start when the wait ends.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(wait + s.limits.ReadTimeout))
+	rc.SetWriteDeadline(time.Now().Add(wait + s.limits.WriteTimeout))
 	have := r.Header.Get("If-None-Match")
 	ctx := r.Context()
 	rev, err := s.reg.Rev(ctx)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
@@ -162,7 +163,7 @@ func containsPrefix(ps []netip.Prefix, s string) bool {
 func TestDeviceEnrollSelectRevoke(t *testing.T) {
 	admin, _ := newPinnedServer(t)
 	ctx := context.Background()
-	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: "laptops"})
+	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: "laptops", User: "ada@example.com"})
 	if err != nil || et.Token == "" {
 		t.Fatalf("create enroll token: %+v, %v", et, err)
 	}
@@ -170,7 +171,7 @@ func TestDeviceEnrollSelectRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrolled, err := enroller.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", DeviceType: "linux", OSVersion: "6.1", Version: "dev", PublicKey: wgKey(), User: "ada"})
+	enrolled, err := enroller.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", DeviceType: "linux", OSVersion: "6.1", Version: "dev", PublicKey: wgKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestDeviceEnrollSelectRevoke(t *testing.T) {
 		t.Fatalf("config after switching vnet: %+v changed=%v err=%v", cfg, changed, err)
 	}
 	devices, err := admin.ListDevices(ctx, false)
-	if err != nil || len(devices) != 1 || devices[0].Name != "laptop" || devices[0].User != "ada" || devices[0].Key == "" {
+	if err != nil || len(devices) != 1 || devices[0].Name != "laptop" || devices[0].User != "ada@example.com" || devices[0].Key == "" || devices[0].EnrollToken != et.ID {
 		t.Fatalf("device list = %+v, %v", devices, err)
 	}
 	if _, err := admin.RevokeDevice(ctx, "laptop"); err != nil {
@@ -208,6 +209,78 @@ func TestDeviceEnrollSelectRevoke(t *testing.T) {
 	if _, err := client.NewDevice(et.Token); err == nil {
 		t.Fatal("an enrollment token was accepted as a device credential")
 	}
+}
+
+// TestDeviceReenrollAPI: over the API, taking over another device's key is
+// refused with 409 and leaves the victim working; a claimed user is refused
+// with 403; a revoked key is refused with 403 until an admin unrevokes it;
+// the device itself re-enrolls with its credential.
+func TestDeviceReenrollAPI(t *testing.T) {
+	admin, _ := newPinnedServer(t)
+	ctx := context.Background()
+	newEnroller := func(req model.NewEnrollToken) *client.Client {
+		t.Helper()
+		et, err := admin.CreateEnrollToken(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := client.NewEnroller(et.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// The client maps the HTTP status to the error's kind.
+	wantCode := func(err error, kind model.Kind, code int, contains string) {
+		t.Helper()
+		var e *model.Error
+		if !errors.As(err, &e) || e.Kind != kind || e.Code != code || !strings.Contains(e.Message, contains) {
+			t.Fatalf("got %#v, want kind %v, code %d, a message saying %q", err, kind, code, contains)
+		}
+	}
+	alice := newEnroller(model.NewEnrollToken{User: "alice@example.com"})
+	mallory := newEnroller(model.NewEnrollToken{User: "mallory@example.net"})
+	key := wgKey()
+	victim, err := alice.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", PublicKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mallory.EnrollDevice(ctx, model.DeviceEnrollment{Name: "pwned", PublicKey: key, User: "mallory@example.net"})
+	wantCode(err, model.KindConflict, model.CodeConflict, "already enrolled")
+	_, err = mallory.EnrollDevice(ctx, model.DeviceEnrollment{Name: "pwned", PublicKey: key, Credential: "not a credential"})
+	wantCode(err, model.KindUnauthorized, model.CodeUnauthorized, "credential")
+	dev, err := client.NewDevice(victim.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, _, err := dev.WatchDeviceConfig(ctx, "", 0); err != nil || cfg.IP != victim.Device.IP {
+		t.Fatalf("the victim after a takeover attempt: %+v, %v", cfg, err)
+	}
+	_, err = mallory.EnrollDevice(ctx, model.DeviceEnrollment{Name: "boss", PublicKey: wgKey(), User: "admin@example.com"})
+	wantCode(err, model.KindForbidden, model.CodeForbidden, "comes from its enrollment token")
+
+	again, err := alice.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", PublicKey: key, Credential: victim.Credential})
+	if err != nil || again.Device.ID != victim.Device.ID || again.Device.IP != victim.Device.IP {
+		t.Fatalf("re-enrolling with its own credential: %+v, %v", again.Device, err)
+	}
+	if _, err := admin.RevokeDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", PublicKey: key, Credential: again.Credential})
+	wantCode(err, model.KindForbidden, model.CodeForbidden, "device unrevoke")
+	if _, err := admin.UnrevokeDevice(ctx, victim.Device.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.EnrollDevice(ctx, model.DeviceEnrollment{Name: "laptop", PublicKey: key}); err != nil {
+		t.Fatalf("enrolling after unrevoke: %v", err)
+	}
+
+	once := newEnroller(model.NewEnrollToken{MaxUses: 1, TTL: time.Minute})
+	if _, err := once.EnrollDevice(ctx, model.DeviceEnrollment{Name: "one", PublicKey: wgKey()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = once.EnrollDevice(ctx, model.DeviceEnrollment{Name: "two", PublicKey: wgKey()})
+	wantCode(err, model.KindUnauthorized, model.CodeUnauthorized, "used up")
 }
 
 func TestSplitTunnelAPI(t *testing.T) {

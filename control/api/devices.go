@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/token"
 )
 
@@ -15,6 +16,7 @@ func (s *Server) deviceRoutes() {
 	}
 	h("GET /v1/devices", s.listDevices)
 	h("POST /v1/devices/{ref}/revoke", s.revokeDevice)
+	h("POST /v1/devices/{ref}/unrevoke", s.unrevokeDevice)
 	h("GET /v1/enroll-tokens", s.listEnrollTokens)
 	h("POST /v1/enroll-tokens", s.createEnrollToken)
 	h("DELETE /v1/enroll-tokens/{id}", s.deleteEnrollToken)
@@ -48,6 +50,10 @@ func (s *Server) listDevices(r *http.Request) (any, error) {
 
 func (s *Server) revokeDevice(r *http.Request) (any, error) {
 	return s.reg.RevokeDevice(r.Context(), r.PathValue("ref"))
+}
+
+func (s *Server) unrevokeDevice(r *http.Request) (any, error) {
+	return s.reg.UnrevokeDevice(r.Context(), r.PathValue("ref"))
 }
 
 func (s *Server) listEnrollTokens(r *http.Request) (any, error) {
@@ -113,7 +119,16 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	d, secret, err := s.reg.EnrollDevice(r.Context(), tok.ID, tok.Secret, req)
+	var own registry.Credential
+	if req.Credential != "" {
+		cred, err := token.DecodeSecret(req.Credential, token.KindDevice)
+		if err != nil {
+			writeError(w, model.Errorf(model.KindUnauthorized, "enroll device: credential: %v", err))
+			return
+		}
+		own = registry.Credential{ID: cred.ID, Secret: cred.Secret}
+	}
+	d, secret, err := s.reg.EnrollDevice(r.Context(), registry.Credential{ID: tok.ID, Secret: tok.Secret}, req, own)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -124,7 +139,7 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred := token.Secret{Kind: token.KindDevice, ID: d.ID, Secret: secret, API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin}.Encode()
-	s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP)
+	s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User, "enroll_token", tok.ID)
 	writeJSON(w, http.StatusCreated, model.EnrolledDevice{Device: d, Credential: cred, Config: cfg})
 }
 

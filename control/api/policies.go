@@ -95,7 +95,8 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "this server keeps no flow log"))
 		return
 	}
-	send := streamNDJSON(w)
+	send, end := s.streamNDJSON(w)
+	defer end()
 	err = s.opts.FlowLog(r.Context(), f, n, follow != nil && *follow, func(rec model.FlowRecord) error { return send(rec) })
 	if err != nil && r.Context().Err() == nil {
 		s.log.Warn("streaming the flow log", "err", err)

@@ -57,19 +57,23 @@ type Options struct {
 	// FlowLog emits the last n flow records that match the filter, then, if
 	// follow, new ones until ctx ends; nil means the server keeps no flow log.
 	FlowLog func(ctx context.Context, f model.FlowFilter, n int, follow bool, emit func(model.FlowRecord) error) error
+	// Limits bound connections and their timeouts (see HTTPServer and
+	// Listener); zero fields take the defaults.
+	Limits Limits
 }
 
 // Server is the API's HTTP handler.
 type Server struct {
-	reg  *registry.Registry
-	opts Options
-	log  *slog.Logger
-	mux  *http.ServeMux
+	reg    *registry.Registry
+	opts   Options
+	limits Limits // opts.Limits with defaults
+	log    *slog.Logger
+	mux    *http.ServeMux
 }
 
 // NewServer returns the API handler over reg.
 func NewServer(reg *registry.Registry, opts Options) *Server {
-	s := &Server{reg: reg, opts: opts, log: opts.Log, mux: http.NewServeMux()}
+	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -260,7 +264,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	send := streamNDJSON(w)
+	send, end := s.streamNDJSON(w)
+	defer end()
 	for c := range ch {
 		type key struct {
 			Coll   string `json:"coll"`
@@ -285,22 +290,33 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 }
 
 // streamNDJSON starts a newline-delimited JSON response and returns the
-// function that sends one object and flushes it to the client.
-func streamNDJSON(w http.ResponseWriter) func(v any) error {
+// function that sends one object and flushes it to the client, and the one
+// to defer. A stream lasts as long as its client wants: its request has no
+// body, so it lifts the read deadline (reads only notice the client going
+// away), and each object gets the write timeout afresh, none running while
+// the stream waits for the next, so a client that stops reading is still cut
+// off.
+func (s *Server) streamNDJSON(w http.ResponseWriter) (send func(v any) error, end func()) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
+	rc.Flush()
+	rc.SetWriteDeadline(time.Time{})
 	enc := json.NewEncoder(w)
-	return func(v any) error {
+	send = func(v any) error {
+		rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
+		defer rc.SetWriteDeadline(time.Time{})
 		if err := enc.Encode(v); err != nil {
 			return err
 		}
-		if flusher != nil {
-			flusher.Flush()
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
 		}
 		return nil
 	}
+	// The end of the response is written after the handler returns.
+	end = func() { rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout)) }
+	return send, end
 }

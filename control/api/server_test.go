@@ -92,6 +92,11 @@ func TestClientRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An egress route is added, with a warning that the overlay stays the edge's.
+	egress, err := c.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("0.0.0.0/0"), Tunnel: "t1"})
+	if err != nil || len(egress.Warnings) != 1 || !strings.Contains(egress.Warnings[0], "covers the device overlay range 100.96.0.0/12") {
+		t.Fatalf("AddRoute 0.0.0.0/0 = %+v, %v; want added with a warning", egress, err)
+	}
 	rt, err := c.GetRoute(ctx, "syd", netip.MustParseAddr("2001:db8::7"))
 	if err != nil || rt.VNetName != "syd" || rt.TunnelName != "t2" {
 		t.Fatalf("GetRoute = %+v, %v", rt, err)
@@ -132,6 +137,8 @@ func TestBadRequests(t *testing.T) {
 		{"host bits", "POST", "/v1/routes", `{"network":"10.1.2.3/16","tunnel":"t1"}`, "", 400, model.CodeInvalid, "10.1.0.0/16"},
 		{"unknown tunnel", "POST", "/v1/routes", `{"network":"10.1.0.0/16","tunnel":"nope"}`, "", 404, model.CodeNotFound, "nope"},
 		{"unknown vnet", "POST", "/v1/routes", `{"network":"10.1.0.0/16","tunnel":"t1","vnet":"nope"}`, "", 404, model.CodeNotFound, "nope"},
+		{"route in the overlay", "POST", "/v1/routes", `{"network":"100.96.7.0/24","tunnel":"t1"}`, "", 400, model.CodeInvalid, "device overlay range 100.96.0.0/12"},
+		{"route to the edge", "POST", "/v1/routes", `{"network":"fd00:5359:6564:6765::1/128","tunnel":"t1"}`, "", 400, model.CodeInvalid, "the edge's own address"},
 		{"bad ip", "GET", "/v1/routes/ip/10.1.2", "", "", 400, model.CodeInvalid, "not a valid IP"},
 		{"bad uuid filter", "GET", "/v1/vnets?id=xyz", "", "", 400, model.CodeInvalid, "not a UUID"},
 		{"bad bool", "DELETE", "/v1/vnets/default?force=maybe", "", "", 400, model.CodeInvalid, "true or false"},

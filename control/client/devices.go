@@ -30,6 +30,13 @@ func (c *Client) RevokeDevice(ctx context.Context, ref string) (model.Device, er
 	return out, c.do(ctx, http.MethodPost, "/v1/devices/"+seg(ref)+"/revoke", nil, nil, &out)
 }
 
+// UnrevokeDevice lifts the revocation of the revoked device named by ref
+// (name or id): its key may enroll again.
+func (c *Client) UnrevokeDevice(ctx context.Context, ref string) (model.Device, error) {
+	var out model.Device
+	return out, c.do(ctx, http.MethodPost, "/v1/devices/"+seg(ref)+"/unrevoke", nil, nil, &out)
+}
+
 // CreateEnrollToken creates a device enrollment token.
 func (c *Client) CreateEnrollToken(ctx context.Context, req model.NewEnrollToken) (model.EnrollToken, error) {
 	var out model.EnrollToken

@@ -20,6 +20,18 @@ var DefaultOverlayRange = netip.MustParsePrefix("100.96.0.0/12")
 // address): ICMP errors come from it and agents send heartbeats to it.
 func EdgeAddress(overlay netip.Prefix) netip.Addr { return overlay.Masked().Addr().Next() }
 
+// EdgeAddress6 is the edge's own IPv6 address (a ULA): ICMPv6 errors come
+// from it, and agents whose site has IPv6 addresses only send heartbeats to it.
+var EdgeAddress6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
+
+// EdgeOwned returns the prefixes that belong to devices and the edge: the
+// overlay range (which holds the edge's IPv4 address) and the edge's IPv6
+// address. No tunnel may send from them nor take them with a route, whatever
+// its routes cover.
+func EdgeOwned(overlay netip.Prefix) []netip.Prefix {
+	return []netip.Prefix{overlay.Masked(), netip.PrefixFrom(EdgeAddress6, EdgeAddress6.BitLen())}
+}
+
 // Connector is one enrolled replica of a tunnel, identified by the WireGuard
 // key it generated; the private key never leaves its host.
 type Connector struct {
@@ -58,7 +70,10 @@ type ConnectorConfig struct {
 	VNetName    string    `json:"vnet_name"`
 	Edge        EdgePeer  `json:"edge"`
 	MTU         int       `json:"mtu"`
-	// SitePrefixes are this tunnel's own routes: the connector never routes them into its TUN.
+	// SitePrefixes are this tunnel's own routes: the connector never routes
+	// them into its TUN, except where one covers what EdgeOwned names (an
+	// egress site's 0.0.0.0/0): that stays the edge's, and other tunnels'
+	// more specific routes inside it go into the TUN.
 	SitePrefixes []netip.Prefix `json:"site_prefixes"`
 	// Routes are the prefixes reachable through the edge from this site: the
 	// other tunnels' routes in its virtual network, and the device overlay range.

@@ -24,24 +24,53 @@ type Device struct {
 	// VNetID is the virtual network the device selected; uuid.Nil means the default.
 	VNetID    uuid.UUID  `json:"vnet_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// UnrevokedAt is when an admin lifted the revocation: the record stays
+	// revoked (its credential dead), but its key may enroll again.
+	UnrevokedAt *time.Time `json:"unrevoked_at,omitempty"`
+	// EnrollToken is the enrollment token the device last enrolled with;
+	// uuid.Nil for devices enrolled before this was recorded.
+	EnrollToken uuid.UUID `json:"enroll_token,omitzero"`
 }
 
 // Revoked reports whether the device was revoked.
 func (d *Device) Revoked() bool { return d.RevokedAt != nil }
 
+// KeyBanned reports whether the device's key is refused at enrollment: it
+// was revoked and no admin lifted the revocation.
+func (d *Device) KeyBanned() bool { return d.RevokedAt != nil && d.UnrevokedAt == nil }
+
+// DefaultEnrollTTL is the lifetime of an enrollment token created without one.
+const DefaultEnrollTTL = 24 * time.Hour
+
 // EnrollToken lets devices enroll; Token is shown only when it is created.
+// Records stored before User, MaxUses and Uses existed decode with their zero
+// values: no user, unlimited uses.
 type EnrollToken struct {
 	ID        uuid.UUID  `json:"id"`
 	Comment   string     `json:"comment"`
 	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Token     string     `json:"token,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"` // nil: never expires
+	// User is the user every device enrolled with this token belongs to
+	// (what policies match as user_email); empty means no user.
+	User string `json:"user,omitempty"`
+	// MaxUses bounds how many devices the token enrolls; 0 means no bound.
+	MaxUses int `json:"max_uses,omitempty"`
+	// Uses counts the devices the token enrolled.
+	Uses  int    `json:"uses"`
+	Token string `json:"token,omitempty"`
 }
 
 // NewEnrollToken is the request to create an enrollment token.
 type NewEnrollToken struct {
-	Comment string        `json:"comment"`
-	TTL     time.Duration `json:"ttl"` // 0: never expires
+	Comment string `json:"comment"`
+	// TTL is the token's lifetime; 0 means DefaultEnrollTTL.
+	TTL time.Duration `json:"ttl"`
+	// NoExpiry makes a token that never expires (TTL must then be 0).
+	NoExpiry bool `json:"no_expiry,omitempty"`
+	// User is the user the token's devices belong to; empty means none.
+	User string `json:"user,omitempty"`
+	// MaxUses bounds how many devices the token enrolls; 0 means no bound.
+	MaxUses int `json:"max_uses,omitempty"`
 }
 
 // DeviceEnrollment is a client's request to enroll.
@@ -51,8 +80,20 @@ type DeviceEnrollment struct {
 	OSVersion  string `json:"os_version"`
 	Version    string `json:"version"`
 	PublicKey  string `json:"public_key"`
-	User       string `json:"user"`
+	// User must be empty or the enrollment token's user: a device's user
+	// comes from its token, never from the device.
+	User string `json:"user,omitempty"`
+	// KeyProof is a secret the device derives from its private key
+	// (KeyProofLen bytes). The first enrollment of a key registers it;
+	// re-enrolling the key needs the same proof or Credential.
+	KeyProof []byte `json:"key_proof,omitempty"`
+	// Credential is the current credential of the device enrolled with
+	// PublicKey, which proves a re-enrollment is the device's own.
+	Credential string `json:"credential,omitempty"`
 }
+
+// KeyProofLen is the length of DeviceEnrollment.KeyProof.
+const KeyProofLen = 32
 
 // EnrolledDevice is the response to a device's enrollment: the device and the
 // credential it uses from then on (shown once).

@@ -52,6 +52,10 @@ type Connection struct {
 	// Preferred is set while the replica's host holds the site's gateway
 	// address (keepalived MASTER); a preferred replica is active.
 	Preferred bool `json:"preferred,omitempty"`
+	// MissedHeartbeats is set while an active replica misses its heartbeats
+	// and still gets the tunnel's traffic, having no standby to hand it to,
+	// until its WireGuard session expires.
+	MissedHeartbeats bool `json:"missed_heartbeats,omitempty"`
 }
 
 // ReplicaState is a connector replica's role in its tunnel.
@@ -81,6 +85,11 @@ type Route struct {
 	Comment    string       `json:"comment"`
 	CreatedAt  time.Time    `json:"created_at"`
 	DeletedAt  *time.Time   `json:"deleted_at,omitempty"`
+	// Warnings, in the answer to adding a route only (never stored), say
+	// what of the network the tunnel does not get: a route that covers the
+	// device overlay range or the edge's address (0.0.0.0/0 of an egress
+	// site) leaves them to the edge.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Deleted reports whether the route has been deleted.

@@ -72,6 +72,23 @@ func ValidateText(what, s string, max int) error {
 	return nil
 }
 
+// MaxUserLen bounds a user's email address.
+const MaxUserLen = 254
+
+// ValidateUser checks a user's email address as an admin gives it to an
+// enrollment token: local@domain, printable, no spaces, at most 254 bytes.
+func ValidateUser(u string) error {
+	if len(u) > MaxUserLen {
+		return Errorf(KindInvalid, "user %q is %d bytes long; the limit is %d", u, len(u), MaxUserLen)
+	}
+	local, domain, ok := strings.Cut(u, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || !utf8.ValidString(u) ||
+		strings.ContainsFunc(u, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
+		return Errorf(KindInvalid, "user %q is not an email address (e.g. alice@example.com)", u)
+	}
+	return nil
+}
+
 // ParsePrefix parses a CIDR and requires it in canonical form: 10.1.2.3/16 is
 // refused with a message naming 10.1.0.0/16.
 func ParsePrefix(s string) (netip.Prefix, error) {

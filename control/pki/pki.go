@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // File names of the CA inside a data directory.
@@ -41,6 +43,10 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
 	certPEM, err := os.ReadFile(certPath)
 	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(keyPath); !errors.Is(err, os.ErrNotExist) {
+			// Never replace a CA key that tokens may pin.
+			return nil, fmt.Errorf("load CA: %s is missing but %s exists: restore %s from a backup, or, if this edge never issued a token, remove %s to create a new CA", certPath, keyPath, CACertFile, CAKeyFile)
+		}
 		return createCA(certPath, keyPath)
 	}
 	if err != nil {
@@ -90,18 +96,26 @@ func createCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode CA key: %w", err)
 	}
-	if err := WriteFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
 }
 
-// IssueServer issues a server certificate for hosts (DNS names or IPs), valid for a year.
+// ServerLifetime is how long a server certificate is valid.
+const ServerLifetime = 365 * 24 * time.Hour
+
+// IssueServer issues a server certificate for hosts (DNS names or IPs), valid
+// for ServerLifetime.
 func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
+	return ca.issueServer(hosts, ServerLifetime)
+}
+
+func (ca *CA) issueServer(hosts []string, lifetime time.Duration) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issue server certificate: %w", err)
@@ -111,7 +125,7 @@ func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: "switchyard edge"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
+		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -126,7 +140,11 @@ func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issue server certificate for %v: %w", hosts, err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("parse server certificate for %v: %w", hosts, err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Pin returns the pin of a certificate: "sha256/" and the base64 SHA-256 of its public key.
@@ -147,28 +165,4 @@ func ParseCertPEM(b []byte) (*x509.Certificate, error) {
 func randomSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
-}
-
-// WriteFileAtomic writes data to path through a synced temporary file and a rename.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err == nil {
-		if _, err = tmp.Write(data); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -117,7 +117,8 @@ func tunnelVNet(tx store.Tx, tunnel uuid.UUID, routes []model.Route) (model.VNet
 }
 
 // checkKeyUnused refuses a WireGuard key that a connector or device other than
-// self already uses: the edge tells sessions apart by key.
+// self already uses (the edge tells sessions apart by key), and the key of a
+// revoked device until an admin lifts the revocation.
 func checkKeyUnused(tx store.Tx, key string, self uuid.UUID) error {
 	conns, err := loadAll[model.Connector](tx, collConnectors)
 	if err != nil {
@@ -135,6 +136,9 @@ func checkKeyUnused(tx store.Tx, key string, self uuid.UUID) error {
 	for _, d := range devices {
 		if d.Key == key && d.ID != self && !d.Revoked() {
 			return model.Errorf(model.KindConflict, "public key %s is already enrolled", key)
+		}
+		if d.Key == key && d.ID != self && d.KeyBanned() {
+			return model.Errorf(model.KindForbidden, "public key %s was revoked with device %q (%s); it stays refused until an admin lifts that: switchyard device unrevoke %s", key, d.Name, d.ID, d.ID)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -27,24 +28,44 @@ type enrollRecord struct {
 	SecretHash []byte `json:"secret_hash"`
 }
 
-// deviceRecord is a device as stored: its credential secret only hashed.
+// deviceRecord is a device as stored: its credential secret and key proof
+// only hashed. Records stored before ProofHash existed have none: their key
+// re-enrolls only with the device's credential.
 type deviceRecord struct {
 	model.Device
 	SecretHash []byte `json:"secret_hash"`
+	ProofHash  []byte `json:"proof_hash,omitempty"`
 }
 
-// CreateEnrollToken creates a device enrollment token and returns it with its secret.
+// Credential is an agent credential as the API decodes it: an id and a secret.
+type Credential struct {
+	ID     uuid.UUID
+	Secret []byte
+}
+
+// CreateEnrollToken creates a device enrollment token and returns it with its
+// secret. It expires after model.DefaultEnrollTTL unless the request says otherwise.
 func (r *Registry) CreateEnrollToken(ctx context.Context, req model.NewEnrollToken) (model.EnrollToken, []byte, error) {
 	if err := model.ValidateComment(req.Comment); err != nil {
 		return model.EnrollToken{}, nil, err
 	}
-	if req.TTL < 0 {
+	switch {
+	case req.TTL < 0:
 		return model.EnrollToken{}, nil, model.Errorf(model.KindInvalid, "token lifetime %v is negative", req.TTL)
+	case req.TTL > 0 && req.NoExpiry:
+		return model.EnrollToken{}, nil, model.Errorf(model.KindInvalid, "a token lifetime (%v) and no expiry are exclusive", req.TTL)
+	case req.MaxUses < 0:
+		return model.EnrollToken{}, nil, model.Errorf(model.KindInvalid, "token use count %d is negative", req.MaxUses)
+	}
+	if req.User != "" {
+		if err := model.ValidateUser(req.User); err != nil {
+			return model.EnrollToken{}, nil, err
+		}
 	}
 	secret := newSecret()
-	rec := enrollRecord{EnrollToken: model.EnrollToken{ID: uuid.New(), Comment: req.Comment, CreatedAt: r.stamp()}, SecretHash: hashSecret(secret)}
-	if req.TTL > 0 {
-		exp := rec.CreatedAt.Add(req.TTL)
+	rec := enrollRecord{EnrollToken: model.EnrollToken{ID: uuid.New(), Comment: req.Comment, CreatedAt: r.stamp(), User: req.User, MaxUses: req.MaxUses}, SecretHash: hashSecret(secret)}
+	if !req.NoExpiry {
+		exp := rec.CreatedAt.Add(cmp.Or(req.TTL, model.DefaultEnrollTTL))
 		rec.ExpiresAt = &exp
 	}
 	_, err := r.st.Update(ctx, func(tx store.Tx) error { return putJSON(tx, collEnrollTokens, rec.ID, rec) })
@@ -77,9 +98,13 @@ func (r *Registry) DeleteEnrollToken(ctx context.Context, id uuid.UUID) error {
 }
 
 // EnrollDevice registers a device with an enrollment token and gives it an
-// overlay address. Enrolling the same key again (a reinstall) returns the same
-// device with the same address and a new credential secret, which it returns.
-func (r *Registry) EnrollDevice(ctx context.Context, tokenID uuid.UUID, tokenSecret []byte, req model.DeviceEnrollment) (model.Device, []byte, error) {
+// overlay address; the device's user is the token's. Enrolling a key that a
+// live device holds (a reinstall, or a retry) returns that device with the
+// same address and a new credential secret, but only when the request
+// proves it is that device: its key proof or its current credential (own);
+// anything else is refused and leaves the device untouched. A revoked key
+// is refused until an admin lifts the revocation (UnrevokeDevice).
+func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.DeviceEnrollment, own Credential) (model.Device, []byte, error) {
 	if err := model.ValidateKey(req.PublicKey); err != nil {
 		return model.Device{}, nil, err
 	}
@@ -91,25 +116,36 @@ func (r *Registry) EnrollDevice(ctx context.Context, tokenID uuid.UUID, tokenSec
 			return model.Device{}, nil, err
 		}
 	}
+	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {
+		return model.Device{}, nil, model.Errorf(model.KindInvalid, "enroll device: key proof is %d bytes, want %d", len(req.KeyProof), model.KeyProofLen)
+	}
 	secret := newSecret()
 	var d deviceRecord
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
-		tok, err := getJSON[enrollRecord](tx, collEnrollTokens, tokenID)
-		if err != nil || subtle.ConstantTimeCompare(hashSecret(tokenSecret), tok.SecretHash) != 1 {
+		t, err := getJSON[enrollRecord](tx, collEnrollTokens, tok.ID)
+		if err != nil || subtle.ConstantTimeCompare(hashSecret(tok.Secret), t.SecretHash) != 1 {
 			return model.Errorf(model.KindUnauthorized, "invalid enrollment token")
 		}
-		if tok.ExpiresAt != nil && r.now().After(*tok.ExpiresAt) {
-			return model.Errorf(model.KindUnauthorized, "enrollment token expired at %s", tok.ExpiresAt.Format(time.RFC3339))
+		if t.ExpiresAt != nil && r.now().After(*t.ExpiresAt) {
+			return model.Errorf(model.KindUnauthorized, "enrollment token %s expired at %s", t.ID, t.ExpiresAt.Format(time.RFC3339))
+		}
+		if req.User != "" && req.User != t.User {
+			return model.Errorf(model.KindForbidden, "enroll device: a device's user comes from its enrollment token, whose user is %q, not %q (device enroll-token create --user)", t.User, req.User)
 		}
 		all, err := loadAll[deviceRecord](tx, collDevices)
 		if err != nil {
 			return err
 		}
 		now := r.stamp()
-		i := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && !o.Revoked() })
-		if i >= 0 {
+		if i := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && !o.Revoked() }); i >= 0 {
 			d = all[i]
+			if !d.ownedBy(req.KeyProof, own) {
+				return model.Errorf(model.KindConflict, "enroll device: public key %s is already enrolled as device %q (%s); re-enrolling it needs that device's credential or key proof", req.PublicKey, d.Name, d.ID)
+			}
 		} else {
+			if j := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && o.KeyBanned() }); j >= 0 {
+				return model.Errorf(model.KindForbidden, "enroll device: public key %s was revoked with device %q (%s); it stays refused until an admin lifts that: switchyard device unrevoke %s", req.PublicKey, all[j].Name, all[j].ID, all[j].ID)
+			}
 			if err := checkKeyUnused(tx, req.PublicKey, uuid.Nil); err != nil {
 				return err
 			}
@@ -119,7 +155,20 @@ func (r *Registry) EnrollDevice(ctx context.Context, tokenID uuid.UUID, tokenSec
 			}
 			d = deviceRecord{Device: model.Device{ID: uuid.New(), IP: ip, Key: req.PublicKey, Created: now}}
 		}
-		d.Name, d.DeviceType, d.OSVersion, d.Version, d.User = req.Name, req.DeviceType, req.OSVersion, req.Version, req.User
+		if d.EnrollToken != t.ID { // a device counts once against a token, however often it re-enrolls with it
+			if t.MaxUses > 0 && t.Uses >= t.MaxUses {
+				return model.Errorf(model.KindUnauthorized, "enrollment token %s is used up (%d of %d uses)", t.ID, t.Uses, t.MaxUses)
+			}
+			t.Uses++
+			if err := putJSON(tx, collEnrollTokens, t.ID, t); err != nil {
+				return err
+			}
+		}
+		d.Name, d.DeviceType, d.OSVersion, d.Version = req.Name, req.DeviceType, req.OSVersion, req.Version
+		d.User, d.EnrollToken = t.User, t.ID
+		if req.KeyProof != nil {
+			d.ProofHash = hashSecret(req.KeyProof)
+		}
 		d.Updated, d.SecretHash = now, hashSecret(secret)
 		return putJSON(tx, collDevices, d.ID, d)
 	})
@@ -127,6 +176,15 @@ func (r *Registry) EnrollDevice(ctx context.Context, tokenID uuid.UUID, tokenSec
 		return model.Device{}, nil, err
 	}
 	return d.Device, secret, nil
+}
+
+// ownedBy reports whether proof or own proves the request comes from d:
+// proof matches the key proof d registered, or own is d's current credential.
+func (d *deviceRecord) ownedBy(proof []byte, own Credential) bool {
+	if d.ProofHash != nil && proof != nil && subtle.ConstantTimeCompare(hashSecret(proof), d.ProofHash) == 1 {
+		return true
+	}
+	return own.ID == d.ID && own.Secret != nil && subtle.ConstantTimeCompare(hashSecret(own.Secret), d.SecretHash) == 1
 }
 
 // allocate returns the lowest free overlay address, skipping the range's
@@ -192,6 +250,26 @@ func (r *Registry) RevokeDevice(ctx context.Context, ref string) (model.Device, 
 		}
 		now := r.stamp()
 		d.RevokedAt, d.Updated = &now, now
+		return putJSON(tx, collDevices, d.ID, d)
+	})
+	return d.Device, err
+}
+
+// UnrevokeDevice lifts the revocation of the revoked device named by ref (id,
+// or name when one revoked device not yet lifted has it): its key may enroll
+// again with an enrollment token. The record stays revoked and its credential
+// stays dead: the device enrolls afresh.
+func (r *Registry) UnrevokeDevice(ctx context.Context, ref string) (model.Device, error) {
+	var d deviceRecord
+	_, err := r.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		d, err = resolve[deviceRecord](tx, collDevices, "revoked device", ref,
+			func(d deviceRecord) (uuid.UUID, string, bool) { return d.ID, d.Name, !d.KeyBanned() })
+		if err != nil {
+			return err
+		}
+		now := r.stamp()
+		d.UnrevokedAt, d.Updated = &now, now
 		return putJSON(tx, collDevices, d.ID, d)
 	})
 	return d.Device, err

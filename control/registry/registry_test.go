@@ -244,6 +244,54 @@ func must2(t *testing.T) func(model.Tunnel, []byte, error) (model.Tunnel, []byte
 	}
 }
 
+// A route inside what belongs to devices and the edge is refused; one that
+// covers it (an egress site's default route) is added with a warning.
+func TestRoutesNeverTakeTheEdgesAddresses(t *testing.T) {
+	r := newRegistry(t)
+	must2(t)(r.CreateTunnel(ctx, model.NewTunnel{Name: "egress"}))
+	tests := []struct {
+		cidr    string
+		refused string // part of the error; empty: added
+		warn    string // part of a warning
+	}{
+		{"100.96.0.0/12", "lies in the device overlay range 100.96.0.0/12", ""},
+		{"100.96.0.1/32", "lies in the device overlay range", ""},
+		{"100.100.0.0/16", "lies in the device overlay range", ""},
+		{"fd00:5359:6564:6765::1/128", "is the edge's own address fd00:5359:6564:6765::1", ""},
+		{"0.0.0.0/0", "", "covers the device overlay range 100.96.0.0/12"},
+		{"100.64.0.0/10", "", "covers the device overlay range 100.96.0.0/12"},
+		{"::/0", "", "covers the edge's own address fd00:5359:6564:6765::1"},
+		{"fd00::/8", "", "covers the edge's own address"},
+		{"100.112.0.0/12", "", ""}, // next to the overlay range
+		{"2001:db8::/32", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cidr, func(t *testing.T) {
+			rt, err := r.AddRoute(ctx, model.NewRoute{Network: mpp(tc.cidr), Tunnel: "egress"})
+			if tc.refused != "" {
+				wantKind(t, err, model.ErrInvalid, tc.refused)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(rt.Warnings, "\n")
+			if (tc.warn == "") != (got == "") || !strings.Contains(got, tc.warn) {
+				t.Fatalf("warnings %q, want one with %q", got, tc.warn)
+			}
+		})
+	}
+	routes := must(r.ListRoutes(ctx, model.RouteFilter{}))(t)
+	if len(routes) != 6 {
+		t.Fatalf("%d routes stored, want the 6 accepted: %+v", len(routes), routes)
+	}
+	for _, rt := range routes {
+		if rt.Warnings != nil {
+			t.Fatalf("warnings stored with route %s: %q", rt.Network, rt.Warnings)
+		}
+	}
+}
+
 func TestTunnelSecrets(t *testing.T) {
 	r := newRegistry(t)
 	tun, secret := must2(t)(r.CreateTunnel(ctx, model.NewTunnel{Name: "t1"}))

@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -16,7 +17,9 @@ import (
 // AddRoute routes a network to a tunnel in a virtual network (the default one
 // when req.VNet is empty). An exact duplicate in the same virtual network is
 // refused with model.ErrRouteExists; the same network in another virtual
-// network, and overlapping networks in one, are fine.
+// network, and overlapping networks in one, are fine. A network inside what
+// belongs to devices and the edge (model.EdgeOwned) is refused; one that
+// covers it (0.0.0.0/0) is added with a warning: the tunnel never gets it.
 func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Route, error) {
 	if err := model.ValidatePrefix(req.Network); err != nil {
 		return model.Route{}, err
@@ -24,8 +27,12 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 	if err := model.ValidateComment(req.Comment); err != nil {
 		return model.Route{}, err
 	}
+	warnings, err := r.checkEdgeOwned(req.Network)
+	if err != nil {
+		return model.Route{}, err
+	}
 	rt := model.Route{ID: uuid.New(), Network: req.Network, Comment: req.Comment}
-	_, err := r.st.Update(ctx, func(tx store.Tx) error {
+	_, err = r.st.Update(ctx, func(tx store.Tx) error {
 		v, err := resolveVNet(tx, req.VNet)
 		if err != nil {
 			return err
@@ -58,7 +65,31 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 		rt.TunnelName, rt.VNetName = t.Name, v.Name
 		return nil
 	})
+	if err == nil {
+		rt.Warnings = warnings
+	}
 	return rt, err
+}
+
+// checkEdgeOwned refuses a network that lies in the device overlay range or
+// is the edge's own address: the edge routes those to devices and to itself,
+// never to a tunnel. A network that covers them (0.0.0.0/0, 100.64.0.0/10,
+// ::/0) is fine, since the rest of it is the tunnel's, but draws a warning.
+func (r *Registry) checkEdgeOwned(p netip.Prefix) (warnings []string, err error) {
+	for _, o := range model.EdgeOwned(r.overlay) {
+		switch {
+		case !p.Overlaps(o):
+		case p.Bits() >= o.Bits() && o.Bits() == o.Addr().BitLen():
+			return nil, model.Errorf(model.KindInvalid, "route %s is the edge's own address %s: it is never routed to a tunnel", p, o.Addr())
+		case p.Bits() >= o.Bits():
+			return nil, model.Errorf(model.KindInvalid, "route %s lies in the device overlay range %s: devices and the edge (%s) hold those addresses, and the edge never routes them to a tunnel", p, o, model.EdgeAddress(o))
+		case o.Bits() == o.Addr().BitLen():
+			warnings = append(warnings, fmt.Sprintf("route %s covers the edge's own address %s: it stays the edge's; the tunnel may never send from it", p, o.Addr()))
+		default:
+			warnings = append(warnings, fmt.Sprintf("route %s covers the device overlay range %s: those addresses stay with devices and the edge (%s); the tunnel may never send from them, and its connectors keep routing them to the edge", p, o, model.EdgeAddress(o)))
+		}
+	}
+	return warnings, nil
 }
 
 // ListRoutes returns the routes that match f, ordered by virtual network and network.

@@ -35,14 +35,14 @@ func TestAgentTextWithControlCharactersRefused(t *testing.T) {
 			{Name: "laptop", PublicKey: newKey(), OSVersion: s},
 			{Name: "laptop", PublicKey: newKey(), Version: s},
 		} {
-			_, _, err := r.EnrollDevice(ctx, tok.ID, tokSecret, req)
+			_, _, err := r.EnrollDevice(ctx, Credential{ID: tok.ID, Secret: tokSecret}, req, Credential{})
 			wantKind(t, err, model.ErrInvalid, "device")
 		}
 	}
 	if _, err := r.EnrollConnector(ctx, tun.ID, secret, model.ConnectorEnrollment{PublicKey: newKey(), Hostname: "gw1.example.com", Version: "1.2.3 (linux/amd64)"}); err != nil {
 		t.Fatalf("a plain hostname and version: %v", err)
 	}
-	if _, _, err := r.EnrollDevice(ctx, tok.ID, tokSecret, model.DeviceEnrollment{Name: "laptop", PublicKey: newKey(), DeviceType: "linux", OSVersion: "Debian 13 «trixie»"}); err != nil {
+	if _, _, err := r.EnrollDevice(ctx, Credential{ID: tok.ID, Secret: tokSecret}, model.DeviceEnrollment{Name: "laptop", PublicKey: newKey(), DeviceType: "linux", OSVersion: "Debian 13 «trixie»"}, Credential{}); err != nil {
 		t.Fatalf("a plain device: %v", err)
 	}
 }

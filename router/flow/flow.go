@@ -1,9 +1,10 @@
 // Package flow is the edge's bounded flow table: one entry per flow, keyed by
-// (virtual network, protocol, addresses, ports) in either direction, holding
-// the policy decision taken on its first packet and its counters. Looking up
-// an established flow takes one shard lock and does not allocate. When a
-// shard is full, flows that never saw a reply are evicted before established
-// ones, so a flood of new flows cannot push out working connections.
+// (virtual network, protocol, addresses, ports) and the two parties at its
+// ends, in either direction, holding the policy decision taken on its first
+// packet and its counters. Looking up an established flow takes one shard
+// lock and does not allocate. When a shard is full, flows that never saw a
+// reply are evicted before established ones, so a flood of new flows cannot
+// push out working connections.
 //
 // It imports the standard library only.
 package flow
@@ -37,6 +38,30 @@ func (k Key) canonical() (Key, bool) {
 		return k.Reverse(), true
 	}
 	return k, false
+}
+
+// Party identifies one end of a flow, as the table's owner defines identity
+// (the router: a tunnel, or a device); the table only compares parties. A
+// flow is its key between two parties: a packet with the same key between
+// other parties belongs to another flow, so it never takes the first one's
+// verdict, nor counts on or changes it.
+type Party struct {
+	ID   [16]byte
+	Kind uint32
+}
+
+// same reports whether p and q are one party; unlike == on the struct, which
+// may call into the runtime, it compiles to a few loads.
+func (p Party) same(q Party) bool { return p.ID == q.ID && p.Kind == q.Kind }
+
+// ends returns the parties of a packet from one party to another whose key
+// goes against the canonical order if rev, in canonical order: first the one
+// that sends from the canonical key's source.
+func ends(from, to Party, rev bool) [2]Party {
+	if rev {
+		return [2]Party{to, from}
+	}
+	return [2]Party{from, to}
 }
 
 // Verdict is the policy decision a flow carries.
@@ -81,9 +106,14 @@ type Entry[M any] struct {
 	Replied bool // a reply was seen: the flow is established
 	Closing bool // a TCP FIN or RST was seen
 
-	reversed   bool // Key is the reverse of its canonical form
+	ends       [2]Party // its parties in canonical order (see ends)
+	reversed   bool     // Key is the reverse of its canonical form
 	prev, next *Entry[M]
 	list       *list[M]
+	// twin is the next flow with the same canonical key between other
+	// parties. There is rarely one: it takes a site whose routes cover
+	// another's sources, or a source that moved to another tunnel.
+	twin *Entry[M]
 }
 
 // Timeouts are the idle timeouts per protocol and state.
@@ -113,7 +143,8 @@ type Table[M any] struct {
 
 type shard[M any] struct {
 	mu sync.Mutex
-	m  map[Key]*Entry[M]
+	m  map[Key]*Entry[M] // by canonical key; twins chained from the first
+	n  int               // flows, twins included
 	// embryonic holds flows without a reply, oldest first; established holds
 	// the others, least recently used first.
 	embryonic, established list[M]
@@ -162,15 +193,45 @@ func (t *Table[M]) shard(k Key) *shard[M] {
 	return &t.shards[h%numShards]
 }
 
-// Packet counts a packet of size bytes with key k (either direction) at now
-// (unix nanoseconds) and returns its flow's verdict; fin marks a TCP FIN or
-// RST. It reports found=false when no flow matches, and reply=true when the
-// packet goes against the flow's first direction. It does not allocate.
-func (t *Table[M]) Packet(k Key, size int, now int64, fin bool) (v Verdict, reply, found bool) {
+// find returns the flow with canonical key ck between the parties of want
+// (in canonical order, see ends), or nil; s is locked.
+func (s *shard[M]) find(ck Key, want [2]Party) *Entry[M] {
+	e := s.m[ck]
+	for e != nil && !(e.ends[0].same(want[0]) && e.ends[1].same(want[1])) {
+		e = e.twin
+	}
+	return e
+}
+
+// unlink takes e, whose canonical key is ck, out of the map; s is locked.
+func (s *shard[M]) unlink(ck Key, e *Entry[M]) {
+	if p := s.m[ck]; p == e {
+		if e.twin == nil {
+			delete(s.m, ck)
+		} else {
+			s.m[ck] = e.twin
+		}
+	} else {
+		for p.twin != e {
+			p = p.twin
+		}
+		p.twin = e.twin
+	}
+	e.twin = nil
+	s.n--
+}
+
+// Packet counts a packet of size bytes with key k (either direction), sent
+// by party from to party to, at now (unix nanoseconds) and returns its flow's
+// verdict; fin marks a TCP FIN or RST. It reports found=false when no flow
+// matches (a flow with key k between other parties does not), and reply=true
+// when the packet goes against the flow's first direction: from the party
+// the flow was opened toward back to its opener. It does not allocate.
+func (t *Table[M]) Packet(k Key, from, to Party, size int, now int64, fin bool) (v Verdict, reply, found bool) {
 	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
-	e := s.m[ck]
+	e := s.find(ck, ends(from, to, rev))
 	if e == nil {
 		s.mu.Unlock()
 		return Verdict{}, false, false
@@ -195,34 +256,38 @@ func (t *Table[M]) Packet(k Key, size int, now int64, fin bool) (v Verdict, repl
 	return v, dir == 1, true
 }
 
-// Insert adds a flow whose first packet (size bytes, key k) arrived at now,
-// with its verdict and meta. If the flow already exists (another goroutine
-// won the race) it counts the packet there and returns that flow's verdict.
-// A full shard evicts first a flow that never saw a reply, else its least
-// recently used flow. It reports whether it created the flow.
-func (t *Table[M]) Insert(k Key, meta M, v Verdict, size int, now int64) (Verdict, bool) {
+// Insert adds a flow whose first packet (size bytes, key k), sent by party
+// from to party to, arrived at now, with its verdict and meta. If the flow
+// already exists (another goroutine won the race) it counts the packet there
+// and returns that flow's verdict; flows with key k between other parties
+// are left alone. A full shard evicts first a flow that never saw a reply,
+// else its least recently used flow. It reports whether it created the flow.
+func (t *Table[M]) Insert(k Key, from, to Party, meta M, v Verdict, size int, now int64) (Verdict, bool) {
 	ck, rev := k.canonical()
+	ce := ends(from, to, rev)
 	s := t.shard(ck)
 	s.mu.Lock()
-	if e := s.m[ck]; e != nil {
+	if e := s.find(ck, ce); e != nil {
 		s.mu.Unlock()
-		got, _, _ := t.Packet(k, size, now, false)
+		got, _, _ := t.Packet(k, from, to, size, now, false)
 		return got, false
 	}
 	var evicted *Entry[M]
-	if len(s.m) >= t.perShard {
+	if s.n >= t.perShard {
 		evicted = s.embryonic.head
 		if evicted == nil {
 			evicted = s.established.head
 		}
 		evicted.list.remove(evicted)
-		delete(s.m, evicted.canonicalKey())
+		s.unlink(evicted.canonicalKey(), evicted)
 		t.evictions.Add(1)
 		t.size.Add(-1)
 	}
-	e := &Entry[M]{Key: k, Meta: meta, Verdict: v, Start: now, Last: now, reversed: rev}
+	e := &Entry[M]{Key: k, Meta: meta, Verdict: v, Start: now, Last: now, ends: ce, reversed: rev}
 	e.Packets[0], e.Bytes[0] = 1, uint64(size)
+	e.twin = s.m[ck]
 	s.m[ck] = e
+	s.n++
 	s.embryonic.pushBack(e)
 	t.size.Add(1)
 	s.mu.Unlock()
@@ -234,37 +299,39 @@ func (t *Table[M]) Insert(k Key, meta M, v Verdict, size int, now int64) (Verdic
 
 func (e *Entry[M]) canonicalKey() Key { k, _ := e.Key.canonical(); return k }
 
-// Lookup returns the verdict of k's flow (either direction) without
+// Lookup returns the verdict of the flow of a packet with key k (either
+// direction) from party from to party to, as Packet finds it, without
 // counting a packet.
-func (t *Table[M]) Lookup(k Key) (Verdict, bool) {
-	ck, _ := k.canonical()
+func (t *Table[M]) Lookup(k Key, from, to Party) (Verdict, bool) {
+	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[ck]; e != nil {
+	if e := s.find(ck, ends(from, to, rev)); e != nil {
 		return e.Verdict, true
 	}
 	return Verdict{}, false
 }
 
-// Redecide replaces the verdict of k's flow, after a rule change.
-func (t *Table[M]) Redecide(k Key, v Verdict) {
-	ck, _ := k.canonical()
+// Redecide replaces the verdict of the flow of k between from and to, after
+// a rule change.
+func (t *Table[M]) Redecide(k Key, from, to Party, v Verdict) {
+	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
-	if e := s.m[ck]; e != nil {
+	if e := s.find(ck, ends(from, to, rev)); e != nil {
 		e.Verdict = v
 	}
 	s.mu.Unlock()
 }
 
-// Meta returns the meta of k's flow.
-func (t *Table[M]) Meta(k Key) (meta M, ok bool) {
-	ck, _ := k.canonical()
+// Meta returns the meta of the flow of k between from and to.
+func (t *Table[M]) Meta(k Key, from, to Party) (meta M, ok bool) {
+	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[ck]; e != nil {
+	if e := s.find(ck, ends(from, to, rev)); e != nil {
 		return e.Meta, true
 	}
 	return meta, false
@@ -295,11 +362,15 @@ func (t *Table[M]) Expire(now int64, all bool) int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for ck, e := range s.m {
-			if all || time.Duration(now-e.Last) > t.timeout(e) {
-				e.list.remove(e)
-				delete(s.m, ck)
-				gone = append(gone, e)
+		for ck, first := range s.m {
+			for e := first; e != nil; {
+				next := e.twin
+				if all || time.Duration(now-e.Last) > t.timeout(e) {
+					e.list.remove(e)
+					s.unlink(ck, e) // replaces or deletes only ck: safe while ranging
+					gone = append(gone, e)
+				}
+				e = next
 			}
 		}
 		s.mu.Unlock()
@@ -323,11 +394,13 @@ func (t *Table[M]) Snapshot(keep func(*Entry[M]) bool) []Entry[M] {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for _, e := range s.m {
-			if keep == nil || keep(e) {
-				c := *e
-				c.prev, c.next, c.list, c.reversed = nil, nil, nil, false
-				out = append(out, c)
+		for _, first := range s.m {
+			for e := first; e != nil; e = e.twin {
+				if keep == nil || keep(e) {
+					c := *e
+					c.prev, c.next, c.list, c.twin, c.reversed = nil, nil, nil, nil, false
+					out = append(out, c)
+				}
 			}
 		}
 		s.mu.Unlock()

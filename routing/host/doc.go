@@ -17,7 +17,7 @@
 // forgets the recorded sysctls.
 //
 // Allowed imports: the standard library, github.com/vishvananda/netlink,
-// github.com/vishvananda/netns and golang.org/x/sys. Only routing/host and
+// github.com/vishvananda/netns, golang.org/x/sys and internal/atomicfile. Only routing/host and
 // tun touch netlink; nothing under router/ or control/ may import this
 // package.
 package host

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // stateFileContent is the JSON kept in a Manager's state file.
@@ -56,33 +57,8 @@ func (m *Manager) saveState() error {
 	if err != nil {
 		return fmt.Errorf("encode host state: %w", err)
 	}
-	if err := writeFileAtomic(m.stateFile, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(m.stateFile, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write host state %s: %w", m.stateFile, err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file
-// in the same directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

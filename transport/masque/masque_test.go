@@ -257,3 +257,83 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// identityHandler grants every request the identity its Identity header
+// names.
+type identityHandler struct{ closed chan *Session }
+
+func (h identityHandler) Authenticate(r *http.Request) (Grant, error) {
+	return Grant{Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, Identity: r.Header.Get("Identity")}, nil
+}
+
+func (identityHandler) Open(*Session, Grant, []netip.Prefix) (Receiver, error) { return echo{}, nil }
+
+func (h identityHandler) Closed(s *Session, _ Grant) { h.closed <- s }
+
+// One identity holds at most MaxSessions sessions: one more is refused with
+// 429 while another identity still gets its own, and a closed session frees
+// its slot.
+func TestSessionsPerIdentityBounded(t *testing.T) {
+	const maxSessions = 2
+	h := identityHandler{closed: make(chan *Session, 8)}
+	cert, tlsConf := testpki.Server(t)
+	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Certificate: cert, Handler: h, MaxSessions: maxSessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String()
+	dial := func(identity string) (*ClientSession, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cs, err := Dial(ctx, ClientConfig{Addr: addr, TLS: tlsConf, Header: http.Header{"Identity": {identity}}, Routes: []netip.Prefix{site}})
+		if err == nil {
+			t.Cleanup(func() { cs.Close() })
+		}
+		return cs, err
+	}
+	var held []*ClientSession
+	for i := range maxSessions {
+		cs, err := dial("replica-a")
+		if err != nil {
+			t.Fatalf("session %d of replica-a: %v", i+1, err)
+		}
+		held = append(held, cs)
+	}
+	for _, tc := range []struct {
+		identity string
+		status   int // 0: a session
+	}{
+		{"replica-a", http.StatusTooManyRequests},
+		{"replica-a", http.StatusTooManyRequests},
+		{"replica-b", 0},
+	} {
+		_, err := dial(tc.identity)
+		var re *RefusedError
+		switch {
+		case tc.status == 0 && err != nil:
+			t.Fatalf("a session of %s: %v", tc.identity, err)
+		case tc.status != 0 && (!errors.As(err, &re) || re.Status != tc.status):
+			t.Fatalf("one session too many of %s: %v, want a refusal with %d", tc.identity, err, tc.status)
+		}
+	}
+
+	held[0].Close()
+	<-h.closed
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv.mu.Lock()
+		n := srv.held["replica-a"]
+		srv.mu.Unlock()
+		if n < maxSessions {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica-a still counts %d sessions after one closed", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := dial("replica-a"); err != nil {
+		t.Fatalf("a session of replica-a after one closed: %v", err)
+	}
+}

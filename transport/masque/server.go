@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
+	"time"
 
 	connectip "github.com/quic-go/connect-ip-go"
 	"github.com/quic-go/quic-go"
@@ -34,6 +36,10 @@ type Grant struct {
 	Routes []netip.Prefix
 	// Value is the owner's identity of the agent, handed to Open.
 	Value any
+	// Identity names the agent for ServerConfig.MaxSessions: a request
+	// whose Identity already holds that many sessions is refused with 429.
+	// Empty: unbounded.
+	Identity string
 }
 
 // Handler is what the edge plugs into a Server.
@@ -57,11 +63,28 @@ type ServerConfig struct {
 	// Certificate is the server's TLS certificate (with its chain, so agents
 	// can check the CA they pin).
 	Certificate tls.Certificate
+	// GetCertificate, when set, is used instead of Certificate on every
+	// handshake, so the certificate can be renewed while the server runs.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Handler authenticates agents and takes their sessions; required.
 	Handler Handler
+	// MaxSessions bounds the sessions one Grant.Identity holds at once,
+	// counted from its authentication to the session's end; 0 means
+	// DefaultMaxSessions.
+	MaxSessions int
 	// Log is the server's logger; nil discards.
 	Log *slog.Logger
 }
+
+// DefaultMaxSessions is how many sessions one identity may hold unless
+// configured: an agent needs one, and a few more cover a reconnect while the
+// old session times out.
+const DefaultMaxSessions = 4
+
+// idleConnTimeout closes a QUIC connection that holds no request for this
+// long, whatever PINGs keep its QUIC layer alive: an agent's connection
+// always holds its CONNECT-IP request.
+const idleConnTimeout = 30 * time.Second
 
 // Server serves CONNECT-IP over HTTP/3 on one UDP socket.
 type Server struct {
@@ -74,6 +97,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	held     map[string]int // sessions per Grant.Identity, authenticated or open
 	closed   bool
 	wg       sync.WaitGroup // Serve and the sessions
 }
@@ -97,14 +121,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		pc:       pc,
 		template: uritemplate.MustNew(Template),
 		sessions: map[*Session]struct{}{},
+		held:     map[string]int{},
+	}
+	if s.cfg.MaxSessions <= 0 {
+		s.cfg.MaxSessions = DefaultMaxSessions
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveConnectIP)
+	tlsConf := &tls.Config{GetCertificate: cfg.GetCertificate, MinVersion: tls.VersionTLS13}
+	if cfg.GetCertificate == nil {
+		tlsConf.Certificates = []tls.Certificate{cfg.Certificate}
+	}
 	s.h3 = &http3.Server{
 		Handler:         mux,
-		TLSConfig:       http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cfg.Certificate}, MinVersion: tls.VersionTLS13}),
+		TLSConfig:       http3.ConfigureTLSConfig(tlsConf),
 		QUICConfig:      quicConfig(),
 		EnableDatagrams: true,
+		IdleTimeout:     idleConnTimeout,
 	}
 	s.wg.Add(1)
 	go func() {
@@ -145,6 +178,14 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
+	if !s.reserve(g.Identity) {
+		s.log.Warn("refused a MASQUE session: its identity holds the most sessions allowed",
+			"identity", g.Identity, "max_sessions", s.cfg.MaxSessions, "remote", r.RemoteAddr, "status", http.StatusTooManyRequests)
+		w.Header().Set("Retry-After", strconv.Itoa(int(idleTimeout/time.Second)))
+		http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
+		return
+	}
+	defer s.release(g.Identity)
 	conn, err := s.proxy.Proxy(w, req)
 	if err != nil {
 		s.log.Warn("opening a MASQUE session", "remote", r.RemoteAddr, "err", err)
@@ -186,6 +227,32 @@ func (s *Server) run(r *http.Request, sess *Session, g Grant) error {
 	}
 	defer s.cfg.Handler.Closed(sess, g)
 	return sess.Serve(recv)
+}
+
+// reserve counts a session for identity unless it holds MaxSessions.
+func (s *Server) reserve(identity string) bool {
+	if identity == "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[identity] >= s.cfg.MaxSessions {
+		return false
+	}
+	s.held[identity]++
+	return true
+}
+
+// release uncounts a session that reserve counted.
+func (s *Server) release(identity string) {
+	if identity == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[identity]--; s.held[identity] <= 0 {
+		delete(s.held, identity)
+	}
 }
 
 func (s *Server) track(sess *Session) bool {
