@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
@@ -400,15 +401,9 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 
 // startDataplane opens the WireGuard endpoint with the edge's key and a router.
 func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.Logger) (*dataplane, error) {
-	port := 0
-	if cfg.WGListen != "" {
-		_, p, err := net.SplitHostPort(cfg.WGListen)
-		if err == nil {
-			port, err = strconv.Atoi(p)
-		}
-		if err != nil || port < 0 || port > 65535 {
-			return nil, fmt.Errorf("--wg-listen %q is not HOST:PORT", cfg.WGListen)
-		}
+	port, bind, err := wgBind(cfg.WGListen)
+	if err != nil {
+		return nil, err
 	}
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
 	clock := newCoarseClock()
@@ -420,7 +415,8 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	d.self4, d.self6 = self4, self6
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
-		ListenPort: uint16(port),
+		ListenPort: port,
+		Bind:       bind,
 		Receiver:   d,
 		Logger:     log, // the endpoint adds component=wireguard
 	})
@@ -429,6 +425,38 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	}
 	d.ep = ep
 	return d, nil
+}
+
+// wgBind parses --wg-listen HOST:PORT: an empty or unspecified host
+// (0.0.0.0, ::) listens on every address with wireguard-go's bind (nil),
+// offloads and all; an IP address listens on that address alone.
+func wgBind(listen string) (uint16, conn.Bind, error) {
+	if listen == "" {
+		return 0, nil, nil
+	}
+	host, p, err := net.SplitHostPort(listen)
+	port := 0
+	if err == nil {
+		port, err = strconv.Atoi(p)
+	}
+	if err != nil || port < 0 || port > 65535 {
+		return 0, nil, fmt.Errorf("--wg-listen %q is not HOST:PORT", listen)
+	}
+	if host == "" {
+		return uint16(port), nil, nil
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--wg-listen %q: the host must be an IP address (or empty for every address)", listen)
+	}
+	if addr.IsUnspecified() {
+		return uint16(port), nil, nil
+	}
+	bind, err := wireguard.NewAddrBind(addr)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--wg-listen %q: %w", listen, err)
+	}
+	return uint16(port), bind, nil
 }
 
 // Stats are the data plane's counters, as GET /v1/stats shows them.

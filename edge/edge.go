@@ -34,8 +34,9 @@ type Config struct {
 	// PublicAddr is host:port of the WireGuard listener as agents reach it;
 	// empty means loopback and the WireGuard port.
 	PublicAddr string
-	// WGListen is the WireGuard UDP address; its port is used (the endpoint
-	// listens on every address). ":0" picks a free port.
+	// WGListen is the WireGuard UDP address, HOST:PORT: an empty or
+	// unspecified host listens on every address (wireguard-go's bind, with
+	// UDP offloads), an IP address on that address alone. Port 0 picks one.
 	WGListen string
 	// MASQUEListen is the UDP address of the CONNECT-IP (HTTP/3) listener;
 	// empty serves no MASQUE. Agents reach it at PublicAddr's host and this
@@ -49,6 +50,10 @@ type Config struct {
 	// MaxFlows bounds the flow table (about 430 bytes a flow); 0 means
 	// DefaultMaxFlows.
 	MaxFlows int
+	// DeletedRetention is how long deleted virtual networks, tunnels and
+	// routes stay visible before the edge purges them; 0 means
+	// DefaultDeletedRetention.
+	DeletedRetention time.Duration
 	// APILimits bound the API's connections and their timeouts (idle, read,
 	// write); zero fields take the defaults (DefaultAPIMaxConns connections).
 	APILimits api.Limits
@@ -71,6 +76,10 @@ type Config struct {
 
 // DefaultMTU is the tunnel MTU: 1500 less the WireGuard overhead over IPv6.
 const DefaultMTU = 1420
+
+// DefaultDeletedRetention is how long deleted records stay listed before the
+// edge purges them, unless configured.
+const DefaultDeletedRetention = registry.DefaultDeletedRetention
 
 // DefaultMaxFlows bounds the flow table unless configured: about 56 MB.
 const DefaultMaxFlows = 1 << 17
@@ -122,6 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MTU < 1280 || cfg.MTU > 9000 {
 		return fmt.Errorf("edge: MTU %d is outside 1280..9000", cfg.MTU)
 	}
+	if cfg.DeletedRetention < 0 {
+		return fmt.Errorf("edge: --deleted-retention %s is negative", cfg.DeletedRetention)
+	}
+	if cfg.DeletedRetention == 0 {
+		cfg.DeletedRetention = DefaultDeletedRetention
+	}
 	reg, err := registry.New(ctx, st, registry.Options{Secrets: id.master, OverlayRange: cfg.OverlayRange})
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
@@ -138,7 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer func() { stopRun(); dp.wg.Wait() }() // before the endpoint and store close
-	dp.wg.Add(3)
+	dp.wg.Add(4)
 	go func() {
 		defer dp.wg.Done()
 		if err := dp.follow(runCtx); err != nil && runCtx.Err() == nil {
@@ -147,6 +162,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	go func() { defer dp.wg.Done(); dp.watchLiveness(runCtx) }()
 	go func() { defer dp.wg.Done(); dp.runFlows(runCtx) }()
+	go func() {
+		defer dp.wg.Done()
+		purgeDeleted(runCtx, reg, purgeEvery, cfg.DeletedRetention, log.With("component", "registry"))
+	}()
 
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)

@@ -128,8 +128,17 @@ func session(p *router.Peer) model.FlowSession {
 	return s
 }
 
-// tail emits the last n records that match, then, if follow, every new one
-// until ctx ends.
+// Bounds of tail's reading: it never holds more than a chunk and a line or
+// two, whatever the size of the log and of n.
+const (
+	flowLineMax = 64 << 10 // longer lines are skipped (a record is under 1 KiB)
+	flowChunk   = 64 << 10 // read size when looking for the last n records
+)
+
+// tail emits the last n records that match (every one when n is 0), then,
+// if follow, every new one until ctx ends. It reads the log incrementally:
+// backwards from its end to find where the last n matches start, then
+// forwards from there, in bounded memory.
 func (f *flowLog) tail(ctx context.Context, filter model.FlowFilter, n int, follow bool, emit func(model.FlowRecord) error) error {
 	file, err := os.Open(f.path)
 	if errors.Is(err, os.ErrNotExist) && follow {
@@ -142,43 +151,30 @@ func (f *flowLog) tail(ctx context.Context, filter model.FlowFilter, n int, foll
 		return fmt.Errorf("open flow log: %w", err)
 	}
 	defer func() { file.Close() }()
-	var pending []byte // a line not yet complete
-	var off int64
-	readLines := func(fn func(model.FlowRecord) error) error {
-		buf, err := io.ReadAll(file)
-		if err != nil {
-			return fmt.Errorf("read flow log: %w", err)
-		}
-		off += int64(len(buf))
-		pending = append(pending, buf...)
-		for {
-			i := bytes.IndexByte(pending, '\n')
-			if i < 0 {
-				return nil
-			}
-			line := pending[:i]
-			pending = pending[i+1:]
-			var r model.FlowRecord
-			if json.Unmarshal(line, &r) == nil && filter.Match(r) {
-				if err := fn(r); err != nil {
-					return err
-				}
-			}
-		}
+	decode := func(line []byte) (model.FlowRecord, bool) {
+		var r model.FlowRecord
+		return r, json.Unmarshal(line, &r) == nil && filter.Match(r)
 	}
-	var last []model.FlowRecord
-	if err := readLines(func(r model.FlowRecord) error {
-		if last = append(last, r); n > 0 && len(last) > n {
-			last = last[1:]
+	emitLine := func(line []byte) error {
+		if r, ok := decode(line); ok {
+			return emit(r)
 		}
 		return nil
-	}); err != nil {
-		return err
 	}
-	for _, r := range last {
-		if err := emit(r); err != nil {
+	st, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("stat flow log: %w", err)
+	}
+	end, start := st.Size(), int64(0)
+	if n > 0 {
+		start, err = lastLinesStart(file, end, n, func(line []byte) bool { _, ok := decode(line); return ok })
+		if err != nil {
 			return err
 		}
+	}
+	sc := newLineScanner(file, start)
+	if err := sc.scan(end, emitLine); err != nil {
+		return err
 	}
 	for follow {
 		select {
@@ -186,16 +182,121 @@ func (f *flowLog) tail(ctx context.Context, filter model.FlowFilter, n int, foll
 			return nil
 		case <-time.After(flowFollowPoll):
 		}
-		if st, err := os.Stat(f.path); err == nil && (st.Size() < off || !sameFile(st, file)) {
+		if st, err := os.Stat(f.path); err == nil && (st.Size() < sc.off || !sameFile(st, file)) {
 			next, err := os.Open(f.path) // rotated: start on the new file
 			if err != nil {
 				continue
 			}
 			file.Close()
-			file, off, pending = next, 0, nil
+			file, sc = next, newLineScanner(next, 0)
 		}
-		if err := readLines(emit); err != nil {
+		if err := sc.scan(-1, emitLine); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// lastLinesStart returns the offset of the n-th last complete line before
+// end that match accepts, or 0 when fewer do. It reads backwards a chunk at
+// a time; a line is complete once its newline is written.
+func lastLinesStart(r io.ReaderAt, end int64, n int, match func([]byte) bool) (int64, error) {
+	chunk := make([]byte, flowChunk)
+	var long []byte      // a line that spans chunks, read again whole
+	lineEnd := int64(-1) // offset of the newline that ends the line being found; -1 before the last one
+	found := 0
+	for pos := end; pos > 0; {
+		base := max(pos-int64(len(chunk)), 0)
+		got := chunk[:pos-base]
+		if m, err := r.ReadAt(got, base); m < len(got) {
+			return 0, fmt.Errorf("read flow log: %w", err)
+		}
+		for i := len(got); ; {
+			i = bytes.LastIndexByte(got[:i], '\n')
+			if i < 0 {
+				break
+			}
+			start := base + int64(i) + 1
+			if lineEnd >= 0 && lineEnd-start < flowLineMax { // as lineScanner, which skips longer lines
+				var line []byte
+				if lineEnd <= base+int64(len(got)) {
+					line = got[start-base : lineEnd-base]
+				} else {
+					if long == nil {
+						long = make([]byte, flowLineMax)
+					}
+					line = long[:lineEnd-start]
+					if m, err := r.ReadAt(line, start); m < len(line) {
+						return 0, fmt.Errorf("read flow log: %w", err)
+					}
+				}
+				if match(line) {
+					if found++; found == n {
+						return start, nil
+					}
+				}
+			}
+			lineEnd = start - 1
+		}
+		pos = base
+	}
+	return 0, nil
+}
+
+// lineScanner reads the complete lines of a growing file from an offset on,
+// holding at most one line (flowLineMax; longer ones are skipped).
+type lineScanner struct {
+	r    io.ReaderAt
+	off  int64  // the next byte to read
+	buf  []byte // buf[:n] is the start of a line whose newline is not read yet
+	n    int
+	skip bool // inside a line longer than buf: drop it up to its newline
+}
+
+func newLineScanner(r io.ReaderAt, off int64) *lineScanner {
+	return &lineScanner{r: r, off: off, buf: make([]byte, flowLineMax)}
+}
+
+// scan calls fn with every complete line up to offset limit (-1: the end of
+// the file); the line is valid until fn returns. A line cut by limit or by
+// the end of the file is kept for the next scan.
+func (s *lineScanner) scan(limit int64, fn func([]byte) error) error {
+	for limit < 0 || s.off < limit {
+		room := s.buf[s.n:]
+		if limit >= 0 && int64(len(room)) > limit-s.off {
+			room = room[:limit-s.off]
+		}
+		m, err := s.r.ReadAt(room, s.off)
+		s.off += int64(m)
+		data := s.buf[:s.n+m]
+		for {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				break
+			}
+			line := data[:i]
+			data = data[i+1:]
+			if s.skip {
+				s.skip = false
+				continue
+			}
+			if err := fn(line); err != nil {
+				return err
+			}
+		}
+		switch {
+		case s.skip:
+			s.n = 0
+		case len(data) == len(s.buf):
+			s.skip, s.n = true, 0
+		default:
+			s.n = copy(s.buf, data)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read flow log: %w", err)
 		}
 	}
 	return nil

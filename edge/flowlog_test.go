@@ -1,12 +1,17 @@
 package edge
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,5 +143,146 @@ func TestRotating(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".3"); err == nil {
 		t.Error("kept more than 2 backups")
+	}
+}
+
+// writeFlowLog writes lines records to path, port i on the i-th, with a
+// user only on those where user(i) is set, and returns its size.
+func writeFlowLog(t *testing.T, path string, lines int, user func(i int) string) int64 {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	// The writer's JSON, by hand: encoding/json under -race would take seconds.
+	tmpl, err := json.Marshal(model.FlowRecord{Event: model.FlowStart, Protocol: "tcp", Action: "allow",
+		Src: netip.MustParseAddrPort("100.96.0.7:1111"), Dst: netip.MustParseAddrPort("192.0.2.7:443"),
+		Source: model.FlowSession{Kind: "client", DeviceName: "laptop", User: "USER"}, PacketsOut: 2222})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := strings.NewReplacer(":1111", ":%[1]d", "USER", "%[2]s", "2222", "%[3]d").Replace(string(tmpl)) + "\n"
+	for i := range lines {
+		fmt.Fprintf(w, format, i%60000+1, user(i), i)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	f.Close()
+	return st.Size()
+}
+
+// TestFlowTailBoundedMemory: tailing a flow log close to its 64 MiB
+// rotation size reads it incrementally (it once read all of it per
+// request) and still returns exactly the last n matching records.
+func TestFlowTailBoundedMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), flowLogFile)
+	const lines = 120000
+	users := func(i int) string {
+		switch {
+		case i == 7:
+			return "carol@example.com"
+		case i%3 == 0:
+			return "alice@example.com"
+		}
+		return "bob@example.com"
+	}
+	size := writeFlowLog(t, path, lines, users)
+	if size < 32<<20 {
+		t.Fatalf("test log is %d bytes; want a large one", size)
+	}
+	small := filepath.Join(t.TempDir(), flowLogFile)
+	writeFlowLog(t, small, 3000, users) // many chunks, but quick to scan whole
+	// A partial record at the end, being written: not a record yet.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"event":"start","source":{"user":"alice@exa`)
+	f.Close()
+
+	for _, tc := range []struct {
+		name   string
+		path   string
+		filter model.FlowFilter
+		n      int
+		want   []uint64 // PacketsOut of the records, in order
+	}{
+		{"last 5", path, model.FlowFilter{}, 5, []uint64{lines - 5, lines - 4, lines - 3, lines - 2, lines - 1}},
+		{"last 3 of alice", path, model.FlowFilter{User: "alice@example.com"}, 3, []uint64{lines - 9, lines - 6, lines - 3}},
+		{"a rare match far back", small, model.FlowFilter{User: "carol@example.com"}, 1, []uint64{7}},
+		{"more than there are", small, model.FlowFilter{User: "carol@example.com"}, 1000, []uint64{7}},
+		{"all", small, model.FlowFilter{Port: 2992}, 0, []uint64{2991}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newFlowLog(slog.New(slog.DiscardHandler), tc.path)
+			var got []uint64
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := fl.tail(context.Background(), tc.filter, tc.n, false, func(r model.FlowRecord) error {
+				got = append(got, r.PacketsOut)
+				return nil
+			})
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got records %v, want %v", got, tc.want)
+			}
+			// The last few records of the large log: bound the bytes
+			// allocated at all; anything: bound the heap in use.
+			if alloc := after.TotalAlloc - before.TotalAlloc; tc.path == path && alloc > 2<<20 {
+				t.Errorf("allocated %d bytes to tail %d records of a %d-byte log", alloc, tc.n, size)
+			}
+			if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 8<<20 {
+				t.Errorf("heap in use grew by %d bytes tailing a %d-byte log", grew, size)
+			}
+		})
+	}
+}
+
+// TestFlowTailFollowsPartialLine: a record whose newline is not written
+// yet is emitted once it is complete, with n and with follow.
+func TestFlowTailFollowsPartialLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), flowLogFile)
+	writeFlowLog(t, path, 10, func(int) string { return "alice@example.com" })
+	rec, _ := json.Marshal(model.FlowRecord{Event: model.FlowEnd, PacketsOut: 99})
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(rec[:20])
+	fl := newFlowLog(slog.New(slog.DiscardHandler), path)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan uint64, 20)
+	done := make(chan error, 1)
+	go func() {
+		done <- fl.tail(ctx, model.FlowFilter{}, 2, true, func(r model.FlowRecord) error { got <- r.PacketsOut; return nil })
+	}()
+	for _, want := range []uint64{8, 9} {
+		select {
+		case r := <-got:
+			if r != want {
+				t.Fatalf("record %d, want %d", r, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("record %d never came", want)
+		}
+	}
+	f.Write(append(rec[20:], '\n'))
+	select {
+	case r := <-got:
+		if r != 99 {
+			t.Fatalf("followed record %d, want 99", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the completed record never came")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,7 +43,7 @@ var _ masque.Handler = masqueHandler{}
 // Authenticate accepts a connector's tunnel token with its connector id
 // (masque.ConnectorHeader), or a device credential, as the bearer token.
 func (h masqueHandler) Authenticate(r *http.Request) (masque.Grant, error) {
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	bearer, ok := token.Bearer(r.Header.Get("Authorization"))
 	if !ok {
 		return masque.Grant{}, fmt.Errorf("%w: no bearer token", masque.ErrUnauthorized)
 	}

@@ -105,7 +105,8 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	defer cancel()
 	a, err := masque.Dial(dctx, masque.ClientConfig{
 		Addr: addr, TLS: tlsConf, Routes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
-		Header: http.Header{"Authorization": {"Bearer " + good}, masque.ConnectorHeader: {connA.ID.String()}},
+		// The scheme is case-insensitive (RFC 7235).
+		Header: http.Header{"Authorization": {"bearer " + good}, masque.ConnectorHeader: {connA.ID.String()}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ var apiFlags = []cli.Flag{
 	&cli.StringFlag{Name: "token", Usage: "admin API `TOKEN`", EnvVars: []string{"SWITCHYARD_TOKEN"}},
 	&cli.StringFlag{Name: "ca", Usage: "`FILE` with the CA certificate (PEM) that signed the API's certificate", EnvVars: []string{"SWITCHYARD_CA"}},
 	&cli.StringFlag{Name: "config", Usage: "admin config `FILE` written by the edge (default " + client.DefaultConfigPath + ")", EnvVars: []string{"SWITCHYARD_CONFIG"}},
+	&cli.BoolFlag{Name: "insecure-http", Usage: "allow an http:// API URL on a loopback address (the token then travels unencrypted); remote http:// is always refused"},
 }
 
 // withClient decorates an action: it builds the API client and passes it in.
@@ -59,7 +60,11 @@ func newClient(c *cli.Context) (*client.Client, error) {
 			return nil, fmt.Errorf("no edge API configured: pass --api and --token (or SWITCHYARD_API and SWITCHYARD_TOKEN), or --config FILE; %s does not exist", path)
 		}
 	}
-	return client.New(apiURL, tok, caPEM)
+	var opts []client.Option
+	if c.Bool("insecure-http") {
+		opts = append(opts, client.AllowInsecureHTTP())
+	}
+	return client.New(apiURL, tok, caPEM, opts...)
 }
 
 func firstNonEmpty(a, b string) string {

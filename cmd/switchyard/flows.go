@@ -66,7 +66,7 @@ func flowLine(r model.FlowRecord) string {
 	if r.Event == model.FlowEnd {
 		s += fmt.Sprintf(" out=%d/%dB in=%d/%dB %dms (%s)", r.PacketsOut, r.BytesOut, r.PacketsIn, r.BytesIn, r.DurationMS, r.EndReason)
 	}
-	return s
+	return printable(s)
 }
 
 func who(s model.FlowSession) string {

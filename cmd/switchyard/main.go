@@ -30,7 +30,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "switchyard",
 		Usage:                "a self-hosted Layer-3 virtual router: edge, connector and control CLI",
 		Version:              version,
@@ -53,15 +53,18 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	checkPositional(app)
+	return app
 }
 
-// describe renders an error for people; API errors show their code like cloudflared.
+// describe renders an error for people; API errors show their code like
+// cloudflared. The message may quote what an agent sent, so it is escaped.
 func describe(err error) string {
 	var e *model.Error
 	if errors.As(err, &e) && e.Code != 0 {
-		return fmt.Sprintf("code: %d, reason: %s", e.Code, e.Message)
+		return printable(fmt.Sprintf("code: %d, reason: %s", e.Code, e.Message))
 	}
-	return err.Error()
+	return printable(err.Error())
 }
 
 // exitCode maps an error to the process exit status: the one place that does.

@@ -20,7 +20,7 @@ var (
 	policyAnyFlag    = &cli.BoolFlag{Name: "any", Usage: "match when any --when condition holds (default: all)"}
 	policyMatchFlag  = &cli.StringFlag{Name: "match", Usage: "the whole condition as `JSON` ({\"and\":[{\"selector\":...,\"operator\":...,\"values\":[...]}]}), instead of --when"}
 	policyActionFlag = &cli.StringFlag{Name: "action", Usage: "`ACTION`: allow or block"}
-	policyPrecFlag   = &cli.IntFlag{Name: "precedence", Usage: "evaluation order `N` (lower first; default after the last)"}
+	policyPrecFlag   = &cli.IntFlag{Name: "precedence", Usage: "evaluation order `N`, 0-1000000000 (lower first; default after the last)"}
 	policySilentFlag = &cli.BoolFlag{Name: "silent", Usage: "block without a TCP RST or ICMP error"}
 	policyCommFlag   = &cli.StringFlag{Name: "comment", Usage: "a `COMMENT`"}
 	policyNameFlag   = &cli.StringFlag{Name: "name", Usage: "a new `NAME`"}

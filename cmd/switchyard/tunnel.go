@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/google/uuid"
@@ -140,7 +139,7 @@ func replicaName(r model.Connection) string {
 	if r.Hostname == "" {
 		return r.ID.String()
 	}
-	return r.Hostname + " (" + r.ID.String() + ")"
+	return printable(r.Hostname) + " (" + r.ID.String() + ")"
 }
 
 // replicaState is a replica's state, priority and preference for tables.
@@ -150,38 +149,4 @@ func replicaState(r model.Connection) string {
 		s += " preferred"
 	}
 	return s
-}
-
-// oneArg returns the only positional argument, or a usage error naming it.
-func oneArg(c *cli.Context, name string) (string, error) {
-	if err := checkArgs(c, 1, 1, name); err != nil {
-		return "", err
-	}
-	return c.Args().First(), nil
-}
-
-// checkArgs requires between min and max positional arguments. Flags after an
-// argument are not parsed (as in cloudflared), so it says so when it sees one.
-func checkArgs(c *cli.Context, min, max int, usage string) error {
-	name := commandPath(c)
-	for _, a := range c.Args().Tail() {
-		if strings.HasPrefix(a, "-") {
-			return model.Errorf(model.KindInvalid, "%s: flag %s comes after an argument; put flags before the arguments: %s [flags] %s", name, a, name, usage)
-		}
-	}
-	if n := c.NArg(); n < min || n > max {
-		return model.Errorf(model.KindInvalid, "%s needs %s (got %d arguments)", name, usage, n)
-	}
-	return nil
-}
-
-// commandPath is the full command, e.g. "switchyard tunnel route ip add".
-func commandPath(c *cli.Context) string {
-	var names []string
-	for _, l := range c.Lineage() {
-		if l.Command != nil && l.Command.Name != "" {
-			names = append([]string{l.Command.Name}, names...)
-		}
-	}
-	return strings.Join(names, " ")
 }

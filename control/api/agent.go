@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +29,7 @@ func (s *Server) agentRoutes() {
 func (s *Server) tunnelAuth(next func(http.ResponseWriter, *http.Request, token.Tunnel)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		bearer, ok := token.Bearer(r.Header.Get("Authorization"))
 		if !ok {
 			writeError(w, model.Errorf(model.KindUnauthorized, "missing tunnel token"))
 			return

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -109,7 +108,7 @@ func (s *Server) removeSplitEntry(r *http.Request) (any, error) {
 // enrollDevice enrolls a device with the enrollment token in its Authorization header.
 func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	bearer, _ := token.Bearer(r.Header.Get("Authorization"))
 	tok, err := token.DecodeSecret(bearer, token.KindEnroll)
 	if err != nil {
 		writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
@@ -148,7 +147,7 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deviceAuth(next func(http.ResponseWriter, *http.Request, model.Device)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		bearer, _ := token.Bearer(r.Header.Get("Authorization"))
 		cred, err := token.DecodeSecret(bearer, token.KindDevice)
 		if err != nil {
 			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,9 +148,8 @@ func (s *Server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 
 func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := token.Bearer(r.Header.Get("Authorization"))
+		if !ok {
 			writeError(w, model.Errorf(model.KindUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>"))
 			return
 		}

@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -240,4 +242,48 @@ func TestWatchStreamsChanges(t *testing.T) {
 		}
 	}
 	t.Fatalf("the feed ended without the tunnel's creation: %v", sc.Err())
+}
+
+// TestBearerSchemeIsCaseInsensitive: RFC 7235 makes the auth-scheme
+// case-insensitive, for the admin token and the agents' credentials alike.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	srv, c := newServer(t)
+	ctx := context.Background()
+	created, err := c.CreateTunnel(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enroll, err := c.CreateEnrollToken(ctx, model.NewEnrollToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+	tests := []struct {
+		name, method, path, auth, body string
+		want                           int
+	}{
+		{"admin lower", "GET", "/v1/vnets", "bearer " + adminToken, "", 200},
+		{"admin upper", "GET", "/v1/vnets", "BEARER " + adminToken, "", 200},
+		{"admin two spaces", "GET", "/v1/vnets", "Bearer  " + adminToken, "", 200},
+		{"admin other scheme", "GET", "/v1/vnets", "Basic " + adminToken, "", 401},
+		{"admin no credential", "GET", "/v1/vnets", "bearer ", "", 401},
+		{"admin glued", "GET", "/v1/vnets", "bearer" + adminToken, "", 401},
+		{"tunnel token", "POST", "/v1/agent/connectors", "bEaReR " + created.Token, `{"public_key":"` + key(1) + `","hostname":"gw1","version":"1"}`, 201},
+		{"enroll token", "POST", "/v1/agent/devices", "bearer " + enroll.Token, `{"name":"laptop","public_key":"` + key(2) + `"}`, 201},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", tc.auth)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("Authorization %q: status %d, want %d; body %s", tc.auth, resp.StatusCode, tc.want, body)
+			}
+		})
+	}
 }

@@ -28,12 +28,39 @@ type Client struct {
 	hc    *http.Client
 }
 
+// Option changes how New builds a client.
+type Option func(*options)
+
+type options struct{ insecureHTTP bool }
+
+// AllowInsecureHTTP lets New accept an http:// API address whose host is a
+// loopback address (or localhost), for a local debugging proxy: the token then
+// crosses the loopback interface in the clear. Remote http:// is always refused.
+func AllowInsecureHTTP() Option { return func(o *options) { o.insecureHTTP = true } }
+
+// ErrInsecureHTTP is returned by New for an http:// API address it refuses.
+var ErrInsecureHTTP = errors.New("refusing to send the API token over plain http://")
+
 // New returns a client for the API at apiURL (https://host:port), trusting the
-// CA in caPEM (nil means the system roots) and sending token.
-func New(apiURL, token string, caPEM []byte) (*Client, error) {
+// CA in caPEM (nil means the system roots) and sending token. It refuses
+// http:// addresses, which would send the token in the clear, unless
+// AllowInsecureHTTP is given and the host is a loopback address.
+func New(apiURL, token string, caPEM []byte, opts ...Option) (*Client, error) {
+	var o options
+	for _, fn := range opts {
+		fn(&o)
+	}
 	u, err := url.Parse(apiURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("API address %q is not an https:// URL", apiURL)
+	}
+	if u.Scheme == "http" {
+		switch {
+		case !o.insecureHTTP:
+			return nil, fmt.Errorf("%w to %s: use https:// (or --insecure-http, for a loopback address only)", ErrInsecureHTTP, u.Host)
+		case !isLoopback(u.Hostname()):
+			return nil, fmt.Errorf("%w to %s: use https://; --insecure-http allows only a loopback address (127.0.0.0/8, ::1, localhost)", ErrInsecureHTTP, u.Host)
+		}
 	}
 	if token == "" {
 		return nil, errors.New("no API token: pass --token, set SWITCHYARD_TOKEN, or use the admin config the edge wrote")
@@ -49,11 +76,27 @@ func New(apiURL, token string, caPEM []byte) (*Client, error) {
 	return newClient(u, token, tlsConf), nil
 }
 
+// isLoopback reports whether host is a loopback IP address or localhost.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
 func newClient(u *url.URL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
 	// No client-wide timeout: long polls wait up to a minute; every call has a context.
-	return &Client{base: u, token: token, hc: &http.Client{Transport: tr}}
+	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		// The API never redirects; following one elsewhere would carry the token along.
+		if req.URL.Scheme != u.Scheme || req.URL.Host != u.Host {
+			return fmt.Errorf("the edge API redirected to %s://%s; refusing to follow", req.URL.Scheme, req.URL.Host)
+		}
+		return nil
+	}}
+	return &Client{base: u, token: token, hc: hc}
 }
 
 // do sends a request and decodes a JSON response into out (if non-nil).

@@ -72,6 +72,21 @@ var Selectors = []string{SelDstIP, SelSrcIP, SelDstPort, SelProtocol, SelVNet, S
 // Operators lists every operator.
 var Operators = []string{OpIs, OpIsNot, OpIn, OpNotIn, OpMatches}
 
+// Policy precedences lie in MinPrecedence..MaxPrecedence; anything else is
+// refused, so that adding "after the last" can never overflow.
+const (
+	MinPrecedence = 0
+	MaxPrecedence = 1_000_000_000
+)
+
+// ValidatePrecedence checks that a precedence lies in the documented range.
+func ValidatePrecedence(p int) error {
+	if p < MinPrecedence || p > MaxPrecedence {
+		return Errorf(KindInvalid, "precedence %d is out of range (%d-%d)", p, MinPrecedence, MaxPrecedence)
+	}
+	return nil
+}
+
 // NewPolicy is the request to create a policy; a nil Precedence puts the
 // rule after every existing one.
 type NewPolicy struct {

@@ -53,6 +53,25 @@ func ValidateComment(c string) error {
 	return nil
 }
 
+// ValidateText checks free text that an agent or device reports about itself
+// (hostname, OS, version): at most max bytes of valid UTF-8 without control
+// characters (C0, DEL, C1: ANSI escapes, CR, LF, tab) or bidirectional
+// overrides, any of which could forge rows in a table or lines in a log.
+func ValidateText(what, s string, max int) error {
+	if len(s) > max {
+		return Errorf(KindInvalid, "%s is %d bytes long; the limit is %d", what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return Errorf(KindInvalid, "%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return Errorf(KindInvalid, "%s %q contains a control character", what, s)
+		}
+	}
+	return nil
+}
+
 // MaxUserLen bounds a user's email address.
 const MaxUserLen = 254
 

@@ -24,8 +24,11 @@ func (r *Registry) EnrollConnector(ctx context.Context, tunnelID uuid.UUID, secr
 	if err := model.ValidateKey(req.PublicKey); err != nil {
 		return model.Connector{}, err
 	}
-	if len(req.Hostname) > maxTextLen || len(req.Version) > maxTextLen {
-		return model.Connector{}, model.Errorf(model.KindInvalid, "hostname and version must be at most %d bytes", maxTextLen)
+	if err := model.ValidateText("hostname", req.Hostname, maxTextLen); err != nil {
+		return model.Connector{}, err
+	}
+	if err := model.ValidateText("version", req.Version, maxTextLen); err != nil {
+		return model.Connector{}, err
 	}
 	if _, err := r.AuthenticateTunnel(ctx, tunnelID, secret); err != nil {
 		return model.Connector{}, err

@@ -112,8 +112,8 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 		return model.Device{}, nil, err
 	}
 	for _, s := range []string{req.DeviceType, req.OSVersion, req.Version, req.User} {
-		if len(s) > maxTextLen {
-			return model.Device{}, nil, model.Errorf(model.KindInvalid, "device fields must be at most %d bytes", maxTextLen)
+		if err := model.ValidateText("device field", s, maxTextLen); err != nil {
+			return model.Device{}, nil, err
 		}
 	}
 	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {

@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -67,6 +69,12 @@ func (r *Registry) CreatePolicy(ctx context.Context, req model.NewPolicy) (model
 		switch {
 		case req.Precedence != nil:
 			p.Precedence = *req.Precedence
+		case len(all) > 0 && all[len(all)-1].Precedence > model.MaxPrecedence-precedenceStep:
+			// No room after the last: renumber in steps, keeping the order.
+			if err := renumber(tx, all, r.stamp()); err != nil {
+				return err
+			}
+			p.Precedence = (len(all) + 1) * precedenceStep
 		case len(all) > 0:
 			p.Precedence = all[len(all)-1].Precedence + precedenceStep
 		default:
@@ -199,19 +207,27 @@ func (r *Registry) MovePolicy(ctx context.Context, ref string, m model.PolicyMov
 			at++
 		}
 		all = slices.Insert(all, at, p)
-		for i := range all {
-			if all[i].Precedence != (i+1)*precedenceStep || all[i].ID == p.ID {
-				all[i].Precedence = (i + 1) * precedenceStep
-				all[i].UpdatedAt = now
-				if err := putJSON(tx, collPolicies, all[i].ID, all[i]); err != nil {
-					return err
-				}
-			}
-		}
+		p.Precedence = -1 // renumbered and stored whatever its place
+		all[at] = p
 		out = all
-		return nil
+		return renumber(tx, all, now)
 	})
 	return out, err
+}
+
+// renumber gives the policies, in their order, precedences in steps of ten
+// and stores those that change.
+func renumber(tx store.Tx, all []model.Policy, now time.Time) error {
+	for i := range all {
+		if all[i].Precedence != (i+1)*precedenceStep {
+			all[i].Precedence = (i + 1) * precedenceStep
+			all[i].UpdatedAt = now
+			if err := putJSON(tx, collPolicies, all[i].ID, all[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PolicyDefault returns the action for flows no policy matches (allow until set).
@@ -256,15 +272,15 @@ func policyDefault(tx store.Tx) (model.PolicyDefault, error) {
 // orderedPolicies loads every policy in evaluation order.
 func orderedPolicies(tx store.Tx) ([]model.Policy, error) {
 	all, err := loadAll[model.Policy](tx, collPolicies)
-	slices.SortStableFunc(all, func(a, b model.Policy) int { return a.Precedence - b.Precedence })
+	slices.SortStableFunc(all, func(a, b model.Policy) int { return cmp.Compare(a.Precedence, b.Precedence) })
 	return all, err
 }
 
 // checkPrecedence refuses a precedence that another policy holds, so that
 // the order is never ambiguous.
 func checkPrecedence(all []model.Policy, p model.Policy) error {
-	if p.Precedence < 0 {
-		return model.Errorf(model.KindInvalid, "policy %s: precedence %d is negative", p.Name, p.Precedence)
+	if err := model.ValidatePrecedence(p.Precedence); err != nil {
+		return model.Errorf(model.KindInvalid, "policy %s: %s", p.Name, model.AsError(err).Message)
 	}
 	for _, o := range all {
 		if o.Precedence == p.Precedence && o.ID != p.ID {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -154,5 +155,45 @@ func TestDeleteRefusedWhilePoliciesNameIt(t *testing.T) {
 	must(r.CreatePolicy(ctx, model.NewPolicy{Name: "no-c2", Action: model.ActionBlock, Match: leaf(model.SelTunnel, model.OpIs, "site-c")}))(t)
 	if _, err := r.DeleteTunnel(ctx, "site-c", true); err != nil {
 		t.Fatalf("--force: %v", err)
+	}
+}
+
+// TestPrecedenceBounds: a precedence outside 0..MaxPrecedence is refused
+// everywhere it can be set, and adding after a policy at the top of the
+// range renumbers instead of overflowing (MaxInt64 once broke every later add).
+func TestPrecedenceBounds(t *testing.T) {
+	r := newRegistry(t)
+	rule := func(name string, prec *int) model.NewPolicy {
+		return model.NewPolicy{Name: name, Precedence: prec, Action: model.ActionAllow, Match: leaf(model.SelProtocol, model.OpIs, "tcp")}
+	}
+	for _, bad := range []int{math.MaxInt64, model.MaxPrecedence + 1, -1, math.MinInt64} {
+		_, err := r.CreatePolicy(ctx, rule("bad", ptrTo(bad)))
+		wantKind(t, err, model.ErrInvalid, "out of range")
+	}
+	must(r.CreatePolicy(ctx, rule("first", nil)))(t)
+	top := must(r.CreatePolicy(ctx, rule("top", ptrTo(model.MaxPrecedence))))(t)
+	for _, bad := range []int{-5, math.MaxInt64} {
+		_, err := r.UpdatePolicy(ctx, "top", model.PolicyPatch{Precedence: ptrTo(bad)})
+		wantKind(t, err, model.ErrInvalid, "out of range")
+		_, err = r.MovePolicy(ctx, "top", model.PolicyMove{Precedence: ptrTo(bad)})
+		wantKind(t, err, model.ErrInvalid, "out of range")
+	}
+	for _, name := range []string{"next", "after-next"} {
+		p, err := r.CreatePolicy(ctx, rule(name, nil))
+		if err != nil {
+			t.Fatalf("adding %s after a policy at precedence %d: %v", name, top.Precedence, err)
+		}
+		if p.Precedence < model.MinPrecedence || p.Precedence > model.MaxPrecedence {
+			t.Fatalf("%s got precedence %d, outside the range", name, p.Precedence)
+		}
+	}
+	all := must(r.ListPolicies(ctx))(t)
+	if names(all) != "first,top,next,after-next" {
+		t.Fatalf("order after renumbering: %s", names(all))
+	}
+	for i, p := range all {
+		if i > 0 && p.Precedence <= all[i-1].Precedence {
+			t.Fatalf("precedences not increasing: %+v", all)
+		}
 	}
 }

@@ -136,3 +136,15 @@ func check(version int, secret []byte, api, pin string) error {
 	}
 	return nil
 }
+
+// Bearer returns the credential of an Authorization header value that uses
+// the Bearer scheme (RFC 6750). The scheme is matched case-insensitively and
+// may be followed by one or more spaces (RFC 7235, section 2.1).
+func Bearer(header string) (string, bool) {
+	const scheme = "bearer"
+	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) || header[len(scheme)] != ' ' {
+		return "", false
+	}
+	cred := strings.TrimLeft(header[len(scheme):], " ")
+	return cred, cred != ""
+}

@@ -90,3 +90,25 @@ func FuzzDecodeSecret(f *testing.F) {
 		}
 	})
 }
+
+func TestBearer(t *testing.T) {
+	tests := []struct {
+		header, want string
+		ok           bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"BEARER abc", "abc", true},
+		{"Bearer   abc", "abc", true},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"Bearerabc", "", false},
+		{"Basic abc", "", false},
+		{"", "", false},
+	}
+	for _, tc := range tests {
+		if got, ok := Bearer(tc.header); got != tc.want || ok != tc.ok {
+			t.Errorf("Bearer(%q) = %q, %v; want %q, %v", tc.header, got, ok, tc.want, tc.ok)
+		}
+	}
+}

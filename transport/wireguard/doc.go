@@ -21,8 +21,9 @@
 // keys and queued packets are dropped the moment it is removed.
 //
 // Allowed imports: the standard library, golang.org/x/crypto,
-// golang.org/x/sys, and wireguard-go's exported helper packages (conn,
-// replay, tai64n, ratelimiter). It must not import netlink, gVisor (tests
+// golang.org/x/sys, golang.org/x/net/ipv4 and ipv6 (AddrBind's batches, as
+// wireguard-go's conn uses them), and wireguard-go's exported helper
+// packages (conn, replay, tai64n, ratelimiter). It must not import netlink, gVisor (tests
 // may), anything under control/, or wireguard-go's device package outside
 // tests. The netns test needs root and the wireguard-tools, wireguard-go,
 // iproute2 and iputils-ping packages; it skips without them.
