@@ -1,10 +1,10 @@
 // Package store defines the control plane's storage contract: collections of
 // opaque values under string keys, serializable transactions, one monotonic
-// revision per committed write, and a change feed that replays history from any
+// revision per committed write (increasing, not necessarily by one), and a change feed that replays history from any
 // retained revision and then follows live writes.
 //
 // The contract is small on purpose so that more than one backend can carry it:
-// bbolt (boltstore, the embedded default) and, later, etcd, whose optimistic
+// bbolt (boltstore, the embedded default) and etcd (etcdstore), whose optimistic
 // transactions fit it as written (Update may run fn more than once; List reads
 // are guarded by a per-collection version key). storetest holds the conformance
 // suite every implementation runs. Callers (the registry) never see which
@@ -25,6 +25,9 @@ var (
 	ErrCompacted = errors.New("store: revision compacted")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable wraps a failure of a distributed backend to answer (no
+	// quorum, unreachable, timed out): nothing was written, try again later.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is a transactional key-value store with a change feed.
