@@ -82,6 +82,8 @@ func exitCode(err error) int {
 		return 4
 	case model.KindUnauthorized:
 		return 5
+	case model.KindUnavailable:
+		return 6
 	}
 	return 1
 }

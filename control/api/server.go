@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/control/token"
 )
 
@@ -172,6 +173,10 @@ type ErrorBody struct {
 // domain errors meet HTTP.
 func HTTPStatus(err error) (int, ErrorBody) {
 	e := model.AsError(err)
+	if errors.Is(err, store.ErrUnavailable) {
+		e = &model.Error{Kind: model.KindUnavailable, Code: model.CodeUnavailable,
+			Message: "the configuration store is unavailable, nothing was changed: " + err.Error()}
+	}
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
 		e = model.Errorf(model.KindInvalid, "request body is larger than %d bytes", maxBody)
@@ -190,6 +195,8 @@ func HTTPStatus(err error) (int, ErrorBody) {
 		status = http.StatusForbidden
 	case e.Kind == model.KindUnauthorized:
 		status = http.StatusUnauthorized
+	case e.Kind == model.KindUnavailable:
+		status = http.StatusServiceUnavailable
 	}
 	return status, ErrorBody{Code: e.Code, Message: e.Message}
 }

@@ -172,11 +172,12 @@ func decodeError(status int, buf []byte) error {
 		body.Message = fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(string(buf)))
 	}
 	kind := map[int]model.Kind{
-		http.StatusBadRequest:   model.KindInvalid,
-		http.StatusNotFound:     model.KindNotFound,
-		http.StatusConflict:     model.KindConflict,
-		http.StatusForbidden:    model.KindForbidden,
-		http.StatusUnauthorized: model.KindUnauthorized,
+		http.StatusBadRequest:         model.KindInvalid,
+		http.StatusNotFound:           model.KindNotFound,
+		http.StatusConflict:           model.KindConflict,
+		http.StatusForbidden:          model.KindForbidden,
+		http.StatusUnauthorized:       model.KindUnauthorized,
+		http.StatusServiceUnavailable: model.KindUnavailable,
 	}[status]
 	return &model.Error{Kind: kind, Code: body.Code, Message: body.Message}
 }

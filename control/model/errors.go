@@ -16,6 +16,7 @@ const (
 	KindConflict                 // the request clashes with existing state
 	KindForbidden                // the request is never allowed (e.g. deleting the default vnet)
 	KindUnauthorized             // the credentials are missing or wrong
+	KindUnavailable              // the store cannot answer now (etcd without quorum); nothing changed
 )
 
 // Error codes carried in API error bodies. CodeRouteExists matches the code
@@ -27,6 +28,7 @@ const (
 	CodeConflict     = 1003
 	CodeForbidden    = 1004
 	CodeUnauthorized = 1005
+	CodeUnavailable  = 1006
 	CodeRouteExists  = 1014
 )
 
@@ -62,6 +64,7 @@ var defaultCodes = map[Kind]int{
 	KindConflict:     CodeConflict,
 	KindForbidden:    CodeForbidden,
 	KindUnauthorized: CodeUnauthorized,
+	KindUnavailable:  CodeUnavailable,
 }
 
 // Errorf returns an Error of kind k with that kind's default code.
