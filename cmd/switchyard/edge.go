@@ -28,10 +28,18 @@ func edgeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "deleted-retention", Usage: "how long deleted virtual networks, tunnels and routes stay listed (--show-deleted) before they are purged", Value: edge.DefaultDeletedRetention},
 			&cli.IntFlag{Name: "api-max-conns", Usage: "cap `N` on the API's connections (each agent holds one); more wait, before their TLS handshake", Value: edge.DefaultAPIMaxConns},
 			&cli.IntFlag{Name: "masque-max-sessions", Usage: "bound `N` on the MASQUE sessions of one connector replica or device; more get 429", Value: edge.DefaultMASQUEMaxSessions},
+			&cli.StringFlag{Name: "store", Usage: "where the configuration lives: empty for the data dir's bbolt file, or etcd://`HOST:PORT`[,HOST:PORT...] for a cluster of edges"},
+			&cli.StringFlag{Name: "etcd-prefix", Usage: "key `PREFIX` of this cluster in etcd", Value: "/switchyard/"},
+			&cli.StringFlag{Name: "etcd-ca", Usage: "`FILE`: CA certificate that signed etcd's server certificates (TLS to etcd)"},
+			&cli.StringFlag{Name: "etcd-cert", Usage: "`FILE`: client certificate for etcd (with --etcd-key)"},
+			&cli.StringFlag{Name: "etcd-key", Usage: "`FILE`: client key for etcd"},
+			&cli.StringFlag{Name: "cluster-key", Usage: "`FILE` with the key that seals the cluster's secrets in etcd (required with --store etcd://; see edge cluster-key create)"},
+			&cli.StringFlag{Name: "edge-name", Usage: "`NAME` of this edge in the cluster, unique (default: the hostname)"},
 			metricsFlag,
 			debugFlag,
 			debugAddrFlag,
 		},
+		Subcommands: []*cli.Command{edgeListCommand(), clusterKeyCommand()},
 		Action: func(c *cli.Context) error {
 			log := daemonLog(c, "edge")
 			overlay, err := model.ParsePrefix(c.String("overlay-range"))
@@ -57,6 +65,9 @@ func edgeCommand() *cli.Command {
 				MetricsListen:    c.String("metrics-listen"),
 				Log:              log,
 				Announce:         c.App.Writer,
+			}
+			if err := clusterConfig(c, &cfg); err != nil {
+				return err
 			}
 			cfg.APILimits.MaxConns = c.Int("api-max-conns")
 			cfg.MASQUEMaxSessions = c.Int("masque-max-sessions")

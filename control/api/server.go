@@ -58,6 +58,9 @@ type Options struct {
 	// FlowLog emits the last n flow records that match the filter, then, if
 	// follow, new ones until ctx ends; nil means the server keeps no flow log.
 	FlowLog func(ctx context.Context, f model.FlowFilter, n int, follow bool, emit func(model.FlowRecord) error) error
+	// Edges lists the edges of the cluster for GET /v1/edges; nil means
+	// this edge alone, as Edge describes it.
+	Edges func(ctx context.Context) ([]model.Edge, error)
 	// Limits bound connections and their timeouts (see HTTPServer and
 	// Listener); zero fields take the defaults.
 	Limits Limits
@@ -110,6 +113,8 @@ func (s *Server) routes() {
 		}
 		return s.opts.Stats(), nil
 	})
+
+	h("GET /v1/edges", s.listEdges)
 
 	s.mux.HandleFunc("GET /v1/watch", s.authorized(s.watch))
 	s.agentRoutes()
@@ -326,4 +331,12 @@ func (s *Server) streamNDJSON(w http.ResponseWriter) (send func(v any) error, en
 	// The end of the response is written after the handler returns.
 	end = func() { rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout)) }
 	return send, end
+}
+
+// listEdges answers GET /v1/edges.
+func (s *Server) listEdges(r *http.Request) (any, error) {
+	if s.opts.Edges == nil {
+		return []model.Edge{{Name: "edge", API: s.opts.Edge.API, WireGuard: s.opts.Edge.Endpoint, MASQUE: s.opts.Edge.MASQUE, Healthy: true}}, nil
+	}
+	return s.opts.Edges(r.Context())
 }

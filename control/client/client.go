@@ -344,3 +344,9 @@ func (c *Client) Stats(ctx context.Context) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &out)
 }
+
+// Edges lists the edges of the cluster.
+func (c *Client) Edges(ctx context.Context) ([]model.Edge, error) {
+	var out []model.Edge
+	return out, c.do(ctx, http.MethodGet, "/v1/edges", nil, nil, &out)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,19 +63,23 @@ func TestSecretsCreatedOnce(t *testing.T) {
 	key, _ := NewKey()
 	const edges = 6
 	got := make([][]byte, edges)
+	var creators atomic.Int32
 	var wg sync.WaitGroup
 	for i := range edges {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := NewSecrets(client(t, url), "/sy/", key)
-			v, err := s.LoadOrCreate(context.Background(), "master.key", func() ([]byte, error) {
+			v, created, err := s.LoadOrCreate(context.Background(), "master.key", func() ([]byte, error) {
 				return []byte(fmt.Sprintf("value of edge %d", i)), nil
 			})
 			if err != nil {
 				t.Error(err)
 			}
 			got[i] = v
+			if created {
+				creators.Add(1)
+			}
 		}()
 	}
 	wg.Wait()
@@ -83,13 +88,16 @@ func TestSecretsCreatedOnce(t *testing.T) {
 			t.Fatalf("edge %d got %q, edge 0 got %q: want one value", i, got[i], got[0])
 		}
 	}
+	if n := creators.Load(); n != 1 {
+		t.Fatalf("%d edges say they created the secret, want 1", n)
+	}
 	cli := client(t, url)
 	raw, _ := cli.Get(context.Background(), "/sy/s/master.key")
 	if len(raw.Kvs) != 1 || bytes.Contains(raw.Kvs[0].Value, got[0]) {
 		t.Fatalf("etcd holds %q: want the sealed value only", raw.Kvs)
 	}
 	wrong, _ := NewKey()
-	_, err := NewSecrets(cli, "/sy/", wrong).LoadOrCreate(context.Background(), "master.key", func() ([]byte, error) {
+	_, _, err := NewSecrets(cli, "/sy/", wrong).LoadOrCreate(context.Background(), "master.key", func() ([]byte, error) {
 		t.Fatal("create called for an existing secret")
 		return nil, nil
 	})

@@ -11,5 +11,5 @@
 //	PREFIX e/NAME        an edge's record: addresses, version, last seen
 //	PREFIX a/NAME        the edge is alive: bound to its lease
 //
-// It imports the etcd client and the standard library only.
+// It imports control/model and the etcd client only.
 package cluster

@@ -14,19 +14,12 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/switchyard/switchyard/control/model"
 )
 
 // Edge is one edge of the cluster as `edge list` shows it.
-type Edge struct {
-	Name      string    `json:"name"`
-	API       string    `json:"api"`       // the API's URL as agents reach it
-	WireGuard string    `json:"wireguard"` // host:port of the WireGuard listener
-	MASQUE    string    `json:"masque,omitempty"`
-	Version   string    `json:"version"`
-	Started   time.Time `json:"started"`
-	LastSeen  time.Time `json:"last_seen"`
-	Healthy   bool      `json:"healthy"` // its lease is alive
-}
+type Edge = model.Edge
 
 // DefaultTTL is the lease of an edge's registration: an edge that dies is
 // shown as down this long after its last keepalive.
