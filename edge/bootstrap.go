@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
@@ -39,6 +40,9 @@ type identity struct {
 	wgPublic  string   // base64
 	adminHash [32]byte // SHA-256 of the admin token
 	newToken  string   // the admin token, only on the start that created it
+	// adminToken is the admin token where the edge knows it (a cluster keeps
+	// it sealed in etcd, so every edge's admin.json holds it); else empty.
+	adminToken string
 }
 
 // masterKey derives tunnel secrets: HMAC-SHA256(master, label || tunnel id).
@@ -173,8 +177,8 @@ func (f secretFile) decode(buf []byte) ([]byte, error) {
 // and on later starts keeps its API address current.
 func writeAdminConfig(dir, apiURL string, id *identity) error {
 	path := filepath.Join(dir, client.ConfigFile)
-	cfg := client.Config{API: apiURL, Token: id.newToken, CA: string(id.ca.CertPEM)}
-	if id.newToken == "" {
+	cfg := client.Config{API: apiURL, Token: cmp.Or(id.adminToken, id.newToken), CA: string(id.ca.CertPEM)}
+	if cfg.Token == "" {
 		old, err := client.LoadConfig(path)
 		if err != nil {
 			return nil // the operator removed it; the token was printed once

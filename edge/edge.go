@@ -18,7 +18,9 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/etcdstore"
 	"github.com/switchyard/switchyard/transport/masque"
 )
 
@@ -63,6 +65,13 @@ type Config struct {
 	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
 	// (plain HTTP); empty turns it off.
 	MetricsListen string
+	// Etcd, if set, keeps the configuration and the cluster's secrets in
+	// etcd, shared by every edge of the cluster; nil keeps them in DataDir.
+	Etcd *EtcdConfig
+	// EdgeName names this edge in its cluster (unique); empty means the hostname.
+	EdgeName string
+	// Version is the software version each edge registers in its cluster.
+	Version string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Announce receives the messages meant for the operator (the admin token,
@@ -104,15 +113,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		return errors.New("edge: --data-dir is required")
 	}
-	id, err := loadIdentity(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("edge: data dir %s: %w", cfg.DataDir, err)
+	var (
+		id    *identity
+		st    store.Store
+		etcdS *etcdstore.Store
+		err   error
+	)
+	if cfg.Etcd != nil {
+		if etcdS, err = openEtcd(ctx, cfg.Etcd); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		defer etcdS.Close()
+		st = etcdS
+		if id, err = loadClusterIdentity(ctx, etcdS, cfg.Etcd.ClusterKey, cfg.DataDir); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+	} else {
+		if id, err = loadIdentity(cfg.DataDir); err != nil {
+			return fmt.Errorf("edge: data dir %s: %w", cfg.DataDir, err)
+		}
+		bs, err := boltstore.Open(filepath.Join(cfg.DataDir, storeFile), boltstore.Options{})
+		if err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		defer bs.Close()
+		st = bs
 	}
-	st, err := boltstore.Open(filepath.Join(cfg.DataDir, storeFile), boltstore.Options{})
-	if err != nil {
-		return fmt.Errorf("edge: %w", err)
-	}
-	defer st.Close()
 	if !cfg.OverlayRange.IsValid() {
 		cfg.OverlayRange = model.DefaultOverlayRange
 	}
@@ -215,6 +241,7 @@ func Run(ctx context.Context, cfg Config) error {
 		FlowLog:        dp.flows.tail,
 		Log:            log.With("component", "api"),
 		Limits:         cfg.APILimits,
+		Edges:          edgeLister(etcdS),
 	})
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
@@ -223,6 +250,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(apiSrv.Listener(ln), "", "") }()
+	if etcdS != nil {
+		unregister, err := registerEdge(ctx, etcdS, cfg, apiURL, masqueAddr, log)
+		if err != nil {
+			srv.Close()
+			<-errc
+			return fmt.Errorf("edge: %w", err)
+		}
+		defer unregister() // first of the deferred: before the store closes
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("edge: serve API: %w", err)

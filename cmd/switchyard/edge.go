@@ -66,6 +66,7 @@ func edgeCommand() *cli.Command {
 				Log:              log,
 				Announce:         c.App.Writer,
 			}
+			cfg.Version = version
 			if err := clusterConfig(c, &cfg); err != nil {
 				return err
 			}

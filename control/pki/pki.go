@@ -56,25 +56,53 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA key: %w", err)
 	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	ca, err := ParseCA(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load CA from %s: %w", dir, err)
 	}
+	return ca, nil
+}
+
+// ParseCA builds a CA from its PEM certificate and PEM private key.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA: %w", err)
+	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate %s: %w", certPath, err)
+		return nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("parse CA: the certificate is not a CA's")
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("CA key %s cannot sign", keyPath)
+		return nil, errors.New("parse CA: the key cannot sign")
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, key: signer}, nil
 }
 
 func createCA(certPath, keyPath string) (*CA, error) {
+	certPEM, keyPEM, err := GenerateCA()
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return ParseCA(certPEM, keyPEM)
+}
+
+// GenerateCA creates a new CA (ECDSA P-256, valid for 20 years) and returns
+// its certificate and private key in PEM.
+func GenerateCA() (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("create CA key: %w", err)
+		return nil, nil, fmt.Errorf("create CA key: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -89,21 +117,14 @@ func createCA(certPath, keyPath string) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("create CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("create CA certificate: %w", err)
 	}
-	cert, _ := x509.ParseCertificate(der)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("encode CA key: %w", err)
+		return nil, nil, fmt.Errorf("encode CA key: %w", err)
 	}
-	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // ServerLifetime is how long a server certificate is valid.

@@ -1,0 +1,219 @@
+package edge
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/switchyard/switchyard/control/cluster"
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/pki"
+	"github.com/switchyard/switchyard/control/store"
+	"github.com/switchyard/switchyard/control/store/etcdstore"
+	"github.com/switchyard/switchyard/internal/atomicfile"
+)
+
+// EtcdConfig says how an edge reaches the etcd cluster that holds its
+// configuration and the cluster's secrets.
+type EtcdConfig struct {
+	// Endpoints are etcd's client addresses, host:port or URLs.
+	Endpoints []string
+	// Prefix is the cluster's key prefix; "" means etcdstore.DefaultPrefix.
+	Prefix string
+	// CA, Cert and Key are PEM files for TLS to etcd: the CA that signed
+	// etcd's certificates, and a client certificate and key. With none of
+	// them the edge talks plain gRPC (loopback or a trusted network only).
+	CA, Cert, Key string
+	// ClusterKey seals the cluster's secrets at rest in etcd.
+	ClusterKey cluster.Key
+	// RequestTimeout bounds each etcd request; 0 means etcdstore's default.
+	RequestTimeout time.Duration
+}
+
+// Cluster secrets: the same for every edge, created by the first one.
+const (
+	secretCA         = "ca"          // JSON {cert, key} in PEM
+	secretMasterKey  = "master.key"  // 32 bytes
+	secretWGKey      = "wg.key"      // 32 bytes: every edge answers with the same WireGuard key
+	secretAdminToken = "admin-token" // the admin token itself: every edge writes it into its admin.json
+)
+
+// openEtcd connects to etcd and checks that it answers.
+func openEtcd(ctx context.Context, e *EtcdConfig) (*etcdstore.Store, error) {
+	cfg := clientv3.Config{Endpoints: append([]string(nil), e.Endpoints...), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if e.CA != "" || e.Cert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if e.CA != "" {
+			pem, err := os.ReadFile(e.CA)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--etcd-ca %s: no PEM certificate", e.CA)
+			}
+			tc.RootCAs = pool
+		}
+		if e.Cert != "" {
+			pair, err := tls.LoadX509KeyPair(e.Cert, e.Key)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		cfg.TLS = tc
+		for i, ep := range cfg.Endpoints {
+			if !strings.Contains(ep, "://") {
+				cfg.Endpoints[i] = "https://" + ep
+			}
+		}
+	}
+	st, err := etcdstore.Open(cfg, etcdstore.Options{Prefix: e.Prefix, RequestTimeout: e.RequestTimeout})
+	if err != nil {
+		return nil, err
+	}
+	// Fail at start, with a clear error, rather than at the first request.
+	if err := st.View(ctx, func(store.Tx) error { return nil }); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("etcd %s: %w", strings.Join(e.Endpoints, ","), err)
+	}
+	return st, nil
+}
+
+// loadClusterIdentity reads the cluster's secrets from etcd, creating those
+// that are missing (exactly once across racing edges). dir is this edge's data
+// dir, which keeps only its admin.json and flow log.
+func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.Key, dir string) (*identity, error) {
+	if err := atomicfile.PrivateDir(dir); err != nil {
+		return nil, err
+	}
+	sec := cluster.NewSecrets(st.Client(), st.Prefix(), key)
+	id := &identity{}
+
+	type caPEM struct{ Cert, Key []byte }
+	raw, _, err := sec.LoadOrCreate(ctx, secretCA, func() ([]byte, error) {
+		c, k, err := pki.GenerateCA()
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(caPEM{c, k})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ca caPEM
+	if err := json.Unmarshal(raw, &ca); err != nil {
+		return nil, fmt.Errorf("cluster secret %s: %w", secretCA, err)
+	}
+	if id.ca, err = pki.ParseCA(ca.Cert, ca.Key); err != nil {
+		return nil, fmt.Errorf("cluster secret %s: %w", secretCA, err)
+	}
+
+	master, err := loadClusterKey(ctx, sec, secretMasterKey, func() ([]byte, error) { return randomBytes(32), nil })
+	if err != nil {
+		return nil, err
+	}
+	id.master = master
+	wg, err := loadClusterKey(ctx, sec, secretWGKey, func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return k.Bytes(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(wg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret %s: %w", secretWGKey, err)
+	}
+	copy(id.wgPrivate[:], wg)
+	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+
+	tok, created, err := sec.LoadOrCreate(ctx, secretAdminToken, func() ([]byte, error) {
+		return []byte("syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(string(tok), "syadm_") {
+		return nil, fmt.Errorf("cluster secret %s: not an admin token", secretAdminToken)
+	}
+	id.adminHash = sha256.Sum256(tok)
+	id.adminToken = string(tok)
+	if created {
+		id.newToken = string(tok)
+	}
+	return id, nil
+}
+
+// loadClusterKey is LoadOrCreate for a 32-byte key, refusing a damaged one.
+func loadClusterKey(ctx context.Context, sec *cluster.Secrets, name string, create func() ([]byte, error)) ([]byte, error) {
+	b, _, err := sec.LoadOrCreate(ctx, name, create)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 32 || subtle.ConstantTimeCompare(b, make([]byte, 32)) == 1 {
+		return nil, fmt.Errorf("cluster secret %s: not a 32-byte key", name)
+	}
+	return b, nil
+}
+
+// registerEdge records this edge in the cluster until the returned function is called.
+func registerEdge(ctx context.Context, st *etcdstore.Store, cfg Config, apiURL, masque string, log *slog.Logger) (func(), error) {
+	name := cfg.EdgeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("edge name: %w (set --edge-name)", err)
+		}
+		name = h
+	}
+	reg, err := cluster.Register(ctx, st.Client(), st.Prefix(), model.Edge{
+		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, MASQUE: masque, Version: cfg.Version,
+	}, 0, log.With("component", "cluster"))
+	if errors.Is(err, cluster.ErrNameInUse) {
+		return nil, fmt.Errorf("edge name %q is used by another running edge of this cluster: give each edge its own --edge-name", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := reg.Close(); err != nil {
+			log.Warn("edge registration not withdrawn", "err", err)
+		}
+	}, nil
+}
+
+// edgeLister lists the cluster's edges for the API; nil (the API's own
+// answer: this edge alone) without a cluster.
+func edgeLister(st *etcdstore.Store) func(context.Context) ([]model.Edge, error) {
+	if st == nil {
+		return nil
+	}
+	return func(ctx context.Context) ([]model.Edge, error) {
+		ctx, cancel := context.WithTimeout(ctx, etcdstore.DefaultRequestTimeout)
+		defer cancel()
+		edges, err := cluster.ListEdges(clientv3.WithRequireLeader(ctx), st.Client(), st.Prefix())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return edges, nil
+	}
+}
