@@ -28,6 +28,9 @@ type edgeProc struct {
 	cmd *exec.Cmd
 	api string
 	out *syncBuffer
+	log *syncBuffer // stderr
+
+	apiCh chan string // the API URL, once the edge serves
 }
 
 // syncBuffer is a bytes.Buffer that exec's copier and the test may share.
@@ -58,37 +61,54 @@ func (b *syncBuffer) waitFor(s string) bool {
 	return false
 }
 
-// startEdge runs the edge on a free loopback port and waits until it serves.
-func startEdge(t *testing.T, dataDir string) *edgeProc {
+// startEdge runs the edge on a free loopback port, with extra flags, and
+// waits until it serves.
+func startEdge(t *testing.T, dataDir string, extra ...string) *edgeProc {
 	t.Helper()
-	cmd := exec.Command(binary, "edge", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--masque-listen", "127.0.0.1:0", "--public-addr", "127.0.0.1:51820")
+	e := launchEdge(t, dataDir, extra...)
+	e.wait(t)
+	return e
+}
+
+// launchEdge starts the edge without waiting for it; wait does.
+func launchEdge(t *testing.T, dataDir string, extra ...string) *edgeProc {
+	t.Helper()
+	args := []string{"edge", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--masque-listen", "127.0.0.1:0", "--public-addr", "127.0.0.1:51820"}
+	cmd := exec.Command(binary, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
-	cmd.Stdout = out
+	e := &edgeProc{cmd: cmd, out: &syncBuffer{}, log: &syncBuffer{}, apiCh: make(chan string, 1)}
+	cmd.Stdout = e.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e := &edgeProc{cmd: cmd, out: out}
 	t.Cleanup(func() { e.cmd.Process.Kill(); e.cmd.Wait() })
-	apiCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			fmt.Fprintln(e.log, line)
 			if _, rest, ok := strings.Cut(line, " api="); ok {
-				apiCh <- strings.Fields(rest)[0]
+				select {
+				case e.apiCh <- strings.Fields(rest)[0]:
+				default:
+				}
 			}
 		}
 	}()
-	select {
-	case e.api = <-apiCh:
-	case <-time.After(10 * time.Second):
-		t.Fatal("edge did not start within 10s")
-	}
 	return e
+}
+
+// wait waits until the edge serves its API.
+func (e *edgeProc) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case e.api = <-e.apiCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("edge did not start within 10s\nstdout: %s\nstderr: %s", e.out, e.log)
+	}
 }
 
 // run runs the CLI against the edge whose admin config is in dataDir.
