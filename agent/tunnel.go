@@ -180,14 +180,15 @@ func follow[T any](ctx context.Context, log *slog.Logger, etag string,
 	return nil
 }
 
-// retry calls fn until it succeeds, the edge refuses (a *model.Error), or ctx
-// ends, backing off while the edge is unreachable.
+// retry calls fn until it succeeds, the edge refuses (a *model.Error other
+// than unavailable), or ctx ends, backing off while the edge is unreachable
+// or its store is down.
 func retry[T any](ctx context.Context, log *slog.Logger, fn func() (T, error)) (T, error) {
 	var b backoff
 	for {
 		v, err := fn()
 		var e *model.Error
-		if err == nil || errors.As(err, &e) {
+		if err == nil || errors.As(err, &e) && e.Kind != model.KindUnavailable {
 			return v, err
 		}
 		wait := b.next()

@@ -70,7 +70,7 @@ func (d *wgDevice) restart() error {
 }
 
 func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
-	if d.edge == edge {
+	if d.edge.Endpoint == edge.Endpoint && d.edge.PublicKey == edge.PublicKey {
 		return nil
 	}
 	pub, err := base64.StdEncoding.DecodeString(edge.PublicKey)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +20,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/token"
 	"github.com/switchyard/switchyard/internal/etcdtest"
 )
 
@@ -142,7 +146,11 @@ func TestClusterOfTwoEdges(t *testing.T) {
 	mustCLI(t, da, "tunnel", "vnet", "add", "--default", "vnet-frankfurt")
 	mustCLI(t, db, "tunnel", "vnet", "add", "vnet-sydney")
 	mustCLI(t, da, "tunnel", "create", "tunnel-fra")
-	mustCLI(t, db, "tunnel", "create", "tunnel-syd")
+	syd := jsonCLI[model.CreatedTunnel](t, da, "tunnel create", "tunnel-syd")
+	tok, err := token.DecodeTunnel(syd.Token)
+	if err != nil || tok.API != ea.api || strings.Join(tok.APIs, " ") != eb.api {
+		t.Fatalf("a tunnel token made by edge-a names %s and %q (%v); want edge-a's API, then edge-b's", tok.API, tok.APIs, err)
+	}
 	mustCLI(t, db, "tunnel", "route", "ip", "add", "10.1.0.0/16", "tunnel-fra")
 	mustCLI(t, da, "tunnel", "route", "ip", "add", "--vnet", "vnet-sydney", "10.1.0.0/16", "tunnel-syd")
 	_, errOut, err := run(t, db, "tunnel", "route", "ip", "add", "--vnet", "vnet-frankfurt", "10.1.0.0/16", "tunnel-fra")
@@ -207,6 +215,21 @@ func TestClusterOfTwoEdges(t *testing.T) {
 	}
 	mustCLI(t, db, "tunnel", "route", "ip", "add", "--vnet", "vnet-sydney", "198.51.100.0/24", "tunnel-syd")
 	waitEdges(t, db, 10*time.Second, map[string]bool{"edge-a": false, "edge-b": true})
+
+	// The token names the cluster: with edge-a dead its connector enrolls
+	// through edge-b.
+	agent, _, err := client.NewConnector(syd.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pub := make([]byte, 32)
+	rand.Read(pub)
+	enrolled, err := agent.EnrollConnector(ctx, model.ConnectorEnrollment{PublicKey: base64.StdEncoding.EncodeToString(pub), Hostname: "gw-syd", Version: "test"})
+	if err != nil || enrolled.Config.TunnelName != "tunnel-syd" {
+		t.Fatalf("enrolling with a token from the dead edge-a: %+v, %v; want enrolled through edge-b", enrolled.Config, err)
+	}
 
 	// etcd stopped under edge-b: writes fail fast with 503 (exit 6) naming
 	// etcd, and change nothing; etcd back: edge-b serves again by itself.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -69,7 +70,7 @@ func (s *Server) enrollConnector(w http.ResponseWriter, r *http.Request, tok tok
 
 func (s *Server) connectorConfigFor(r *http.Request, id uuid.UUID) (model.ConnectorConfig, error) {
 	cfg, err := s.reg.ConnectorConfig(r.Context(), id)
-	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey, MASQUE: s.opts.Edge.MASQUE}
+	cfg.Edge = s.edgePeer(r.Context())
 	cfg.MTU = s.opts.Edge.MTU
 	return cfg, err
 }
@@ -138,7 +139,9 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 		select {
 		case c, ok := <-changes:
 			if !ok || c.Err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && c.Err != nil {
+					writeError(w, fmt.Errorf("change feed: %w", c.Err)) // 503 when the store is down
+				} else if ctx.Err() == nil {
 					writeError(w, model.Errorf(model.KindInternal, "change feed ended; retry"))
 				}
 				return

@@ -69,7 +69,7 @@ func (s *Server) createEnrollToken(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.Token = token.Secret{Kind: token.KindEnroll, ID: t.ID, Secret: secret, API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin}.Encode()
+	t.Token = token.Secret{Kind: token.KindEnroll, ID: t.ID, Secret: secret, API: s.opts.Edge.API, APIs: s.otherAPIs(r.Context()), CAPin: s.opts.Edge.CAPin}.Encode()
 	return t, nil
 }
 
@@ -138,7 +138,7 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	cred := token.Secret{Kind: token.KindDevice, ID: d.ID, Secret: secret, API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin}.Encode()
+	cred := token.Secret{Kind: token.KindDevice, ID: d.ID, Secret: secret, API: s.opts.Edge.API, APIs: s.otherAPIs(r.Context()), CAPin: s.opts.Edge.CAPin}.Encode()
 	s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User, "enroll_token", tok.ID)
 	writeJSON(w, http.StatusCreated, model.EnrolledDevice{Device: d, Credential: cred, Config: cfg})
 }
@@ -164,7 +164,7 @@ func (s *Server) deviceAuth(next func(http.ResponseWriter, *http.Request, model.
 
 func (s *Server) deviceConfigFor(r *http.Request, id uuid.UUID) (model.DeviceConfig, error) {
 	cfg, err := s.reg.DeviceConfig(r.Context(), id)
-	cfg.Edge = model.EdgePeer{Endpoint: s.opts.Edge.Endpoint, PublicKey: s.opts.Edge.EdgeKey, MASQUE: s.opts.Edge.MASQUE}
+	cfg.Edge = s.edgePeer(r.Context())
 	cfg.MTU = s.opts.Edge.MTU
 	return cfg, err
 }

@@ -106,7 +106,7 @@ func (s *Server) createTunnel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(tun, secret)}, nil
+	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(r.Context(), tun, secret)}, nil
 }
 
 func (s *Server) getTunnel(r *http.Request) (any, error) {
@@ -154,7 +154,7 @@ func (s *Server) tunnelToken(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(tun, secret)}, nil
+	return model.CreatedTunnel{Tunnel: tun, Token: s.tokenFor(r.Context(), tun, secret)}, nil
 }
 
 func (s *Server) listRoutes(r *http.Request) (any, error) {

@@ -73,6 +73,7 @@ type Server struct {
 	limits Limits // opts.Limits with defaults
 	log    *slog.Logger
 	mux    *http.ServeMux
+	peers  peerAPIs // the other edges' API addresses, for agents
 }
 
 // NewServer returns the API handler over reg.
@@ -255,10 +256,10 @@ func queryBool(r *http.Request, name string) (*bool, error) {
 	return &b, nil
 }
 
-func (s *Server) tokenFor(tun model.Tunnel, secret []byte) string {
+func (s *Server) tokenFor(ctx context.Context, tun model.Tunnel, secret []byte) string {
 	return token.Tunnel{
 		TunnelID: tun.ID, Secret: secret,
-		API: s.opts.Edge.API, CAPin: s.opts.Edge.CAPin,
+		API: s.opts.Edge.API, APIs: s.otherAPIs(ctx), CAPin: s.opts.Edge.CAPin,
 		Endpoint: s.opts.Edge.Endpoint, EdgeKey: s.opts.Edge.EdgeKey,
 	}.Encode()
 }
@@ -331,12 +332,4 @@ func (s *Server) streamNDJSON(w http.ResponseWriter) (send func(v any) error, en
 	// The end of the response is written after the handler returns.
 	end = func() { rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout)) }
 	return send, end
-}
-
-// listEdges answers GET /v1/edges.
-func (s *Server) listEdges(r *http.Request) (any, error) {
-	if s.opts.Edges == nil {
-		return []model.Edge{{Name: "edge", API: s.opts.Edge.API, WireGuard: s.opts.Edge.Endpoint, MASQUE: s.opts.Edge.MASQUE, Healthy: true}}, nil
-	}
-	return s.opts.Edges(r.Context())
 }

@@ -23,7 +23,7 @@ func NewConnector(raw string) (*Client, token.Tunnel, error) {
 	if err != nil {
 		return nil, tok, err
 	}
-	c, err := newPinned(tok.API, raw, tok.CAPin)
+	c, err := newPinned(tok.APIList(), raw, tok.CAPin)
 	return c, tok, err
 }
 
@@ -58,17 +58,23 @@ func pinnedTLS(pin string) *tls.Config {
 // EnrollConnector registers this connector's WireGuard public key.
 func (c *Client) EnrollConnector(ctx context.Context, req model.ConnectorEnrollment) (model.EnrolledConnector, error) {
 	var out model.EnrolledConnector
-	return out, c.do(ctx, http.MethodPost, "/v1/agent/connectors", nil, req, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/agent/connectors", nil, req, &out)
+	if err == nil {
+		c.SetAPIs(out.Config.Edge.APIs)
+	}
+	return out, err
 }
 
 // WatchConnectorConfig returns the connector's configuration as soon as it
 // differs from the version etag names, waiting up to wait. changed is false
-// when nothing changed in time.
+// when nothing changed in time. The edges the configuration names become the
+// client's alternatives.
 func (c *Client) WatchConnectorConfig(ctx context.Context, id uuid.UUID, etag string, wait time.Duration) (cfg model.ConnectorConfig, newTag string, changed bool, err error) {
 	var out *model.ConnectorConfig
 	tag, changed, err := c.longPoll(ctx, "/v1/agent/connectors/"+id.String()+"/config", etag, wait, &out)
 	if err != nil || !changed || out == nil {
 		return cfg, etag, false, err
 	}
+	c.SetAPIs(out.Edge.APIs)
 	return *out, tag, true, nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -21,9 +22,10 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 )
 
-// Client calls one edge's API.
+// Client calls an edge's API: one edge, or any edge of a cluster (agents
+// built from a token that names several, or given more with SetAPIs).
 type Client struct {
-	base  *url.URL
+	apis  *apiList
 	token string
 	hc    *http.Client
 }
@@ -89,14 +91,14 @@ func newClient(u *url.URL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
 	// No client-wide timeout: long polls wait up to a minute; every call has a context.
-	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		// The API never redirects; following one elsewhere would carry the token along.
-		if req.URL.Scheme != u.Scheme || req.URL.Host != u.Host {
+		if orig := via[0].URL; req.URL.Scheme != orig.Scheme || req.URL.Host != orig.Host {
 			return fmt.Errorf("the edge API redirected to %s://%s; refusing to follow", req.URL.Scheme, req.URL.Host)
 		}
 		return nil
 	}}
-	return &Client{base: u, token: token, hc: hc}
+	return &Client{apis: newAPIList(u), token: token, hc: hc}
 }
 
 // do sends a request and decodes a JSON response into out (if non-nil).
@@ -107,32 +109,51 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 
 // doHeader is do with request headers, returning the response's headers; a
 // 304 Not Modified response returns the headers and leaves out untouched.
+// With several edges to choose from, a request that an edge could not take
+// (unreachable, or 503: its store is down, nothing changed) goes to the next.
 func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) (http.Header, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawQuery = q.Encode()
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		buf, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return nil, fmt.Errorf("encode %s %s request: %w", method, path, err)
 		}
-		body = bytes.NewReader(buf)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	for tries := c.apis.len(); ; tries-- {
+		base, i := c.apis.current()
+		h, err, next := c.try(ctx, base, method, path, q, hdr, body, out)
+		if err == nil || !next || tries <= 1 || ctx.Err() != nil {
+			return h, err
+		}
+		c.apis.failed(i)
+	}
+}
+
+// try sends one request to the API at base; next says whether another edge
+// may take it: the request never reached this one, is safe to repeat, or was
+// refused with nothing changed.
+func (c *Client) try(ctx context.Context, base *url.URL, method, path string, q url.Values, hdr http.Header, body []byte, out any) (_ http.Header, _ error, next bool) {
+	u := *base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = q.Encode()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err), false
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
@@ -141,25 +162,27 @@ func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cannot reach the edge API at %s: %w", c.base.Host, err)
+		var oe *net.OpError
+		unsent := errors.As(err, &oe) && oe.Op == "dial"
+		return nil, fmt.Errorf("cannot reach the edge API at %s: %w", base.Host, err), unsent || method == http.MethodGet
 	}
 	defer resp.Body.Close()
 	buf, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err), method == http.MethodGet
 	}
 	if resp.StatusCode == http.StatusNotModified {
-		return resp.Header, nil
+		return resp.Header, nil, false
 	}
 	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp.StatusCode, buf)
+		return nil, decodeError(resp.StatusCode, buf), resp.StatusCode == http.StatusServiceUnavailable
 	}
 	if out != nil {
 		if err := json.Unmarshal(buf, out); err != nil {
-			return nil, fmt.Errorf("%s %s: decode response: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: decode response: %w", method, path, err), false
 		}
 	}
-	return resp.Header, nil
+	return resp.Header, nil, false
 }
 
 // decodeError turns an error response into a *model.Error.

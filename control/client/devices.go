@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -79,13 +78,16 @@ func (c *Client) RemoveSplitEntry(ctx context.Context, addr string) (model.Split
 }
 
 // newPinned returns a client for an agent credential: it trusts only the CA
-// the credential pins.
-func newPinned(apiURL, bearer, pin string) (*Client, error) {
-	u, err := url.Parse(apiURL)
+// the credential pins, and uses the first API address, then the others (the
+// other edges of a cluster) when one cannot answer.
+func newPinned(apis []string, bearer, pin string) (*Client, error) {
+	u, err := parseAPI(apis[0])
 	if err != nil {
-		return nil, fmt.Errorf("API address %q: %w", apiURL, err)
+		return nil, err
 	}
-	return newClient(u, bearer, pinnedTLS(pin)), nil
+	c := newClient(u, bearer, pinnedTLS(pin))
+	c.SetAPIs(apis[1:])
+	return c, nil
 }
 
 // NewEnroller returns the client a device enrolls with, from an enrollment token.
@@ -94,7 +96,7 @@ func NewEnroller(raw string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPinned(tok.API, raw, tok.CAPin)
+	return newPinned(tok.APIList(), raw, tok.CAPin)
 }
 
 // NewDevice returns an enrolled device's client, from its credential.
@@ -103,7 +105,7 @@ func NewDevice(credential string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPinned(tok.API, credential, tok.CAPin)
+	return newPinned(tok.APIList(), credential, tok.CAPin)
 }
 
 // EnrollDevice registers this device's WireGuard key.
@@ -114,13 +116,15 @@ func (c *Client) EnrollDevice(ctx context.Context, req model.DeviceEnrollment) (
 
 // WatchDeviceConfig returns the device's configuration as soon as it differs
 // from the version etag names, waiting up to wait; changed is false when
-// nothing changed in time.
+// nothing changed in time. The edges the configuration names become the
+// client's alternatives.
 func (c *Client) WatchDeviceConfig(ctx context.Context, etag string, wait time.Duration) (cfg model.DeviceConfig, newTag string, changed bool, err error) {
 	var out *model.DeviceConfig
 	tag, changed, err := c.longPoll(ctx, "/v1/agent/devices/config", etag, wait, &out)
 	if err != nil || !changed || out == nil {
 		return cfg, etag, false, err
 	}
+	c.SetAPIs(out.Edge.APIs)
 	return *out, tag, true, nil
 }
 

@@ -65,7 +65,8 @@ func (c *Client) SetPolicyDefault(ctx context.Context, d model.PolicyDefault) (m
 // action, policy, user, vnet, tunnel, event), n and follow. It calls emit
 // for each record until the stream ends, ctx ends, or emit fails.
 func (c *Client) Flows(ctx context.Context, q url.Values, emit func(model.FlowRecord) error) error {
-	u := *c.base
+	base, _ := c.apis.current()
+	u := *base
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/flows"
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -75,7 +76,7 @@ func (c *Client) Flows(ctx context.Context, q url.Values, emit func(model.FlowRe
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the edge API at %s: %w", c.base.Host, err)
+		return fmt.Errorf("cannot reach the edge API at %s: %w", base.Host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

@@ -58,6 +58,10 @@ type EdgePeer struct {
 	// MASQUE is host:port of the edge's CONNECT-IP (HTTP/3) listener; empty
 	// when the edge serves no MASQUE.
 	MASQUE string `json:"masque,omitempty"`
+	// APIs are the API addresses of every healthy edge of the cluster, this
+	// one first; an agent turns to the next when one cannot answer. Empty
+	// for a single edge.
+	APIs []string `json:"apis,omitempty"`
 }
 
 // ConnectorConfig is everything a connector needs to run; the edge pushes a

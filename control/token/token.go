@@ -39,6 +39,9 @@ type Tunnel struct {
 	CAPin    string    `json:"p"`           // pki.Pin of the edge's CA
 	Endpoint string    `json:"e,omitempty"` // host:port of the edge's WireGuard listener
 	EdgeKey  string    `json:"k,omitempty"` // base64 WireGuard public key of the edge
+	// APIs are the other edges of the edge's cluster, as https URLs: an agent
+	// tries them when API does not answer. Empty for a single edge.
+	APIs []string `json:"as,omitempty"`
 }
 
 // Secret is the content of an enrollment token or a device credential.
@@ -49,7 +52,14 @@ type Secret struct {
 	Secret  []byte    `json:"s"`
 	API     string    `json:"a"`
 	CAPin   string    `json:"p"`
+	APIs    []string  `json:"as,omitempty"` // the other edges of the cluster, as in Tunnel
 }
+
+// APIList returns the API addresses the token names: API, then the others.
+func (t Tunnel) APIList() []string { return append([]string{t.API}, t.APIs...) }
+
+// APIList returns the API addresses the token names: API, then the others.
+func (t Secret) APIList() []string { return append([]string{t.API}, t.APIs...) }
 
 // Encode returns the token as text.
 func (t Tunnel) Encode() string {
@@ -80,7 +90,7 @@ func DecodeTunnel(s string) (Tunnel, error) {
 	if t.TunnelID == uuid.Nil {
 		return Tunnel{}, fmt.Errorf("%w: no tunnel id", ErrInvalid)
 	}
-	if err := check(t.Version, t.Secret, t.API, t.CAPin); err != nil {
+	if err := check(t.Version, t.Secret, t.APIList(), t.CAPin); err != nil {
 		return Tunnel{}, err
 	}
 	return t, nil
@@ -98,7 +108,7 @@ func DecodeSecret(s, kind string) (Secret, error) {
 	if t.ID == uuid.Nil {
 		return Secret{}, fmt.Errorf("%w: no id", ErrInvalid)
 	}
-	if err := check(t.Version, t.Secret, t.API, t.CAPin); err != nil {
+	if err := check(t.Version, t.Secret, t.APIList(), t.CAPin); err != nil {
 		return Secret{}, err
 	}
 	return t, nil
@@ -121,7 +131,10 @@ func decode(s string, v any) error {
 	return nil
 }
 
-func check(version int, secret []byte, api, pin string) error {
+// maxAPIs bounds the API addresses one token names.
+const maxAPIs = 16
+
+func check(version int, secret []byte, apis []string, pin string) error {
 	switch {
 	case version != Version:
 		return fmt.Errorf("%w: version %d, want %d", ErrInvalid, version, Version)
@@ -129,10 +142,14 @@ func check(version int, secret []byte, api, pin string) error {
 		return fmt.Errorf("%w: secret too short", ErrInvalid)
 	case !strings.HasPrefix(pin, "sha256/"):
 		return fmt.Errorf("%w: no CA pin", ErrInvalid)
+	case len(apis) > maxAPIs:
+		return fmt.Errorf("%w: %d API addresses, at most %d", ErrInvalid, len(apis), maxAPIs)
 	}
-	u, err := url.Parse(api)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%w: API address %q is not an https URL", ErrInvalid, api)
+	for _, api := range apis {
+		u, err := url.Parse(api)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("%w: API address %q is not an https URL", ErrInvalid, api)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package token
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -28,17 +30,47 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestClusterAPIs: a token may name the other edges of a cluster; a token
+// without them (every single-edge token) names its one API.
+func TestClusterAPIs(t *testing.T) {
+	in := sample()
+	in.APIs = []string{"https://192.0.2.2:7443", "https://[2001:db8::3]:7443"}
+	out, err := DecodeTunnel(in.Encode())
+	if err != nil || strings.Join(out.APIList(), " ") != "https://192.0.2.1:7443 https://192.0.2.2:7443 https://[2001:db8::3]:7443" {
+		t.Fatalf("a cluster token's APIs = %q, %v", out.APIList(), err)
+	}
+	if strings.Contains(sample().Encode(), "as") {
+		t.Error("a single-edge token carries an empty API list")
+	}
+	if got := sample().APIList(); len(got) != 1 || got[0] != sample().API {
+		t.Errorf("single-edge APIList = %q", got)
+	}
+	sec := Secret{Kind: KindDevice, ID: in.TunnelID, Secret: in.Secret, API: in.API, CAPin: in.CAPin, APIs: in.APIs[:1]}
+	dec, err := DecodeSecret(sec.Encode(), KindDevice)
+	if err != nil || len(dec.APIList()) != 2 {
+		t.Fatalf("a cluster credential's APIs = %q, %v", dec.APIList(), err)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	short := sample()
 	short.Secret = []byte("x")
 	http := sample()
 	http.API = "http://192.0.2.1"
+	otherHTTP := sample()
+	otherHTTP.APIs = []string{"https://192.0.2.2:7443", "http://192.0.2.3:7443"}
+	many := sample()
+	for i := range 17 {
+		many.APIs = append(many.APIs, fmt.Sprintf("https://192.0.2.%d:7443", i+2))
+	}
 	tests := map[string]string{
-		"empty":        "",
-		"not base64":   "!!!",
-		"not json":     "bm90IGpzb24",
-		"short secret": short.Encode(),
-		"plain http":   http.Encode(),
+		"empty":             "",
+		"not base64":        "!!!",
+		"not json":          "bm90IGpzb24",
+		"short secret":      short.Encode(),
+		"plain http":        http.Encode(),
+		"another edge http": otherHTTP.Encode(),
+		"too many edges":    many.Encode(),
 	}
 	for name, tok := range tests {
 		if _, err := DecodeTunnel(tok); !errors.Is(err, ErrInvalid) {
