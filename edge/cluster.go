@@ -90,7 +90,7 @@ func openEtcd(ctx context.Context, e *EtcdConfig) (*etcdstore.Store, error) {
 	// Fail at start, with a clear error, rather than at the first request.
 	if err := st.View(ctx, func(store.Tx) error { return nil }); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("etcd %s: %w", strings.Join(e.Endpoints, ","), err)
+		return nil, fmt.Errorf("cannot use etcd at %s: %w; check that etcd runs there and that --etcd-ca, --etcd-cert and --etcd-key match its TLS settings", strings.Join(e.Endpoints, ","), err)
 	}
 	return st, nil
 }

@@ -312,18 +312,8 @@ func TestClusterWrongKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "edge-b")
 	cmd := exec.Command(binary, "edge", "--data-dir", dir, "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--masque-listen", "127.0.0.1:0",
 		"--store", "etcd://"+strings.Join(etcd.Endpoints(), ","), "--cluster-key", newClusterKey(t), "--edge-name", "edge-b")
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("an edge with the wrong cluster key is still running:\n%s", out)
-	}
-	if err == nil || !strings.Contains(string(out), "cluster key") {
+	out, err := runBounded(t, cmd, 15*time.Second)
+	if err == nil || !strings.Contains(out, "cluster key") {
 		t.Fatalf("wrong cluster key: err %v, output %q; want a refusal naming the cluster key", err, out)
 	}
 }
@@ -384,5 +374,47 @@ func TestClusterEtcdFaults(t *testing.T) {
 	}
 	if strings.Join(nets, " ") != "10.1.0.0/16 10.3.0.0/16" {
 		t.Fatalf("routes after the faults: %v, want 10.1.0.0/16 and 10.3.0.0/16 (the write without quorum changed nothing)", nets)
+	}
+}
+
+// TestClusterOverTLS runs an edge on an etcd that serves clients over TLS
+// only and requires a client certificate; without one the edge refuses to
+// start, naming etcd.
+func TestClusterOverTLS(t *testing.T) {
+	etcd, files := etcdtest.StartTLS(t)
+	hostPort := strings.TrimPrefix(etcd.Endpoints()[0], "https://")
+	key := newClusterKey(t)
+	dir := filepath.Join(t.TempDir(), "edge-a")
+	startEdge(t, dir, "--store", "etcd://"+hostPort, "--cluster-key", key, "--edge-name", "edge-a",
+		"--etcd-ca", files.CA, "--etcd-cert", files.Cert, "--etcd-key", files.Key)
+	mustCLI(t, dir, "tunnel", "create", "t1")
+	waitEdges(t, dir, 5*time.Second, map[string]bool{"edge-a": true})
+
+	cmd := exec.Command(binary, "edge", "--data-dir", filepath.Join(t.TempDir(), "edge-b"), "--api-listen", "127.0.0.1:0", "--wg-listen", ":0", "--masque-listen", "127.0.0.1:0",
+		"--store", "etcd://"+hostPort, "--cluster-key", key, "--edge-name", "edge-b", "--etcd-ca", files.CA)
+	out, err := runBounded(t, cmd, 20*time.Second)
+	if err == nil || !strings.Contains(out, "--etcd-cert") {
+		t.Fatalf("an edge without a client certificate: err %v, output %q; want a refusal naming etcd", err, out)
+	}
+}
+
+// runBounded runs cmd to its end, killing it after d.
+func runBounded(t *testing.T, cmd *exec.Cmd, d time.Duration) (string, error) {
+	t.Helper()
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.String(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s still running after %s:\n%s", strings.Join(cmd.Args, " "), d, buf.String())
+		return "", nil
 	}
 }

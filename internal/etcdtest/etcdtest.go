@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -39,12 +40,20 @@ func Start(t testing.TB) string {
 // has a leader. It is stopped when t ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startCluster(t, n, nil)
+}
+
+func startCluster(t testing.TB, n int, tlsFiles *ClientTLS) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
 	var initial []string
 	for i := 0; i < n; i++ {
 		m := &Member{Name: fmt.Sprintf("m%d", i), dir: t.TempDir()}
 		peer, client := freePort(t), freePort(t)
 		m.ClientURL = "http://" + client
+		if tlsFiles != nil {
+			m.ClientURL = "https://" + client
+		}
 		cfg := embed.NewConfig()
 		cfg.Name = m.Name
 		cfg.Dir = m.dir
@@ -53,6 +62,12 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		cu, pu := mustURL(t, m.ClientURL), mustURL(t, "http://"+peer)
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+		if tlsFiles != nil {
+			cfg.ClientTLSInfo = transport.TLSInfo{
+				CertFile: tlsFiles.serverCert, KeyFile: tlsFiles.serverKey,
+				TrustedCAFile: tlsFiles.CA, ClientCertAuth: true,
+			}
+		}
 		cfg.InitialClusterToken = "switchyard-test"
 		// Short raft timings: elections and failure detection in tests take
 		// well under a second (loopback latency is negligible).
