@@ -30,12 +30,19 @@ type agentPeer struct {
 	key string // base64 public key
 }
 
-func newAgentPeer(t *testing.T, edgeKey wireguard.PublicKey, edgePort uint16) *agentPeer {
+func newAgentPeer(t testing.TB, edgeKey wireguard.PublicKey, edgePort uint16) *agentPeer {
 	t.Helper()
 	priv, err := wireguard.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startAgentPeer(t, priv, edgeKey, edgePort)
+}
+
+// startAgentPeer is newAgentPeer with a given key, for an agent enrolled
+// before its device starts.
+func startAgentPeer(t testing.TB, priv wireguard.PrivateKey, edgeKey wireguard.PublicKey, edgePort uint16) *agentPeer {
+	t.Helper()
 	ct := tuntest.NewChannelTUN()
 	dev := device.NewDevice(ct.TUN(), conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
 	t.Cleanup(dev.Close)
@@ -52,7 +59,7 @@ func newAgentPeer(t *testing.T, edgeKey wireguard.PublicKey, edgePort uint16) *a
 }
 
 // send injects a packet as if the agent's host had routed it into its TUN.
-func (a *agentPeer) send(t *testing.T, pkt []byte) {
+func (a *agentPeer) send(t testing.TB, pkt []byte) {
 	t.Helper()
 	select {
 	case a.tun.Outbound <- pkt:
