@@ -153,7 +153,8 @@ func TestTargets(t *testing.T) {
 		{Name: PathWGHub, TCP1: sum(0.72), TCP4: sum(0.8), RTT: sum(1.39), CPU: []DaemonCPU{{"hub wireguard-go", sum(7.9)}}},
 		{Name: PathWGDirect, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.80)},
 		{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.0), RTT: sum(1.0), CPU: []DaemonCPU{{"edge", sum(3)}}},
-	}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}}}}
+	}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}},
+		{Name: BenchPropagation, Metrics: map[string]float64{"agent-p50-ms": 14.1, "agent-p99-ms": 28.4, "api-p50-ms": 14.8, "api-p99-ms": 1200}}}}
 	r.EvaluateTargets()
 	byName := map[string]Target{}
 	for _, tg := range r.Targets {
@@ -175,10 +176,14 @@ func TestTargets(t *testing.T) {
 	check("RTT added by the edge over the direct tunnel", true, false, "+0.050 ms")
 	check("allocations per forwarded packet (BenchmarkRoute)", true, true, "met")
 	check("memory per idle session (10k)", false, false, "not measured")
+	check("write on edge 1 until a connector's long poll on edge 2 returns it, p99", true, true, "met")
+	check("write on edge 1 until edge 2's API returns it, p99", true, false, "1.20× the limit (+200 ms)")
+	check("write on edge 1 until edge 2's data plane forwards to it, p99", false, false, "not measured")
 
 	var buf bytes.Buffer
 	r.WriteTable(&buf)
-	for _, want := range []string{"switchyard-s2s", "site-to-site / hub chain", "1.67×", "MISSED"} {
+	for _, want := range []string{"switchyard-s2s", "site-to-site / hub chain", "1.67×", "MISSED",
+		"cluster: write on edge 1 until a connector's long poll on edge 2 returns it", "p50 14.10 ms, p99 28.40 ms"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

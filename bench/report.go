@@ -164,7 +164,22 @@ const (
 	BenchIdle100k     = "BenchmarkIdleSessions/100k"
 	BenchIdle10k      = "BenchmarkIdleSessions/10k"
 	UnitBytesSession  = "B/session"
+	// BenchPropagation (edge/propagation_test.go) reports, for each stage,
+	// STAGE-p50-ms and STAGE-p99-ms: the delay from sending a write to edge 1
+	// until that stage of edge 2 has it.
+	BenchPropagation = "BenchmarkPropagation"
 )
+
+// propagationStages are BenchPropagation's stages, with what each measures.
+var propagationStages = []struct{ stage, label string }{
+	{"ack", "edge 1 acknowledges it"},
+	{"api", "edge 2's API returns it"},
+	{"dataplane", "edge 2's data plane forwards to it"},
+	{"agent", "a connector's long poll on edge 2 returns it"},
+}
+
+// propagationGoal is the "well under a second", as a limit on p99.
+const propagationGoal = 1000 // ms
 
 // EvaluateTargets fills r.Targets from the paths and micro benchmarks.
 func (r *Results) EvaluateTargets() {
@@ -229,6 +244,10 @@ func (r *Results) EvaluateTargets() {
 		v, have = r.MicroMetric(idle, UnitBytesSession)
 	}
 	ts = append(ts, newTarget("memory per idle session ("+strings.TrimPrefix(idle, "BenchmarkIdleSessions/")+")", "<=", 4, "KiB", v/1024, have))
+	for _, st := range propagationStages[1:] {
+		v, have := r.MicroMetric(BenchPropagation, st.stage+"-p99-ms")
+		ts = append(ts, newTarget("write on edge 1 until "+st.label+", p99", "<=", propagationGoal, "ms", v, have))
+	}
 	r.Targets = ts
 }
 
@@ -366,6 +385,18 @@ func (r *Results) writeMicro(out io.Writer) {
 			printed = true
 		}
 		fmt.Fprintf(w, "%s\t%s %s\n", rw.label, num(v), rw.unit)
+	}
+	for _, st := range propagationStages {
+		p50, ok50 := r.MicroMetric(BenchPropagation, st.stage+"-p50-ms")
+		p99, ok99 := r.MicroMetric(BenchPropagation, st.stage+"-p99-ms")
+		if !ok50 || !ok99 {
+			continue
+		}
+		if !printed {
+			fmt.Fprintln(out, "\nGo benchmarks (bin/bench/micro.txt has all):")
+			printed = true
+		}
+		fmt.Fprintf(w, "cluster: write on edge 1 until %s\tp50 %s ms, p99 %s ms\n", st.label, num(p50), num(p99))
 	}
 	w.Flush()
 }
