@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,8 @@ type clusterLab struct {
 	// agentSeen is when site's long poll first returned each route in its
 	// configuration; wireSeen when far first received a packet for each /32.
 	agentSeen, wireSeen *sightings
+	// otherEdge is the API of another edge that answered site's long poll.
+	otherEdge atomic.Pointer[string]
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -133,6 +136,9 @@ func startClusterLab(tb testing.TB) *clusterLab {
 	}
 	if !slices.Contains(cfg.Routes, labFar) {
 		tb.Fatalf("site's configuration from edge 2 routes %v, want far's %s among them", cfg.Routes, labFar)
+	}
+	if api := answeredBy(cfg); api != l.apis[1] {
+		tb.Fatalf("site's configuration came from the edge at %q (its edge list %v), want edge 2 at %s", api, cfg.Edge.APIs, l.apis[1])
 	}
 	l.wg.Add(4)
 	go func() { defer l.wg.Done(); l.followConfig(etag) }()
@@ -279,12 +285,28 @@ func (l *clusterLab) followConfig(etag string) {
 			continue
 		}
 		etag = tag
-		if changed {
-			for _, p := range cfg.Routes {
-				l.agentSeen.see(p, now)
-			}
+		if !changed {
+			continue
+		}
+		// The agent's client turns to another edge when one fails: only
+		// edge 2's answers count.
+		if api := answeredBy(cfg); api != l.apis[1] {
+			l.otherEdge.Store(&api)
+			continue
+		}
+		for _, p := range cfg.Routes {
+			l.agentSeen.see(p, now)
 		}
 	}
+}
+
+// answeredBy returns the API of the edge that served cfg: the first of its
+// cluster's edges.
+func answeredBy(cfg model.ConnectorConfig) string {
+	if len(cfg.Edge.APIs) == 0 {
+		return ""
+	}
+	return cfg.Edge.APIs[0]
 }
 
 // receive records when far first receives a packet from site's host for
@@ -388,6 +410,9 @@ func (l *clusterLab) propagate(rt netip.Prefix) (propagation, error) {
 	p.dataplane = at.Sub(t0)
 	stopProbe()
 	if at, err = l.agentSeen.wait(ctx, rt); err != nil {
+		if api := l.otherEdge.Load(); api != nil {
+			err = fmt.Errorf("%w (the edge at %q answered it)", err, *api)
+		}
 		return p, fmt.Errorf("site's long poll on edge 2 did not return route %s: %w", rt, err)
 	}
 	p.agent = at.Sub(t0)
