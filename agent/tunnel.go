@@ -181,13 +181,14 @@ func follow[T any](ctx context.Context, log *slog.Logger, etag string,
 }
 
 // retry calls fn until it succeeds, the edge refuses (a *model.Error), or ctx
-// ends, backing off while the edge is unreachable.
+// ends, backing off while the edge is unreachable or says its store is
+// (KindUnavailable: etcd down, nothing changed).
 func retry[T any](ctx context.Context, log *slog.Logger, fn func() (T, error)) (T, error) {
 	var b backoff
 	for {
 		v, err := fn()
 		var e *model.Error
-		if err == nil || errors.As(err, &e) {
+		if err == nil || errors.As(err, &e) && e.Kind != model.KindUnavailable {
 			return v, err
 		}
 		wait := b.next()
