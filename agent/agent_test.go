@@ -187,12 +187,15 @@ func TestRetryBacksOffUntilTheEdgeAnswers(t *testing.T) {
 	calls := 0
 	v, err := retry(ctx, log, func() (int, error) {
 		calls++
-		if calls < 2 {
+		switch calls {
+		case 1:
 			return 0, errors.New("connection refused")
+		case 2:
+			return 0, model.Errorf(model.KindUnavailable, "etcd read revision: store: unavailable")
 		}
 		return 7, nil
 	})
-	if err != nil || v != 7 || calls != 2 {
+	if err != nil || v != 7 || calls != 3 {
 		t.Fatalf("retry = %d, %v after %d calls", v, err, calls)
 	}
 	_, err = retry(ctx, log, func() (int, error) { return 0, model.Errorf(model.KindUnauthorized, "no") })

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/etcdtest"
 	"github.com/switchyard/switchyard/internal/lab"
 	"github.com/switchyard/switchyard/internal/testbin"
 	"github.com/switchyard/switchyard/transport/masque"
@@ -26,7 +27,10 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(testbin.Main(m.Run, &binary, true)) }
+func TestMain(m *testing.M) {
+	etcdtest.MemberMain() // this binary run again as an etcd member (etcd_linux_test.go)
+	os.Exit(testbin.Main(m.Run, &binary, true))
+}
 
 // world is the lab: an edge, three sites behind connectors, and a laptop,
 // joined by a "wan" router namespace.

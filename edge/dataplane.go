@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -185,42 +186,84 @@ func (d *dataplane) heartbeatProbe(pkt []byte) (heartbeat.Message, bool) {
 	return m, ok
 }
 
-// follow applies the control plane's state now and after every change, until ctx ends.
+// Backoff of follow while the store cannot answer: waits double from
+// followMinBackoff to followMaxBackoff, each drawn from [d/2, d) so that the
+// edges of a cluster do not all come back to etcd in the same instant.
+const (
+	followMinBackoff = 250 * time.Millisecond
+	followMaxBackoff = 5 * time.Second
+)
+
+// follow applies the control plane's state now and after every change, until
+// ctx ends. While the store cannot answer (etcd down or without quorum) the
+// last applied state stays in force and follow tries again with backoff, so
+// the edge catches up by itself when the store is back. It returns an error
+// only once the store is closed.
 func (d *dataplane) follow(ctx context.Context) error {
-	for {
+	var wait time.Duration // the current backoff; 0 while the store answers
+	for ctx.Err() == nil {
+		err := d.followFrom(ctx, func() {
+			if wait > 0 {
+				d.log.Info("following the control plane again")
+				wait = 0
+			}
+		})
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, store.ErrClosed):
+			return err
+		case err != nil:
+			wait = min(max(2*wait, followMinBackoff), followMaxBackoff)
+			retry := wait/2 + rand.N(wait/2)
+			d.log.Warn("control plane unreachable; forwarding on the last configuration", "err", err, "retry_in", retry.Round(time.Millisecond))
+			select {
+			case <-time.After(retry):
+			case <-ctx.Done():
+			}
+		}
+	}
+	return nil
+}
+
+// followFrom applies a snapshot, calling applied, then every change after
+// it. It returns nil when the feed must be followed again from a fresh
+// snapshot (history compacted) or ctx ended, and the store's error when it
+// could not read or the feed failed.
+func (d *dataplane) followFrom(ctx context.Context, applied func()) error {
+	snap, err := d.reg.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	d.apply(snap)
+	applied()
+	changes, err := d.reg.Store().Watch(ctx, snap.Rev)
+	if err != nil {
+		return err
+	}
+	for c := range changes {
+		if c.Err != nil && !errors.Is(c.Err, store.ErrCompacted) {
+			return c.Err
+		}
+		d.noteChange()
+		if c.Err != nil {
+			return nil // compacted: start over from a fresh snapshot
+		}
+		// Coalesce a burst of changes into one rebuild.
+		for drained := false; !drained; {
+			select {
+			case _, ok := <-changes:
+				drained = !ok
+			default:
+				drained = true
+			}
+		}
 		snap, err := d.reg.Snapshot(ctx)
 		if err != nil {
 			return err
 		}
 		d.apply(snap)
-		changes, err := d.reg.Store().Watch(ctx, snap.Rev)
-		if err != nil {
-			return err
-		}
-		for c := range changes {
-			d.noteChange()
-			if errors.Is(c.Err, store.ErrCompacted) {
-				break // start over from a fresh snapshot
-			}
-			// Coalesce a burst of changes into one rebuild.
-			for drained := false; !drained; {
-				select {
-				case _, ok := <-changes:
-					drained = !ok
-				default:
-					drained = true
-				}
-			}
-			snap, err := d.reg.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			d.apply(snap)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
 	}
+	return nil
 }
 
 // apply rebuilds the peer directory and the routing table from a snapshot.

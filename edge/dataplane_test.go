@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/control/store/boltstore"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
@@ -273,4 +276,159 @@ func TestDataplaneFailsOverBetweenReplicas(t *testing.T) {
 		}
 	}
 	t.Logf("failed over %v after the active replica died (liveness timeout %v)", time.Since(killed).Round(10*time.Millisecond), livenessTimeout)
+}
+
+// flakyStore is a store whose reads fail with store.ErrUnavailable while
+// down is set, and whose change feeds fail when cut is closed, as an etcd
+// that went away does.
+type flakyStore struct {
+	store.Store
+	down atomic.Bool
+
+	mu  sync.Mutex
+	cut chan struct{} // closed by cutFeeds
+}
+
+// cutFeeds makes every running change feed fail.
+func (s *flakyStore) cutFeeds() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.cut)
+	s.cut = make(chan struct{})
+}
+
+func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	if s.down.Load() {
+		return fmt.Errorf("etcd read revision: %w", store.ErrUnavailable)
+	}
+	return s.Store.View(ctx, fn)
+}
+
+func (s *flakyStore) Watch(ctx context.Context, after int64) (<-chan store.Change, error) {
+	in, err := s.Store.Watch(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan store.Change)
+	s.mu.Lock()
+	cut := s.cut
+	s.mu.Unlock()
+	go func() { // ends with in, when ctx ends
+		defer close(out)
+		for {
+			select {
+			case c, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- c:
+				case <-ctx.Done():
+					return
+				}
+			case <-cut:
+				select {
+				case out <- store.Change{Err: fmt.Errorf("etcd watch: %w", store.ErrUnavailable)}:
+				case <-ctx.Done():
+				}
+				for range in {
+				}
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TestFollowOutlivesAStoreOutage: the data plane keeps the last state it
+// applied while the store cannot answer, at start or after its change feed
+// failed, and catches up by itself once the store is back.
+func TestFollowOutlivesAStoreOutage(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	st := &flakyStore{Store: bs, cut: make(chan struct{})}
+	id, err := loadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: id.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := startDataplane(Config{WGListen: "127.0.0.1:0", OverlayRange: model.DefaultOverlayRange}, id, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.ep.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	st.down.Store(true)
+	go func() { done <- dp.follow(ctx) }()
+	running := func(what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: follow returned %v", what, err)
+		case <-time.After(time.Second):
+		}
+	}
+	appliedRev := func() int64 {
+		if a := dp.applied.Load(); a != nil {
+			return a.rev
+		}
+		return 0
+	}
+	waitRev := func(what string, rev int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for appliedRev() < rev {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: applied revision %d, want %d", what, appliedRev(), rev)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	addRoute := func(p string) int64 {
+		t.Helper()
+		if _, _, err := reg.CreateTunnel(ctx, model.NewTunnel{Name: "t-" + p[:6]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix(p), Tunnel: "t-" + p[:6]}); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := bs.Update(ctx, func(store.Tx) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+
+	running("store down at start")
+	if appliedRev() != 0 {
+		t.Fatal("applied a snapshot while the store was down")
+	}
+	st.down.Store(false)
+	waitRev("store back", 1)
+	waitRev("a route added", addRoute("192.0.2.0/24"))
+
+	// The feed fails and the store stays down: the last state stays.
+	before := appliedRev()
+	st.down.Store(true)
+	st.cutFeeds()
+	rev := addRoute("198.51.100.0/24") // a write through another edge
+	running("feed cut, store down")
+	if got := appliedRev(); got != before {
+		t.Fatalf("applied revision moved from %d to %d with the store down", before, got)
+	}
+	st.down.Store(false)
+	waitRev("store back after the outage", rev)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("follow after cancel: %v", err)
+	}
 }

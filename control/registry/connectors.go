@@ -36,6 +36,9 @@ func (r *Registry) EnrollConnector(ctx context.Context, tunnelID uuid.UUID, secr
 	var c model.Connector
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
 		t, err := getJSON[tunnelRecord](tx, collTunnels, tunnelID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil || t.Deleted() {
 			return model.Errorf(model.KindUnauthorized, "invalid tunnel token")
 		}
@@ -68,10 +71,16 @@ func (r *Registry) ConnectorConfig(ctx context.Context, connectorID uuid.UUID) (
 	var cfg model.ConnectorConfig
 	err := r.st.View(ctx, func(tx store.Tx) error {
 		c, err := getJSON[model.Connector](tx, collConnectors, connectorID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil {
 			return model.Errorf(model.KindNotFound, "connector %s is not enrolled", connectorID)
 		}
 		t, err := getJSON[tunnelRecord](tx, collTunnels, c.TunnelID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil || t.Deleted() {
 			return model.Errorf(model.KindUnauthorized, "the tunnel of connector %s was deleted", connectorID)
 		}

@@ -90,6 +90,9 @@ func (r *Registry) ListEnrollTokens(ctx context.Context) ([]model.EnrollToken, e
 func (r *Registry) DeleteEnrollToken(ctx context.Context, id uuid.UUID) error {
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
 		if _, err := getJSON[enrollRecord](tx, collEnrollTokens, id); err != nil {
+			if err := storeErr(err); err != nil {
+				return err
+			}
 			return model.Errorf(model.KindNotFound, "enrollment token %s not found", id)
 		}
 		return tx.Delete(collEnrollTokens, id.String())
@@ -123,6 +126,9 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 	var d deviceRecord
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
 		t, err := getJSON[enrollRecord](tx, collEnrollTokens, tok.ID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil || subtle.ConstantTimeCompare(hashSecret(tok.Secret), t.SecretHash) != 1 {
 			return model.Errorf(model.KindUnauthorized, "invalid enrollment token")
 		}
@@ -215,6 +221,9 @@ func (r *Registry) AuthenticateDevice(ctx context.Context, id uuid.UUID, secret 
 		d, err = getJSON[deviceRecord](tx, collDevices, id)
 		return err
 	})
+	if err := storeErr(err); err != nil {
+		return model.Device{}, err
+	}
 	if err != nil || d.Revoked() || subtle.ConstantTimeCompare(hashSecret(secret), d.SecretHash) != 1 {
 		return model.Device{}, model.Errorf(model.KindUnauthorized, "invalid device credential (revoked or unknown device)")
 	}
@@ -280,6 +289,9 @@ func (r *Registry) SelectVNet(ctx context.Context, deviceID uuid.UUID, vnet stri
 	var v model.VNet
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
 		d, err := getJSON[deviceRecord](tx, collDevices, deviceID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil || d.Revoked() {
 			return model.Errorf(model.KindUnauthorized, "device %s is revoked or unknown", deviceID)
 		}
@@ -301,6 +313,9 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 	var cfg model.DeviceConfig
 	err := r.st.View(ctx, func(tx store.Tx) error {
 		d, err := getJSON[deviceRecord](tx, collDevices, deviceID)
+		if err := storeErr(err); err != nil {
+			return err
+		}
 		if err != nil || d.Revoked() {
 			return model.Errorf(model.KindUnauthorized, "device %s is revoked or unknown", deviceID)
 		}

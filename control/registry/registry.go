@@ -179,6 +179,9 @@ func (r *Registry) AuthenticateTunnel(ctx context.Context, id uuid.UUID, secret 
 		t, err = getJSON[tunnelRecord](tx, collTunnels, id)
 		return err
 	})
+	if err := storeErr(err); err != nil {
+		return model.Tunnel{}, err
+	}
 	if err != nil || t.Deleted() || subtle.ConstantTimeCompare(hashSecret(secret), t.SecretHash) != 1 {
 		return model.Tunnel{}, model.Errorf(model.KindUnauthorized, "invalid tunnel token")
 	}
@@ -273,6 +276,18 @@ func putJSON(tx store.Tx, coll string, id uuid.UUID, v any) error {
 		return fmt.Errorf("encode %s/%s: %w", coll, id, err)
 	}
 	return tx.Put(coll, id.String(), buf)
+}
+
+// storeErr returns err unless it is nil or says that a record is missing:
+// where a missing record is answered as "not found" or "invalid
+// credential", a store that cannot answer (store.ErrUnavailable: HTTP 503,
+// retry) or a damaged record must not be, or an agent would take it for a
+// revocation and give up.
+func storeErr(err error) error {
+	if err == nil || errors.Is(err, model.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 func getJSON[T any](tx store.Tx, coll string, id uuid.UUID) (T, error) {

@@ -1,6 +1,9 @@
 // Package etcdtest starts real etcd servers (go.etcd.io/etcd/server/v3/embed)
 // on loopback for tests: one member or a cluster of several, each with its own
-// data directory, stopped and removed when the test ends. Test-only.
+// data directory, stopped and removed when the test ends; or, with
+// MemberCommand and MemberMain, one member in a process of its own (the test
+// binary run again), for tests that need etcd inside a network namespace.
+// Test-only.
 package etcdtest
 
 import (
