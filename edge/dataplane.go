@@ -24,7 +24,6 @@ import (
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
-	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -56,23 +55,27 @@ type dataplane struct {
 	// policyKey is what the current rule set was compiled from.
 	policyKey []byte
 
-	mu    sync.Mutex
-	peers map[wireguard.PublicKey]*router.Peer // the current directory
-	ids   map[*router.Peer]uuid.UUID           // connector or device id of each peer
-	hosts map[*router.Peer]string              // hostname of each connector replica
-	live  map[*router.Peer]*liveness           // health and wishes of each peer
+	// mu guards the session directory: its indexes below, and each
+	// session's election state. Heartbeats and packets do not take it.
+	mu sync.Mutex
+	// byKey holds the WireGuard sessions by agent key, agents every session of
+	// an agent (WireGuard first, then MASQUE) by connector or device id,
+	// and tunnels every replica session per tunnel, for its election.
+	byKey   map[wireguard.PublicKey]*session
+	agents  map[uuid.UUID][]*session
+	tunnels map[router.TunnelID][]*session
 	// override is the replica an operator made active by hand, per tunnel.
-	override map[router.TunnelID]*router.Peer
-	// byTunnel groups connector peers by tunnel for each election, and
-	// cands describes one tunnel's replicas to it (scratch).
-	byTunnel map[router.TunnelID][]*router.Peer
-	cands    []candidate
+	override map[router.TunnelID]*session
+	cands    []candidate          // one tunnel's replicas, for its election (scratch)
 	vnets    map[uuid.UUID]uint32 // stable router index per vnet
 	rev      int64                // revision of the applied snapshot
-	last     registry.Snapshot    // the applied snapshot, reapplied when MASQUE sessions come and go
-	// masque holds the router peers of live MASQUE sessions by connector or
-	// device id: twins of the WireGuard peers, added after them to the table.
-	masque map[uuid.UUID][]*router.Peer
+	last     registry.Snapshot    // the applied snapshot: its routes build the table
+
+	// tableMu serializes table builds; tableWant counts the requests and
+	// tableBuilt is the last request a build covered (guarded by tableMu).
+	tableMu    sync.Mutex
+	tableWant  atomic.Uint64
+	tableBuilt uint64
 
 	// self4 and self6 are the edge's own addresses, where heartbeats go.
 	self4, self6 netip.Addr
@@ -92,8 +95,8 @@ type batch struct {
 }
 
 func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
-	d := &dataplane{log: log, reg: reg, router: r, peers: map[wireguard.PublicKey]*router.Peer{}, ids: map[*router.Peer]uuid.UUID{},
-		hosts: map[*router.Peer]string{}, live: map[*router.Peer]*liveness{}, override: map[router.TunnelID]*router.Peer{}, byTunnel: map[router.TunnelID][]*router.Peer{}, vnets: map[uuid.UUID]uint32{}}
+	d := &dataplane{log: log, reg: reg, router: r, byKey: map[wireguard.PublicKey]*session{}, agents: map[uuid.UUID][]*session{},
+		tunnels: map[router.TunnelID][]*session{}, override: map[router.TunnelID]*session{}, vnets: map[uuid.UUID]uint32{}}
 	d.scratch.New = func() any { return &batch{} }
 	return d
 }
@@ -115,7 +118,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		b.group = b.group[:0]
 	}
 	for i, p := range pkts {
-		from, _ := p.Session.Value().(*router.Peer)
+		from, _ := p.Session.Value().(*session)
 		if from == nil {
 			continue
 		}
@@ -126,17 +129,19 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data(), d.probe(from, probe))
 		} else {
 			icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
-			dec := d.router.Route(from, p.Data(), icmp)
+			dec := d.router.Route(from.peer, p.Data(), icmp)
 			switch dec.Verdict {
 			case router.Forward:
 				if dec.To.Missed() {
 					d.sentMissed.Add(1)
 				}
-				if _, ok := dec.To.Out.(*masque.Session); ok {
-					d.sendTo(dec.To, p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
+				dst := dec.To.Out.(*session)
+				wl, ok := dst.link.(wgLink)
+				if !ok { // another transport: no batching with WireGuard sends
+					dst.link.send(p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
 					continue
 				}
-				to, _ = dec.To.Out.(*wireguard.Session)
+				to = wl.s
 				buf = p.Buf[:wireguard.Headroom+dec.Len]
 			case router.Reply:
 				to = p.Session
@@ -266,26 +271,91 @@ func (d *dataplane) followFrom(ctx context.Context, applied func()) error {
 	return nil
 }
 
-// apply rebuilds the peer directory and the routing table from a snapshot.
+// apply brings the session directory and the routing table up to a
+// snapshot: sessions of new agents are added, those of agents that left are
+// removed (their MASQUE sessions closed), and the others keep their record,
+// liveness and election state.
 func (d *dataplane) apply(s registry.Snapshot) {
 	defer d.noteApplied(s, time.Now())
 	d.mu.Lock()
 	gone := d.applyLocked(s)
+	d.applyPolicies(s)
 	d.mu.Unlock()
-	for _, ms := range gone {
-		ms.Close()
+	for _, g := range gone {
+		if ml, ok := g.link.(masqueLink); ok {
+			ml.s.Close()
+		}
 	}
+	d.rebuildTable()
+	d.log.Debug("data plane updated", "rev", s.Rev, "sessions", len(s.Connectors)+len(s.Devices), "routes", len(s.Routes))
 }
 
-// applyLocked is apply with d.mu held; it returns the MASQUE sessions of
-// agents that left the directory, for the caller to close after unlocking.
-func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
+// agentRecord is what a snapshot says of one agent: its identity for the
+// router, and its WireGuard key.
+type agentRecord struct {
+	id      uuid.UUID
+	key     wireguard.PublicKey
+	host    string
+	vnet    uint32
+	name    string
+	kind    router.Kind
+	tunnel  router.TunnelID
+	overlay netip.Addr
+	user    string
+}
+
+// newPeer returns the router identity of the agent.
+func (a *agentRecord) newPeer() *router.Peer {
+	p := &router.Peer{Name: a.name, Kind: a.kind, Tunnel: a.tunnel, Overlay: a.overlay, User: a.user}
+	if a.kind == router.Client {
+		p.Device = a.id
+	}
+	p.SetVNet(a.vnet)
+	return p
+}
+
+// applyLocked is apply's directory part, with d.mu held; it returns the
+// sessions it removed, for the caller to close after unlocking.
+func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 	d.last = s
+	d.rev = s.Rev
 	for _, v := range s.VNets {
 		if _, ok := d.vnets[v.ID]; !ok {
 			d.vnets[v.ID] = uint32(len(d.vnets))
 		}
 	}
+	want := make(map[wireguard.PublicKey]bool, len(s.Connectors)+len(s.Devices))
+	for _, a := range d.agentsOf(s) {
+		a := &a
+		want[a.key] = true
+		cur := d.byKey[a.key]
+		if cur != nil && !sameAgent(cur, a) {
+			gone = append(gone, d.removeAgentLocked(cur.id)...)
+			cur = nil
+		}
+		if cur == nil {
+			cur = d.addWireGuardLocked(a)
+			if cur == nil {
+				continue
+			}
+		}
+		cur.host = a.host
+		for _, ss := range d.agents[a.id] {
+			ss.peer.SetVNet(a.vnet)
+			ss.host = a.host
+		}
+	}
+	for key, ss := range d.byKey {
+		if !want[key] {
+			gone = append(gone, d.removeAgentLocked(ss.id)...)
+		}
+	}
+	return gone
+}
+
+// agentsOf lists the agents of a snapshot, skipping (and logging) those whose
+// key is not a WireGuard key.
+func (d *dataplane) agentsOf(s registry.Snapshot) []agentRecord {
 	tunnelVNet := map[uuid.UUID]uuid.UUID{}
 	var defaultVNet uuid.UUID
 	for _, v := range s.VNets {
@@ -293,18 +363,14 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
 			defaultVNet = v.ID
 		}
 	}
-	b := router.NewTableBuilder()
 	for _, rt := range s.Routes {
 		tunnelVNet[rt.TunnelID] = rt.VNetID
-		b.AddRoute(d.vnets[rt.VNetID], rt.Network, router.TunnelID(rt.TunnelID))
 	}
 	names := map[uuid.UUID]string{}
 	for _, t := range s.Tunnels {
 		names[t.ID] = t.Name
 	}
-
-	want := make(map[wireguard.PublicKey]bool, len(s.Connectors))
-	var configs []wireguard.PeerConfig
+	out := make([]agentRecord, 0, len(s.Connectors)+len(s.Devices))
 	for _, c := range s.Connectors {
 		key, err := wireguard.ParsePublicKey(c.PublicKey)
 		if err != nil {
@@ -315,21 +381,8 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
 		if !ok {
 			vnet = defaultVNet
 		}
-		p := d.peers[key]
-		if p == nil {
-			p = &router.Peer{Name: names[c.TunnelID], Kind: router.Connector, Tunnel: router.TunnelID(c.TunnelID)}
-			d.peers[key] = p
-		}
-		p.SetVNet(d.vnets[vnet])
-		d.ids[p] = c.ID
-		d.hosts[p] = c.Hostname
-		want[key] = true
-		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
-		b.AddReplica(p)
-		for _, mp := range d.masque[c.ID] {
-			mp.SetVNet(d.vnets[vnet])
-			b.AddReplica(mp)
-		}
+		out = append(out, agentRecord{id: c.ID, key: key, host: c.Hostname, vnet: d.vnets[vnet],
+			name: names[c.TunnelID], kind: router.Connector, tunnel: router.TunnelID(c.TunnelID)})
 	}
 	for _, dev := range s.Devices {
 		key, err := wireguard.ParsePublicKey(dev.Key)
@@ -337,48 +390,129 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*masque.Session) {
 			d.log.Warn("skipping device with a bad key", "device", dev.ID, "err", err)
 			continue
 		}
-		p := d.peers[key]
-		if p == nil || p.Kind != router.Client || p.Overlay != dev.IP || p.User != dev.User {
-			p = &router.Peer{Name: dev.Name, Kind: router.Client, Overlay: dev.IP, User: dev.User, Device: dev.ID}
-			d.peers[key] = p
+		out = append(out, agentRecord{id: dev.ID, key: key, vnet: d.vnets[dev.VNetID],
+			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User})
+	}
+	return out
+}
+
+// sameAgent reports whether session s still stands for agent a: the same
+// id and routing identity (a device keeps its overlay address and user, a
+// connector its tunnel). Anything else takes a new record.
+func sameAgent(s *session, a *agentRecord) bool {
+	p := s.peer
+	return s.id == a.id && p.Kind == a.kind && p.Tunnel == a.tunnel && p.Overlay == a.overlay && p.User == a.user
+}
+
+// addWireGuardLocked authorizes agent a's key at the endpoint and adds its
+// WireGuard session; d.mu must be held. It returns nil if the endpoint
+// refused the key.
+func (d *dataplane) addWireGuardLocked(a *agentRecord) *session {
+	s := newSession(a.newPeer(), a.id, nil)
+	ws, err := d.ep.AddPeer(wireguard.PeerConfig{PublicKey: a.key, Value: s})
+	if err != nil {
+		d.log.Warn("adding a WireGuard peer", "id", a.id, "err", err)
+		return nil
+	}
+	s.link, s.key, s.host = wgLink{ep: d.ep, s: ws}, a.key, a.host
+	d.byKey[a.key] = s
+	d.addLocked(s)
+	return s
+}
+
+// addLocked indexes a new session; d.mu must be held. A WireGuard session
+// goes first among its agent's sessions.
+func (d *dataplane) addLocked(s *session) {
+	if _, ok := s.link.(wgLink); ok {
+		d.agents[s.id] = append([]*session{s}, d.agents[s.id]...)
+	} else {
+		d.agents[s.id] = append(d.agents[s.id], s)
+	}
+	if s.peer.Kind == router.Connector {
+		d.tunnels[s.peer.Tunnel] = append(d.tunnels[s.peer.Tunnel], s)
+	}
+}
+
+// removeLocked takes one session out of the directory, the one place that
+// does; d.mu must be held. The router stops picking it at once; the caller
+// rebuilds the table.
+func (d *dataplane) removeLocked(s *session) {
+	s.gone.Store(true)
+	s.peer.SetUp(false)
+	s.peer.SetActive(false)
+	if d.byKey[s.key] == s {
+		delete(d.byKey, s.key)
+		d.ep.RemovePeer(s.key)
+	}
+	d.agents[s.id] = without(d.agents[s.id], s)
+	if len(d.agents[s.id]) == 0 {
+		delete(d.agents, s.id)
+	}
+	if s.peer.Kind == router.Connector {
+		t := s.peer.Tunnel
+		if d.tunnels[t] = without(d.tunnels[t], s); len(d.tunnels[t]) == 0 {
+			delete(d.tunnels, t)
 		}
-		p.SetVNet(d.vnets[dev.VNetID])
-		d.ids[p] = dev.ID
-		want[key] = true
-		configs = append(configs, wireguard.PeerConfig{PublicKey: key, Value: p})
-		b.AddClient(p)
-		for _, mp := range d.masque[dev.ID] {
-			mp.SetVNet(d.vnets[dev.VNetID])
-			b.AddClient(mp)
+		if d.override[t] == s {
+			delete(d.override, t)
 		}
 	}
-	for key, p := range d.peers {
-		if !want[key] {
-			delete(d.ids, p)
-			delete(d.hosts, p)
-			delete(d.live, p)
-			if d.override[p.Tunnel] == p {
-				delete(d.override, p.Tunnel)
-			}
-			delete(d.peers, key)
-		}
+}
+
+// removeAgentLocked removes every session of agent id and returns them.
+func (d *dataplane) removeAgentLocked(id uuid.UUID) []*session {
+	gone := slices.Clone(d.agents[id])
+	for _, s := range gone {
+		d.removeLocked(s)
 	}
-	gone = d.goneMASQUE()
-	if err := d.ep.SetPeers(configs); err != nil {
-		d.log.Warn("updating the WireGuard directory", "err", err)
-	}
-	for key, p := range d.peers {
-		if p.Out == nil {
-			if s := d.ep.Peer(key); s != nil {
-				p.Out = s
-			}
-		}
-	}
-	d.router.SetTable(b.Build())
-	d.applyPolicies(s)
-	d.rev = s.Rev
-	d.log.Debug("data plane updated", "rev", s.Rev, "peers", len(d.peers), "routes", len(s.Routes))
 	return gone
+}
+
+// without returns ss without s, in place.
+func without(ss []*session, s *session) []*session {
+	if i := slices.Index(ss, s); i >= 0 {
+		ss = slices.Delete(ss, i, i+1)
+	}
+	return ss
+}
+
+// rebuildTable builds the routing table from the applied snapshot's routes
+// and the directory's sessions, and swaps it in. Concurrent calls coalesce:
+// a caller whose request an ongoing build already covers does not build
+// again, so a burst of sessions opening costs a build or two, not one each.
+func (d *dataplane) rebuildTable() {
+	want := d.tableWant.Add(1)
+	d.tableMu.Lock()
+	defer d.tableMu.Unlock()
+	if d.tableBuilt >= want {
+		return
+	}
+	covers := d.tableWant.Load()
+	d.mu.Lock()
+	b := router.NewTableBuilder()
+	for _, rt := range d.last.Routes {
+		b.AddRoute(d.vnets[rt.VNetID], rt.Network, router.TunnelID(rt.TunnelID))
+	}
+	// In snapshot order, each agent's WireGuard session before its MASQUE
+	// ones: the first session that is up gets an agent's packets.
+	add := func(id uuid.UUID) {
+		for _, s := range d.agents[id] {
+			if s.peer.Kind == router.Connector {
+				b.AddReplica(s.peer)
+			} else {
+				b.AddClient(s.peer)
+			}
+		}
+	}
+	for _, c := range d.last.Connectors {
+		add(c.ID)
+	}
+	for _, dev := range d.last.Devices {
+		add(dev.ID)
+	}
+	d.mu.Unlock()
+	d.router.SetTable(b.Build())
+	d.tableBuilt = covers
 }
 
 // watchLiveness keeps each peer's up flag and each tunnel's active replica
@@ -400,17 +534,23 @@ func (d *dataplane) watchLiveness(ctx context.Context) {
 
 // lastSeen reports when each device was last heard from, for the API.
 func (d *dataplane) lastSeen() map[uuid.UUID]time.Time {
+	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[uuid.UUID]time.Time{}
-	for _, p := range d.peers {
-		if s, _ := p.Out.(*wireguard.Session); s != nil && p.Kind == router.Client {
-			if t := s.LastReceived(); !t.IsZero() {
-				out[d.ids[p]] = t.UTC()
+	for id, ss := range d.agents {
+		for _, s := range ss {
+			if s.peer.Kind != router.Client {
+				continue
+			}
+			if _, ws := s.link.(wgLink); !ws && !s.peer.Up() {
+				continue // a MASQUE session counts while it is up
+			}
+			if t := s.link.lastReceived(now); !t.IsZero() && t.After(out[id]) {
+				out[id] = t.UTC()
 			}
 		}
 	}
-	d.masqueLastSeen(out)
 	return out
 }
 
@@ -420,14 +560,13 @@ func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[uuid.UUID][]model.Connection{}
-	for _, p := range d.peers {
-		if p.Kind != router.Connector || !p.Up() {
-			continue
+	for t, ss := range d.tunnels {
+		for _, s := range ss {
+			if s.peer.Up() {
+				out[uuid.UUID(t)] = append(out[uuid.UUID(t)], d.connection(s))
+			}
 		}
-		id := uuid.UUID(p.Tunnel)
-		out[id] = append(out[id], d.connection(p))
 	}
-	d.masqueConnections(out)
 	for _, cs := range out {
 		slices.SortFunc(cs, func(a, b model.Connection) int {
 			if (a.State == model.ReplicaActive) != (b.State == model.ReplicaActive) {
@@ -523,14 +662,25 @@ func (d *dataplane) stats() any {
 	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats(), Heartbeats: d.heartbeats.Load(), SentMissed: d.sentMissed.Load()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st.Peers = len(d.peers)
-	for _, ps := range d.masque {
-		st.MASQUE += len(ps)
-	}
-	for _, p := range d.peers {
-		if p.Up() {
+	st.Peers = len(d.byKey)
+	for _, s := range d.byKey {
+		if s.peer.Up() {
 			st.PeersUp++
 		}
 	}
+	st.MASQUE = d.masqueSessionsLocked()
 	return st
+}
+
+// masqueSessionsLocked counts the live MASQUE sessions; d.mu must be held.
+func (d *dataplane) masqueSessionsLocked() int {
+	n := 0
+	for _, ss := range d.agents {
+		for _, s := range ss {
+			if _, ok := s.link.(masqueLink); ok {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -149,8 +149,8 @@ func (l *edgeLab) waitUp(t *testing.T, n int) {
 	for time.Now().Before(deadline) {
 		up := 0
 		l.dp.mu.Lock()
-		for _, p := range l.dp.peers {
-			if p.Up() {
+		for _, s := range l.dp.byKey {
+			if s.peer.Up() {
 				up++
 			}
 		}

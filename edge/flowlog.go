@@ -93,7 +93,7 @@ func (f *flowLog) record(ev router.FlowEvent) model.FlowRecord {
 	r := model.FlowRecord{
 		Time: time.Unix(0, e.Start).UTC(), Event: model.FlowStart,
 		VNetID: vn.ID, VNetName: vn.Name,
-		Source: session(e.Meta.From), Dest: session(e.Meta.To),
+		Source: flowSession(e.Meta.From), Dest: flowSession(e.Meta.To),
 		Src:      netip.AddrPortFrom(e.Key.Src, e.Key.SrcPort),
 		Dst:      netip.AddrPortFrom(e.Key.Dst, e.Key.DstPort),
 		Protocol: model.ProtoName(e.Key.Proto), Action: model.ActionBlock,
@@ -115,7 +115,7 @@ func (f *flowLog) record(ev router.FlowEvent) model.FlowRecord {
 	return r
 }
 
-func session(p *router.Peer) model.FlowSession {
+func flowSession(p *router.Peer) model.FlowSession {
 	if p == nil {
 		return model.FlowSession{}
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
-	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // everything is what the edge advertises to every MASQUE agent: it may send
@@ -94,75 +93,63 @@ func authError(err error) error {
 	return fmt.Errorf("%w: %v", masque.ErrForbidden, err)
 }
 
-// Open adds a router peer for the session, a twin of the agent's WireGuard
-// peer (same name, kind, tunnel, overlay address and virtual network) whose
-// Out is the MASQUE session.
-func (h masqueHandler) Open(s *masque.Session, g masque.Grant, _ []netip.Prefix) (masque.Receiver, error) {
+// Open adds the session to the directory, a twin of the agent's WireGuard
+// session (same id, name, kind, tunnel, overlay address and virtual
+// network), and rebuilds the routing table; nothing else is touched.
+func (h masqueHandler) Open(ms *masque.Session, g masque.Grant, _ []netip.Prefix) (masque.Receiver, error) {
 	mg := g.Value.(masqueGrant)
 	d := h.d
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	var twin *router.Peer
-	for _, p := range d.peers {
-		if d.ids[p] == mg.id && (mg.tunnel == uuid.Nil) == (p.Kind == router.Client) {
-			twin = p
+	var twin *session
+	for _, s := range d.agents[mg.id] {
+		if _, ok := s.link.(wgLink); ok && (mg.tunnel == uuid.Nil) == (s.peer.Kind == router.Client) {
+			twin = s
 		}
 	}
-	if twin == nil || (mg.tunnel != uuid.Nil && uuid.UUID(twin.Tunnel) != mg.tunnel) {
+	if twin == nil || (mg.tunnel != uuid.Nil && uuid.UUID(twin.peer.Tunnel) != mg.tunnel) {
+		d.mu.Unlock()
 		return nil, fmt.Errorf("agent %s is not in the edge's directory (yet)", mg.id)
 	}
-	p := &router.Peer{Name: twin.Name, Kind: twin.Kind, Tunnel: twin.Tunnel, Overlay: twin.Overlay, User: twin.User, Device: twin.Device, Out: s}
-	p.SetVNet(twin.VNet())
-	s.SetValue(p)
-	if d.masque == nil {
-		d.masque = map[uuid.UUID][]*router.Peer{}
-	}
-	d.masque[mg.id] = append(d.masque[mg.id], p)
-	// In the directory like a WireGuard peer, so heartbeats, the election
-	// of a tunnel's active replica and the API see it.
-	d.ids[p] = mg.id
-	d.hosts[p] = d.hosts[twin]
-	d.applyLocked(d.last) // cannot close sessions: the agent is in the directory
-	d.checkLocked(time.Now())
-	d.log.Info("MASQUE session up", "peer", p.Name, "kind", p.Kind, "id", mg.id, "remote", s.RemoteAddr())
-	return &masqueIn{d: d, from: p, icmp: make([]byte, router.IcmpBufSize)}, nil
+	tp := twin.peer
+	p := &router.Peer{Name: tp.Name, Kind: tp.Kind, Tunnel: tp.Tunnel, Overlay: tp.Overlay, User: tp.User, Device: tp.Device}
+	p.SetVNet(tp.VNet())
+	s := newSession(p, mg.id, masqueLink{ms})
+	s.host = twin.host
+	ms.SetValue(s)
+	// In the directory like a WireGuard session, so heartbeats, the
+	// election of a tunnel's active replica and the API see it.
+	d.addLocked(s)
+	d.checkOneLocked(s, time.Now())
+	d.mu.Unlock()
+	d.rebuildTable()
+	d.log.Info("MASQUE session up", "peer", p.Name, "kind", p.Kind, "id", mg.id, "remote", ms.RemoteAddr())
+	return &masqueIn{d: d, from: s, icmp: make([]byte, router.IcmpBufSize)}, nil
 }
 
-// Closed removes the session's peer.
-func (h masqueHandler) Closed(s *masque.Session, g masque.Grant) {
-	mg := g.Value.(masqueGrant)
+// Closed removes the session from the directory.
+func (h masqueHandler) Closed(ms *masque.Session, _ masque.Grant) {
 	d := h.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p, _ := s.Value().(*router.Peer)
-	if p == nil {
+	s, _ := ms.Value().(*session)
+	if s == nil {
 		return
 	}
-	p.SetUp(false)
-	p.SetActive(false)
-	d.forget(p)
-	peers := d.masque[mg.id]
-	for i, q := range peers {
-		if q == p {
-			peers = append(peers[:i], peers[i+1:]...)
-			break
+	d.mu.Lock()
+	if !s.gone.Load() {
+		d.removeLocked(s)
+		if s.peer.Kind == router.Connector {
+			d.electLocked(s.peer.Tunnel, d.tunnels[s.peer.Tunnel], time.Now())
 		}
 	}
-	if len(peers) == 0 {
-		delete(d.masque, mg.id)
-	} else {
-		d.masque[mg.id] = peers
-	}
-	d.applyLocked(d.last) // the agent's other sessions stay: only a directory change closes them
-	d.checkLocked(time.Now())
-	d.log.Info("MASQUE session down", "peer", p.Name, "id", mg.id, "remote", s.RemoteAddr())
+	d.mu.Unlock()
+	d.rebuildTable()
+	d.log.Info("MASQUE session down", "peer", s.peer.Name, "id", s.id, "remote", ms.RemoteAddr())
 }
 
 // masqueIn routes the packets of one MASQUE session; Receive runs on the
 // session's one delivering goroutine, so its scratch needs no lock.
 type masqueIn struct {
 	d    *dataplane
-	from *router.Peer
+	from *session
 	icmp []byte
 }
 
@@ -172,93 +159,20 @@ func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 	for _, buf := range bufs {
 		pkt := buf[masque.Headroom:]
 		if probe, ok := m.d.heartbeatProbe(pkt); ok {
-			m.d.sendTo(m.from, heartbeat.AppendReply(m.icmp[:0], pkt, m.d.probe(m.from, probe)), 0, nil)
+			m.from.link.send(heartbeat.AppendReply(m.icmp[:0], pkt, m.d.probe(m.from, probe)), 0, nil)
 			continue
 		}
-		dec := m.d.router.Route(m.from, pkt, m.icmp)
+		dec := m.d.router.Route(m.from.peer, pkt, m.icmp)
 		switch dec.Verdict {
 		case router.Forward:
 			if dec.To.Missed() {
 				m.d.sentMissed.Add(1)
 			}
-			m.d.sendTo(dec.To, buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
+			dec.To.Out.(*session).link.send(buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
 		case router.Reply:
-			m.d.sendTo(m.from, dec.Reply, 0, nil)
+			m.from.link.send(dec.Reply, 0, nil)
 		}
 	}
-}
-
-// sendTo hands buf[off:], a packet from peer from (nil for the edge's own),
-// to the session of peer to, whichever transport it uses. For WireGuard, off
-// must leave wireguard.Headroom in front and cap(buf) wireguard.Tailroom
-// after it (or sendTo copies). Drops are counted by the transports.
-func (d *dataplane) sendTo(to *router.Peer, buf []byte, off int, from *router.Peer) {
-	switch out := to.Out.(type) {
-	case *wireguard.Session:
-		if off < wireguard.Headroom || cap(buf)-len(buf) < wireguard.Tailroom {
-			b := make([]byte, wireguard.Headroom+len(buf)-off, wireguard.Headroom+len(buf)-off+wireguard.Tailroom)
-			copy(b[wireguard.Headroom:], buf[off:])
-			buf, off = b, wireguard.Headroom
-		}
-		d.ep.Send(out, [][]byte{buf}, off)
-	case *masque.Session:
-		// A packet too large for one datagram (from a WireGuard peer, whose
-		// MTU is larger) comes back as an ICMP error for its sender, so that
-		// path MTU discovery works across the two transports.
-		icmp, _ := out.WritePacket(buf[off:])
-		if icmp != nil && from != nil && from != to {
-			d.sendTo(from, icmp, 0, nil)
-		}
-	}
-}
-
-// masqueConnections adds the live MASQUE sessions of connectors to out;
-// d.mu is held.
-func (d *dataplane) masqueConnections(out map[uuid.UUID][]model.Connection) {
-	for _, peers := range d.masque {
-		for _, p := range peers {
-			if p.Kind == router.Connector && p.Up() {
-				tun := uuid.UUID(p.Tunnel)
-				out[tun] = append(out[tun], d.connection(p))
-			}
-		}
-	}
-}
-
-// masqueLastSeen marks devices with a live MASQUE session as seen now; d.mu is held.
-func (d *dataplane) masqueLastSeen(out map[uuid.UUID]time.Time) {
-	for id, peers := range d.masque {
-		for _, p := range peers {
-			if p.Kind == router.Client && p.Up() {
-				out[id] = time.Now().UTC()
-			}
-		}
-	}
-}
-
-// goneMASQUE takes the MASQUE peers of agents no longer in the directory
-// (revoked devices, deleted connectors) out and returns their sessions;
-// d.mu is held and d.ids is current.
-func (d *dataplane) goneMASQUE() []*masque.Session {
-	live := make(map[uuid.UUID]bool, len(d.peers))
-	for _, p := range d.peers {
-		live[d.ids[p]] = true
-	}
-	var gone []*masque.Session
-	for id, peers := range d.masque {
-		if live[id] {
-			continue
-		}
-		for _, p := range peers {
-			d.forget(p)
-			p.SetUp(false)
-			if s, ok := p.Out.(*masque.Session); ok {
-				gone = append(gone, s)
-			}
-		}
-		delete(d.masque, id)
-	}
-	return gone
 }
 
 // startMASQUE serves CONNECT-IP on cfg.MASQUEListen with the API's
@@ -287,33 +201,12 @@ func startMASQUE(cfg Config, getCert func(*tls.ClientHelloInfo) (*tls.Certificat
 	return net.JoinHostPort(host, strconv.Itoa(int(srv.Port()))), func() { srv.Close() }, nil
 }
 
-// alive reports whether p counts as up at now. A MASQUE session is up while
-// it lives (QUIC ends a silent one after its idle timeout) and, once its
-// agent sends heartbeats, while they arrive.
-func (d *dataplane) alive(p *router.Peer, l *liveness, now time.Time) bool {
-	if _, ok := p.Out.(*masque.Session); ok {
-		return l.detect == 0 || now.Sub(l.lastProbe) < l.detect
-	}
-	s, _ := p.Out.(*wireguard.Session)
-	return l.alive(s, now)
-}
-
-// forget removes a MASQUE peer from the directory's side tables; d.mu is held.
-func (d *dataplane) forget(p *router.Peer) {
-	delete(d.ids, p)
-	delete(d.hosts, p)
-	delete(d.live, p)
-	if d.override[p.Tunnel] == p {
-		delete(d.override, p.Tunnel)
-	}
-}
-
 // enrolled reports whether the directory has connector id in tunnel.
 func (d *dataplane) enrolled(id, tunnel uuid.UUID) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, p := range d.peers {
-		if d.ids[p] == id && p.Kind == router.Connector && uuid.UUID(p.Tunnel) == tunnel {
+	for _, s := range d.agents[id] {
+		if s.peer.Kind == router.Connector && uuid.UUID(s.peer.Tunnel) == tunnel {
 			return true
 		}
 	}

@@ -95,7 +95,7 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 		})
 	}
 	l.dp.mu.Lock()
-	n := len(l.dp.masque)
+	n := l.dp.masqueSessionsLocked()
 	l.dp.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d MASQUE peers after refused requests, want none", n)
@@ -323,7 +323,7 @@ func TestMASQUESessionsBoundedPerReplica(t *testing.T) {
 	// The edge opens a session once the agent's routes arrive.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		l.dp.mu.Lock()
-		na, nb := len(l.dp.masque[a.ID]), len(l.dp.masque[b.ID])
+		na, nb := len(l.dp.agents[a.ID])-1, len(l.dp.agents[b.ID])-1 // less the WireGuard session
 		l.dp.mu.Unlock()
 		if na == masque.DefaultMaxSessions && nb == 1 {
 			break

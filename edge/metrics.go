@@ -91,15 +91,10 @@ func (d *dataplane) samples() []metrics.Sample {
 		up[kind{k, "wireguard"}], up[kind{k, "masque"}] = 0, 0
 	}
 	d.mu.Lock()
-	for _, p := range d.peers {
-		if p.Up() {
-			up[kind{p.Kind, "wireguard"}]++
-		}
-	}
-	for _, peers := range d.masque {
-		for _, p := range peers {
-			if p.Up() {
-				up[kind{p.Kind, "masque"}]++
+	for _, ss := range d.agents {
+		for _, s := range ss {
+			if s.peer.Up() {
+				up[kind{s.peer.Kind, s.link.transport()}]++
 			}
 		}
 	}

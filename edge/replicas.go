@@ -8,125 +8,82 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
-	"github.com/switchyard/switchyard/transport/masque"
-	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
-// liveness is what the edge knows of one peer's health and wishes; the
-// dataplane's mutex guards it.
-type liveness struct {
-	lastProbe time.Time     // when the last heartbeat probe arrived
-	detect    time.Duration // the sender's interval × multiplier; 0 before its first probe
-	priority  uint8
-	preferred bool      // its host holds the site's gateway address (keepalived MASTER)
-	leaving   bool      // it is stopping and asked to hand over
-	upSince   time.Time // when it last came up; zero while down
-	heard     bool      // at the last check: heard from within its detect time
-	held      bool      // at the last check: not heard, yet kept as its tunnel's only path
-}
-
-// alive reports whether a peer was heard from recently at now: its session
-// has a usable key and, if it sends heartbeats, the last one came within its
-// detect time; else anything authenticated came within livenessTimeout
-// (WireGuard keepalives, from an agent older than heartbeats).
-func (l *liveness) alive(s *wireguard.Session, now time.Time) bool {
-	if s == nil || !s.Established() {
-		return false
-	}
-	if l.detect > 0 {
-		return now.Sub(l.lastProbe) < l.detect
-	}
-	return now.Sub(s.LastReceived()) < livenessTimeout
-}
-
-// reachable reports whether p's session can still carry packets: a
-// WireGuard session whose key is in date (RejectAfterTime), or a MASQUE
-// session, which leaves the directory when QUIC closes it.
-func reachable(p *router.Peer) bool {
-	switch s := p.Out.(type) {
-	case *wireguard.Session:
-		return s.Established()
-	case *masque.Session:
-		return true
-	}
-	return false
-}
-
-// probe records a heartbeat from p and answers it. A probe that changes what
-// the replica wants (leaving, preferred, priority), or brings it up, re-elects
-// its tunnel's active replica at once rather than at the next tick.
-func (d *dataplane) probe(p *router.Peer, m heartbeat.Message) heartbeat.Message {
+// probe records a heartbeat on session s and answers it, without taking
+// the directory's lock: heartbeats arrive 10 times a second from every agent.
+// A heartbeat that changes what the replica wants (leaving, preferred,
+// priority), or brings it up, re-elects its tunnel's active replica at once
+// (a client's: marks it up) rather than at the next tick; that alone locks.
+func (d *dataplane) probe(s *session, m heartbeat.Message) heartbeat.Message {
 	now := time.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	reply := heartbeat.Message{Type: heartbeat.Reply, Seq: m.Seq, Interval: m.Interval, Multiplier: m.Multiplier}
-	if _, known := d.ids[p]; !known {
+	if s.gone.Load() {
 		return reply // removed from the directory while its packet was on the way
 	}
-	l := d.liveOf(p)
-	changed := l.detect == 0 || l.leaving != (m.Flags&heartbeat.Leaving != 0) ||
-		l.preferred != (m.Flags&heartbeat.Preferred != 0) || l.priority != m.Priority || !l.heard
-	l.lastProbe, l.detect = now, m.Detect()
-	l.leaving, l.preferred, l.priority = m.Flags&heartbeat.Leaving != 0, m.Flags&heartbeat.Preferred != 0, m.Priority
-	if changed {
-		d.checkLocked(now)
+	s.lastProbe.Store(now.UnixNano())
+	first := s.detect.Swap(int64(m.Detect())) == 0
+	w := wishesOf(m)
+	if s.wishes.Swap(w) != w || first || !s.heard.Load() {
+		d.mu.Lock()
+		if !s.gone.Load() {
+			d.checkOneLocked(s, now)
+		}
+		d.mu.Unlock()
 	}
-	if p.Active() {
+	if s.peer.Active() {
 		reply.Flags |= heartbeat.Active
 	}
 	return reply
 }
 
-// liveOf returns p's liveness record, creating it; d.mu must be held.
-func (d *dataplane) liveOf(p *router.Peer) *liveness {
-	l := d.live[p]
-	if l == nil {
-		l = &liveness{}
-		d.live[p] = l
-	}
-	return l
-}
-
-// checkLocked refreshes every peer's up flag and elects each tunnel's active
-// replica; d.mu must be held. Each flag is stored once, with its final
+// checkLocked refreshes every session's up flag and elects each tunnel's
+// active replica; d.mu must be held. Each flag is stored once, with its final
 // value, so that the router, which reads them without the lock, never sees
 // a replica go down and up again within one check.
 func (d *dataplane) checkLocked(now time.Time) {
-	tunnels := d.byTunnel // reused every tick: no garbage from the liveness loop
-	for t, rs := range tunnels {
-		clear(rs)
-		tunnels[t] = rs[:0]
+	for _, ss := range d.agents {
+		for _, s := range ss {
+			if s.peer.Kind == router.Client {
+				d.hearLocked(s, now)
+				d.setUpLocked(s, s.heard.Load(), now)
+			}
+		}
 	}
-	for p := range d.ids { // WireGuard and MASQUE peers
-		l := d.liveOf(p)
-		l.heard = d.alive(p, l, now)
-		if !l.heard {
-			l.leaving = false
-		}
-		if p.Kind == router.Connector {
-			tunnels[p.Tunnel] = append(tunnels[p.Tunnel], p)
-			continue
-		}
-		d.setUpLocked(p, l, l.heard, now)
-	}
-	for t, replicas := range tunnels {
-		if len(replicas) == 0 {
-			delete(tunnels, t) // the tunnel or its replicas are gone
-			continue
-		}
+	for t, replicas := range d.tunnels {
 		d.electLocked(t, replicas, now)
 	}
 }
 
-// setUpLocked records whether p is up; d.mu must be held.
-func (d *dataplane) setUpLocked(p *router.Peer, l *liveness, up bool, now time.Time) {
-	switch {
-	case up && l.upSince.IsZero():
-		l.upSince = now
-	case !up:
-		l.upSince = time.Time{}
+// checkOneLocked is checkLocked for the one tunnel (or client) of s.
+func (d *dataplane) checkOneLocked(s *session, now time.Time) {
+	if s.peer.Kind == router.Client {
+		d.hearLocked(s, now)
+		d.setUpLocked(s, s.heard.Load(), now)
+		return
 	}
-	p.SetUp(up)
+	d.electLocked(s.peer.Tunnel, d.tunnels[s.peer.Tunnel], now)
+}
+
+// hearLocked records whether s was heard from at now; d.mu must be held.
+// A replica not heard from is no longer leaving: it is gone or stalled.
+func (d *dataplane) hearLocked(s *session, now time.Time) {
+	heard := s.alive(now)
+	s.heard.Store(heard)
+	if !heard {
+		s.forgetLeaving()
+	}
+}
+
+// setUpLocked records whether s is up; d.mu must be held.
+func (d *dataplane) setUpLocked(s *session, up bool, now time.Time) {
+	switch {
+	case up && s.upSince.IsZero():
+		s.upSince = now
+	case !up:
+		s.upSince = time.Time{}
+	}
+	s.peer.SetUp(up)
 }
 
 // candidate is one replica of a tunnel as the election sees it.
@@ -188,63 +145,64 @@ func better(a, b candidate) bool {
 	return a.upSince.Before(b.upSince)
 }
 
-// candidateLocked describes p for the election; d.mu must be held.
-func (d *dataplane) candidateLocked(p, manual *router.Peer) candidate {
-	l := d.live[p]
-	return candidate{heard: l.heard, reachable: reachable(p), active: p.Active(), manual: p == manual,
-		leaving: l.leaving, preferred: l.preferred, priority: l.priority, upSince: l.upSince}
+// candidateLocked describes s for the election; d.mu must be held.
+func (d *dataplane) candidateLocked(s, manual *session) candidate {
+	return candidate{heard: s.heard.Load(), reachable: s.link.usable(), active: s.peer.Active(), manual: s == manual,
+		leaving: s.leaving(), preferred: s.preferred(), priority: s.priority(), upSince: s.upSince}
 }
 
-// electLocked makes exactly one replica of tunnel t active (or none if none
-// is up) and sets each one's up flag; d.mu must be held.
-func (d *dataplane) electLocked(t router.TunnelID, replicas []*router.Peer, now time.Time) {
+// electLocked refreshes whether each replica of tunnel t was heard from,
+// makes exactly one active (or none if none is up) and sets each one's up
+// flag; d.mu must be held.
+func (d *dataplane) electLocked(t router.TunnelID, replicas []*session, now time.Time) {
+	for _, s := range replicas {
+		d.hearLocked(s, now)
+	}
 	manual := d.override[t]
-	if manual != nil && (!d.live[manual].heard || d.live[manual].leaving) {
+	if manual != nil && (!manual.heard.Load() || manual.leaving()) {
 		delete(d.override, t)
 		manual = nil
 	}
 	cands := d.cands[:0]
-	var cur *router.Peer
-	for _, p := range replicas {
-		if p.Active() {
-			cur = p
+	var cur *session
+	for _, s := range replicas {
+		if s.peer.Active() {
+			cur = s
 		}
-		cands = append(cands, d.candidateLocked(p, manual))
+		cands = append(cands, d.candidateLocked(s, manual))
 	}
 	d.cands = cands
 	win, held := elect(cands)
-	var best *router.Peer
+	var best *session
 	if win >= 0 {
 		best = replicas[win]
 	}
-	for _, p := range replicas {
-		l := d.live[p]
-		hold := held && p == best
-		if hold != l.held {
+	for _, s := range replicas {
+		hold := held && s == best
+		if hold != s.held {
 			if hold {
 				d.log.Warn("the tunnel's only replica missed its heartbeats; still sending to it while its session lasts",
-					"tunnel", p.Name, "connector", d.ids[p], "host", d.hosts[p])
-			} else if l.heard {
-				d.log.Info("the replica answers heartbeats again", "tunnel", p.Name, "connector", d.ids[p], "host", d.hosts[p])
+					"tunnel", s.peer.Name, "connector", s.id, "host", s.host)
+			} else if s.heard.Load() {
+				d.log.Info("the replica answers heartbeats again", "tunnel", s.peer.Name, "connector", s.id, "host", s.host)
 			}
 		}
-		l.held = hold
-		d.setUpLocked(p, l, l.heard || hold, now)
-		p.SetMissed(hold)
+		s.held = hold
+		d.setUpLocked(s, s.heard.Load() || hold, now)
+		s.peer.SetMissed(hold)
 	}
 	if best == cur {
 		return
 	}
-	for _, p := range replicas {
-		p.SetActive(p == best)
+	for _, s := range replicas {
+		s.peer.SetActive(s == best)
 	}
 	if best == nil {
 		d.log.Warn("tunnel has no replica up", "tunnel", uuid.UUID(t))
 		return
 	}
-	l := d.live[best]
-	d.log.Info("active replica changed", "tunnel", best.Name, "connector", d.ids[best], "host", d.hosts[best],
-		"priority", l.priority, "preferred", l.preferred, "manual", best == manual)
+	d.log.Info("active replica changed", "tunnel", best.peer.Name, "connector", best.id, "host", best.host,
+		"priority", best.priority(), "preferred", best.preferred(), "manual", best == manual)
 }
 
 // failover makes a replica of tunnel t active by hand: the one whose
@@ -253,19 +211,19 @@ func (d *dataplane) electLocked(t router.TunnelID, replicas []*router.Peer, now 
 func (d *dataplane) failover(t uuid.UUID, replica string) (model.Connection, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var pick, cur *router.Peer
-	for p := range d.ids { // WireGuard and MASQUE peers
-		if p.Kind != router.Connector || p.Tunnel != router.TunnelID(t) || !d.liveOf(p).heard || d.live[p].leaving {
+	var pick, cur *session
+	for _, s := range d.tunnels[router.TunnelID(t)] { // WireGuard and MASQUE sessions
+		if !s.heard.Load() || s.leaving() {
 			continue
 		}
-		if p.Active() {
-			cur = p
+		if s.peer.Active() {
+			cur = s
 		}
 		switch {
-		case replica == "" && !p.Active() && (pick == nil || better(d.candidateLocked(p, nil), d.candidateLocked(pick, nil))):
-			pick = p
-		case replica != "" && (d.ids[p].String() == replica || d.hosts[p] == replica):
-			pick = p
+		case replica == "" && !s.peer.Active() && (pick == nil || better(d.candidateLocked(s, nil), d.candidateLocked(pick, nil))):
+			pick = s
+		case replica != "" && (s.id.String() == replica || s.host == replica):
+			pick = s
 		}
 	}
 	switch {
@@ -277,33 +235,27 @@ func (d *dataplane) failover(t uuid.UUID, replica string) (model.Connection, err
 		return model.Connection{}, model.Errorf(model.KindNotFound, "tunnel %s has no replica %q up (give a connector id or hostname from tunnel list)", t, replica)
 	}
 	d.override[router.TunnelID(t)] = pick
-	d.checkLocked(time.Now())
+	d.electLocked(router.TunnelID(t), d.tunnels[router.TunnelID(t)], time.Now())
 	return d.connection(pick), nil
 }
 
 // connection describes a live replica for the API; d.mu must be held.
-func (d *dataplane) connection(p *router.Peer) model.Connection {
-	l := d.live[p]
+func (d *dataplane) connection(s *session) model.Connection {
 	c := model.Connection{
-		ID:        d.ids[p],
-		Hostname:  d.hosts[p],
-		OpenedAt:  l.upSince.UTC(),
-		Priority:  int(l.priority),
-		Preferred: l.preferred,
+		ID:        s.id,
+		Hostname:  s.host,
+		OpenedAt:  s.upSince.UTC(),
+		Priority:  int(s.priority()),
+		Preferred: s.preferred(),
 		State:     model.ReplicaStandby,
+		OriginIP:  s.link.remote().Addr().String(),
 		// The held replica is the tunnel's active one.
-		MissedHeartbeats: l.held,
-	}
-	switch s := p.Out.(type) {
-	case *wireguard.Session:
-		c.OriginIP = s.RemoteAddr().Addr().String()
-	case *masque.Session:
-		c.OriginIP = s.RemoteAddr().Addr().String()
+		MissedHeartbeats: s.held,
 	}
 	switch {
-	case p.Active():
+	case s.peer.Active():
 		c.State = model.ReplicaActive
-	case l.leaving:
+	case s.leaving():
 		c.State = model.ReplicaLeaving
 	}
 	return c

@@ -1,0 +1,155 @@
+package edge
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/transport/heartbeat"
+	"github.com/switchyard/switchyard/transport/masque"
+	"github.com/switchyard/switchyard/transport/wireguard"
+)
+
+// session is one agent session the edge holds: a connector replica's or a
+// device's WireGuard or MASQUE session. It is the directory's one record per
+// session; its router.Peer (whose Out is the session) is what the router
+// sees. An agent may hold several sessions (WireGuard and MASQUE); they share
+// its id and are routed as one party.
+type session struct {
+	peer *router.Peer
+	id   uuid.UUID // the connector or device id
+	link link
+	key  wireguard.PublicKey // the agent's key, for a WireGuard session
+
+	// Liveness, written by heartbeats without any lock.
+	lastProbe atomic.Int64  // when the last heartbeat arrived, Unix ns
+	detect    atomic.Int64  // the sender's interval × multiplier in ns; 0 before its first heartbeat
+	wishes    atomic.Uint32 // what its last heartbeat asked for (see wishesOf)
+	heard     atomic.Bool   // at the last check: heard from within its detect time
+	gone      atomic.Bool   // removed from the directory
+
+	// Guarded by the dataplane's mutex.
+	host    string    // a connector's hostname
+	upSince time.Time // when it last came up; zero while down
+	held    bool      // at the last check: not heard, yet kept as its tunnel's only path
+	// remote names the edge that holds this session when it is not this
+	// one: room for a cluster's view of the sessions of other edges.
+	remote string
+}
+
+// newSession makes the record of a session of agent id over l, with the
+// router identity of p.
+func newSession(p *router.Peer, id uuid.UUID, l link) *session {
+	s := &session{peer: p, id: id, link: l}
+	p.Out = s
+	return s
+}
+
+// Heartbeat wishes, packed into session.wishes: the priority in the low byte.
+const (
+	wishPreferred = 1 << 8
+	wishLeaving   = 1 << 9
+)
+
+// wishesOf packs what a heartbeat asks for.
+func wishesOf(m heartbeat.Message) uint32 {
+	w := uint32(m.Priority)
+	if m.Flags&heartbeat.Preferred != 0 {
+		w |= wishPreferred
+	}
+	if m.Flags&heartbeat.Leaving != 0 {
+		w |= wishLeaving
+	}
+	return w
+}
+
+func (s *session) priority() uint8 { return uint8(s.wishes.Load()) }
+func (s *session) preferred() bool { return s.wishes.Load()&wishPreferred != 0 }
+func (s *session) leaving() bool   { return s.wishes.Load()&wishLeaving != 0 }
+
+// forgetLeaving drops a leaving wish (of a replica no longer heard from).
+func (s *session) forgetLeaving() {
+	for {
+		w := s.wishes.Load()
+		if w&wishLeaving == 0 || s.wishes.CompareAndSwap(w, w&^wishLeaving) {
+			return
+		}
+	}
+}
+
+// alive reports whether the session was heard from recently at now: its link
+// can carry packets and, if the agent sends heartbeats, the last one came
+// within its detect time; else the link heard anything authenticated within
+// livenessTimeout (WireGuard keepalives, from an agent older than heartbeats).
+func (s *session) alive(now time.Time) bool {
+	if !s.link.usable() {
+		return false
+	}
+	if detect := s.detect.Load(); detect > 0 {
+		return now.UnixNano()-s.lastProbe.Load() < detect
+	}
+	return now.Sub(s.link.lastReceived(now)) < livenessTimeout
+}
+
+// link is how the edge reaches the agent of one session: one transport session.
+type link interface {
+	// send hands buf[off:], a packet from session from (nil: the edge
+	// itself), to the agent. Drops are counted by the transport.
+	send(buf []byte, off int, from *session)
+	// remote is the agent's underlay address.
+	remote() netip.AddrPort
+	// usable reports whether the link can carry packets now.
+	usable() bool
+	// lastReceived is when the link last received from the agent (now for
+	// a transport that keeps no such time but is open).
+	lastReceived(now time.Time) time.Time
+	// transport names the transport for metrics: "wireguard" or "masque".
+	transport() string
+}
+
+// wgLink is a WireGuard session of the edge's endpoint.
+type wgLink struct {
+	ep *wireguard.Endpoint
+	s  *wireguard.Session
+}
+
+// send needs wireguard.Headroom before off and wireguard.Tailroom of spare
+// capacity after buf, or it copies.
+func (l wgLink) send(buf []byte, off int, _ *session) {
+	if off < wireguard.Headroom || cap(buf)-len(buf) < wireguard.Tailroom {
+		b := make([]byte, wireguard.Headroom+len(buf)-off, wireguard.Headroom+len(buf)-off+wireguard.Tailroom)
+		copy(b[wireguard.Headroom:], buf[off:])
+		buf, off = b, wireguard.Headroom
+	}
+	l.ep.Send(l.s, [][]byte{buf}, off)
+}
+
+func (l wgLink) remote() netip.AddrPort { return l.s.RemoteAddr() }
+
+// usable: a session whose key is in date (RejectAfterTime).
+func (l wgLink) usable() bool                     { return l.s.Established() }
+func (l wgLink) lastReceived(time.Time) time.Time { return l.s.LastReceived() }
+func (wgLink) transport() string                  { return "wireguard" }
+
+// masqueLink is a CONNECT-IP session.
+type masqueLink struct{ s *masque.Session }
+
+// send writes the packet as one datagram. A packet too large for one (from a
+// WireGuard peer, whose MTU is larger) comes back as an ICMP error for its
+// sender, so that path MTU discovery works across the two transports.
+func (l masqueLink) send(buf []byte, off int, from *session) {
+	icmp, _ := l.s.WritePacket(buf[off:])
+	if icmp != nil && from != nil && from.link != link(l) {
+		from.link.send(icmp, 0, nil)
+	}
+}
+
+func (l masqueLink) remote() netip.AddrPort { return l.s.RemoteAddr() }
+
+// usable: a MASQUE session leaves the directory when QUIC closes it.
+func (masqueLink) usable() bool                         { return true }
+func (masqueLink) lastReceived(now time.Time) time.Time { return now }
+func (masqueLink) transport() string                    { return "masque" }
