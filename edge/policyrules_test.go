@@ -244,3 +244,30 @@ func TestCompiledPolicies(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompileRules checks that the translation refuses exactly the
+// conditions the API refuses, and that the router accepts every rule it
+// produces.
+func FuzzCompileRules(f *testing.F) {
+	f.Add(model.SelDstIP, model.OpIn, "192.0.2.0/24", "2001:db8::1")
+	f.Add(model.SelDstPort, model.OpIs, "2200-2222", "")
+	f.Add(model.SelVNet, model.OpMatches, "vnet-.*", "")
+	f.Add(model.SelDeviceID, model.OpNotIn, devID.String(), "x")
+	f.Add(model.SelProtocol, model.OpIsNot, "icmp", "")
+	f.Fuzz(func(t *testing.T, sel, op, v1, v2 string) {
+		e := cond(sel, op, v1)
+		if v2 != "" {
+			e.Values = append(e.Values, v2)
+		}
+		rules, err := compileRules([]model.Policy{{ID: polA, Name: "p", Action: model.ActionBlock, Match: e}}, testNames)
+		if verr := model.ValidateCondition(e, "match"); (err == nil) != (verr == nil) {
+			t.Fatalf("%s: compileRules = %v, ValidateCondition = %v", e, err, verr)
+		}
+		if err != nil {
+			return
+		}
+		if _, err := policy.NewSet(rules, true, 1); err != nil {
+			t.Fatalf("%s: the router refuses the translation: %v", e, err)
+		}
+	})
+}
