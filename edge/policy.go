@@ -37,7 +37,7 @@ func (c *coarseClock) Now() int64 { return c.ns.Load() }
 // generation, so every live flow is evaluated again on its next packet. d.mu
 // is held.
 func (d *dataplane) applyPolicies(s registry.Snapshot) {
-	names := policy.Names{VNets: map[string]uint32{}, Tunnels: map[string][16]byte{}}
+	names := ruleNames{VNets: map[string]uint32{}, Tunnels: map[string][16]byte{}}
 	byIndex := map[uint32]model.VNet{}
 	for _, v := range s.VNets {
 		idx := d.vnets[v.ID]
@@ -53,13 +53,17 @@ func (d *dataplane) applyPolicies(s registry.Snapshot) {
 	key, err := json.Marshal(struct {
 		P []model.Policy
 		D string
-		N policy.Names
+		N ruleNames
 	}{s.Policies, s.PolicyDefault, names})
 	if err == nil && bytes.Equal(key, d.policyKey) {
 		return
 	}
 	d.policyKey = key
-	set, err := policy.Compile(s.Policies, s.PolicyDefault != model.ActionBlock, names, uint64(s.Rev))
+	rules, err := compileRules(s.Policies, names)
+	var set *policy.Set
+	if err == nil {
+		set, err = policy.NewSet(rules, s.PolicyDefault != model.ActionBlock, uint64(s.Rev))
+	}
 	if err != nil {
 		// The registry validated every rule; keep the old set rather than open up.
 		d.log.Error("network policies not applied", "rev", s.Rev, "err", err)

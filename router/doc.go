@@ -13,7 +13,8 @@
 //
 // The package is pure: no OS calls, no I/O, no allocation per packet of an
 // established flow. It imports routing, its own policy and flow packages
-// (policy reads control/model's plain records) and the standard library;
-// never control's server, the CLI, netlink or gVisor. The edge builds a Table from the control plane and
-// swaps it in atomically whenever the store changes.
+// and the standard library; never control (its records, server or client),
+// the CLI, netlink or gVisor. The edge builds a Table and a policy.Set in
+// the router's own types from the control plane's records and swaps them in
+// atomically whenever the store changes.
 package router

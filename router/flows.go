@@ -39,7 +39,7 @@ func (r *Router) initFlows() {
 	if r.cfg.Clock == nil {
 		r.cfg.Clock = func() int64 { return time.Now().UnixNano() }
 	}
-	allowAll, _ := policy.Compile(nil, true, policy.Names{}, 0)
+	allowAll, _ := policy.NewSet(nil, true, 0)
 	r.pol.rules.Store(allowAll)
 	if r.cfg.Timeouts == (flow.Timeouts{}) {
 		r.cfg.Timeouts = flow.DefaultTimeouts

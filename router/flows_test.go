@@ -2,14 +2,12 @@ package router
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/uuid"
-
-	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/internal/checksum"
 	"github.com/switchyard/switchyard/router/flow"
 	"github.com/switchyard/switchyard/router/policy"
@@ -48,23 +46,28 @@ func tcpChecksumOK(p []byte) bool {
 }
 
 var (
-	polAllow = uuid.MustParse("00000000-0000-0000-0000-0000000000a1")
-	polBlock = uuid.MustParse("00000000-0000-0000-0000-0000000000b1")
+	polAllow = [16]byte{15: 0xa1}
+	polBlock = [16]byte{15: 0xb1}
 )
 
-// setRules compiles rules for the lab's router: generation gen.
-func (l *lab) setRules(t *testing.T, gen uint64, defaultAllow bool, ps ...model.Policy) {
+// setRules compiles rules, in order, for the lab's router: generation gen.
+func (l *lab) setRules(t *testing.T, gen uint64, defaultAllow bool, rules ...policy.Rule) {
 	t.Helper()
-	s, err := policy.Compile(ps, defaultAllow, policy.Names{Tunnels: map[string][16]byte{"C": l.tunC}}, gen)
+	s, err := policy.NewSet(rules, defaultAllow, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.r.SetPolicies(s)
 }
 
-func blockTo(dst string, silent bool) model.Policy {
-	return model.Policy{ID: polBlock, Precedence: 20, Action: model.ActionBlock, Silent: silent,
-		Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{dst}}}
+// dstIs is the condition "dst_ip is dst".
+func dstIs(dst string) policy.Cond {
+	a := mpa(dst)
+	return policy.Cond{Op: policy.In, Field: policy.DstIP, Prefixes: []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}}
+}
+
+func blockTo(dst string, silent bool) policy.Rule {
+	return policy.Rule{ID: polBlock, Silent: silent, Match: dstIs(dst)}
 }
 
 func TestPolicyBlockAnswers(t *testing.T) {
@@ -113,8 +116,7 @@ func TestPolicyBlockAnswers(t *testing.T) {
 func TestPolicyRepliesAndReevaluation(t *testing.T) {
 	l := newLab(t)
 	// Allow the laptop to reach A; block everything else, replies from A included.
-	l.setRules(t, 1, false, model.Policy{ID: polAllow, Precedence: 10, Action: model.ActionAllow,
-		Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{"10.1.2.3"}}})
+	l.setRules(t, 1, false, policy.Rule{ID: polAllow, Allow: true, Match: dstIs("10.1.2.3")})
 	icmp := make([]byte, IcmpBufSize)
 	out := tcp("100.96.0.7", "10.1.2.3", 40000, 443, tcpSYN, 1)
 	back := tcp("10.1.2.3", "100.96.0.7", 443, 40000, tcpSYN|tcpACK, 9)
@@ -150,8 +152,8 @@ func TestFlowEvents(t *testing.T) {
 	l := newLab(t)
 	l.r = r
 	l.rebuild()
-	l.setRules(t, 1, true, model.Policy{ID: polAllow, Action: model.ActionAllow,
-		Match: model.Expr{Selector: model.SelTunnel, Operator: model.OpIs, Values: []string{"C"}}})
+	l.setRules(t, 1, true, policy.Rule{ID: polAllow, Allow: true,
+		Match: policy.Cond{Op: policy.In, Field: policy.Tunnel, IDs: [][16]byte{l.tunC}}})
 	icmp := make([]byte, IcmpBufSize)
 	for range 3 {
 		r.Route(l.siteC, tcp("10.3.0.5", "100.96.0.7", 5000, 80, tcpACK, 1), icmp)
@@ -253,7 +255,7 @@ func FuzzBlockedReply(f *testing.F) {
 	f.Add(tcp("2001:db8:1::3", "2001:db8:3::5", 1, 22, tcpACK|tcpFIN, 7))
 	f.Add(udp("10.1.2.3", "10.3.0.5", 64))
 	l := newLab(&testing.T{})
-	s, err := policy.Compile(nil, false, policy.Names{}, 1)
+	s, err := policy.NewSet(nil, false, 1)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -277,8 +279,8 @@ func FuzzBlockedReply(f *testing.F) {
 // that port rules and RSTs work for such packets too.
 func TestIPv6ExtensionHeaders(t *testing.T) {
 	l := newLab(t)
-	l.setRules(t, 1, true, model.Policy{ID: polBlock, Action: model.ActionBlock,
-		Match: model.Expr{Selector: model.SelDstPort, Operator: model.OpIs, Values: []string{"22"}}})
+	l.setRules(t, 1, true, policy.Rule{ID: polBlock,
+		Match: policy.Cond{Op: policy.In, Field: policy.DstPort, Ports: []policy.PortRange{{Lo: 22, Hi: 22}}}})
 	icmp := make([]byte, IcmpBufSize)
 	// withExt inserts an extension header of type typ (8 bytes) before the TCP header.
 	withExt := func(p []byte, typ uint8, fragOffset uint16) []byte {
@@ -315,9 +317,7 @@ func TestIPv6ExtensionHeaders(t *testing.T) {
 // allowed flow through a default block (path MTU discovery), and no other.
 func TestICMPErrorsOfAllowedFlows(t *testing.T) {
 	l := newLab(t)
-	allow := func(dst string) model.Policy {
-		return model.Policy{ID: polAllow, Action: model.ActionAllow, Match: model.Expr{Selector: model.SelDstIP, Operator: model.OpIs, Values: []string{dst}}}
-	}
+	allow := func(dst string) policy.Rule { return policy.Rule{ID: polAllow, Allow: true, Match: dstIs(dst)} }
 	l.setRules(t, 1, false, allow("10.1.2.3"), allow("2001:db8:1::3"))
 	icmp := make([]byte, IcmpBufSize)
 	errorFor := func(p []byte, from string) []byte {

@@ -3,7 +3,6 @@ package router
 import (
 	"testing"
 
-	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router/policy"
 )
 
@@ -22,13 +21,14 @@ func TestFlowBelongsToItsParties(t *testing.T) {
 	)
 	// The laptop's user may reach anything, site A may open SIP to devices,
 	// everything else is blocked: site C on its own may send nothing.
-	rules := []model.Policy{
-		{ID: polAllow, Precedence: 10, Action: model.ActionAllow,
-			Match: model.Expr{Selector: model.SelUserEmail, Operator: model.OpIs, Values: []string{"alice@example.com"}}},
-		{ID: polAllow, Precedence: 20, Action: model.ActionAllow, Match: model.Expr{And: []model.Expr{
-			{Selector: model.SelTunnel, Operator: model.OpIs, Values: []string{"A"}},
-			{Selector: model.SelDstPort, Operator: model.OpIs, Values: []string{"5060"}},
-		}}},
+	rules := func(l *lab) []policy.Rule {
+		return []policy.Rule{
+			{ID: polAllow, Allow: true, Match: policy.Cond{Op: policy.In, Field: policy.User, Users: []string{"alice@example.com"}}},
+			{ID: polAllow, Allow: true, Match: policy.Cond{Op: policy.And, Kids: []policy.Cond{
+				{Op: policy.In, Field: policy.Tunnel, IDs: [][16]byte{l.tunA}},
+				{Op: policy.In, Field: policy.DstPort, Ports: []policy.PortRange{{Lo: 5060, Hi: 5060}}},
+			}}},
+		}
 	}
 	syn, synAck, ack, finAck := uint8(tcpSYN), uint8(tcpSYN|tcpACK), uint8(tcpACK), uint8(tcpFIN|tcpACK)
 	out := func(flags uint8) []byte { return tcp(laptop, server, 40000, 443, flags, 1) }  // the laptop's connection
@@ -192,7 +192,7 @@ func TestFlowBelongsToItsParties(t *testing.T) {
 				b.AddClient(masque)
 				tables[i] = b.Build()
 			}
-			set, err := policy.Compile(rules, false, policy.Names{Tunnels: map[string][16]byte{"A": l.tunA, "C": l.tunC}}, 1)
+			set, err := policy.NewSet(rules(l), false, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

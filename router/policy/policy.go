@@ -1,23 +1,27 @@
-// Package policy compiles the control plane's network policies into a rule
-// set the edge evaluates on a flow's first packet: rules in precedence order,
-// first match wins, a default action when none matches. Names (virtual
-// networks, tunnels) and regular expressions over them are resolved at
-// compile time, so evaluation compares numbers and addresses; only a
-// user_email regex runs per evaluation.
+// Package policy evaluates network policy on a flow's first packet: rules in
+// order, first match wins, a default action when none matches.
 //
-// It imports control/model (plain records) and the standard library only.
+// Rules are the router's own compiled types. A condition names what it looks
+// at with a Field and how with an Op, both small integers, and carries its
+// values already parsed: prefixes, port ranges, protocol numbers, virtual
+// network indexes, 16-byte ids, compiled regular expressions. The edge
+// translates the control plane's records into Rules, resolving names
+// (virtual networks, tunnels, and regular expressions over them) as it does,
+// so evaluation compares numbers and addresses and does not allocate; only a
+// device or user regular expression runs per evaluation.
+//
+// It imports the standard library only.
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
-	"sort"
-
-	"github.com/google/uuid"
-
-	"github.com/switchyard/switchyard/control/model"
+	"strconv"
+	"strings"
+	"sync"
 )
 
 // IP protocol numbers the selectors know.
@@ -46,234 +50,264 @@ type Input struct {
 // Decision is the outcome of Evaluate.
 type Decision struct {
 	Allow  bool
-	Silent bool      // block without a RST or ICMP error
-	Policy uuid.UUID // the matching rule; uuid.Nil for the default action
+	Silent bool     // block without a RST or ICMP error
+	Policy [16]byte // the matching rule's ID; zero for the default action
 }
 
-// Names resolves the names and ids that rules use to router identifiers.
-type Names struct {
-	// VNets maps each virtual network's name and id (as text) to its router index.
-	VNets map[string]uint32
-	// Tunnels maps each tunnel's name and id (as text) to its id.
-	Tunnels map[string][16]byte
+// Field is what a leaf condition looks at in an Input.
+type Field uint8
+
+// Fields. A condition on Tunnel holds only for a site's packets, one on
+// Device or User only for a client device's.
+const (
+	DstIP   Field = iota + 1 // Dst, against Cond.Prefixes
+	SrcIP                    // Src, against Cond.Prefixes
+	DstPort                  // DstPort, against Cond.Ports; never holds without HasPorts
+	Proto                    // Proto, against Cond.Protos
+	VNet                     // VNet, against Cond.VNets
+	Tunnel                   // Tunnel, against Cond.IDs
+	Device                   // Device, against Cond.IDs or Cond.Regexp
+	User                     // User, against Cond.Users or Cond.Regexp; never holds for an empty User
+)
+
+var fieldNames = [...]string{DstIP: "dst_ip", SrcIP: "src_ip", DstPort: "dst_port", Proto: "protocol",
+	VNet: "vnet", Tunnel: "tunnel", Device: "device_id", User: "user_email"}
+
+// String returns the field's name in the control plane's API.
+func (f Field) String() string {
+	if int(f) < len(fieldNames) && fieldNames[f] != "" {
+		return fieldNames[f]
+	}
+	return "field(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Op is how a condition combines its members or tests its field.
+type Op uint8
+
+// Operators.
+const (
+	And     Op = iota + 1 // every member of Cond.Kids holds (an empty And holds)
+	Or                    // some member of Cond.Kids holds (an empty Or does not)
+	In                    // the field's value is in the condition's value set
+	NotIn                 // it is not
+	Matches               // Cond.Regexp matches the field as text (Device and User only)
+)
+
+var opNames = [...]string{And: "and", Or: "or", In: "in", NotIn: "not_in", Matches: "matches"}
+
+// String returns the operator's name.
+func (o Op) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Cond is a compiled condition: a group (And, Or) of Kids, or a leaf that
+// tests one Field against the value set for that field (In, NotIn) or
+// against Regexp (Matches). A leaf sets only its field's value set; an empty
+// value set matches nothing (a name that resolved to nothing).
+type Cond struct {
+	Op    Op
+	Field Field  // leaves only
+	Kids  []Cond // And, Or only
+
+	Prefixes []netip.Prefix // DstIP, SrcIP
+	Ports    []PortRange    // DstPort
+	Protos   []uint8        // Proto
+	VNets    []uint32       // VNet
+	IDs      [][16]byte     // Tunnel, Device
+	Users    []string       // User
+	// Regexp is matched against the whole value (anchor it when compiling);
+	// a device id is matched as its canonical text,
+	// 00000000-0000-0000-0000-000000000000.
+	Regexp *regexp.Regexp
+}
+
+// Rule is a compiled policy: when Match holds, the flow is allowed or
+// blocked (Silent: without an answer), and the decision names ID.
+type Rule struct {
+	ID     [16]byte
+	Allow  bool
+	Silent bool
+	Match  Cond
 }
 
 // Set is a compiled, immutable rule set.
 type Set struct {
-	rules []rule
+	rules []Rule
 	def   Decision
 	// Gen numbers the set: a flow decided under another generation is
 	// evaluated again.
 	Gen uint64
 }
 
-type rule struct {
-	match    node
-	decision Decision
-}
+// ErrInvalid is wrapped by the errors of NewSet.
+var ErrInvalid = errors.New("invalid rule")
 
-type op uint8
-
-const (
-	opAnd op = iota
-	opOr
-	opLeaf
-)
-
-// node is a compiled condition.
-type node struct {
-	op       op
-	kids     []node
-	sel      string
-	negate   bool
-	prefixes []netip.Prefix
-	ports    [][2]uint16
-	protos   []uint8
-	vnets    []uint32
-	ids      [][16]byte
-	strs     []string
-	re       *regexp.Regexp
-}
-
-// Compile orders policies by precedence and compiles them; defaultAllow is
-// the action for flows no rule matches. Names a rule uses that do not exist
-// match nothing.
-func Compile(policies []model.Policy, defaultAllow bool, names Names, gen uint64) (*Set, error) {
-	ps := slices.Clone(policies)
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Precedence < ps[j].Precedence })
-	s := &Set{def: Decision{Allow: defaultAllow}, Gen: gen}
-	for _, p := range ps {
-		n, err := compile(p.Match, names)
-		if err != nil {
-			return nil, fmt.Errorf("compile policy %s (%s): %w", p.Name, p.ID, err)
+// NewSet returns the rule set that evaluates rules in order; defaultAllow is
+// the action for flows no rule matches. It checks that each condition is
+// well-formed (a known Op and Field, values only for its Field, a Regexp
+// exactly for Matches). The set keeps rules: they must not change afterwards.
+func NewSet(rules []Rule, defaultAllow bool, gen uint64) (*Set, error) {
+	for i := range rules {
+		if err := check(&rules[i].Match, "match"); err != nil {
+			return nil, fmt.Errorf("new rule set: rule %d (%s): %w", i, idText(rules[i].ID), err)
 		}
-		s.rules = append(s.rules, rule{match: n, decision: Decision{Allow: p.Action == model.ActionAllow, Silent: p.Silent, Policy: p.ID}})
 	}
-	return s, nil
+	return &Set{rules: slices.Clip(rules), def: Decision{Allow: defaultAllow}, Gen: gen}, nil
 }
 
 // Len returns the number of rules.
 func (s *Set) Len() int { return len(s.rules) }
 
-func compile(e model.Expr, names Names) (node, error) {
-	if e.And != nil || e.Or != nil {
-		n := node{op: opAnd}
-		group := e.And
-		if e.Or != nil {
-			n.op, group = opOr, e.Or
+func check(c *Cond, where string) error {
+	switch c.Op {
+	case And, Or:
+		if c.Field != 0 || c.values() != 0 || c.Regexp != nil {
+			return fmt.Errorf("%s: %w: an %s group has a field or values", where, ErrInvalid, c.Op)
 		}
-		for _, k := range group {
-			c, err := compile(k, names)
-			if err != nil {
-				return node{}, err
+		for i := range c.Kids {
+			if err := check(&c.Kids[i], fmt.Sprintf("%s.%s[%d]", where, c.Op, i)); err != nil {
+				return err
 			}
-			n.kids = append(n.kids, c)
 		}
-		return n, nil
+		return nil
+	case In, NotIn, Matches:
+	default:
+		return fmt.Errorf("%s: %w: unknown operator %s", where, ErrInvalid, c.Op)
 	}
-	if err := model.ValidateCondition(e, "condition"); err != nil {
-		return node{}, err
+	if c.Field < DstIP || c.Field > User {
+		return fmt.Errorf("%s: %w: unknown field %s", where, ErrInvalid, c.Field)
 	}
-	n := node{op: opLeaf, sel: e.Selector, negate: e.Operator == model.OpIsNot || e.Operator == model.OpNotIn}
-	if e.Operator == model.OpMatches {
-		re, err := regexp.Compile("^(?:" + e.Values[0] + ")$")
-		if err != nil {
-			return node{}, err
-		}
-		switch e.Selector {
-		case model.SelUserEmail:
-			n.re = re
-		case model.SelDeviceID:
-			n.re = re // device ids are matched as text
-		case model.SelVNet:
-			for name, idx := range names.VNets {
-				if re.MatchString(name) && !slices.Contains(n.vnets, idx) {
-					n.vnets = append(n.vnets, idx)
-				}
-			}
-		case model.SelTunnel:
-			for name, id := range names.Tunnels {
-				if re.MatchString(name) && !slices.Contains(n.ids, id) {
-					n.ids = append(n.ids, id)
-				}
-			}
-		}
-		return n, nil
+	if c.Kids != nil {
+		return fmt.Errorf("%s: %w: a %s condition has members", where, ErrInvalid, c.Field)
 	}
-	for _, v := range e.Values {
-		switch e.Selector {
-		case model.SelDstIP, model.SelSrcIP:
-			p, err := model.ParseIPOrPrefix(v)
-			if err != nil {
-				return node{}, err
-			}
-			n.prefixes = append(n.prefixes, p)
-		case model.SelDstPort:
-			lo, hi, err := model.ParsePortRange(v)
-			if err != nil {
-				return node{}, err
-			}
-			n.ports = append(n.ports, [2]uint16{lo, hi})
-		case model.SelProtocol:
-			switch v {
-			case "tcp":
-				n.protos = append(n.protos, ProtoTCP)
-			case "udp":
-				n.protos = append(n.protos, ProtoUDP)
-			case "icmp":
-				n.protos = append(n.protos, ProtoICMP, ProtoICMPv6)
-			}
-		case model.SelVNet:
-			if idx, ok := names.VNets[v]; ok {
-				n.vnets = append(n.vnets, idx)
-			}
-		case model.SelTunnel:
-			if id, ok := names.Tunnels[v]; ok {
-				n.ids = append(n.ids, id)
-			}
-		case model.SelDeviceID:
-			id, err := uuid.Parse(v)
-			if err != nil {
-				return node{}, err
-			}
-			n.ids = append(n.ids, id)
-		case model.SelUserEmail:
-			n.strs = append(n.strs, v)
+	if c.Op == Matches {
+		switch {
+		case c.Field != Device && c.Field != User:
+			return fmt.Errorf("%s: %w: %s does not support matches", where, ErrInvalid, c.Field)
+		case c.Regexp == nil || c.values() != 0:
+			return fmt.Errorf("%s: %w: %s matches takes a regular expression and no values", where, ErrInvalid, c.Field)
+		}
+		return nil
+	}
+	if c.Regexp != nil || c.values() != c.own() {
+		return fmt.Errorf("%s: %w: %s %s carries values of another field", where, ErrInvalid, c.Field, c.Op)
+	}
+	for _, p := range c.Prefixes {
+		if !p.IsValid() {
+			return fmt.Errorf("%s: %w: %s %s has an invalid prefix", where, ErrInvalid, c.Field, c.Op)
 		}
 	}
-	return n, nil
+	for _, r := range c.Ports {
+		if r.Lo > r.Hi {
+			return fmt.Errorf("%s: %w: %s %s has the empty range %d-%d", where, ErrInvalid, c.Field, c.Op, r.Lo, r.Hi)
+		}
+	}
+	return nil
+}
+
+// own counts the condition's values for its own field.
+func (c *Cond) own() int {
+	switch c.Field {
+	case DstIP, SrcIP:
+		return len(c.Prefixes)
+	case DstPort:
+		return len(c.Ports)
+	case Proto:
+		return len(c.Protos)
+	case VNet:
+		return len(c.VNets)
+	case Tunnel, Device:
+		return len(c.IDs)
+	case User:
+		return len(c.Users)
+	}
+	return 0
+}
+
+// values counts the condition's values of every field.
+func (c *Cond) values() int {
+	return len(c.Prefixes) + len(c.Ports) + len(c.Protos) + len(c.VNets) + len(c.IDs) + len(c.Users)
 }
 
 // Evaluate returns the decision of the first rule that matches in, or the
-// default action.
+// default action. It does not allocate.
 func (s *Set) Evaluate(in *Input) Decision {
 	for i := range s.rules {
-		if s.rules[i].match.eval(in) {
-			return s.rules[i].decision
+		if s.rules[i].Match.eval(in) {
+			r := &s.rules[i]
+			return Decision{Allow: r.Allow, Silent: r.Silent, Policy: r.ID}
 		}
 	}
 	return s.def
 }
 
-func (n *node) eval(in *Input) bool {
-	switch n.op {
-	case opAnd:
-		for i := range n.kids {
-			if !n.kids[i].eval(in) {
+func (c *Cond) eval(in *Input) bool {
+	switch c.Op {
+	case And:
+		for i := range c.Kids {
+			if !c.Kids[i].eval(in) {
 				return false
 			}
 		}
 		return true
-	case opOr:
-		for i := range n.kids {
-			if n.kids[i].eval(in) {
+	case Or:
+		for i := range c.Kids {
+			if c.Kids[i].eval(in) {
 				return true
 			}
 		}
 		return false
+	case NotIn:
+		return !c.leaf(in)
 	}
-	return n.leaf(in) != n.negate
+	return c.leaf(in)
 }
 
-// leaf reports whether the positive form (is, in, matches) of a condition holds.
-func (n *node) leaf(in *Input) bool {
-	switch n.sel {
-	case model.SelDstIP:
-		return inPrefixes(n.prefixes, in.Dst)
-	case model.SelSrcIP:
-		return inPrefixes(n.prefixes, in.Src)
-	case model.SelDstPort:
+// leaf reports whether the positive form (In, Matches) of a condition holds.
+func (c *Cond) leaf(in *Input) bool {
+	switch c.Field {
+	case DstIP:
+		return inPrefixes(c.Prefixes, in.Dst)
+	case SrcIP:
+		return inPrefixes(c.Prefixes, in.Src)
+	case DstPort:
 		if !in.HasPorts {
 			return false
 		}
-		for _, r := range n.ports {
-			if in.DstPort >= r[0] && in.DstPort <= r[1] {
+		for _, r := range c.Ports {
+			if in.DstPort >= r.Lo && in.DstPort <= r.Hi {
 				return true
 			}
 		}
 		return false
-	case model.SelProtocol:
-		return slices.Contains(n.protos, in.Proto)
-	case model.SelVNet:
-		return slices.Contains(n.vnets, in.VNet)
-	case model.SelTunnel:
-		return in.Site && slices.Contains(n.ids, in.Tunnel)
-	case model.SelDeviceID:
+	case Proto:
+		return slices.Contains(c.Protos, in.Proto)
+	case VNet:
+		return slices.Contains(c.VNets, in.VNet)
+	case Tunnel:
+		return in.Site && slices.Contains(c.IDs, in.Tunnel)
+	case Device:
 		if in.Site {
 			return false
 		}
-		if n.re != nil {
-			return n.re.MatchString(uuid.UUID(in.Device).String())
+		if c.Regexp != nil {
+			return matchID(c.Regexp, &in.Device)
 		}
-		return slices.Contains(n.ids, in.Device)
-	case model.SelUserEmail:
+		return slices.Contains(c.IDs, in.Device)
+	case User:
 		if in.Site || in.User == "" {
 			return false
 		}
-		if n.re != nil {
-			return n.re.MatchString(in.User)
+		if c.Regexp != nil {
+			return c.Regexp.MatchString(in.User)
 		}
-		return slices.Contains(n.strs, in.User)
+		return slices.Contains(c.Users, in.User)
 	}
 	return false
 }
@@ -285,4 +319,95 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// idBufs holds the scratch buffers that device ids are written into as text
+// for a regular expression. regexp keeps its input in pooled state while it
+// runs, so a buffer on the stack would escape to the heap on every call; a
+// pooled one is reused instead.
+var idBufs = sync.Pool{New: func() any { return new([36]byte) }}
+
+// matchID reports whether re matches id's canonical text.
+func matchID(re *regexp.Regexp, id *[16]byte) bool {
+	b := idBufs.Get().(*[36]byte)
+	putID(b, id)
+	ok := re.Match(b[:])
+	idBufs.Put(b)
+	return ok
+}
+
+// putID writes id as canonical lowercase text, 8-4-4-4-12 hex digits.
+func putID(dst *[36]byte, id *[16]byte) {
+	const hex = "0123456789abcdef"
+	j := 0
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hex[c>>4], hex[c&0x0f]
+		j += 2
+	}
+}
+
+// idText returns id as canonical text.
+func idText(id [16]byte) string {
+	var b [36]byte
+	putID(&b, &id)
+	return string(b[:])
+}
+
+// String renders the condition as text, values in their order:
+// "dst_ip in 192.0.2.7/32 and (user_email matches ^(?:.*@example\.com)$ or
+// ...)". Ids appear as canonical text, virtual networks as router indexes.
+func (c Cond) String() string {
+	var b strings.Builder
+	c.format(&b)
+	return b.String()
+}
+
+func (c *Cond) format(b *strings.Builder) {
+	switch c.Op {
+	case And, Or:
+		for i := range c.Kids {
+			if i > 0 {
+				b.WriteString(" " + c.Op.String() + " ")
+			}
+			k := &c.Kids[i]
+			if k.Op == And || k.Op == Or {
+				b.WriteByte('(')
+				k.format(b)
+				b.WriteByte(')')
+			} else {
+				k.format(b)
+			}
+		}
+		return
+	}
+	b.WriteString(c.Field.String() + " " + c.Op.String() + " ")
+	var vals []string
+	for _, p := range c.Prefixes {
+		vals = append(vals, p.String())
+	}
+	for _, r := range c.Ports {
+		v := strconv.Itoa(int(r.Lo))
+		if r.Hi != r.Lo {
+			v += "-" + strconv.Itoa(int(r.Hi))
+		}
+		vals = append(vals, v)
+	}
+	for _, p := range c.Protos {
+		vals = append(vals, strconv.Itoa(int(p)))
+	}
+	for _, v := range c.VNets {
+		vals = append(vals, strconv.FormatUint(uint64(v), 10))
+	}
+	for _, id := range c.IDs {
+		vals = append(vals, idText(id))
+	}
+	vals = append(vals, c.Users...)
+	if c.Regexp != nil {
+		vals = append(vals, c.Regexp.String())
+	}
+	b.WriteString(strings.Join(vals, ","))
 }
