@@ -62,6 +62,9 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 	if err := host.Sweep(ops, name, stateFile); err != nil {
 		log.Warn("cleaning up after a previous run", "err", err)
 	}
+	if tc.protocol == "" { // as documented for the configs' Protocol
+		tc.protocol = ProtocolWireGuard
+	}
 	mtu = tunMTU(tc.protocol, mtu)
 	dev := tc.seams.TUN
 	if dev == nil {
