@@ -21,8 +21,18 @@ import (
 // answer within it (stopped, hung) is reported as such.
 const DefaultTimeout = 5 * time.Second
 
-// ErrNotRunning is returned (wrapped) when no agent listens on the socket.
+// ErrNotRunning matches (errors.Is) the error of a Client when no agent
+// listens on the socket.
 var ErrNotRunning = errors.New("no agent running")
+
+// notRunning says which agent does not run, and matches ErrNotRunning.
+type notRunning struct{ role, stateDir, path string }
+
+func (e notRunning) Error() string {
+	return fmt.Sprintf("no %s running with state dir %s (nothing listens on %s)", e.role, e.stateDir, e.path)
+}
+
+func (e notRunning) Is(target error) bool { return target == ErrNotRunning }
 
 // Client talks to the agent running with one state directory.
 type Client struct {
@@ -114,7 +124,7 @@ func (c *Client) dialError(err error) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("no %s running with state dir %s (no one listens on %s): %w", c.role, c.stateDir, c.path, ErrNotRunning)
+		return notRunning{c.role, c.stateDir, c.path}
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("the %s running with state dir %s did not answer on %s within %v", c.role, c.stateDir, c.path, DefaultTimeout)
 	}
