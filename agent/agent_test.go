@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -229,52 +228,5 @@ func TestBackoffGrowsWithJitterAndResets(t *testing.T) {
 	b.reset()
 	if d := b.next(); d >= minBackoff {
 		t.Errorf("after reset the wait is %v, want < %v", d, minBackoff)
-	}
-}
-
-func TestStatusOfADeadAgentIsUnhealthy(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ReadStatus(dir); err == nil {
-		t.Fatal("ReadStatus with no status file succeeded")
-	}
-	write := func(st Status) {
-		data, _ := json.Marshal(st)
-		if err := os.WriteFile(filepath.Join(dir, statusFile), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(Status{PID: os.Getpid(), Healthy: true, Active: true, UpdatedAt: time.Now()})
-	if st, err := ReadStatus(dir); err != nil || !st.Healthy || !st.Active {
-		t.Fatalf("fresh status of a live process = %+v, %v", st, err)
-	}
-	write(Status{PID: os.Getpid(), Healthy: true, Active: true, UpdatedAt: time.Now().Add(-time.Minute)})
-	if st, _ := ReadStatus(dir); st.Healthy || st.Active {
-		t.Fatalf("a status not updated for a minute reads healthy: %+v", st)
-	}
-	write(Status{PID: 1 << 30, Healthy: true, UpdatedAt: time.Now()}) // above pid_max: no such process
-	if st, _ := ReadStatus(dir); st.Healthy {
-		t.Fatalf("the status of a dead process reads healthy: %+v", st)
-	}
-}
-
-func TestSetPreferred(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, preferredFile)
-	if err := SetPreferred(dir, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("promote left no %s: %v", preferredFile, err)
-	}
-	for range 2 { // demote twice: the second finds nothing to remove
-		if err := SetPreferred(dir, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("demote left %s: %v", preferredFile, err)
-	}
-	if err := SetPreferred(filepath.Join(dir, "missing"), true); err == nil {
-		t.Fatal("promote into a missing state dir succeeded")
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
-	"github.com/switchyard/switchyard/tun"
 )
 
 // credentialFile keeps an enrolled device's credential (mode 0600).
@@ -55,6 +54,8 @@ type ClientConfig struct {
 	MetricsListen string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
+	// Seams replace the operating system in tests; production leaves them nil.
+	Seams
 }
 
 // RunClient runs the client until ctx ends, then undoes everything it did to the host.
@@ -66,21 +67,29 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
+	loc := &local{role: roleClient}
+	stopLocal, err := serveLocal(cfg.StateDir, loc, log)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	defer stopLocal()
 	api, apiHost, auth, err := deviceClient(ctx, cfg, k, log)
 	if err != nil {
 		return err
 	}
+	loc.api.Store(api)
 	conf, etag, _, err := api.WatchDeviceConfig(ctx, "", 0)
 	if err != nil {
 		return fmt.Errorf("client: fetch configuration: %w", err)
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams}, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer ht.Close()
+	loc.beat.Store(ht.beat)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client")
 		if err != nil {
@@ -88,7 +97,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		}
 		defer stop()
 	}
-	if err := tun.AddAddress(cfg.TunName, netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
+	if err := ht.addAddress(netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
 	apply := func(c model.DeviceConfig) {
@@ -170,16 +179,6 @@ func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	return []byte(enrolled.Credential + "\n"), nil
 }
 
-// DeviceAPI returns the API client of the device enrolled in stateDir, for
-// `switchyard client vnet`.
-func DeviceAPI(stateDir string) (*client.Client, error) {
-	buf, err := os.ReadFile(filepath.Join(stateDir, credentialFile))
-	if err != nil {
-		return nil, fmt.Errorf("read device credential (is the client enrolled? run switchyard client up): %w", err)
-	}
-	return client.NewDevice(strings.TrimSpace(string(buf)))
-}
-
 // clientRoutes is what the client routes into its TUN: the split tunnel's
 // result, plus the overlay range, never the edge's own addresses (its
 // WireGuard endpoint and its API host).
@@ -193,13 +192,4 @@ func clientRoutes(c model.DeviceConfig, apiHost string) ([]netip.Prefix, error) 
 		return nil, err
 	}
 	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, []netip.Prefix{c.OverlayRange}, never)
-}
-
-// osVersion is the kernel release, as the device list shows it.
-func osVersion() string {
-	buf, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(buf))
 }

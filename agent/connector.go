@@ -44,6 +44,8 @@ type ConnectorConfig struct {
 	MetricsListen string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
+	// Seams replace the operating system in tests; production leaves them nil.
+	Seams
 }
 
 // DefaultTunName is the connector's TUN interface unless --tun-name says otherwise.
@@ -70,6 +72,12 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
+	loc := &local{role: roleConnector, priority: cfg.Priority}
+	stopLocal, err := serveLocal(cfg.StateDir, loc, log)
+	if err != nil {
+		return fmt.Errorf("connector: %w", err)
+	}
+	defer stopLocal()
 	hostname, _ := os.Hostname()
 	req := model.ConnectorEnrollment{PublicKey: k.publicBase64(), Hostname: hostname, Version: cfg.Version}
 	enrolled, err := retry(ctx, log, func() (model.EnrolledConnector, error) { return api.EnrollConnector(ctx, req) })
@@ -86,11 +94,13 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		header: http.Header{"Authorization": {"Bearer " + cfg.Token}, masque.ConnectorHeader: {enrolled.Connector.ID.String()}},
 		tls:    client.PinnedTLS(tok.CAPin),
 	}
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority}}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams,
+		heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority, preferred: loc.preferred.Load}}, log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
 	defer ht.Close()
+	loc.beat.Store(ht.beat)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "connector")
 		if err != nil {
@@ -98,15 +108,15 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		}
 		defer stop()
 	}
-	if err := host.DisableSNAT(cfg.TunName); err != nil { // a crashed run's rule
+	if err := setSNAT(ht.ops, cfg.TunName, false); err != nil { // a crashed run's rule
 		log.Warn("removing a previous SNAT rule", "err", err)
 	}
 	if cfg.SNAT {
-		if err := host.EnableSNAT(cfg.TunName); err != nil {
+		if err := setSNAT(ht.ops, cfg.TunName, true); err != nil {
 			return fmt.Errorf("connector: %w", err)
 		}
 		defer func() {
-			if err := host.DisableSNAT(cfg.TunName); err != nil {
+			if err := setSNAT(ht.ops, cfg.TunName, false); err != nil {
 				log.Error("removing the SNAT rule", "err", err)
 			}
 		}()
@@ -119,7 +129,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	}
 	apply := func(c model.ConnectorConfig) {
 		var routes []netip.Prefix
-		addrs, err := ht.ops.Addresses(cfg.TunName)
+		addrs, err := hostAddresses(ht.ops, cfg.TunName)
 		if err == nil {
 			var edge []netip.Addr
 			if edge, err = underlay(c.Edge, apiHost); err == nil {

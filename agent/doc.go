@@ -5,7 +5,17 @@
 // with the configuration the edge pushes; everything it changed on the host
 // is undone when it stops, and after a crash on its next start.
 //
-// It imports control/client (never the server), routing, routing/host, tun
-// and transport/masque;
-// only routing/host and tun touch netlink.
+// A running agent answers on a local control socket in its state directory
+// (agent/localapi): the CLI's connector status, promote and demote and
+// client vnet talk to it there, never through its files. The only file it
+// keeps for others is a connector's health file, for keepalived's
+// track_file.
+//
+// The configs' Seams replace the kernel TUN (a tun.Device), the host's
+// netlink and sysctls (routing/host.Ops) and wireguard-go's bind (a
+// conn.Bind), so that tests run connectors and clients in process.
+//
+// It imports control/client (never the server), routing, routing/host, tun,
+// transport/masque and agent/localapi; only routing/host and tun touch
+// netlink, and Linux-only code lives in _linux.go files.
 package agent

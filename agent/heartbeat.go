@@ -1,64 +1,43 @@
 package agent
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/localapi"
 	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 )
 
-// Files a connector keeps in its state directory for keepalived and operators.
-const (
-	// preferredFile exists while this host holds the site's gateway address:
-	// `switchyard connector promote` (keepalived notify MASTER) creates it and
-	// `demote` removes it. The connector then asks the edge to make it active.
-	preferredFile = "preferred"
-	// healthFile holds 0 while the edge answers heartbeats and 1 otherwise,
-	// for a keepalived track_file with weight 0 (non-zero means FAULT).
-	healthFile = "health"
-	// statusFile is the agent's view of its tunnel, as `status` prints it.
-	statusFile = "status.json"
-)
+// healthFile, in a connector's state directory, holds 0 while the edge
+// answers heartbeats and 1 otherwise, for a keepalived track_file with
+// weight 0 (non-zero means FAULT).
+const healthFile = "health"
 
-// Status is what an agent reports about its tunnel in statusFile.
-type Status struct {
-	PID int `json:"pid"`
-	// Healthy: the edge answered a heartbeat within the detect time.
-	Healthy bool `json:"healthy"`
-	// Active: the edge says this replica is its tunnel's active one.
-	Active    bool      `json:"active"`
-	Preferred bool      `json:"preferred"`
-	Priority  int       `json:"priority"`
-	Source    string    `json:"source,omitempty"` // the heartbeats' source address
-	LastReply time.Time `json:"last_reply,omitzero"`
-	RTT       string    `json:"rtt,omitempty"` // of the last answered heartbeat
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// statusEvery is how often the status file is rewritten while nothing changes,
-// so that readers can tell a live agent from a dead one.
-const statusEvery = time.Second
+// Files that older versions kept in the state directory; the control socket
+// (localapi) replaced them, and the agent removes them at start.
+var oldFiles = []string{"status.json", "preferred"}
 
 // beat sends heartbeat probes through the tunnel to the edge's own address
 // and follows the replies: whether the edge is reachable and, for a
 // connector, whether this replica is active. When the edge stops answering it
 // calls lost, at most once per second, to restart the WireGuard handshake.
 type beat struct {
-	log      *slog.Logger
-	stateDir string
-	replica  bool // a connector: keep the preferred and health files
-	priority uint8
-	lost     func()
+	log       *slog.Logger
+	stateDir  string
+	replica   bool // a connector: keep the health file
+	priority  uint8
+	preferred func() bool // this host holds its site's gateway address (connector promote)
+	lost      func()
+	// noSocket: the agent's TUN is not the host's (Seams.TUN), so a host
+	// socket cannot reach the edge through it; no probe is sent.
+	noSocket bool
 
 	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
 
@@ -71,19 +50,18 @@ type beat struct {
 	lastReply time.Time
 	rtt       time.Duration
 	active    bool
-	preferred bool
+	isPref    bool // preferred() at the last tick
 	leaving   bool
 	healthy   bool
 	lastLost  time.Time
-	written   Status
 
 	changed chan struct{} // a reply changed what the edge says
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
 
-func newBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func()) *beat {
-	b := makeBeat(log, stateDir, replica, priority, lost, heartbeat.Port)
+func newBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func()) *beat {
+	b := makeBeat(log, stateDir, hc, lost, heartbeat.Port)
 	b.done.Add(1)
 	go b.run()
 	return b
@@ -91,10 +69,14 @@ func newBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lo
 
 // makeBeat is newBeat without the ticking goroutine: tick drives it (tests),
 // aiming at the edge's port.
-func makeBeat(log *slog.Logger, stateDir string, replica bool, priority uint8, lost func(), port uint16) *beat {
-	b := &beat{log: log, stateDir: stateDir, replica: replica, priority: priority, lost: lost, port: port,
+func makeBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func(), port uint16) *beat {
+	b := &beat{log: log, stateDir: stateDir, replica: hc.replica, priority: hc.priority, preferred: hc.preferred,
+		noSocket: hc.noSocket, lost: lost, port: port,
 		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastLost: time.Now()} // give the first handshake a second before restarting it
+	if b.preferred == nil {
+		b.preferred = func() bool { return false }
+	}
 	b.writeHealth(false)
 	return b
 }
@@ -131,7 +113,7 @@ func (b *beat) aim(src, dst netip.Addr) {
 		b.conn = nil
 	}
 	b.src, b.dst = src, dst
-	if !dst.IsValid() {
+	if !dst.IsValid() || b.noSocket {
 		return
 	}
 	network, laddr := "udp4", (*net.UDPAddr)(nil)
@@ -172,15 +154,11 @@ func (b *beat) run() {
 
 // tick sends one probe and re-evaluates health.
 func (b *beat) tick(now time.Time) {
-	preferred := false
-	if b.replica {
-		_, err := os.Stat(filepath.Join(b.stateDir, preferredFile))
-		preferred = err == nil
-	}
+	preferred := b.replica && b.preferred()
 	b.mu.Lock()
-	if preferred != b.preferred {
+	if preferred != b.isPref {
 		b.log.Info("gateway preference changed", "preferred", preferred)
-		b.preferred = preferred
+		b.isPref = preferred
 	}
 	b.sendLocked(now)
 	// Unhealthy once Multiplier probes in a row went unanswered, counted in
@@ -197,13 +175,13 @@ func (b *beat) tick(now time.Time) {
 	if lost {
 		b.lastLost = now
 	}
-	st := b.statusLocked(now)
+	active := b.active
 	b.mu.Unlock()
 
 	if healthy != wasHealthy {
 		b.writeHealth(healthy)
 		if healthy {
-			b.log.Info("edge answers heartbeats", "active", st.Active)
+			b.log.Info("edge answers heartbeats", "active", active)
 		} else {
 			b.log.Warn("edge stopped answering heartbeats; restarting the handshake")
 		}
@@ -211,7 +189,6 @@ func (b *beat) tick(now time.Time) {
 	if lost && b.lost != nil && !b.leavingNow() {
 		b.lost()
 	}
-	b.writeStatus(st, now)
 }
 
 func (b *beat) leavingNow() bool {
@@ -228,7 +205,7 @@ func (b *beat) sendLocked(now time.Time) {
 	b.seq++
 	m := heartbeat.Message{Type: heartbeat.Probe, Priority: b.priority, Seq: b.seq,
 		Interval: heartbeat.DefaultInterval, Multiplier: heartbeat.DefaultMultiplier}
-	if b.preferred {
+	if b.isPref {
 		m.Flags |= heartbeat.Preferred
 	}
 	if b.leaving {
@@ -281,9 +258,16 @@ func (b *beat) read(c *net.UDPConn) {
 	}
 }
 
+// status is the current Status of the agent.
+func (b *beat) status() localapi.Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.statusLocked(time.Now())
+}
+
 // statusLocked is the current Status; b.mu must be held.
-func (b *beat) statusLocked(now time.Time) Status {
-	st := Status{PID: os.Getpid(), Healthy: b.healthy, Active: b.active, Preferred: b.preferred,
+func (b *beat) statusLocked(now time.Time) localapi.Status {
+	st := localapi.Status{PID: os.Getpid(), Healthy: b.healthy, Active: b.active, Preferred: b.replica && b.preferred(),
 		Priority: int(b.priority), LastReply: b.lastReply, UpdatedAt: now}
 	if b.conn != nil {
 		st.Source = b.conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().String()
@@ -294,22 +278,6 @@ func (b *beat) statusLocked(now time.Time) Status {
 		st.RTT = b.rtt.String()
 	}
 	return st
-}
-
-// writeStatus rewrites the status file when the status changed, or every statusEvery.
-func (b *beat) writeStatus(st Status, now time.Time) {
-	prev := b.written
-	cmp := st
-	cmp.UpdatedAt, cmp.LastReply, cmp.RTT = prev.UpdatedAt, prev.LastReply, prev.RTT
-	if cmp == prev && now.Sub(prev.UpdatedAt) < statusEvery {
-		return
-	}
-	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(b.stateDir, statusFile), append(data, '\n'), 0o644); err != nil {
-		b.log.Warn("writing the status file", "err", err)
-		return
-	}
-	b.written = st
 }
 
 // writeHealth writes the keepalived track file of a connector.
@@ -366,52 +334,7 @@ func (b *beat) Close() {
 		b.conn.Close()
 	}
 	b.healthy, b.active = false, false
-	st := b.statusLocked(time.Now())
 	b.mu.Unlock()
 	b.done.Wait()
 	b.writeHealth(false)
-	b.written = Status{}
-	b.writeStatus(st, time.Now())
-}
-
-// ReadStatus reads the status a connector or client in stateDir keeps. A
-// status the agent stopped updating (it died) reads as unhealthy.
-func ReadStatus(stateDir string) (Status, error) {
-	var st Status
-	data, err := os.ReadFile(filepath.Join(stateDir, statusFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return st, fmt.Errorf("no agent status in %s: is the agent running with --state-dir %s?", stateDir, stateDir)
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, fmt.Errorf("status file in %s: %w", stateDir, err)
-	}
-	if time.Since(st.UpdatedAt) > 3*statusEvery || !running(st.PID) {
-		st.Healthy, st.Active = false, false
-	}
-	return st, nil
-}
-
-// SetPreferred records whether this host holds its site's gateway address;
-// a running connector picks the change up within one heartbeat interval.
-func SetPreferred(stateDir string, preferred bool) error {
-	path := filepath.Join(stateDir, preferredFile)
-	if !preferred {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		return nil
-	}
-	if _, err := os.Stat(stateDir); err != nil {
-		return fmt.Errorf("connector state dir: %w", err)
-	}
-	return os.WriteFile(path, []byte("1\n"), 0o644)
-}
-
-// running reports whether a process with this pid exists (it may be another
-// process that reused the pid; UpdatedAt covers that within seconds).
-func running(pid int) bool {
-	return pid > 0 && (syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM))
 }

@@ -87,7 +87,7 @@ func (e *fakeEdge) addrPort() netip.AddrPort { return e.conn.LocalAddr().(*net.U
 func newTestBeat(t *testing.T, src netip.Addr, edge *fakeEdge) (*beat, *atomic.Int64) {
 	t.Helper()
 	var lost atomic.Int64
-	b := makeBeat(slog.New(slog.DiscardHandler), t.TempDir(), true, 100, func() { lost.Add(1) }, edge.addrPort().Port())
+	b := makeBeat(slog.New(slog.DiscardHandler), t.TempDir(), heartbeatConfig{replica: true, priority: 100}, func() { lost.Add(1) }, edge.addrPort().Port())
 	t.Cleanup(b.Close)
 	b.aim(src, edge.addrPort().Addr())
 	return b, &lost

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.zx2c4.com/wireguard/conn"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/switchyard/switchyard/control/model"
@@ -74,7 +75,8 @@ type masqueAuth struct {
 // picks, and for auto switches between WireGuard and MASQUE. It owns one
 // goroutine (run), which Close stops and waits for.
 type link struct {
-	tun   wgtun.Device // the host's TUN (with the MSS clamp); never closed here
+	tun   sharedTUN // the host's TUN (with the MSS clamp); never closed here
+	bind  conn.Bind // Seams.Bind, or nil for wireguard-go's default
 	k     key
 	proto Protocol
 	auth  masqueAuth
@@ -92,16 +94,16 @@ type link struct {
 
 // startLink starts carrying packets; for wireguard it fails at once if the
 // device cannot start.
-func startLink(tun wgtun.Device, k key, tc tunnelConfig, edge model.EdgePeer, log *slog.Logger) (*link, error) {
+func startLink(tun sharedTUN, k key, tc tunnelConfig, edge model.EdgePeer, log *slog.Logger) (*link, error) {
 	proto, retry := tc.protocol, tc.wireGuardRetry
 	if retry <= 0 {
 		retry = DefaultWireGuardRetry
 	}
-	l := &link{tun: tun, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
+	l := &link{tun: tun, bind: tc.seams.Bind, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
 		done: make(chan struct{})}
 	if proto == ProtocolWireGuard {
 		// The plain protocol starts synchronously, as it always has.
-		wg, err := startDevice(newTUNView(tun), k, edge, log.With("component", "wireguard-go"))
+		wg, err := startDevice(newTUNView(tun), l.bind, k, edge, log.With("component", "wireguard-go"))
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +175,7 @@ func (l *link) run(ctx context.Context) {
 // fallbackAfter, or ctx ended).
 func (l *link) runWireGuard(ctx context.Context) bool {
 	l.mu.Lock()
-	wg, err := startDevice(newTUNView(l.tun), l.k, l.edge, l.log.With("component", "wireguard-go"))
+	wg, err := startDevice(newTUNView(l.tun), l.bind, l.k, l.edge, l.log.With("component", "wireguard-go"))
 	if err != nil {
 		l.mu.Unlock()
 		l.log.Warn("starting WireGuard", "err", err)

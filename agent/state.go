@@ -63,6 +63,11 @@ func prepare(stateDir string, log *slog.Logger) (*slog.Logger, key, error) {
 	if err := atomicfile.PrivateDir(stateDir); err != nil {
 		return log, key{}, fmt.Errorf("state dir: %w", err)
 	}
+	for _, f := range oldFiles {
+		if err := os.Remove(filepath.Join(stateDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("removing a file of an older version", "err", err)
+		}
+	}
 	k, err := loadOrCreateKey(stateDir)
 	return log, k, err
 }

@@ -11,27 +11,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netns"
-	wgtun "golang.zx2c4.com/wireguard/tun"
-
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/switchyard/switchyard/tun"
 )
 
-// hostTunnel is what both roles set up on the host: a kernel TUN with TCP MSS
-// clamping, the link to the edge (a wireguard-go device whose only peer is
-// the edge, or MASQUE), and the reconcile of host routes and sysctls. Close
-// undoes all of it.
+// hostTunnel is what both roles set up on the host: a kernel TUN (or
+// Seams.TUN) with TCP MSS clamping, the link to the edge (a wireguard-go
+// device whose only peer is the edge, or MASQUE), and the reconcile of host
+// routes and sysctls (through netlink, or Seams.Host). Close undoes all of it.
 type hostTunnel struct {
-	name   string
-	ops    *host.NetlinkOps
-	tun    wgtun.Device
-	link   *link
-	hm     *host.Manager
-	beat   *beat
-	log    *slog.Logger
-	events chan struct{} // closed when the TUN's event drain ends
+	name     string
+	ops      host.Ops
+	closeOps func()
+	kernel   bool // the TUN is the kernel's interface name, not Seams.TUN
+	tun      sharedTUN
+	link     *link
+	hm       *host.Manager
+	beat     *beat
+	log      *slog.Logger
+	events   chan struct{} // closed when the TUN's event drain ends
 	// applies and routes count configurations applied and the routes of the latest, for metrics.
 	applies atomic.Uint64
 	routes  atomic.Int64
@@ -43,33 +42,39 @@ type tunnelConfig struct {
 	wireGuardRetry time.Duration // auto: time on MASQUE before trying WireGuard again
 	auth           masqueAuth
 	heartbeat      heartbeatConfig
+	seams          Seams
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
 // routes through the TUN, the sysctls recorded in the state file), then
-// creates the TUN and the device.
+// creates the TUN (unless tc.seams has one) and the device.
 func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, tc tunnelConfig, log *slog.Logger) (_ *hostTunnel, err error) {
-	ops, err := host.NewNetlinkOps(netns.None())
+	ops, closeOps, err := tc.seams.openHost()
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			ops.Close()
+			closeOps()
 		}
 	}()
 	stateFile := filepath.Join(stateDir, "host-state.json")
 	if err := host.Sweep(ops, name, stateFile); err != nil {
 		log.Warn("cleaning up after a previous run", "err", err)
 	}
-	mtu = tunMTU(tc.protocol, mtu)
-	kernelTUN, err := tun.CreateKernel(name, mtu)
-	if err != nil {
-		return nil, err
+	if tc.protocol == "" { // as documented for the configs' Protocol
+		tc.protocol = ProtocolWireGuard
 	}
-	clamped, err := tun.NewMSSClamp(kernelTUN, mtu)
+	mtu = tunMTU(tc.protocol, mtu)
+	dev := tc.seams.TUN
+	if dev == nil {
+		if dev, err = tun.CreateKernel(name, mtu); err != nil {
+			return nil, err
+		}
+	}
+	clamped, err := tun.NewMSSClamp(dev, mtu)
 	if err != nil {
-		kernelTUN.Close()
+		dev.Close()
 		return nil, err
 	}
 	// The transports read views of the TUN (tunView), so nothing consumes
@@ -80,21 +85,24 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		for range clamped.Events() {
 		}
 	}()
-	l, err := startLink(clamped, k, tc, edge, log)
+	shared := shareTUN(clamped)
+	l, err := startLink(shared, k, tc, edge, log)
 	if err != nil {
-		clamped.Close()
+		shared.Close()
 		<-events
 		return nil, err
 	}
 	hm, err := host.NewManager(ops, stateFile)
 	if err != nil {
 		l.Close()
-		clamped.Close()
+		shared.Close()
 		<-events
 		return nil, err
 	}
-	h := &hostTunnel{name: name, ops: ops, tun: clamped, link: l, hm: hm, log: log, events: events}
-	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, tc.heartbeat.replica, tc.heartbeat.priority, func() {
+	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events}
+	hb := tc.heartbeat
+	hb.noSocket = !h.kernel
+	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, hb, func() {
 		if err := l.restart(); err != nil {
 			log.Warn("restarting the handshake with the edge", "err", err)
 		}
@@ -102,10 +110,21 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 	return h, nil
 }
 
+// addAddress assigns p to the kernel TUN; Seams.TUN has no interface of the
+// host's to assign it to.
+func (h *hostTunnel) addAddress(p netip.Prefix) error {
+	if !h.kernel {
+		return nil
+	}
+	return tun.AddAddress(h.name, p)
+}
+
 // heartbeatConfig says how an agent takes part in heartbeats.
 type heartbeatConfig struct {
-	replica  bool  // a connector replica: keep the files keepalived reads
-	priority uint8 // its rank among its tunnel's replicas
+	replica   bool        // a connector replica: keep the file keepalived reads
+	priority  uint8       // its rank among its tunnel's replicas
+	preferred func() bool // its host holds the site's gateway address (connector promote)
+	noSocket  bool        // the TUN is not the host's: send no probes (Seams.TUN)
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the
@@ -147,7 +166,7 @@ func (h *hostTunnel) Close() {
 	h.link.Close()
 	h.tun.Close()
 	<-h.events
-	h.ops.Close()
+	h.closeOps()
 }
 
 // follow long-polls the edge for configuration changes and applies each one

@@ -10,14 +10,37 @@ import (
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
+// sharedTUN is a TUN whose blocked Read a read deadline in the past
+// interrupts with os.ErrDeadlineExceeded, as on a pollable file.
+type sharedTUN interface {
+	wgtun.Device
+	SetReadDeadline(t time.Time) error
+}
+
+// shareTUN returns dev as a sharedTUN: a TUN with a pollable file (the
+// kernel's, which wireguard-go opens non-blocking) by its file's read
+// deadline, any other (Seams.TUN) through a tunPump. Closing the result
+// closes dev.
+func shareTUN(dev wgtun.Device) sharedTUN {
+	if dev.File() != nil {
+		return fileTUN{dev}
+	}
+	return newTUNPump(dev)
+}
+
+// fileTUN interrupts reads by the read deadline of the TUN's file.
+type fileTUN struct{ wgtun.Device }
+
+// SetReadDeadline implements sharedTUN.
+func (f fileTUN) SetReadDeadline(t time.Time) error { return f.File().SetReadDeadline(t) }
+
 // tunView lends the host's TUN to one transport at a time (a wireguard-go
 // device, or the MASQUE pump) without closing it: Close makes a blocked
-// Read return os.ErrClosed by a read deadline on the TUN's file, so the next
+// Read return os.ErrClosed by a read deadline on the TUN, so the next
 // transport can take over the same interface, routes and MSS clamp.
-// Preconditions: one view reads at a time, and the TUN's file is pollable
-// (wireguard-go opens it non-blocking).
+// Precondition: one view reads at a time.
 type tunView struct {
-	wgtun.Device
+	sharedTUN
 	closed    atomic.Bool
 	events    chan wgtun.Event
 	closeOnce sync.Once
@@ -27,9 +50,9 @@ var _ wgtun.Device = (*tunView)(nil)
 
 // newTUNView returns a view of dev; the previous view must be closed and
 // its reader gone.
-func newTUNView(dev wgtun.Device) *tunView {
-	dev.File().SetReadDeadline(time.Time{})
-	v := &tunView{Device: dev, events: make(chan wgtun.Event, 1)}
+func newTUNView(dev sharedTUN) *tunView {
+	dev.SetReadDeadline(time.Time{})
+	v := &tunView{sharedTUN: dev, events: make(chan wgtun.Event, 1)}
 	v.events <- wgtun.EventUp
 	return v
 }
@@ -40,7 +63,7 @@ func (v *tunView) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if v.closed.Load() {
 			return 0, os.ErrClosed
 		}
-		n, err := v.Device.Read(bufs, sizes, offset)
+		n, err := v.sharedTUN.Read(bufs, sizes, offset)
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			continue // Close interrupted the read
 		}
@@ -55,7 +78,7 @@ func (v *tunView) Events() <-chan wgtun.Event { return v.events }
 func (v *tunView) Close() error {
 	v.closeOnce.Do(func() {
 		v.closed.Store(true)
-		v.Device.File().SetReadDeadline(time.Now())
+		v.sharedTUN.SetReadDeadline(time.Now())
 		close(v.events)
 	})
 	return nil

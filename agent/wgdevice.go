@@ -26,14 +26,18 @@ type wgDevice struct {
 	edge model.EdgePeer
 }
 
-// startDevice runs a wireguard-go device on tunDev with the edge as its peer.
-// The device owns tunDev from then on: Close closes it.
-func startDevice(tunDev wgtun.Device, k key, edge model.EdgePeer, log *slog.Logger) (*wgDevice, error) {
+// startDevice runs a wireguard-go device on tunDev and bind (nil: the
+// default bind) with the edge as its peer. The device owns tunDev and bind
+// from then on: Close closes them.
+func startDevice(tunDev wgtun.Device, bind conn.Bind, k key, edge model.EdgePeer, log *slog.Logger) (*wgDevice, error) {
 	logger := &device.Logger{
 		Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
 		Errorf:   func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	}
-	d := &wgDevice{dev: device.NewDevice(tunDev, conn.NewDefaultBind(), logger)}
+	if bind == nil {
+		bind = conn.NewDefaultBind()
+	}
+	d := &wgDevice{dev: device.NewDevice(tunDev, bind, logger)}
 	if err := d.dev.IpcSet("private_key=" + hexKey(k.private[:]) + "\n"); err != nil {
 		d.dev.Close()
 		return nil, fmt.Errorf("configure WireGuard device: %w", err)

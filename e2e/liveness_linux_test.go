@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,9 +60,11 @@ func TestReceiveOnlyConnectorWithoutSiteAddress(t *testing.T) {
 		Healthy bool   `json:"healthy"`
 		Source  string `json:"source"`
 	}
-	data, err := os.ReadFile(filepath.Join(s.stateDir(s.r1), "status.json"))
-	must(t, err)
-	must(t, json.Unmarshal(data, &st))
+	data, err := s.r1.Exec(binary, "connector", "status", "--state-dir", s.stateDir(s.r1), "-o", "json")
+	if err != nil {
+		t.Errorf("connector status: %v\n%s", err, data)
+	}
+	must(t, json.Unmarshal([]byte(data), &st))
 	if !st.Healthy || st.Source == "" {
 		t.Errorf("the connector's heartbeats are not answered: status %s", data)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard/switchyard/agent"
+	"github.com/switchyard/switchyard/agent/localapi"
 )
 
 var clientStateDir = &cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the device credential and the host state", Value: "/var/lib/switchyard-client"}
@@ -51,17 +52,14 @@ func clientCommand() *cli.Command {
 			},
 			{
 				Name:      "vnet",
-				Usage:     "list the virtual networks, or switch this device into one",
+				Usage:     "list the virtual networks, or switch this device into one (through the running client)",
 				ArgsUsage: "[NAME|ID]",
 				Flags:     []cli.Flag{clientStateDir, outputFlag},
 				Action: func(c *cli.Context) error {
 					if err := checkArgs(c, 0, 1, "[NAME|ID]"); err != nil {
 						return err
 					}
-					api, err := agent.DeviceAPI(c.String("state-dir"))
-					if err != nil {
-						return err
-					}
+					api := localapi.NewClient("client", c.String("state-dir"))
 					if c.NArg() == 1 {
 						v, err := api.SelectVNet(c.Context, c.Args().First())
 						if err != nil {
@@ -70,7 +68,7 @@ func clientCommand() *cli.Command {
 						fmt.Fprintf(c.App.Writer, "Switched to virtual network %s (%s)\n", v.Name, v.ID)
 						return nil
 					}
-					vnets, err := api.DeviceVNets(c.Context)
+					vnets, err := api.VNets(c.Context)
 					if err != nil {
 						return err
 					}

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard/switchyard/agent"
+	"github.com/switchyard/switchyard/agent/localapi"
 	"github.com/switchyard/switchyard/control/model"
 )
 
@@ -55,7 +56,7 @@ func connectorCommand() *cli.Command {
 				Usage: "print the running connector's view of its tunnel; exit status 1 unless the edge answers it",
 				Flags: []cli.Flag{stateDirFlag, outputFlag},
 				Action: func(c *cli.Context) error {
-					st, err := agent.ReadStatus(c.String("state-dir"))
+					st, err := localapi.NewClient("connector", c.String("state-dir")).Status(c.Context)
 					if err != nil {
 						return err
 					}
@@ -73,18 +74,20 @@ func connectorCommand() *cli.Command {
 			},
 			{
 				Name:  "promote",
-				Usage: "ask the edge to make this host's replica active (keepalived notify MASTER)",
+				Usage: "ask the edge, through the running connector, to make this host's replica active (keepalived notify MASTER)",
 				Flags: []cli.Flag{stateDirFlag},
 				Action: func(c *cli.Context) error {
-					return agent.SetPreferred(c.String("state-dir"), true)
+					_, err := localapi.NewClient("connector", c.String("state-dir")).SetPreferred(c.Context, true)
+					return err
 				},
 			},
 			{
 				Name:  "demote",
-				Usage: "withdraw this host's claim to be active (keepalived notify BACKUP or FAULT)",
+				Usage: "withdraw the running connector's claim to be active (keepalived notify BACKUP or FAULT)",
 				Flags: []cli.Flag{stateDirFlag},
 				Action: func(c *cli.Context) error {
-					return agent.SetPreferred(c.String("state-dir"), false)
+					_, err := localapi.NewClient("connector", c.String("state-dir")).SetPreferred(c.Context, false)
+					return err
 				},
 			},
 		},
