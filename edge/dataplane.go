@@ -66,6 +66,7 @@ type dataplane struct {
 	tunnels map[router.TunnelID][]*session
 	// override is the replica an operator made active by hand, per tunnel.
 	override map[router.TunnelID]*session
+	wheel    wheel                // heard sessions at the moment they would stop being heard
 	cands    []candidate          // one tunnel's replicas, for its election (scratch)
 	vnets    map[uuid.UUID]uint32 // stable router index per vnet
 	rev      int64                // revision of the applied snapshot
@@ -98,6 +99,7 @@ func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *d
 	d := &dataplane{log: log, reg: reg, router: r, byKey: map[wireguard.PublicKey]*session{}, agents: map[uuid.UUID][]*session{},
 		tunnels: map[router.TunnelID][]*session{}, override: map[router.TunnelID]*session{}, vnets: map[uuid.UUID]uint32{}}
 	d.scratch.New = func() any { return &batch{} }
+	d.wheel.at = time.Now().UnixNano()
 	return d
 }
 
@@ -513,23 +515,6 @@ func (d *dataplane) rebuildTable() {
 	d.mu.Unlock()
 	d.router.SetTable(b.Build())
 	d.tableBuilt = covers
-}
-
-// watchLiveness keeps each peer's up flag and each tunnel's active replica
-// current, every livenessTick.
-func (d *dataplane) watchLiveness(ctx context.Context) {
-	t := time.NewTicker(livenessTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			d.mu.Lock()
-			d.checkLocked(now)
-			d.mu.Unlock()
-		}
-	}
 }
 
 // lastSeen reports when each device was last heard from, for the API.

@@ -37,14 +37,16 @@ func (d *dataplane) probe(s *session, m heartbeat.Message) heartbeat.Message {
 	return reply
 }
 
-// checkLocked refreshes every session's up flag and elects each tunnel's
-// active replica; d.mu must be held. Each flag is stored once, with its final
-// value, so that the router, which reads them without the lock, never sees
-// a replica go down and up again within one check.
+// checkLocked is the liveness sweep: it refreshes the up flag of every
+// client session that the wheel and heartbeats do not keep current (one that
+// never sent a heartbeat and is not heard from: only its packets can bring it
+// up) and elects each tunnel's active replica; d.mu must be held. Each flag is
+// stored once, with its final value, so that the router, which reads them
+// without the lock, never sees a replica go down and up again within one check.
 func (d *dataplane) checkLocked(now time.Time) {
 	for _, ss := range d.agents {
 		for _, s := range ss {
-			if s.peer.Kind == router.Client {
+			if s.peer.Kind == router.Client && s.detect.Load() == 0 && !s.heard.Load() {
 				d.hearLocked(s, now)
 				d.setUpLocked(s, s.heard.Load(), now)
 			}
@@ -72,7 +74,9 @@ func (d *dataplane) hearLocked(s *session, now time.Time) {
 	s.heard.Store(heard)
 	if !heard {
 		s.forgetLeaving()
+		return
 	}
+	d.wheel.add(s, s.stopsBeingHeard(now))
 }
 
 // setUpLocked records whether s is up; d.mu must be held.

@@ -35,6 +35,7 @@ type session struct {
 	host    string    // a connector's hostname
 	upSince time.Time // when it last came up; zero while down
 	held    bool      // at the last check: not heard, yet kept as its tunnel's only path
+	wheeled bool      // in the liveness wheel
 	// remote names the edge that holds this session when it is not this
 	// one: room for a cluster's view of the sessions of other edges.
 	remote string
