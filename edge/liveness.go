@@ -43,8 +43,9 @@ func (w *wheel) add(s *session, deadline int64) {
 	s.wheeled = true
 }
 
-// advance moves the wheel to now and calls due for each session whose slot
-// passed; due may add it again.
+// advance moves the wheel to now, a tick at a time (after a stall too: the
+// moments in between come due in order), and calls due for each session
+// whose slot passed; due may add it again.
 func (w *wheel) advance(now int64, due func(*session)) {
 	for w.at+int64(livenessTick) <= now {
 		w.at += int64(livenessTick)
@@ -55,9 +56,6 @@ func (w *wheel) advance(now int64, due func(*session)) {
 			s.wheeled = false
 			slot[i] = nil
 			due(s)
-		}
-		if w.at+int64(wheelSlots)*int64(livenessTick) < now { // far behind (a stalled process): skip ahead
-			w.at = now
 		}
 	}
 }
