@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -175,35 +176,52 @@ func loadClusterKey(ctx context.Context, sec *cluster.Secrets, name string, crea
 	return b, nil
 }
 
-// registerEdge records this edge in the cluster until the returned function is called.
-func registerEdge(ctx context.Context, st *etcdstore.Store, cfg Config, apiURL, masque string, log *slog.Logger) (func(), error) {
-	name := cfg.EdgeName
-	if name == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("edge name: %w (set --edge-name)", err)
-		}
-		name = h
+// edgeName is cfg's edge name, or the hostname.
+func edgeName(cfg Config) (string, error) {
+	if cfg.EdgeName != "" {
+		return cfg.EdgeName, nil
 	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("edge name: %w (set --edge-name)", err)
+	}
+	return h, nil
+}
+
+// joinCluster records this edge in the cluster and starts recording its
+// sessions in the session registry, until the returned function is called,
+// which withdraws the sessions first, then the edge.
+func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, apiURL, masque string, dp *dataplane, log *slog.Logger) (func(), error) {
+	log = log.With("component", "cluster")
 	reg, err := cluster.Register(ctx, st.Client(), st.Prefix(), model.Edge{
 		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, MASQUE: masque, Version: cfg.Version,
-	}, 0, log.With("component", "cluster"))
+	}, 0, log)
 	if errors.Is(err, cluster.ErrNameInUse) {
 		return nil, fmt.Errorf("edge name %q is used by another running edge of this cluster: give each edge its own --edge-name", name)
 	}
 	if err != nil {
 		return nil, err
 	}
+	pub, err := cluster.PublishSessions(ctx, st.Client(), st.Prefix(), name, log)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	dp.setRegistry(pub, name)
 	return func() {
+		dp.setRegistry(nil, "")
+		if err := pub.Close(); err != nil {
+			log.Warn("sessions not withdrawn from the session registry", "err", err)
+		}
 		if err := reg.Close(); err != nil {
 			log.Warn("edge registration not withdrawn", "err", err)
 		}
 	}, nil
 }
 
-// edgeLister lists the cluster's edges for the API; nil (the API's own
-// answer: this edge alone) without a cluster.
-func edgeLister(st *etcdstore.Store) func(context.Context) ([]model.Edge, error) {
+// edgeLister lists the cluster's edges for the API, with the sessions each
+// holds; nil (the API's own answer: this edge alone) without a cluster.
+func edgeLister(st *etcdstore.Store, view *cluster.SessionView) func(context.Context) ([]model.Edge, error) {
 	if st == nil {
 		return nil
 	}
@@ -214,6 +232,38 @@ func edgeLister(st *etcdstore.Store) func(context.Context) ([]model.Edge, error)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 		}
+		per := view.PerEdge()
+		for i := range edges {
+			edges[i].Sessions = per[edges[i].Name]
+		}
 		return edges, nil
+	}
+}
+
+// clusterConnections is the API's view of every tunnel's replicas: this
+// edge's, named as its own, and those the session registry lists on the
+// cluster's other edges.
+func clusterConnections(local func() map[uuid.UUID][]model.Connection, view *cluster.SessionView, self string) func() map[uuid.UUID][]model.Connection {
+	if view == nil {
+		return local
+	}
+	return func() map[uuid.UUID][]model.Connection {
+		out := local()
+		for _, cs := range out {
+			for i := range cs {
+				cs[i].Edge = self
+			}
+		}
+		for _, s := range view.Sessions() {
+			if s.Kind != model.SessionConnector || s.Edge == self {
+				continue
+			}
+			c := model.Connection{ID: s.ID, OpenedAt: s.Since, State: model.ReplicaStandby, Edge: s.Edge}
+			if s.Active {
+				c.State = model.ReplicaActive
+			}
+			out[s.Tunnel] = append(out[s.Tunnel], c)
+		}
+		return out
 	}
 }

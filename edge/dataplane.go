@@ -78,6 +78,12 @@ type dataplane struct {
 	tableWant  atomic.Uint64
 	tableBuilt uint64
 
+	// registry, when the edge is one of a cluster's, records the sessions
+	// that are up in the cluster's session registry, as edgeName's.
+	registry sessionRegistry
+	edgeName string
+	serial   uint64 // numbers the sessions, for their registry keys; guarded by mu
+
 	// self4 and self6 are the edge's own addresses, where heartbeats go.
 	self4, self6 netip.Addr
 	// heartbeats counts the probes answered; sentMissed the packets forwarded
@@ -299,6 +305,7 @@ type agentRecord struct {
 	key     wireguard.PublicKey
 	host    string
 	vnet    uint32
+	vnetID  uuid.UUID
 	name    string
 	kind    router.Kind
 	tunnel  router.TunnelID
@@ -341,10 +348,13 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 				continue
 			}
 		}
-		cur.host = a.host
 		for _, ss := range d.agents[a.id] {
 			ss.peer.SetVNet(a.vnet)
 			ss.host = a.host
+			if ss.vnet != a.vnetID {
+				ss.vnet = a.vnetID
+				d.publishLocked(ss) // a device that switched vnet
+			}
 		}
 	}
 	for key, ss := range d.byKey {
@@ -383,7 +393,7 @@ func (d *dataplane) agentsOf(s registry.Snapshot) []agentRecord {
 		if !ok {
 			vnet = defaultVNet
 		}
-		out = append(out, agentRecord{id: c.ID, key: key, host: c.Hostname, vnet: d.vnets[vnet],
+		out = append(out, agentRecord{id: c.ID, key: key, host: c.Hostname, vnet: d.vnets[vnet], vnetID: vnet,
 			name: names[c.TunnelID], kind: router.Connector, tunnel: router.TunnelID(c.TunnelID)})
 	}
 	for _, dev := range s.Devices {
@@ -392,7 +402,7 @@ func (d *dataplane) agentsOf(s registry.Snapshot) []agentRecord {
 			d.log.Warn("skipping device with a bad key", "device", dev.ID, "err", err)
 			continue
 		}
-		out = append(out, agentRecord{id: dev.ID, key: key, vnet: d.vnets[dev.VNetID],
+		out = append(out, agentRecord{id: dev.ID, key: key, vnet: d.vnets[dev.VNetID], vnetID: dev.VNetID,
 			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User})
 	}
 	return out
@@ -416,7 +426,7 @@ func (d *dataplane) addWireGuardLocked(a *agentRecord) *session {
 		d.log.Warn("adding a WireGuard peer", "id", a.id, "err", err)
 		return nil
 	}
-	s.link, s.key, s.host = wgLink{ep: d.ep, s: ws}, a.key, a.host
+	s.link, s.key, s.host, s.vnet = wgLink{ep: d.ep, s: ws}, a.key, a.host, a.vnetID
 	d.byKey[a.key] = s
 	d.addLocked(s)
 	return s
@@ -442,6 +452,7 @@ func (d *dataplane) removeLocked(s *session) {
 	s.gone.Store(true)
 	s.peer.SetUp(false)
 	s.peer.SetActive(false)
+	d.publishLocked(s)
 	if d.byKey[s.key] == s {
 		delete(d.byKey, s.key)
 		d.ep.RemovePeer(s.key)

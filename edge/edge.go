@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/control/api"
+	"github.com/switchyard/switchyard/control/cluster"
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
@@ -117,6 +118,8 @@ func Run(ctx context.Context, cfg Config) error {
 		id    *identity
 		st    store.Store
 		etcdS *etcdstore.Store
+		view  *cluster.SessionView // the cluster's sessions; nil for a single edge
+		name  string               // this edge's name in its cluster
 		err   error
 	)
 	if cfg.Etcd != nil {
@@ -128,6 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if id, err = loadClusterIdentity(ctx, etcdS, cfg.Etcd.ClusterKey, cfg.DataDir); err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
+		if name, err = edgeName(cfg); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		viewCtx, stopView := context.WithCancel(ctx)
+		defer stopView()
+		view = cluster.FollowSessions(viewCtx, etcdS.Client(), etcdS.Prefix(), log.With("component", "cluster"))
 	} else {
 		if id, err = loadIdentity(cfg.DataDir); err != nil {
 			return fmt.Errorf("edge: data dir %s: %w", cfg.DataDir, err)
@@ -234,14 +243,14 @@ func Run(ctx context.Context, cfg Config) error {
 	apiSrv := api.NewServer(reg, api.Options{
 		AdminTokenHash: id.adminHash,
 		Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
-		Connections:    dp.connections,
+		Connections:    clusterConnections(dp.connections, view, name),
 		Failover:       dp.failover,
 		LastSeen:       dp.lastSeen,
 		Stats:          dp.stats,
 		FlowLog:        dp.flows.tail,
 		Log:            log.With("component", "api"),
 		Limits:         cfg.APILimits,
-		Edges:          edgeLister(etcdS),
+		Edges:          edgeLister(etcdS, view),
 	})
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
@@ -251,13 +260,13 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(apiSrv.Listener(ln), "", "") }()
 	if etcdS != nil {
-		unregister, err := registerEdge(ctx, etcdS, cfg, apiURL, masqueAddr, log)
+		leave, err := joinCluster(ctx, etcdS, cfg, name, apiURL, masqueAddr, dp, log)
 		if err != nil {
 			srv.Close()
 			<-errc
 			return fmt.Errorf("edge: %w", err)
 		}
-		defer unregister() // first of the deferred: before the store closes
+		defer leave() // first of the deferred: before the store closes
 	}
 	select {
 	case err := <-errc:

@@ -565,3 +565,50 @@ func percentile(sorted []time.Duration, q int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// TestSessionRegistryAcrossEdges: the sessions that edge 2 holds are listed
+// through edge 1 — per edge in the edge list, per replica in the tunnel list —
+// and one that goes down leaves the list.
+func TestSessionRegistryAcrossEdges(t *testing.T) {
+	l := startClusterLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	perEdge := func() map[string]int {
+		edges, err := l.edge1.Edges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, e := range edges {
+			n[e.Name] = e.Sessions
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: not within 30s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("edge 1 lists edge 2's two sessions", func() bool { n := perEdge(); return n["edge-2"] == 2 && n["edge-1"] == 0 })
+
+	tunnels, err := l.edge1.ListTunnels(ctx, model.TunnelFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tun := range tunnels {
+		if len(tun.Connections) != 1 || tun.Connections[0].Edge != "edge-2" || tun.Connections[0].State != model.ReplicaActive {
+			t.Fatalf("tunnel %s through edge 1: replicas %+v, want one, active, on edge-2", tun.Name, tun.Connections)
+		}
+	}
+
+	// far's tunnel is deleted through edge 1: edge 2 drops its session, and
+	// the session leaves the registry.
+	if _, err := l.edge1.DeleteTunnel(ctx, "far", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("far's session leaves the registry", func() bool { return perEdge()["edge-2"] == 1 })
+}

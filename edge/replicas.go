@@ -88,6 +88,7 @@ func (d *dataplane) setUpLocked(s *session, up bool, now time.Time) {
 		s.upSince = time.Time{}
 	}
 	s.peer.SetUp(up)
+	d.publishLocked(s)
 }
 
 // candidate is one replica of a tunnel as the election sees it.
@@ -200,6 +201,7 @@ func (d *dataplane) electLocked(t router.TunnelID, replicas []*session, now time
 	}
 	for _, s := range replicas {
 		s.peer.SetActive(s == best)
+		d.publishLocked(s)
 	}
 	if best == nil {
 		d.log.Warn("tunnel has no replica up", "tunnel", uuid.UUID(t))

@@ -1,12 +1,14 @@
 package edge
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
@@ -32,10 +34,13 @@ type session struct {
 	gone      atomic.Bool   // removed from the directory
 
 	// Guarded by the dataplane's mutex.
-	host    string    // a connector's hostname
-	upSince time.Time // when it last came up; zero while down
-	held    bool      // at the last check: not heard, yet kept as its tunnel's only path
-	wheeled bool      // in the liveness wheel
+	host    string        // a connector's hostname
+	vnet    uuid.UUID     // the virtual network it sends into
+	serial  uint64        // names it among the edge's sessions, in the registry
+	listed  model.Session // what the session registry holds for it; zero: nothing
+	upSince time.Time     // when it last came up; zero while down
+	held    bool          // at the last check: not heard, yet kept as its tunnel's only path
+	wheeled bool          // in the liveness wheel
 	// remote names the edge that holds this session when it is not this
 	// one: room for a cluster's view of the sessions of other edges.
 	remote string
@@ -154,3 +159,60 @@ func (l masqueLink) remote() netip.AddrPort { return l.s.RemoteAddr() }
 func (masqueLink) usable() bool                         { return true }
 func (masqueLink) lastReceived(now time.Time) time.Time { return now }
 func (masqueLink) transport() string                    { return "masque" }
+
+// sessionRegistry is where a cluster's edges record the sessions they hold
+// (cluster.SessionPublisher); Set and Remove never block.
+type sessionRegistry interface {
+	Set(key string, s model.Session)
+	Remove(key string)
+}
+
+// registryKey names s among this edge's sessions in the registry.
+func (s *session) registryKey() string {
+	return fmt.Sprintf("%s/%s/%d", s.id, s.link.transport(), s.serial)
+}
+
+// publishLocked brings the registry's record of s up to date: a session that
+// is up is listed (with whether it is active), one that is down or gone is
+// not; d.mu must be held.
+func (d *dataplane) publishLocked(s *session) {
+	if d.registry == nil {
+		return
+	}
+	var want model.Session
+	if s.peer.Up() && !s.gone.Load() {
+		want = model.Session{Edge: d.edgeName, Kind: model.SessionDevice, ID: s.id, VNet: s.vnet,
+			Transport: s.link.transport(), Active: true, Since: s.upSince.UTC()}
+		if s.peer.Kind == router.Connector {
+			want.Kind, want.Tunnel, want.Active = model.SessionConnector, uuid.UUID(s.peer.Tunnel), s.peer.Active()
+		}
+	}
+	if want == s.listed {
+		return
+	}
+	if s.serial == 0 {
+		d.serial++
+		s.serial = d.serial
+	}
+	if want == (model.Session{}) {
+		d.registry.Remove(s.registryKey())
+	} else {
+		d.registry.Set(s.registryKey(), want)
+	}
+	s.listed = want
+}
+
+// setRegistry starts (or, with nil, stops) recording this edge's sessions
+// in a cluster's session registry, as name's; every session up now is
+// recorded at once.
+func (d *dataplane) setRegistry(r sessionRegistry, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.registry, d.edgeName = r, name
+	for _, ss := range d.agents {
+		for _, s := range ss {
+			s.listed = model.Session{}
+			d.publishLocked(s)
+		}
+	}
+}

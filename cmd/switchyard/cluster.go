@@ -117,7 +117,7 @@ func edgeListCommand() *cli.Command {
 				return err
 			}
 			return render(c, edges, func(w *tabwriter.Writer) {
-				row(w, "NAME", "API", "WIREGUARD", "VERSION", "LAST SEEN", "STATE")
+				row(w, "NAME", "API", "WIREGUARD", "VERSION", "LAST SEEN", "STATE", "SESSIONS")
 				for _, e := range edges {
 					state := "down"
 					if e.Healthy {
@@ -127,7 +127,7 @@ func edgeListCommand() *cli.Command {
 					if !e.LastSeen.IsZero() {
 						seen = time.Since(e.LastSeen).Round(time.Second).String() + " ago"
 					}
-					row(w, e.Name, e.API, e.WireGuard, e.Version, seen, state)
+					row(w, printable(e.Name), e.API, e.WireGuard, printable(e.Version), seen, state, e.Sessions)
 				}
 			})
 		}),

@@ -148,5 +148,8 @@ func replicaState(r model.Connection) string {
 	if r.Preferred {
 		s += " preferred"
 	}
+	if r.Edge != "" {
+		s += " edge=" + printable(r.Edge)
+	}
 	return s
 }

@@ -1,6 +1,10 @@
 package model
 
-import "time"
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
 
 // Edge is one edge of a cluster, as `switchyard edge list` shows it.
 type Edge struct {
@@ -12,4 +16,29 @@ type Edge struct {
 	Started   time.Time `json:"started"`
 	LastSeen  time.Time `json:"last_seen"`
 	Healthy   bool      `json:"healthy"` // running: its registration is alive
+	// Sessions counts the agent sessions the edge holds, from the cluster's
+	// session registry.
+	Sessions int `json:"sessions"`
 }
+
+// Session is one live agent session as a cluster's session registry records
+// it: which edge holds it, for whom, in which virtual network, and whether it
+// is the one its agent's traffic goes to.
+type Session struct {
+	Edge      string    `json:"edge"`
+	Kind      string    `json:"kind"` // "connector" or "device"
+	ID        uuid.UUID `json:"id"`   // the connector or device id
+	Tunnel    uuid.UUID `json:"tunnel,omitzero"`
+	VNet      uuid.UUID `json:"vnet"`
+	Transport string    `json:"transport"` // "wireguard" or "masque"
+	// Active is set on a connector replica's session that gets its tunnel's
+	// traffic, and on a device session that gets the device's.
+	Active bool      `json:"active,omitempty"`
+	Since  time.Time `json:"since"` // when it came up
+}
+
+// Session kinds.
+const (
+	SessionConnector = "connector"
+	SessionDevice    = "device"
+)

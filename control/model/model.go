@@ -56,6 +56,9 @@ type Connection struct {
 	// and still gets the tunnel's traffic, having no standby to hand it to,
 	// until its WireGuard session expires.
 	MissedHeartbeats bool `json:"missed_heartbeats,omitempty"`
+	// Edge names the edge of a cluster that holds the replica's session;
+	// empty for a single edge.
+	Edge string `json:"edge,omitempty"`
 }
 
 // ReplicaState is a connector replica's role in its tunnel.
