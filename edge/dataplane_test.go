@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -163,8 +164,9 @@ func (l *edgeLab) waitUp(t *testing.T, n int) {
 	t.Fatalf("fewer than %d agents came up", n)
 }
 
+// ping returns an ICMP echo request from src to dst with valid checksums.
 func ping(dst, src string) []byte {
-	return tuntest.Ping(netip.MustParseAddr(dst), netip.MustParseAddr(src))
+	return packettest.Echo(packettest.IP{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}, 1, 1, []byte("ping"))
 }
 
 func TestDataplaneForwardsBetweenSites(t *testing.T) {
