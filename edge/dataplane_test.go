@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +19,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
@@ -90,10 +89,7 @@ type edgeLab struct {
 func newEdgeLab(t *testing.T) *edgeLab {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	id, err := loadIdentity(dir)
 	if err != nil {
@@ -347,10 +343,7 @@ func (s *flakyStore) Watch(ctx context.Context, after int64) (<-chan store.Chang
 // failed, and catches up by itself once the store is back.
 func TestFollowOutlivesAStoreOutage(t *testing.T) {
 	dir := t.TempDir()
-	bs, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := memstore.New(memstore.Options{})
 	t.Cleanup(func() { bs.Close() })
 	st := &flakyStore{Store: bs, cut: make(chan struct{})}
 	id, err := loadIdentity(dir)
