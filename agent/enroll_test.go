@@ -17,7 +17,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 type testSecrets struct{}
@@ -37,10 +37,7 @@ func newEdgeAPI(t *testing.T) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: testSecrets{}})
 	if err != nil {

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -22,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/routing/host/hosttest"
 )
 
@@ -155,28 +155,9 @@ func startEdge(t *testing.T) *client.Client {
 	}
 }
 
-// udpPacket builds an IPv4 UDP packet from src to dst carrying payload
-// (the UDP checksum is left 0: none, as IPv4 allows).
+// udpPacket builds an IPv4 UDP packet from src to dst carrying payload.
 func udpPacket(src, dst netip.AddrPort, payload string) []byte {
-	p := make([]byte, 28+len(payload))
-	p[0], p[8], p[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(p[20:], src.Port())
-	binary.BigEndian.PutUint16(p[22:], dst.Port())
-	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
-	copy(p[28:], payload)
-	return p
+	return packettest.UDP(packettest.IP{Src: src.Addr(), Dst: dst.Addr()}, src.Port(), dst.Port(), []byte(payload))
 }
 
 // exchange writes pkt into from's TUN every 100 ms until a packet with the

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	be "encoding/binary"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -12,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/checksum"
 	"github.com/switchyard/switchyard/internal/lab"
+	"github.com/switchyard/switchyard/internal/packettest"
 )
 
 // TestEgressSite runs an egress site: site A's tunnel routes 0.0.0.0/0 (the
@@ -143,18 +142,8 @@ func routeDev(ns *lab.NS, dst string) string {
 // sendRawUDP sends one IPv4 UDP datagram from src to dst:port through a raw
 // socket, which lets the source be any address; run it inside a namespace.
 func sendRawUDP(src, dst string, port uint16) error {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	payload := []byte("forged\n")
-	pkt := make([]byte, 28+len(payload))
-	pkt[0], pkt[8], pkt[9] = 0x45, 64, syscall.IPPROTO_UDP
-	be.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
-	copy(pkt[12:16], s[:])
-	copy(pkt[16:20], d[:])
-	be.BigEndian.PutUint16(pkt[10:12], ^checksum.Fold(checksum.Sum(pkt[:20], 0)))
-	be.BigEndian.PutUint16(pkt[20:22], 40000)
-	be.BigEndian.PutUint16(pkt[22:24], port)
-	be.BigEndian.PutUint16(pkt[24:26], uint16(8+len(payload))) // checksum 0: none (IPv4)
-	copy(pkt[28:], payload)
+	pkt := packettest.UDP(packettest.IP{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}, 40000, port, []byte("forged\n"))
+	d := netip.MustParseAddr(dst).As4()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
 	if err != nil {
 		return fmt.Errorf("raw socket: %w", err)

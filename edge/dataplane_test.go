@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +19,8 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -89,10 +89,7 @@ type edgeLab struct {
 func newEdgeLab(t *testing.T) *edgeLab {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	id, err := loadIdentity(dir)
 	if err != nil {
@@ -163,8 +160,9 @@ func (l *edgeLab) waitUp(t *testing.T, n int) {
 	t.Fatalf("fewer than %d agents came up", n)
 }
 
+// ping returns an ICMP echo request from src to dst with valid checksums.
 func ping(dst, src string) []byte {
-	return tuntest.Ping(netip.MustParseAddr(dst), netip.MustParseAddr(src))
+	return packettest.Echo(packettest.IP{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}, 1, 1, []byte("ping"))
 }
 
 func TestDataplaneForwardsBetweenSites(t *testing.T) {
@@ -345,10 +343,7 @@ func (s *flakyStore) Watch(ctx context.Context, after int64) (<-chan store.Chang
 // failed, and catches up by itself once the store is back.
 func TestFollowOutlivesAStoreOutage(t *testing.T) {
 	dir := t.TempDir()
-	bs, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := memstore.New(memstore.Options{})
 	t.Cleanup(func() { bs.Close() })
 	st := &flakyStore{Store: bs, cut: make(chan struct{})}
 	id, err := loadIdentity(dir)

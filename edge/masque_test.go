@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/token"
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/internal/testpki"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/masque"
@@ -119,7 +120,7 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var in []byte
 	for in == nil && time.Now().Before(deadline) {
-		if _, err := a.WritePacket(checksummed(ping("10.3.0.5", "10.1.2.3"))); err != nil {
+		if _, err := a.WritePacket(ping("10.3.0.5", "10.1.2.3")); err != nil {
 			t.Fatal(err)
 		}
 		in = c.recv(200 * time.Millisecond)
@@ -132,7 +133,7 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 		t.Fatalf("site C got a packet from %s with TTL %d, want 10.1.2.3 and %d", src, in[8], sent[8]-1)
 	}
 	// C (WireGuard) to A (MASQUE).
-	c.send(t, checksummed(ping("10.1.2.3", "10.3.0.5")))
+	c.send(t, ping("10.1.2.3", "10.3.0.5"))
 	select {
 	case p := <-got:
 		if src := netip.AddrFrom4([4]byte(p[12:16])); src.String() != "10.3.0.5" || p[8] != sent[8]-1 {
@@ -143,17 +144,14 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	}
 	// A packet from C too large for a MASQUE datagram comes back to C as an
 	// ICMP "fragmentation needed".
-	big := make([]byte, 1420)
-	big[0], big[2], big[3], big[8], big[9] = 0x45, 1420>>8, 1420&0xff, 64, 17
-	copy(big[12:16], []byte{10, 3, 0, 5})
-	copy(big[16:20], []byte{10, 1, 2, 3})
-	c.send(t, checksummed(big))
+	big := packettest.UDP(packettest.IP{Src: netip.MustParseAddr("10.3.0.5"), Dst: netip.MustParseAddr("10.1.2.3")}, 0, 0, make([]byte, 1420-28))
+	c.send(t, big)
 	if p := c.recv(5 * time.Second); p == nil || p[9] != 1 || p[20] != 3 || p[21] != 4 {
 		t.Fatalf("site C got % x for a packet too large for MASQUE, want ICMP fragmentation needed", p[:min(len(p), 24)])
 	}
 	// A spoofing C's prefix over MASQUE is dropped like over WireGuard.
 	before := l.dp.router.Dropped(router.ReasonSpoofed)
-	a.WritePacket(checksummed(ping("10.3.0.5", "10.3.9.9")))
+	a.WritePacket(ping("10.3.0.5", "10.3.9.9"))
 	if p := c.recv(300 * time.Millisecond); p != nil {
 		t.Fatal("a spoofed packet was forwarded")
 	}
@@ -175,21 +173,6 @@ func (c chanReceiver) Receive(_ *masque.Session, bufs [][]byte) {
 	for _, b := range bufs {
 		c <- append([]byte(nil), b[masque.Headroom:]...)
 	}
-}
-
-// checksummed sets the IPv4 header checksum, which tuntest.Ping leaves zero
-// (the edge does not check it; connect-ip-go does, as a kernel would).
-func checksummed(pkt []byte) []byte {
-	pkt[10], pkt[11] = 0, 0
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(pkt[i])<<8 | uint32(pkt[i+1])
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	pkt[10], pkt[11] = byte(^sum>>8), byte(^sum)
-	return pkt
 }
 
 // Two replicas of one tunnel on MASQUE: the edge elects one active; when its
@@ -240,7 +223,7 @@ func TestMASQUEReplicasFailOver(t *testing.T) {
 	receiver := func() int {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
-			c.send(t, checksummed(ping("10.1.2.3", "10.3.0.5")))
+			c.send(t, ping("10.1.2.3", "10.3.0.5"))
 			for i, r := range replicas {
 				select {
 				case <-r.got:

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,17 +10,14 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 // TestPurgeLoop: the edge's background loop removes a deleted tunnel once
 // the registry's clock passes its retention, and stops with its context.
 func TestPurgeLoop(t *testing.T) {
 	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	id, err := loadIdentity(dir)
 	if err != nil {

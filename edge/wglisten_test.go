@@ -7,13 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 // TestWGListenBindsItsHost: --wg-listen 127.0.0.2:PORT binds that address
@@ -21,10 +20,7 @@ import (
 // shows 127.0.0.2, and the port is free on 127.0.0.1.
 func TestWGListenBindsItsHost(t *testing.T) {
 	dir := t.TempDir()
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	id, err := loadIdentity(dir)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/checksum"
+	"github.com/switchyard/switchyard/internal/packettest"
 )
 
 var (
@@ -13,37 +14,18 @@ var (
 	mpa = netip.MustParseAddr
 )
 
-// udp builds an IP/UDP packet from src to dst with the given TTL, valid checksums and some padding.
+// udp builds an IP/UDP packet from src to dst with the given TTL, valid
+// checksums and, over IPv4, some trailing padding as WireGuard may leave.
 func udp(src, dst string, ttl uint8) []byte {
-	s, d := mpa(src), mpa(dst)
-	payload := []byte("hello")
-	if s.Is4() {
-		n := 20 + 8 + len(payload)
-		p := make([]byte, n, n+16)
-		p[0] = 0x45
-		binary.BigEndian.PutUint16(p[2:4], uint16(n))
-		p[8], p[9] = ttl, 17
-		s4, d4 := s.As4(), d.As4()
-		copy(p[12:16], s4[:])
-		copy(p[16:20], d4[:])
-		binary.BigEndian.PutUint16(p[10:12], ^checksum.Fold(checksum.Sum(p[:20], 0)))
-		binary.BigEndian.PutUint16(p[24:26], uint16(8+len(payload)))
-		copy(p[28:], payload)
-		return p[:n+3] // trailing padding, as WireGuard may leave
+	p := packettest.UDP(packettest.IP{Src: mpa(src), Dst: mpa(dst), TTL: ttl}, 0, 0, []byte("hello"))
+	if p[0]>>4 == 4 {
+		p = append(p, 0, 0, 0)
 	}
-	n := 40 + 8 + len(payload)
-	p := make([]byte, n)
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:6], uint16(8+len(payload)))
-	p[6], p[7] = 17, ttl
-	s16, d16 := s.As16(), d.As16()
-	copy(p[8:24], s16[:])
-	copy(p[24:40], d16[:])
-	copy(p[48:], payload)
 	return p
 }
 
-func checksumOK(p []byte) bool { return checksum.Fold(checksum.Sum(p[:int(p[0]&0xf)*4], 0)) == 0xffff }
+// checksumOK reports whether every checksum of p (IPv4 header, transport) is valid.
+func checksumOK(p []byte) bool { return packettest.Verify(p) == nil }
 
 type lab struct {
 	r                *Router
@@ -238,15 +220,15 @@ func checkICMP(t *testing.T, reply, orig []byte, reason Reason) {
 	if reply[h.ihl] != typ || reply[h.ihl+1] != code {
 		t.Fatalf("ICMP type/code %d/%d, want %d/%d", reply[h.ihl], reply[h.ihl+1], typ, code)
 	}
-	if !h.v6 {
-		if h.src != mpa("100.96.0.1") || !checksumOK(reply) || checksum.Fold(checksum.Sum(reply[20:], 0)) != 0xffff {
-			t.Fatal("ICMPv4 reply: wrong source or bad checksum")
-		}
-	} else {
-		acc := checksum.Sum(reply[8:40], 0) + uint32(len(reply)-40) + 58
-		if h.src != mpa("fd00:5359::1") || checksum.Fold(checksum.Sum(reply[40:], acc)) != 0xffff {
-			t.Fatal("ICMPv6 reply: wrong source or bad checksum")
-		}
+	if err := packettest.Verify(reply); err != nil {
+		t.Fatalf("ICMP reply: %v", err)
+	}
+	want := mpa("100.96.0.1")
+	if h.v6 {
+		want = mpa("fd00:5359::1")
+	}
+	if h.src != want {
+		t.Fatalf("ICMP reply from %s, want %s", h.src, want)
 	}
 	quoted := reply[h.ihl+8:]
 	if string(quoted) != string(orig[:min(len(quoted), oh.length)]) {

@@ -4,48 +4,23 @@ package tun
 
 import (
 	"bytes"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard/switchyard/internal/lab"
 )
 
 // enterNewNetns moves the test's goroutine, locked to its thread, into a
-// fresh network namespace. Cleanup moves it back; the namespace disappears
-// with its last handle. If moving back fails the thread stays locked, so the
-// runtime discards it when the test goroutine ends.
+// fresh namespace of a lab (which skips the test unless root); cleanup moves
+// it back and removes the namespace.
 func enterNewNetns(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get current netns: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("create netns: %v", err)
-	}
-	t.Cleanup(func() {
-		err := netns.Set(orig)
-		ns.Close()
-		orig.Close()
-		if err != nil {
-			t.Errorf("restore netns: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	})
+	lab.New(t).NS("tun").Enter(t)
 }
 
 func TestCreateKernelNetns(t *testing.T) {

@@ -5,9 +5,11 @@ import (
 	"net/netip"
 
 	"github.com/switchyard/switchyard/internal/checksum"
+	"github.com/switchyard/switchyard/internal/packettest"
 )
 
-// Test packet construction and verification, kept out of production files.
+// Test packet construction (internal/packettest) and the verification that
+// follows ClampMSS's own parsing, kept out of production files.
 
 var (
 	src4 = netip.MustParseAddr("192.0.2.10")
@@ -34,59 +36,18 @@ const (
 )
 
 // mssOpt returns a TCP MSS option.
-func mssOpt(mss uint16) []byte { return []byte{2, 4, byte(mss >> 8), byte(mss)} }
+func mssOpt(mss uint16) []byte { return packettest.MSS(mss) }
 
-// buildPacket returns an IP packet carrying a TCP segment with a valid
-// checksum.
+// buildPacket returns an IP packet carrying a TCP segment with valid
+// checksums, from port 40000 to 443.
 func buildPacket(s tcpSpec) []byte {
-	opts := append([]byte(nil), s.opts...)
-	for len(opts)%4 != 0 {
-		opts = append(opts, 0)
+	ip := packettest.IP{
+		Src: s.src, Dst: s.dst,
+		DF: s.frag&0x4000 != 0, MF: s.frag&0x2000 != 0, FragOffset: s.frag & 0x1fff,
+		Options: s.ipOpts, Ext: s.ext6, ExtProto: s.ext6Next,
 	}
-	tcpLen := 20 + len(opts) + s.payload
-	tcp := make([]byte, tcpLen)
-	binary.BigEndian.PutUint16(tcp[0:], 40000)
-	binary.BigEndian.PutUint16(tcp[2:], 443)
-	binary.BigEndian.PutUint32(tcp[4:], 0x01020304)
-	tcp[12] = byte((20+len(opts))/4) << 4
-	tcp[13] = s.flags
-	binary.BigEndian.PutUint16(tcp[14:], 64240)
-	copy(tcp[20:], opts)
-	for i := range s.payload {
-		tcp[20+len(opts)+i] = byte(i)
-	}
-	var pkt []byte
-	if s.src.Is4() {
-		ihl := 20 + len(s.ipOpts)
-		pkt = make([]byte, ihl+tcpLen)
-		pkt[0] = 0x40 | byte(ihl/4)
-		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-		binary.BigEndian.PutUint16(pkt[6:], s.frag)
-		pkt[8] = 64
-		pkt[9] = protoTCP
-		a, b := s.src.As4(), s.dst.As4()
-		copy(pkt[12:], a[:])
-		copy(pkt[16:], b[:])
-		copy(pkt[20:], s.ipOpts)
-		binary.BigEndian.PutUint16(pkt[10:], ^checksum.Fold(checksum.Sum(pkt[:ihl], 0)))
-		copy(pkt[ihl:], tcp)
-	} else {
-		pkt = make([]byte, 40+len(s.ext6)+tcpLen)
-		pkt[0] = 0x60
-		binary.BigEndian.PutUint16(pkt[4:], uint16(len(s.ext6)+tcpLen))
-		pkt[6] = protoTCP
-		if len(s.ext6) > 0 {
-			pkt[6] = s.ext6Next
-		}
-		pkt[7] = 64
-		a, b := s.src.As16(), s.dst.As16()
-		copy(pkt[8:], a[:])
-		copy(pkt[24:], b[:])
-		copy(pkt[40:], s.ext6)
-		copy(pkt[40+len(s.ext6):], tcp)
-	}
-	setTCPChecksum(pkt)
-	return pkt
+	h := packettest.TCPHeader{SrcPort: 40000, DstPort: 443, Seq: 0x01020304, Flags: s.flags, Window: 64240, Options: s.opts}
+	return packettest.TCP(ip, h, packettest.Fill(s.payload))
 }
 
 // tcpBounds returns where the TCP segment of a packet built by buildPacket
@@ -115,13 +76,6 @@ func tcpChecksumSum(pkt []byte) uint16 {
 	}
 	sum += protoTCP + uint32(end-start)
 	return checksum.Fold(checksum.Sum(pkt[start:end], sum))
-}
-
-// setTCPChecksum computes the TCP checksum from scratch.
-func setTCPChecksum(pkt []byte) {
-	start, _, _ := tcpBounds(pkt)
-	binary.BigEndian.PutUint16(pkt[start+16:], 0)
-	binary.BigEndian.PutUint16(pkt[start+16:], ^tcpChecksumSum(pkt))
 }
 
 // tcpChecksumValid verifies the TCP checksum from scratch.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 	"github.com/switchyard/switchyard/control/token"
 )
 
@@ -36,10 +35,7 @@ func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: secrets{}})
 	if err != nil {

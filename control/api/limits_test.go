@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 // limitedLab is the API served as the edge serves it (api.Server's
@@ -56,10 +55,7 @@ func newLimitedLab(t *testing.T, lim api.Limits, tweak ...func(*api.Options)) *l
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: secrets{}})
 	if err != nil {

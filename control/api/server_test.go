@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ import (
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/registry"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 	"github.com/switchyard/switchyard/control/token"
 )
 
@@ -36,10 +35,7 @@ func (secrets) TunnelSecret(id uuid.UUID) []byte { return append([]byte("0123456
 
 func newServer(t *testing.T, tweak ...func(*api.Options)) (*httptest.Server, *client.Client) {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: secrets{}})
 	if err != nil {

@@ -1,13 +1,12 @@
 package registry
 
 import (
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -24,10 +23,7 @@ func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d)
 // retention period, then PurgeDeleted removes them; live records stay.
 func TestPurgeDeleted(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	r, err := New(ctx, st, Options{Secrets: fixedSecrets{}, Now: clock.Now})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 type fixedSecrets struct{}
@@ -22,10 +21,7 @@ func (fixedSecrets) TunnelSecret(id uuid.UUID) []byte { return append([]byte("se
 
 func newRegistry(t *testing.T) *Registry {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
 	r, err := New(context.Background(), st, Options{Secrets: fixedSecrets{}})
 	if err != nil {

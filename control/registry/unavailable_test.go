@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/store"
-	"github.com/switchyard/switchyard/control/store/boltstore"
+	"github.com/switchyard/switchyard/control/store/memstore"
 )
 
 // downStore is a store whose reads fail with store.ErrUnavailable, as an
@@ -45,10 +44,7 @@ func (t downTx) Get(coll, key string) ([]byte, error) {
 // "invalid credential" or "not found" (an agent takes those for a
 // revocation and stops).
 func TestUnavailableIsNotRevoked(t *testing.T) {
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := memstore.New(memstore.Options{})
 	t.Cleanup(func() { bs.Close() })
 	st := &downStore{Store: bs}
 	r, err := New(ctx, st, Options{Secrets: fixedSecrets{}})

@@ -6,8 +6,9 @@
 // The contract is small on purpose so that more than one backend can carry it:
 // bbolt (boltstore, the embedded default) and etcd (etcdstore), whose optimistic
 // transactions fit it as written (Update may run fn more than once; List reads
-// are guarded by a per-collection version key). storetest holds the conformance
-// suite every implementation runs. Callers (the registry) never see which
+// are guarded by a per-collection version key); memstore carries it in memory
+// for unit tests. storetest holds the conformance suite every implementation
+// runs. Callers (the registry) never see which
 // backend they use.
 package store
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // pair builds a-b with 192.0.2.1/24, 2001:db8::1/64 on a and .2/::2 on b.
@@ -227,6 +229,35 @@ func TestDo(t *testing.T) {
 	if _, err := a.Listen("tcp", "localhost:0"); err == nil {
 		t.Error("Listen with a host name succeeded, want error")
 	}
+}
+
+func TestEnterAndHandle(t *testing.T) {
+	_, a, _ := pair(t)
+	want := a.Handle().UniqueId()
+	root, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("entered", func(t *testing.T) {
+		// Registered first, so it runs after Enter's cleanup, on the same goroutine.
+		t.Cleanup(func() {
+			if self, err := os.Readlink("/proc/thread-self/ns/net"); err != nil || self != root {
+				t.Errorf("after Enter's cleanup the thread is in %s, %v; want %s", self, err, root)
+			}
+		})
+		a.Enter(t)
+		cur, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close()
+		if got := cur.UniqueId(); got != want {
+			t.Fatalf("after Enter the thread is in %s, want %s", got, want)
+		}
+		if ifs, err := net.Interfaces(); err != nil || len(ifs) != 2 {
+			t.Fatalf("interfaces after Enter = %v, %v; want lo and a's veth", ifs, err)
+		}
+	})
 }
 
 func TestListenDial(t *testing.T) {

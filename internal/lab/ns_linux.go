@@ -204,6 +204,41 @@ func (n *NS) Do(fn func() error) error {
 	return r.err
 }
 
+// Handle returns the namespace's handle, for APIs that take one (netlink.NewHandleAt,
+// routing/host.NewNetlinkOps). It stays open until the Lab's cleanup; do not close it.
+func (n *NS) Handle() netns.NsHandle { return n.handle }
+
+// Enter locks the calling goroutine to its OS thread and moves that thread
+// into the namespace until t's cleanup, for code under test that works on
+// "the current namespace" (creating a TUN, netlink calls without a handle)
+// and a test body that calls t.Fatal. Call it from the goroutine running t,
+// after the topology is built, and at most once per test. Cleanups that t
+// registers after Enter run inside the namespace. If the thread cannot be
+// moved back, it stays locked and the runtime ends it with the goroutine.
+func (n *NS) Enter(t testing.TB) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("lab: get current netns: %v", err)
+	}
+	if err := netns.Set(n.handle); err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		t.Fatalf("lab: enter netns %s: %v", n.name, err)
+	}
+	t.Cleanup(func() {
+		err := netns.Set(orig)
+		orig.Close()
+		if err != nil {
+			t.Errorf("lab: leave netns %s: %v", n.name, err)
+			return
+		}
+		runtime.UnlockOSThread()
+	})
+}
+
 // checkLiteral rejects host names for IP networks: resolving them would run outside the namespace.
 func checkLiteral(network, addr string) error {
 	switch network {

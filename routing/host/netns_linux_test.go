@@ -8,114 +8,56 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/switchyard/switchyard/internal/lab"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// newNetns creates a network namespace without moving the test's thread
-// into it, and closes it (destroying it and its links) in t.Cleanup.
-func newNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			// The thread stays locked and dies with this goroutine.
-			ns.Close()
-			done <- result{err: err}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{ns: ns}
-	}()
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("create netns: %v", r.err)
-	}
-	t.Cleanup(func() { r.ns.Close() })
-	return r.ns
-}
-
-// testHost is a fresh namespace holding an up veth link "sy0".
+// testHost is a fresh lab namespace holding one end of an up veth pair,
+// the link the manager configures.
 type testHost struct {
-	ns   netns.NsHandle
-	h    *netlink.Handle
-	ops  *host.NetlinkOps
-	link netlink.Link
+	ifname string
+	h      *netlink.Handle
+	ops    *host.NetlinkOps
+	link   netlink.Link
 }
 
 func newTestHost(t *testing.T) *testHost {
 	t.Helper()
-	ns := newNetns(t)
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	l := lab.New(t)
+	ns := l.NS("host")
+	ifname, _ := l.Link(ns, "", l.NS("peer"), "")
+	h, err := netlink.NewHandleAt(ns.Handle(), unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink handle: %v", err)
 	}
 	t.Cleanup(h.Close)
-	// A veth pair: unlike dummy it needs no module beyond what containers
-	// usually have, and unlike a TUN it is created purely through netlink.
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "sy0", MTU: 1420}, PeerName: "sy0peer"}); err != nil {
-		t.Fatalf("add veth sy0: %v", err)
-	}
-	peer, err := h.LinkByName("sy0peer")
+	link, err := h.LinkByName(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.LinkSetUp(peer); err != nil {
-		t.Fatalf("set sy0peer up: %v", err)
-	}
-	link, err := h.LinkByName("sy0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(link); err != nil {
-		t.Fatalf("set sy0 up: %v", err)
-	}
-	ops, err := host.NewNetlinkOps(ns)
+	ops, err := host.NewNetlinkOps(ns.Handle())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ops.Close() })
-	return &testHost{ns: ns, h: h, ops: ops, link: link}
+	return &testHost{ifname: ifname, h: h, ops: ops, link: link}
 }
 
-var netnsSysctls = []string{
-	"net/ipv4/ip_forward",
-	"net/ipv6/conf/all/forwarding",
-	"net/ipv4/conf/sy0/rp_filter",
+// sysctlKeys are the sysctls the manager changes for the link.
+func (th *testHost) sysctlKeys() []string {
+	return []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/" + th.ifname + "/rp_filter"}
 }
 
 func (th *testHost) sysctls(t *testing.T) map[string]string {
 	t.Helper()
 	m := make(map[string]string)
-	for _, key := range netnsSysctls {
+	for _, key := range th.sysctlKeys() {
 		v, err := th.ops.GetSysctl(key)
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +67,7 @@ func (th *testHost) sysctls(t *testing.T) map[string]string {
 	return m
 }
 
-// routes lists the routes through sy0, in every table, as "dst table proto".
+// routes lists the routes through the link, in every table, as "dst table proto".
 func (th *testHost) routes(t *testing.T, proto int) []string {
 	t.Helper()
 	filter := &netlink.Route{LinkIndex: th.link.Attrs().Index, Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_UNSPEC}
@@ -161,7 +103,7 @@ func TestNetlinkManagerNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &host.Config{
-		Interface:     "sy0",
+		Interface:     th.ifname,
 		Routes:        []netip.Prefix{mpp("198.51.100.0/24"), mpp("2001:db8:1::/48")},
 		Forwarding:    true,
 		LooseRPFilter: true,
@@ -172,7 +114,7 @@ func TestNetlinkManagerNetns(t *testing.T) {
 	if got, want := th.routes(t, host.RouteProtocol), []string{"198.51.100.0/24 table 254", "2001:db8:1::/48 table 254"}; !slices.Equal(got, want) {
 		t.Errorf("routes after Set = %q, want %q", got, want)
 	}
-	wantSys := map[string]string{"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1", "net/ipv4/conf/sy0/rp_filter": "2"}
+	wantSys := map[string]string{"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1", "net/ipv4/conf/" + th.ifname + "/rp_filter": "2"}
 	if got := th.sysctls(t); !maps.Equal(got, wantSys) {
 		t.Errorf("sysctls after Set = %v, want %v", got, wantSys)
 	}
@@ -220,7 +162,7 @@ func TestNetlinkSweepNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := crashed.Set(&host.Config{
-		Interface:     "sy0",
+		Interface:     th.ifname,
 		Routes:        []netip.Prefix{mpp("198.51.100.0/24"), mpp("2001:db8:1::/48")},
 		Table:         100,
 		Forwarding:    true,
@@ -229,7 +171,7 @@ func TestNetlinkSweepNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// crashed is abandoned without Close.
-	if err := host.Sweep(th.ops, "sy0", stateFile); err != nil {
+	if err := host.Sweep(th.ops, th.ifname, stateFile); err != nil {
 		t.Fatal(err)
 	}
 	if got := th.routes(t, host.RouteProtocol); len(got) != 0 {

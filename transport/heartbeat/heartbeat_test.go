@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/checksum"
+	"github.com/switchyard/switchyard/internal/packettest"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -42,26 +42,15 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
-// checksumOK verifies an IPv4 header checksum and the UDP checksum of a
-// packet AppendPacket built.
+// checksumOK verifies that pkt is a UDP packet whose IPv4 header and UDP
+// checksums are valid.
 func checksumOK(t *testing.T, pkt []byte) {
 	t.Helper()
-	udp, ok := udpPayload(pkt)
-	if !ok {
+	if _, ok := udpPayload(pkt); !ok {
 		t.Fatalf("not a UDP packet: % x", pkt)
 	}
-	var src, dst []byte
-	if pkt[0]>>4 == 4 {
-		if checksum.Fold(checksum.Sum(pkt[:20], 0)) != 0xffff {
-			t.Errorf("bad IPv4 header checksum")
-		}
-		src, dst = pkt[12:16], pkt[16:20]
-	} else {
-		src, dst = pkt[8:24], pkt[24:40]
-	}
-	acc := checksum.Sum(dst, checksum.Sum(src, 0)) + 17 + uint32(len(udp))
-	if checksum.Fold(checksum.Sum(udp, acc)) != 0xffff {
-		t.Errorf("bad UDP checksum")
+	if err := packettest.Verify(pkt); err != nil {
+		t.Error(err)
 	}
 }
 

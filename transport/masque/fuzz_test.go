@@ -1,12 +1,13 @@
 package masque
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
 	connectip "github.com/quic-go/connect-ip-go"
 	"go4.org/netipx"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 // FuzzRestoreHop: on any bytes, restoreHop changes at most the TTL (hop
@@ -36,16 +37,7 @@ func FuzzRestoreHop(f *testing.F) {
 	})
 }
 
-func headerSum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
-}
+func headerSum(h []byte) uint16 { return checksum.Fold(checksum.Sum(h, 0)) }
 
 // FuzzFromRoutes: the prefixes of an advertised range cover exactly that
 // range (the peer chooses the ranges).

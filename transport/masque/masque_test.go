@@ -3,7 +3,6 @@ package masque
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/internal/testpki"
 )
 
@@ -89,26 +89,9 @@ func startServerWith(t testing.TB, h Handler) (*Server, *tls.Config) {
 
 func bearer(s string) http.Header { return http.Header{"Authorization": {"Bearer " + s}} }
 
-// ipv4 builds an IPv4/UDP packet of size bytes from src to dst with ttl.
+// ipv4 builds an IPv4/UDP packet of size bytes, at least 28, from src to dst with ttl.
 func ipv4(src, dst netip.Addr, ttl uint8, size int) []byte {
-	p := make([]byte, size)
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:4], uint16(size))
-	p[8], p[9] = ttl, 17
-	copy(p[12:16], src.AsSlice())
-	copy(p[16:20], dst.AsSlice())
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i : i+2]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(p[10:12], ^uint16(sum))
-	binary.BigEndian.PutUint16(p[20:22], 1000)
-	binary.BigEndian.PutUint16(p[22:24], 2000)
-	binary.BigEndian.PutUint16(p[24:26], uint16(size-20))
-	return p
+	return packettest.UDP(packettest.IP{Src: src, Dst: dst, TTL: ttl}, 1000, 2000, make([]byte, size-28))
 }
 
 func TestRefusedWithoutCredential(t *testing.T) {

@@ -1,13 +1,14 @@
 package wireguard
 
 import (
-	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
+
+	"github.com/switchyard/switchyard/internal/packettest"
 )
 
 // capBind is a conn.Bind without sockets: it records what is sent, or
@@ -131,15 +132,9 @@ func connectedCapPairMsgs(t testing.TB, recvA, recvB Receiver) (a, b *Endpoint, 
 	return a, b, ba, bb, sa, sb, msgs
 }
 
-// ipv4Packet returns an IPv4 packet of n bytes (RFC 5737 addresses).
+// ipv4Packet returns an IPv4 UDP packet of n bytes, at least 28 (RFC 5737 addresses).
 func ipv4Packet(n int) []byte {
-	p := make([]byte, n)
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(n))
-	p[8], p[9] = 64, 17
-	copy(p[12:16], edgeIP.AsSlice())
-	copy(p[16:20], agentIP.AsSlice())
-	return p
+	return packettest.UDP(packettest.IP{Src: edgeIP, Dst: agentIP}, 0, 0, make([]byte, n-28))
 }
 
 // hubPipeline is the hub's in-process path without sockets: a sender

@@ -16,6 +16,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/switchyard/switchyard/internal/checksum"
 )
 
 // RFC 5737 addresses for the overlay.
@@ -75,27 +77,13 @@ func makeEchoReply(pkt []byte) bool {
 	icmp := pkt[ihl:]
 	icmp[0] = 0
 	icmp[2], icmp[3] = 0, 0
-	binary.BigEndian.PutUint16(icmp[2:], inetChecksum(icmp))
+	binary.BigEndian.PutUint16(icmp[2:], ^checksum.Fold(checksum.Sum(icmp, 0)))
 	return true
 }
 
 func isEchoReply(pkt []byte, src netip.Addr) bool {
 	return len(pkt) >= 28 && pkt[0]>>4 == 4 && pkt[9] == 1 && pkt[20] == 0 &&
 		netip.AddrFrom4([4]byte(pkt[12:16])) == src
-}
-
-func inetChecksum(b []byte) uint16 {
-	var v uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		v += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		v += uint32(b[len(b)-1]) << 8
-	}
-	for v > 0xffff {
-		v = v>>16 + v&0xffff
-	}
-	return ^uint16(v)
 }
 
 func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
