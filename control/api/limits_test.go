@@ -45,7 +45,7 @@ type limitedLab struct {
 	peak    int                    // the most held at once
 }
 
-func newLimitedLab(t *testing.T, lim api.Limits, tweak ...func(*api.Options)) *limitedLab {
+func newLimitedLab(t testing.TB, lim api.Limits, tweak ...func(*api.Options)) *limitedLab {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir)
