@@ -74,6 +74,7 @@ func newLimitedLab(t testing.TB, lim api.Limits, tweak ...func(*api.Options)) *l
 		f(&opts)
 	}
 	s := api.NewServer(reg, opts)
+	t.Cleanup(func() { s.Close() }) // after the HTTP server's
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
