@@ -252,6 +252,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Limits:         cfg.APILimits,
 		Edges:          edgeLister(etcdS, view),
 	})
+	defer apiSrv.Close() // after the HTTP server is shut down, before the store closes
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }

@@ -122,7 +122,7 @@ func TestClusterOfTwoEdges(t *testing.T) {
 	// edge's own API address; one CA.
 	printed := 0
 	for _, e := range []*edgeProc{ea, eb} {
-		if strings.Contains(e.out.String(), "Admin token (shown once") {
+		if e.out.waitFor("Admin token (shown once") { // stdout may lag the log line on stderr
 			printed++
 		}
 	}

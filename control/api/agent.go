@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/token"
 )
 
@@ -81,8 +82,10 @@ func (s *Server) connectorConfig(w http.ResponseWriter, r *http.Request, tok tok
 		writeError(w, model.Errorf(model.KindInvalid, "connector id %q is not a UUID", r.PathValue("id")))
 		return
 	}
-	s.longPoll(w, r, func() (any, error) {
-		cfg, err := s.connectorConfigFor(r, id)
+	s.longPoll(w, r, func(cfgs *registry.Configs) (any, error) {
+		cfg, err := cfgs.ConnectorConfig(id)
+		cfg.Edge = s.edgePeer(r.Context())
+		cfg.MTU = s.opts.Edge.MTU
 		if err == nil && cfg.TunnelID != tok.TunnelID {
 			err = model.Errorf(model.KindNotFound, "connector %s is not enrolled in this tunnel", id)
 		}
@@ -92,8 +95,11 @@ func (s *Server) connectorConfig(w http.ResponseWriter, r *http.Request, tok tok
 
 // longPoll answers with compute's result as soon as it differs from the
 // version the client holds (If-None-Match), waiting up to ?wait= seconds for a
-// change in the store; 304 Not Modified when nothing changed in time.
-func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func() (any, error)) {
+// change in the store; 304 Not Modified when nothing changed in time. compute
+// reads the registry's Configs at the store's revision when the poll began,
+// then at each revision the server's feed announces: one read of the store
+// per change for every poll of the server, not one per poll.
+func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*registry.Configs) (any, error)) {
 	var wait time.Duration
 	if q := r.URL.Query().Get("wait"); q != "" {
 		secs, err := strconv.Atoi(q)
@@ -110,12 +116,9 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 	rc.SetWriteDeadline(time.Now().Add(wait + s.limits.WriteTimeout))
 	have := r.Header.Get("If-None-Match")
 	ctx := r.Context()
+	// The generation first: a change committed after it is read ends it.
+	gen := s.feed.current()
 	rev, err := s.reg.Rev(ctx)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	changes, err := s.reg.Store().Watch(ctx, rev)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -123,7 +126,12 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
-		v, err := compute()
+		cfgs, err := s.feed.configs(ctx, max(rev, gen.rev))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		v, err := compute(cfgs)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -136,19 +144,22 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func()
 			writeJSON(w, http.StatusOK, v)
 			return
 		}
+		s.feed.waiting.Add(1)
 		select {
-		case c, ok := <-changes:
-			if !ok || c.Err != nil {
-				if ctx.Err() == nil && c.Err != nil {
-					writeError(w, fmt.Errorf("change feed: %w", c.Err)) // 503 when the store is down
-				} else if ctx.Err() == nil {
-					writeError(w, model.Errorf(model.KindInternal, "change feed ended; retry"))
-				}
+		case <-gen.done:
+			s.feed.waiting.Add(-1)
+			if gen.err != nil {
+				writeError(w, fmt.Errorf("change feed: %w", gen.err)) // 503 when the store is down
 				return
 			}
+			gen = s.feed.current()
 		case <-timeout.C:
+			s.feed.waiting.Add(-1)
 			w.Header().Set("ETag", tag)
 			w.WriteHeader(http.StatusNotModified)
+			return
+		case <-ctx.Done():
+			s.feed.waiting.Add(-1)
 			return
 		}
 	}

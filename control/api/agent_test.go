@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/control/registry"
+	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/control/store/memstore"
 	"github.com/switchyard/switchyard/control/token"
 )
@@ -25,6 +26,14 @@ import (
 // newPinnedServer serves the API with a certificate from a real edge CA, as
 // the edge does, and returns an admin client.
 func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
+	t.Helper()
+	admin, reg, _ := newPinnedAPI(t)
+	return admin, reg
+}
+
+// newPinnedAPI is newPinnedServer that also returns the API server; wrap,
+// if given, wraps the store the registry uses.
+func newPinnedAPI(t *testing.T, wrap ...func(store.Store) store.Store) (*client.Client, *registry.Registry, *api.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir)
@@ -37,25 +46,30 @@ func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
 	}
 	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
-	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: secrets{}})
+	var rs store.Store = st
+	for _, w := range wrap {
+		rs = w(rs)
+	}
+	reg, err := registry.New(context.Background(), rs, registry.Options{Secrets: secrets{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.Config.Handler = api.NewServer(reg, api.Options{
+	h := api.NewServer(reg, api.Options{
 		AdminTokenHash: sha256.Sum256([]byte(adminToken)),
 		Edge:           api.EdgeInfo{CAPin: pki.Pin(ca.Cert), Endpoint: "192.0.2.1:51820", EdgeKey: "k", MTU: 1380, MASQUE: "192.0.2.1:443"},
 	})
+	t.Cleanup(func() { h.Close() }) // after the HTTP server's
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	// The token carries the API address the edge advertises.
-	srv.Config.Handler.(*api.Server).SetAPIURL(srv.URL)
+	h.SetAPIURL(srv.URL)
 	admin, err := client.New(srv.URL, adminToken, ca.CertPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return admin, reg
+	return admin, reg, h
 }
 
 func wgKey() string {

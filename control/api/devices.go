@@ -170,7 +170,12 @@ func (s *Server) deviceConfigFor(r *http.Request, id uuid.UUID) (model.DeviceCon
 }
 
 func (s *Server) deviceConfig(w http.ResponseWriter, r *http.Request, d model.Device) {
-	s.longPoll(w, r, func() (any, error) { return s.deviceConfigFor(r, d.ID) })
+	s.longPoll(w, r, func(cfgs *registry.Configs) (any, error) {
+		cfg, err := cfgs.DeviceConfig(d.ID)
+		cfg.Edge = s.edgePeer(r.Context())
+		cfg.MTU = s.opts.Edge.MTU
+		return cfg, err
+	})
 }
 
 func (s *Server) selectVNet(w http.ResponseWriter, r *http.Request, d model.Device) {

@@ -44,7 +44,7 @@ type limitedLab struct {
 	peak    int                    // the most held at once
 }
 
-func newLimitedLab(t *testing.T, lim api.Limits, tweak ...func(*api.Options)) *limitedLab {
+func newLimitedLab(t testing.TB, lim api.Limits, tweak ...func(*api.Options)) *limitedLab {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir)
@@ -70,6 +70,7 @@ func newLimitedLab(t *testing.T, lim api.Limits, tweak ...func(*api.Options)) *l
 		f(&opts)
 	}
 	s := api.NewServer(reg, opts)
+	t.Cleanup(func() { s.Close() }) // after the HTTP server's
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -73,17 +73,27 @@ type Server struct {
 	limits Limits // opts.Limits with defaults
 	log    *slog.Logger
 	mux    *http.ServeMux
-	peers  peerAPIs // the other edges' API addresses, for agents
+	peers  peerAPIs    // the other edges' API addresses, for agents
+	feed   *configFeed // the store's changes, for configuration long polls
 }
 
-// NewServer returns the API handler over reg.
+// NewServer returns the API handler over reg. It watches reg's store for
+// the agents' configuration long polls until Close, or until the store closes.
 func NewServer(reg *registry.Registry, opts Options) *Server {
 	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.feed = newConfigFeed(reg, s.log)
 	s.routes()
 	return s
+}
+
+// Close stops the server's store watch and waits for it; configuration
+// long polls still waiting answer 503 (retry). Close the HTTP server first.
+func (s *Server) Close() error {
+	s.feed.stop()
+	return nil
 }
 
 func (s *Server) routes() {

@@ -48,7 +48,9 @@ func newServer(t *testing.T, tweak ...func(*api.Options)) (*httptest.Server, *cl
 	for _, f := range tweak {
 		f(&opts)
 	}
-	srv := httptest.NewUnstartedServer(api.NewServer(reg, opts))
+	h := api.NewServer(reg, opts)
+	t.Cleanup(func() { h.Close() }) // after the HTTP server's
+	srv := httptest.NewUnstartedServer(h)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	c, err := client.New(srv.URL, adminToken, certPEM(srv))
