@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,12 @@ const fanoutTunnels = 100
 // return (-benchtime=3x makes three changes).
 func BenchmarkConfigFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchFanout(b, n) })
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			if n > 1000 && os.Getenv("BENCH_QUICK") == "1" {
+				b.Skip("BENCH_QUICK=1")
+			}
+			benchFanout(b, n)
+		})
 	}
 }
 
