@@ -50,7 +50,7 @@ type EtcdConfig struct {
 const (
 	secretCA         = "ca"          // JSON {cert, key} in PEM
 	secretMasterKey  = "master.key"  // 32 bytes
-	secretWGKey      = "wg.key"      // 32 bytes: every edge answers with the same WireGuard key
+	secretWGKey      = "wg.key/"     // + the edge's name: 32 bytes, each edge's own WireGuard key (an agent holds sessions to two edges as two peers)
 	secretAdminToken = "admin-token" // the admin token itself: every edge writes it into its admin.json
 )
 
@@ -99,7 +99,7 @@ func openEtcd(ctx context.Context, e *EtcdConfig) (*etcdstore.Store, error) {
 // loadClusterIdentity reads the cluster's secrets from etcd, creating those
 // that are missing (exactly once across racing edges). dir is this edge's data
 // dir, which keeps only its admin.json and flow log.
-func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.Key, dir string) (*identity, error) {
+func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.Key, dir, name string) (*identity, error) {
 	if err := atomicfile.PrivateDir(dir); err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.K
 		return nil, err
 	}
 	id.master = master
-	wg, err := loadClusterKey(ctx, sec, secretWGKey, func() ([]byte, error) {
+	wg, err := loadClusterKey(ctx, sec, secretWGKey+name, func() ([]byte, error) {
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, err
@@ -142,7 +142,7 @@ func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.K
 	}
 	priv, err := ecdh.X25519().NewPrivateKey(wg)
 	if err != nil {
-		return nil, fmt.Errorf("cluster secret %s: %w", secretWGKey, err)
+		return nil, fmt.Errorf("cluster secret %s: %w", secretWGKey+name, err)
 	}
 	copy(id.wgPrivate[:], wg)
 	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())

@@ -128,10 +128,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer etcdS.Close()
 		st = etcdS
-		if id, err = loadClusterIdentity(ctx, etcdS, cfg.Etcd.ClusterKey, cfg.DataDir); err != nil {
+		if name, err = edgeName(cfg); err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
-		if name, err = edgeName(cfg); err != nil {
+		if id, err = loadClusterIdentity(ctx, etcdS, cfg.Etcd.ClusterKey, cfg.DataDir, name); err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
 		viewCtx, stopView := context.WithCancel(ctx)
