@@ -69,11 +69,12 @@ type Endpoint struct {
 	peersMu sync.RWMutex
 	peers   map[PublicKey]*Session
 
-	hsQueue   chan *hsJob
-	hsPool    sync.Pool
-	initQueue chan *Session
-	crypto    chan *cryptoJob
-	txPool    sync.Pool
+	hsQueue  chan *hsJob
+	hsPool   sync.Pool
+	kicks    atomic.Pointer[Session] // sessions for the timer goroutine, linked by kickNext
+	kickWake chan struct{}           // wakes the timer goroutine after a kick
+	crypto   chan *cryptoJob
+	txPool   sync.Pool
 
 	underLoadUntil atomic.Int64
 	forceUnderLoad atomic.Bool // tests
@@ -97,19 +98,19 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, errors.New("wireguard.New: receiver is nil")
 	}
 	e := &Endpoint{
-		log:       cfg.Logger,
-		t:         cfg.Timers.withDefaults(),
-		priv:      cfg.PrivateKey,
-		bind:      cfg.Bind,
-		recv:      cfg.Receiver,
-		epoch:     time.Now(),
-		index:     newIndexTable(cfg.MaxSessions),
-		workers:   cfg.workers(),
-		peers:     make(map[PublicKey]*Session),
-		hsQueue:   make(chan *hsJob, handshakeQueueSize),
-		initQueue: make(chan *Session, handshakeQueueSize),
-		crypto:    make(chan *cryptoJob, 64),
-		closed:    make(chan struct{}),
+		log:      cfg.Logger,
+		t:        cfg.Timers.withDefaults(),
+		priv:     cfg.PrivateKey,
+		bind:     cfg.Bind,
+		recv:     cfg.Receiver,
+		epoch:    time.Now(),
+		index:    newIndexTable(cfg.MaxSessions),
+		workers:  cfg.workers(),
+		peers:    make(map[PublicKey]*Session),
+		hsQueue:  make(chan *hsJob, handshakeQueueSize),
+		kickWake: make(chan struct{}, 1),
+		crypto:   make(chan *cryptoJob, 64),
+		closed:   make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -269,6 +270,7 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 		s.setEndpoint(dst)
 	}
 	s.cfgEndpoint = pc.Endpoint
+	e.kick(s) // a new keepalive interval or endpoint may move its timers
 	return s, nil
 }
 
@@ -288,6 +290,7 @@ func (e *Endpoint) RemovePeer(pk PublicKey) bool {
 	s.dropKeypairsLocked()
 	s.mu.Unlock()
 	s.dropStaged()
+	e.kick(s) // out of the timer wheel now rather than at its next deadline
 	return true
 }
 
@@ -334,12 +337,12 @@ func (e *Endpoint) Sessions() []*Session {
 // rekey now); it needs a known endpoint and happens asynchronously.
 func (e *Endpoint) Handshake(s *Session) { e.requestHandshake(s) }
 
+// requestHandshake flags s for a handshake and kicks it to the timer
+// goroutine; packet paths call it, so it does no more than two atomics and
+// a non-blocking channel send, once per request.
 func (e *Endpoint) requestHandshake(s *Session) {
 	if s.wantHandshake.CompareAndSwap(false, true) {
-		select {
-		case e.initQueue <- s:
-		default: // the next tick sees the flag
-		}
+		e.kick(s)
 	}
 }
 

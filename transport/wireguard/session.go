@@ -93,6 +93,9 @@ type Session struct {
 	staged   [][]byte // packets waiting for a key, at most maxStaged
 
 	wantHandshake atomic.Bool
+	kicked        atomic.Bool  // on Endpoint.kicks
+	kickNext      *Session     // next on Endpoint.kicks; written only while kicked
+	wl            wheelLink    // place in the timer wheel; timer goroutine only
 	deadCheck     int64        // lastDataSent already acted on; timer goroutine only
 	lastSent      atomic.Int64 // endpoint clock of the last packet sent
 	lastRecv      atomic.Int64 // ... received (authenticated)
@@ -243,8 +246,8 @@ func (s *Session) installKeypairLocked(kp *keypair) {
 // on it (the responder's key confirmation) and reports whether it did.
 func (s *Session) confirm(kp *keypair) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.next.Load() != kp {
+		s.mu.Unlock()
 		return false
 	}
 	if old := s.previous.Load(); old != nil {
@@ -254,5 +257,7 @@ func (s *Session) confirm(kp *keypair) bool {
 	s.current.Store(kp)
 	s.next.Store(nil)
 	s.lastHandshake.Store(time.Now().UnixNano())
+	s.mu.Unlock()
+	s.e.kick(s) // keepalives can go out now; once per handshake
 	return true
 }
