@@ -79,6 +79,7 @@ type Endpoint struct {
 	underLoadUntil atomic.Int64
 	forceUnderLoad atomic.Bool // tests
 	stats          counters
+	timerRuns      atomic.Uint64 // sessions the timer goroutine looked at
 
 	closeOnce sync.Once
 	closed    chan struct{}

@@ -58,22 +58,25 @@ func (e *Endpoint) kick(s *Session) {
 
 // drainKicks runs the timers of every kicked session and re-slots it.
 func (e *Endpoint) drainKicks(w *wheel) {
-	s := e.kicks.Swap(nil)
-	if s == nil {
-		return
-	}
 	now := e.now()
-	for s != nil {
+	e.takeKicks(func(s *Session) { e.runTimers(w, s, now) })
+}
+
+// takeKicks empties the kick stack and calls fn for each session on it;
+// timer goroutine only.
+func (e *Endpoint) takeKicks(fn func(*Session)) {
+	for s := e.kicks.Swap(nil); s != nil; {
 		next := s.kickNext
 		s.kickNext = nil
 		s.kicked.Store(false) // from here on a change kicks s again
-		e.runTimers(w, s, now)
+		fn(s)
 		s = next
 	}
 }
 
 // runTimers runs s's timers that are due and slots s for its next deadline.
 func (e *Endpoint) runTimers(w *wheel, s *Session, now int64) {
+	e.timerRuns.Add(1)
 	e.tickSession(s, now)
 	if at, ok := e.nextDeadline(s, now); ok {
 		w.schedule(s, at)
