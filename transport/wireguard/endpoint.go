@@ -256,21 +256,29 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 			return nil, fmt.Errorf("wireguard: add peer %s: %w", pc.PublicKey, err)
 		}
 		s = &Session{e: e, key: pc.PublicKey, staticStatic: ss}
-		s.mac1Key = labelHash(wgLabelMAC1, pc.PublicKey[:])
-		s.cookieKey = labelHash(wgLabelCookie, pc.PublicKey[:])
 		e.peers[pc.PublicKey] = s
 	}
 	s.mu.Lock()
-	s.psk = pc.PresharedKey
+	s.psk = nil // a zero key costs a session nothing
+	if pc.PresharedKey != zeroPSK {
+		psk := pc.PresharedKey
+		s.psk = &psk
+	}
 	s.mu.Unlock()
 	s.value.Store(&valueBox{v: pc.Value})
 	s.keepalive.Store(int64(pc.PersistentKeepalive))
 	// A configured endpoint applies when it is new or changed, so that
 	// re-applying the same configuration does not undo roaming.
-	if dst != nil && pc.Endpoint != s.cfgEndpoint {
+	if dst != nil && (s.cfgEndpoint == nil || pc.Endpoint != *s.cfgEndpoint) {
 		s.setEndpoint(dst)
 	}
-	s.cfgEndpoint = pc.Endpoint
+	switch {
+	case !pc.Endpoint.IsValid():
+		s.cfgEndpoint = nil
+	case s.cfgEndpoint == nil || *s.cfgEndpoint != pc.Endpoint:
+		ep := pc.Endpoint
+		s.cfgEndpoint = &ep
+	}
 	e.kick(s) // a new keepalive interval or endpoint may move its timers
 	return s, nil
 }

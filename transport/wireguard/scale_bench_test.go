@@ -102,8 +102,6 @@ func runIdleSessions(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		s := &Session{e: ie, key: edgePub, staticStatic: ss}
-		s.mac1Key = labelHash(wgLabelMAC1, edgePub[:])
-		s.cookieKey = labelHash(wgLabelCookie, edgePub[:])
 		s.mu.Lock()
 		m, err := ie.createInitiationLocked(s, ie.now())
 		s.mu.Unlock()

@@ -106,12 +106,12 @@ func (e *Endpoint) nextDeadline(s *Session, now int64) (int64, bool) {
 		}
 	}
 	hs := &s.hs
-	inFlight := hs.state == hsInitSent
+	inFlight := hs.inFlight()
 	want := s.wantHandshake.Load()
 	if inFlight {
 		// Retransmission, or giving up after RekeyAttemptTime; the timers
 		// that wait for the attempt to end are looked at then.
-		next = min(next, hs.lastInitSent+int64(t.RekeyTimeout)+hs.jitter)
+		next = min(next, hs.lastInitSent+int64(t.RekeyTimeout)+hs.init.jitter)
 	} else if want {
 		next = min(next, hs.lastInitSent+int64(t.RekeyTimeout)) // asked for too soon
 	}
@@ -155,23 +155,21 @@ func (e *Endpoint) tickSession(s *Session, now int64) {
 		}
 	}
 	hs := &s.hs
-	if hs.state == hsInitSent && now-hs.lastInitSent >= int64(t.RekeyTimeout)+hs.jitter {
-		if now-hs.attemptStart >= int64(t.RekeyAttemptTime) {
+	if hs.inFlight() && now-hs.lastInitSent >= int64(t.RekeyTimeout)+hs.init.jitter {
+		if now-hs.init.attemptStart >= int64(t.RekeyAttemptTime) {
 			s.dropStaged()
-			e.index.remove(hs.localIndex)
-			hs.state = hsNone
-			clear(hs.ephemeral[:])
+			hs.endInitiation(e.index)
 		} else {
 			retry = true
 		}
 	}
-	if s.wantHandshake.Swap(false) && hs.state != hsInitSent {
+	if s.wantHandshake.Swap(false) && !hs.inFlight() {
 		start = true
 	}
 	// Data sent but nothing heard back for KeepaliveTimeout+RekeyTimeout:
 	// the peer may have lost its keys, so handshake again (once per burst).
 	if ls := s.lastDataSent.Load(); ls > s.lastRecv.Load() && ls != s.deadCheck &&
-		now-ls >= int64(t.KeepaliveTimeout+t.RekeyTimeout) && hs.state != hsInitSent {
+		now-ls >= int64(t.KeepaliveTimeout+t.RekeyTimeout) && !hs.inFlight() {
 		s.deadCheck = ls
 		start = true
 	}
@@ -181,7 +179,7 @@ func (e *Endpoint) tickSession(s *Session, now int64) {
 	}
 	if pk := s.keepalive.Load(); pk > 0 && now-s.lastSent.Load() >= pk {
 		keepalive = true
-		if s.current.Load() == nil && hs.state != hsInitSent {
+		if s.current.Load() == nil && !hs.inFlight() {
 			start = true
 		}
 	}
@@ -203,7 +201,7 @@ func (e *Endpoint) tickSession(s *Session, now int64) {
 // later tick.
 func (e *Endpoint) startHandshake(s *Session, now int64) {
 	s.mu.Lock()
-	inFlight := s.hs.state == hsInitSent
+	inFlight := s.hs.inFlight()
 	tooSoon := s.hs.lastInitSent != 0 && now-s.hs.lastInitSent < int64(e.t.RekeyTimeout)
 	s.mu.Unlock()
 	switch {
@@ -223,8 +221,9 @@ func (e *Endpoint) sendInitiation(s *Session, now int64, retry bool) {
 		return
 	}
 	s.mu.Lock()
-	if !retry {
-		s.hs.attemptStart = now
+	attemptStart := now
+	if retry && s.hs.init != nil {
+		attemptStart = s.hs.init.attemptStart
 	}
 	msg, err := e.createInitiationLocked(s, now)
 	if err != nil {
@@ -233,7 +232,8 @@ func (e *Endpoint) sendInitiation(s *Session, now int64, retry bool) {
 		return
 	}
 	s.hs.lastInitSent = now
-	s.hs.jitter = rand.Int64N(int64(min(maxJitter, e.t.RekeyTimeout/3)) + 1)
+	s.hs.init.attemptStart = attemptStart
+	s.hs.init.jitter = rand.Int64N(int64(min(maxJitter, e.t.RekeyTimeout/3)) + 1)
 	s.mu.Unlock()
 	e.stats.hsInitiated.Add(1)
 	e.sendRaw(msg[:], dst.ep)

@@ -55,7 +55,7 @@ func TestHandshakeRetransmitAndGiveUp(t *testing.T) {
 	gaveUp := func() bool {
 		sa.mu.Lock()
 		defer sa.mu.Unlock()
-		return sa.hs.state == hsNone && a.Stats().HandshakesInitiated > 0
+		return !sa.hs.inFlight() && a.Stats().HandshakesInitiated > 0
 	}
 	waitFor(t, 5*time.Second, "attempt given up", gaveUp)
 	elapsed := time.Since(start)
