@@ -38,7 +38,7 @@ type Timers struct {
 	RekeyTimeout        time.Duration // retransmit an unanswered initiation after this
 	KeepaliveTimeout    time.Duration // passive keepalive delay
 	CookieRefreshTime   time.Duration // cookie secret and cookie lifetime
-	Tick                time.Duration // timer resolution (default 100ms)
+	Tick                time.Duration // timer resolution, the timer wheel's slot width (default 100ms)
 }
 
 func (t Timers) withDefaults() Timers {

@@ -93,7 +93,8 @@ func (c *cookieChecker) createReply(msg, src []byte, now, refresh int64) (out [c
 func (s *Session) addMACsLocked(msg []byte, now int64) {
 	n := len(msg)
 	var m [macSize]byte
-	mac16(&m, s.mac1Key[:], msg[:n-2*macSize])
+	mac1Key := labelHash(wgLabelMAC1, s.key[:]) // not kept: 32 bytes a session
+	mac16(&m, mac1Key[:], msg[:n-2*macSize])
 	copy(msg[n-2*macSize:], m[:])
 	s.hs.lastMAC1 = m
 	if s.hs.hasCookie && now-s.hs.cookieTime < int64(s.e.t.CookieRefreshTime) {
@@ -106,7 +107,8 @@ func (s *Session) addMACsLocked(msg []byte, now int64) {
 
 // consumeCookieReplyLocked stores the cookie in a reply from s; s.mu held.
 func (s *Session) consumeCookieReplyLocked(m *cookieReplyMsg, now int64) bool {
-	x, _ := chacha20poly1305.NewX(s.cookieKey[:])
+	cookieKey := labelHash(wgLabelCookie, s.key[:])
+	x, _ := chacha20poly1305.NewX(cookieKey[:])
 	var ck [macSize]byte
 	if _, err := x.Open(ck[:0], m.nonce[:], m.cookie[:], s.hs.lastMAC1[:]); err != nil {
 		return false

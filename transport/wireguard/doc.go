@@ -14,7 +14,9 @@
 // answered by a bounded pool of handshake workers; under load they are rate
 // limited per source address and need a valid mac2 (cookie replies). One
 // timer goroutine runs retransmission, rekeying, expiry and keepalives for
-// all sessions.
+// all sessions from a hashed timer wheel: a tick touches only the sessions
+// whose next deadline falls in it, so an idle established session costs a
+// look every KeepaliveTimeout; the packet path never touches the wheel.
 //
 // The peer directory (AddPeer, RemovePeer, SetPeers) is the only source of
 // authorization: a key is accepted from the moment it is added, and its

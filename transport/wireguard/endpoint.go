@@ -69,15 +69,17 @@ type Endpoint struct {
 	peersMu sync.RWMutex
 	peers   map[PublicKey]*Session
 
-	hsQueue   chan *hsJob
-	hsPool    sync.Pool
-	initQueue chan *Session
-	crypto    chan *cryptoJob
-	txPool    sync.Pool
+	hsQueue  chan *hsJob
+	hsPool   sync.Pool
+	kicks    atomic.Pointer[Session] // sessions for the timer goroutine, linked by kickNext
+	kickWake chan struct{}           // wakes the timer goroutine after a kick
+	crypto   chan *cryptoJob
+	txPool   sync.Pool
 
 	underLoadUntil atomic.Int64
 	forceUnderLoad atomic.Bool // tests
 	stats          counters
+	timerRuns      atomic.Uint64 // sessions the timer goroutine looked at
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -97,19 +99,19 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, errors.New("wireguard.New: receiver is nil")
 	}
 	e := &Endpoint{
-		log:       cfg.Logger,
-		t:         cfg.Timers.withDefaults(),
-		priv:      cfg.PrivateKey,
-		bind:      cfg.Bind,
-		recv:      cfg.Receiver,
-		epoch:     time.Now(),
-		index:     newIndexTable(cfg.MaxSessions),
-		workers:   cfg.workers(),
-		peers:     make(map[PublicKey]*Session),
-		hsQueue:   make(chan *hsJob, handshakeQueueSize),
-		initQueue: make(chan *Session, handshakeQueueSize),
-		crypto:    make(chan *cryptoJob, 64),
-		closed:    make(chan struct{}),
+		log:      cfg.Logger,
+		t:        cfg.Timers.withDefaults(),
+		priv:     cfg.PrivateKey,
+		bind:     cfg.Bind,
+		recv:     cfg.Receiver,
+		epoch:    time.Now(),
+		index:    newIndexTable(cfg.MaxSessions),
+		workers:  cfg.workers(),
+		peers:    make(map[PublicKey]*Session),
+		hsQueue:  make(chan *hsJob, handshakeQueueSize),
+		kickWake: make(chan struct{}, 1),
+		crypto:   make(chan *cryptoJob, 64),
+		closed:   make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -254,21 +256,30 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 			return nil, fmt.Errorf("wireguard: add peer %s: %w", pc.PublicKey, err)
 		}
 		s = &Session{e: e, key: pc.PublicKey, staticStatic: ss}
-		s.mac1Key = labelHash(wgLabelMAC1, pc.PublicKey[:])
-		s.cookieKey = labelHash(wgLabelCookie, pc.PublicKey[:])
 		e.peers[pc.PublicKey] = s
 	}
 	s.mu.Lock()
-	s.psk = pc.PresharedKey
+	s.psk = nil // a zero key costs a session nothing
+	if pc.PresharedKey != zeroPSK {
+		psk := pc.PresharedKey
+		s.psk = &psk
+	}
 	s.mu.Unlock()
 	s.value.Store(&valueBox{v: pc.Value})
 	s.keepalive.Store(int64(pc.PersistentKeepalive))
 	// A configured endpoint applies when it is new or changed, so that
 	// re-applying the same configuration does not undo roaming.
-	if dst != nil && pc.Endpoint != s.cfgEndpoint {
+	if dst != nil && (s.cfgEndpoint == nil || pc.Endpoint != *s.cfgEndpoint) {
 		s.setEndpoint(dst)
 	}
-	s.cfgEndpoint = pc.Endpoint
+	switch {
+	case !pc.Endpoint.IsValid():
+		s.cfgEndpoint = nil
+	case s.cfgEndpoint == nil || *s.cfgEndpoint != pc.Endpoint:
+		ep := pc.Endpoint
+		s.cfgEndpoint = &ep
+	}
+	e.kick(s) // a new keepalive interval or endpoint may move its timers
 	return s, nil
 }
 
@@ -288,6 +299,7 @@ func (e *Endpoint) RemovePeer(pk PublicKey) bool {
 	s.dropKeypairsLocked()
 	s.mu.Unlock()
 	s.dropStaged()
+	e.kick(s) // out of the timer wheel now rather than at its next deadline
 	return true
 }
 
@@ -334,12 +346,12 @@ func (e *Endpoint) Sessions() []*Session {
 // rekey now); it needs a known endpoint and happens asynchronously.
 func (e *Endpoint) Handshake(s *Session) { e.requestHandshake(s) }
 
+// requestHandshake flags s for a handshake and kicks it to the timer
+// goroutine; packet paths call it, so it does no more than two atomics and
+// a non-blocking channel send, once per request.
 func (e *Endpoint) requestHandshake(s *Session) {
 	if s.wantHandshake.CompareAndSwap(false, true) {
-		select {
-		case e.initQueue <- s:
-		default: // the next tick sees the flag
-		}
+		e.kick(s)
 	}
 }
 

@@ -45,11 +45,18 @@ func newKeypair(s *Session, chainKey *[32]byte, initiator bool, now int64) *keyp
 
 // createInitiationLocked starts a handshake with s as initiator; s.mu held.
 func (e *Endpoint) createInitiationLocked(s *Session, now int64) (out [initiationSize]byte, err error) {
-	hs := &s.hs
-	if hs.state == hsInitSent {
+	hs := s.hs.init
+	if hs != nil { // a retransmission: a new ephemeral key and index
 		e.index.remove(hs.localIndex)
-		hs.state = hsNone
+		s.hs.init = nil
+	} else {
+		hs = new(initiation)
 	}
+	defer func() {
+		if err != nil {
+			clear(hs.ephemeral[:])
+		}
+	}()
 	hs.chainKey = initialChainKey
 	mixHash(&hs.hash, &initialHash, s.key[:])
 	if hs.ephemeral, err = GeneratePrivateKey(); err != nil {
@@ -77,7 +84,7 @@ func (e *Endpoint) createInitiationLocked(s *Session, now int64) (out [initiatio
 		return out, errIndexExhausted
 	}
 	hs.localIndex = ent.index
-	hs.state = hsInitSent
+	s.hs.init = hs
 	m.sender = ent.index
 	m.marshal(&out)
 	s.addMACsLocked(out[:], now)
@@ -152,7 +159,7 @@ func (e *Endpoint) createResponseLocked(c *consumedInitiation, now int64) (out [
 	kdf1(&c.chainKey, c.chainKey[:], ss[:])
 	clear(eph[:])
 	var tau, key [32]byte
-	kdf3(&c.chainKey, &tau, &key, c.chainKey[:], s.psk[:])
+	kdf3(&c.chainKey, &tau, &key, c.chainKey[:], s.presharedKeyLocked()[:])
 	mixHash(&c.hash, &c.hash, tau[:])
 	aeadSeal(&key, m.empty[:], nil, c.hash[:])
 	clear(key[:])
@@ -171,8 +178,8 @@ func (e *Endpoint) createResponseLocked(c *consumedInitiation, now int64) (out [
 
 // consumeResponseLocked completes a handshake we initiated; s.mu held.
 func (e *Endpoint) consumeResponseLocked(s *Session, m *responseMsg, now int64) (*keypair, error) {
-	hs := &s.hs
-	if hs.state != hsInitSent || hs.localIndex != m.receiver {
+	hs := s.hs.init
+	if hs == nil || hs.localIndex != m.receiver {
 		return nil, errNoHandshake
 	}
 	hash, chainKey := hs.hash, hs.chainKey
@@ -189,7 +196,7 @@ func (e *Endpoint) consumeResponseLocked(s *Session, m *responseMsg, now int64) 
 	}
 	kdf1(&chainKey, chainKey[:], ss[:])
 	var tau, key [32]byte
-	kdf3(&chainKey, &tau, &key, chainKey[:], s.psk[:])
+	kdf3(&chainKey, &tau, &key, chainKey[:], s.presharedKeyLocked()[:])
 	mixHash(&hash, &hash, tau[:])
 	if aeadOpen(&key, nil, m.empty[:], hash[:]) != nil {
 		return nil, errHandshakeAuth
@@ -200,7 +207,7 @@ func (e *Endpoint) consumeResponseLocked(s *Session, m *responseMsg, now int64) 
 	if !e.index.replace(hs.localIndex, s, kp) {
 		return nil, errNoHandshake
 	}
-	hs.state = hsNone
 	clear(hs.ephemeral[:])
+	s.hs.init = nil
 	return kp, nil
 }

@@ -45,7 +45,8 @@ func newIndexTable(size int) *indexTable {
 }
 
 // insert publishes a new entry under a fresh index and returns it; it
-// returns false when the table is full.
+// returns false when the table is full. A keypair's entry is the one it
+// embeds, so that an established session costs no allocation here.
 func (t *indexTable) insert(sess *Session, kp *keypair) (*indexEntry, bool) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
@@ -57,7 +58,8 @@ func (t *indexTable) insert(sess *Session, kp *keypair) (*indexEntry, bool) {
 	slot := t.free[len(t.free)-1]
 	t.free = t.free[:len(t.free)-1]
 	idx := slot | binary.LittleEndian.Uint32(r[:])<<t.bits // bits <= 24
-	e := &indexEntry{index: idx, sess: sess, kp: kp}
+	e := entryFor(kp)
+	*e = indexEntry{index: idx, sess: sess, kp: kp}
 	t.slots[slot].Store(e)
 	return e, true
 }
@@ -70,8 +72,19 @@ func (t *indexTable) replace(idx uint32, sess *Session, kp *keypair) bool {
 	if e := s.Load(); e == nil || e.index != idx {
 		return false
 	}
-	s.Store(&indexEntry{index: idx, sess: sess, kp: kp})
+	e := entryFor(kp)
+	*e = indexEntry{index: idx, sess: sess, kp: kp}
+	s.Store(e)
 	return true
+}
+
+// entryFor returns the entry to publish for kp: the one kp embeds (not yet
+// published: kp is new), or a new one while a handshake is pending.
+func entryFor(kp *keypair) *indexEntry {
+	if kp != nil {
+		return &kp.ent
+	}
+	return new(indexEntry)
 }
 
 // lookup returns the entry for idx, or nil.

@@ -394,6 +394,7 @@ func (e *Endpoint) handleInitiation(msg []byte, src conn.Endpoint, now int64) {
 	e.stats.hsCompleted.Add(1)
 	e.sendRaw(resp[:], src)
 	s.lastSent.Store(now)
+	e.kick(s) // a new key: its expiry, and the keepalive look-ahead
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.LogAttrs(context.Background(), slog.LevelDebug, "handshake answered", slog.String("peer", s.key.String()), slog.String("src", src.DstToString()))
 	}
@@ -426,6 +427,7 @@ func (e *Endpoint) handleResponse(msg []byte, src conn.Endpoint, now int64) {
 	e.stats.hsCompleted.Add(1)
 	e.sendKeepalive(s) // confirms the keypair for the responder
 	e.flushStaged(s)
+	e.kick(s) // the attempt is over and a new key is in
 }
 
 func (e *Endpoint) handleCookieReply(msg []byte, now int64) {

@@ -27,6 +27,8 @@ type keypair struct {
 
 	replayMu sync.Mutex
 	replay   replay.Filter
+
+	ent indexEntry // what its receiver index points to, once published
 }
 
 type keypairPtr = atomic.Pointer[keypair]
@@ -36,32 +38,45 @@ type endpointBox struct{ ep conn.Endpoint }
 
 type valueBox struct{ v any }
 
-// handshake states
-const (
-	hsNone     = iota
-	hsInitSent // we sent an initiation and wait for the response
-)
+// initiation is the initiator's state between an initiation and its
+// response, allocated per attempt so that an idle session does not carry it.
+// Guarded by Session.mu.
+type initiation struct {
+	hash         [32]byte
+	chainKey     [32]byte
+	ephemeral    PrivateKey
+	localIndex   uint32
+	attemptStart int64 // first initiation of the current attempt
+	jitter       int64 // added to RekeyTimeout before the next retransmission
+}
 
-// handshake is the initiator's state between initiation and response, plus
-// the responder's anti-replay state. Guarded by Session.mu.
+// handshake is a session's handshake state in both roles: the initiation
+// in flight, if any, the responder's anti-replay state, and the cookie
+// state for messages we send to the peer. Guarded by Session.mu.
 type handshake struct {
-	state           int
-	hash            [32]byte
-	chainKey        [32]byte
-	ephemeral       PrivateKey
-	localIndex      uint32
-	attemptStart    int64 // first initiation of the current attempt
+	init            *initiation // non-nil while an initiation of ours is unanswered
 	lastInitSent    int64
-	jitter          int64
 	lastTimestamp   tai64n.Timestamp
-	lastInitConsume int64
 	hasInitConsume  bool
+	hasCookie       bool
+	lastInitConsume int64
+	lastMAC1        [macSize]byte
+	cookie          [macSize]byte
+	cookieTime      int64
+}
 
-	// cookie state for messages we send to this peer
-	lastMAC1   [macSize]byte
-	cookie     [macSize]byte
-	cookieTime int64
-	hasCookie  bool
+// inFlight reports whether an initiation of ours waits for its response.
+func (hs *handshake) inFlight() bool { return hs.init != nil }
+
+// endInitiation forgets the initiation in flight, if any, and frees its
+// receiver index.
+func (hs *handshake) endInitiation(index *indexTable) {
+	if hs.init == nil {
+		return
+	}
+	index.remove(hs.init.localIndex)
+	clear(hs.init.ephemeral[:])
+	hs.init = nil
 }
 
 // Session is one authorized peer (a tunnel replica or a device) identified
@@ -73,10 +88,8 @@ type Session struct {
 
 	// immutable after creation
 	staticStatic [32]byte
-	mac1Key      [32]byte // HASH(LABEL_MAC1 || peer key): macs we send
-	cookieKey    [32]byte // HASH(LABEL_COOKIE || peer key): cookie replies we get
 
-	cfgEndpoint netip.AddrPort // last configured endpoint; Endpoint.peersMu
+	cfgEndpoint *netip.AddrPort // last configured endpoint, nil if none; Endpoint.peersMu
 	value       atomic.Pointer[valueBox]
 	dst         atomic.Pointer[endpointBox]
 	keepalive   atomic.Int64 // persistent keepalive interval, ns
@@ -84,7 +97,7 @@ type Session struct {
 
 	mu       sync.Mutex // guards hs, psk and keypair rotation
 	hs       handshake
-	psk      PresharedKey
+	psk      *PresharedKey // nil: none (all zeros)
 	current  atomic.Pointer[keypair]
 	previous atomic.Pointer[keypair]
 	next     atomic.Pointer[keypair]
@@ -93,6 +106,9 @@ type Session struct {
 	staged   [][]byte // packets waiting for a key, at most maxStaged
 
 	wantHandshake atomic.Bool
+	kicked        atomic.Bool  // on Endpoint.kicks
+	kickNext      *Session     // next on Endpoint.kicks; written only while kicked
+	wl            wheelLink    // place in the timer wheel; timer goroutine only
 	deadCheck     int64        // lastDataSent already acted on; timer goroutine only
 	lastSent      atomic.Int64 // endpoint clock of the last packet sent
 	lastRecv      atomic.Int64 // ... received (authenticated)
@@ -102,6 +118,16 @@ type Session struct {
 
 	rxBytes, rxPackets atomic.Uint64
 	txBytes, txPackets atomic.Uint64
+}
+
+var zeroPSK PresharedKey
+
+// presharedKeyLocked returns the key mixed into handshakes; s.mu held.
+func (s *Session) presharedKeyLocked() *PresharedKey {
+	if s.psk == nil {
+		return &zeroPSK
+	}
+	return s.psk
 }
 
 // PublicKey returns the peer's public key.
@@ -202,11 +228,7 @@ func (s *Session) dropKeypairsLocked() {
 			s.e.index.remove(kp.localIndex)
 		}
 	}
-	if s.hs.state == hsInitSent {
-		s.e.index.remove(s.hs.localIndex)
-	}
-	s.hs.state = hsNone
-	clear(s.hs.ephemeral[:])
+	s.hs.endInitiation(s.e.index)
 }
 
 // installKeypair makes kp the current (initiator) or next (responder)
@@ -243,8 +265,8 @@ func (s *Session) installKeypairLocked(kp *keypair) {
 // on it (the responder's key confirmation) and reports whether it did.
 func (s *Session) confirm(kp *keypair) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.next.Load() != kp {
+		s.mu.Unlock()
 		return false
 	}
 	if old := s.previous.Load(); old != nil {
@@ -254,5 +276,7 @@ func (s *Session) confirm(kp *keypair) bool {
 	s.current.Store(kp)
 	s.next.Store(nil)
 	s.lastHandshake.Store(time.Now().UnixNano())
+	s.mu.Unlock()
+	s.e.kick(s) // keepalives can go out now; once per handshake
 	return true
 }
