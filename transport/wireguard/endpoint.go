@@ -2,6 +2,7 @@ package wireguard
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,7 @@ type Endpoint struct {
 	t     Timers
 	priv  PrivateKey
 	pub   PublicKey
+	key   *ecdh.PrivateKey // priv, for one-multiplication DH
 	bind  conn.Bind
 	port  uint16
 	recv  Receiver
@@ -118,7 +120,8 @@ func New(cfg Config) (*Endpoint, error) {
 	}
 	e.log = e.log.With("component", "wireguard")
 	e.priv.clamp()
-	e.pub = e.priv.PublicKey()
+	e.key = ecdhKey(&e.priv)
+	e.pub = PublicKey(e.key.PublicKey().Bytes())
 	e.cookies.init(e.pub)
 	if e.bind == nil {
 		e.bind = conn.NewStdNetBind()
@@ -251,7 +254,7 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 	defer e.peersMu.Unlock()
 	s := e.peers[pc.PublicKey]
 	if s == nil {
-		ss, err := dh(&e.priv, (*[32]byte)(&pc.PublicKey))
+		ss, err := dhKey(e.key, (*[32]byte)(&pc.PublicKey))
 		if err != nil {
 			return nil, fmt.Errorf("wireguard: add peer %s: %w", pc.PublicKey, err)
 		}

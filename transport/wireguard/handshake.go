@@ -107,7 +107,7 @@ func (e *Endpoint) consumeInitiation(m *initiationMsg) (c consumedInitiation, er
 	mixHash(&c.hash, &initialHash, e.pub[:])
 	mixHash(&c.hash, &c.hash, m.ephemeral[:])
 	kdf1(&c.chainKey, c.chainKey[:], m.ephemeral[:])
-	ss, err := dh(&e.priv, &m.ephemeral)
+	ss, err := dhKey(e.key, &m.ephemeral)
 	if err != nil {
 		return c, errHandshakeAuth
 	}
@@ -142,17 +142,18 @@ func (e *Endpoint) createResponseLocked(c *consumedInitiation, now int64) (out [
 	if err != nil {
 		return out, nil, err
 	}
+	ek := ecdhKey(&eph) // its public key, and two DHs of one multiplication each
 	var m responseMsg
 	m.receiver = c.sender
-	m.ephemeral = eph.PublicKey()
+	m.ephemeral = [32]byte(ek.PublicKey().Bytes())
 	mixHash(&c.hash, &c.hash, m.ephemeral[:])
 	kdf1(&c.chainKey, c.chainKey[:], m.ephemeral[:])
-	ss, err := dh(&eph, &c.ephemeral)
+	ss, err := dhKey(ek, &c.ephemeral)
 	if err != nil {
 		return out, nil, errHandshakeAuth
 	}
 	kdf1(&c.chainKey, c.chainKey[:], ss[:])
-	ss, err = dh(&eph, (*[32]byte)(&s.key))
+	ss, err = dhKey(ek, (*[32]byte)(&s.key))
 	if err != nil {
 		return out, nil, errHandshakeAuth
 	}
@@ -190,7 +191,7 @@ func (e *Endpoint) consumeResponseLocked(s *Session, m *responseMsg, now int64) 
 		return nil, errHandshakeAuth
 	}
 	kdf1(&chainKey, chainKey[:], ss[:])
-	ss, err = dh(&e.priv, &m.ephemeral)
+	ss, err = dhKey(e.key, &m.ephemeral)
 	if err != nil {
 		return nil, errHandshakeAuth
 	}

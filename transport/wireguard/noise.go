@@ -1,6 +1,7 @@
 package wireguard
 
 import (
+	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/subtle"
 	"errors"
@@ -109,6 +110,32 @@ func dh(priv *PrivateKey, pub *[32]byte) ([32]byte, error) {
 	}
 	copy(out[:], r)
 	return out, nil
+}
+
+// dhKey is dh with a key whose public half is already computed: one scalar
+// multiplication, where dh (through x/crypto's X25519, which builds a
+// crypto/ecdh key and so derives its public key first) costs two.
+func dhKey(k *ecdh.PrivateKey, pub *[32]byte) ([32]byte, error) {
+	var out [32]byte
+	p, err := ecdh.X25519().NewPublicKey(pub[:])
+	if err != nil {
+		return out, errLowOrderPoint
+	}
+	r, err := k.ECDH(p) // refuses an all-zero result (a low order point)
+	if err != nil {
+		return out, errLowOrderPoint
+	}
+	copy(out[:], r)
+	return out, nil
+}
+
+// ecdhKey is k as a crypto/ecdh key (which derives its public key).
+func ecdhKey(k *PrivateKey) *ecdh.PrivateKey {
+	e, err := ecdh.X25519().NewPrivateKey(k[:])
+	if err != nil {
+		panic("wireguard: a private key is not 32 bytes") // an array: cannot happen
+	}
+	return e
 }
 
 func isZero32(b *[32]byte) bool {
