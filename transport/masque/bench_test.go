@@ -133,4 +133,3 @@ func BenchmarkForward(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/gb, "cpu-s/GB")
 	b.ReportMetric(100*float64(lost)/float64(max(sent, 1)), "loss-%")
 }
-
