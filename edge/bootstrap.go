@@ -83,28 +83,19 @@ func loadIdentity(dir string) (*identity, error) {
 		return nil, err
 	}
 	id.master = master
-	wg, err := wgKeySecret.loadOrCreate(dir, func() ([]byte, error) {
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		return k.Bytes(), nil
-	})
+	wg, err := wgKeySecret.loadOrCreate(dir, newWGKey)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := ecdh.X25519().NewPrivateKey(wg)
-	if err != nil {
+	if err := id.setWGKey(wg); err != nil {
 		return nil, fmt.Errorf("load %s: %w", wgKeyFile, err)
 	}
-	copy(id.wgPrivate[:], wg)
-	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
 
 	hashPath := filepath.Join(dir, adminHashFile)
 	buf, err := os.ReadFile(hashPath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		id.newToken = "syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))
+		id.newToken = newAdminToken()
 		id.adminHash = sha256.Sum256([]byte(id.newToken))
 		if err := atomicfile.WriteFile(hashPath, []byte(hex.EncodeToString(id.adminHash[:])+"\n"), 0o600); err != nil {
 			return nil, err
@@ -190,6 +181,31 @@ func writeAdminConfig(dir, apiURL string, id *identity) error {
 	}
 	buf, _ := json.MarshalIndent(cfg, "", "  ")
 	return atomicfile.WriteFile(path, append(buf, '\n'), 0o600)
+}
+
+// newWGKey makes a WireGuard private key.
+func newWGKey() ([]byte, error) {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return k.Bytes(), nil
+}
+
+// setWGKey makes b, 32 bytes, the edge's WireGuard key.
+func (id *identity) setWGKey(b []byte) error {
+	priv, err := ecdh.X25519().NewPrivateKey(b)
+	if err != nil {
+		return err
+	}
+	copy(id.wgPrivate[:], b)
+	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+	return nil
+}
+
+// newAdminToken makes an admin token.
+func newAdminToken() string {
+	return "syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))
 }
 
 func randomBytes(n int) []byte {

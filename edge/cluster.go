@@ -2,13 +2,10 @@ package edge
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,25 +127,16 @@ func loadClusterIdentity(ctx context.Context, st *etcdstore.Store, key cluster.K
 		return nil, err
 	}
 	id.master = master
-	wg, err := loadClusterKey(ctx, sec, secretWGKey+name, func() ([]byte, error) {
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		return k.Bytes(), nil
-	})
+	wg, err := loadClusterKey(ctx, sec, secretWGKey+name, newWGKey)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := ecdh.X25519().NewPrivateKey(wg)
-	if err != nil {
+	if err := id.setWGKey(wg); err != nil {
 		return nil, fmt.Errorf("cluster secret %s: %w", secretWGKey+name, err)
 	}
-	copy(id.wgPrivate[:], wg)
-	id.wgPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
 
 	tok, created, err := sec.LoadOrCreate(ctx, secretAdminToken, func() ([]byte, error) {
-		return []byte("syadm_" + base64.RawURLEncoding.EncodeToString(randomBytes(adminTokenBits/8))), nil
+		return []byte(newAdminToken()), nil
 	})
 	if err != nil {
 		return nil, err

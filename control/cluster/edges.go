@@ -162,9 +162,15 @@ func (r *Registration) Close() error {
 	r.mu.Lock()
 	lease := r.lease
 	r.mu.Unlock()
+	return revoke(r.cli, lease)
+}
+
+// revoke ends a lease, and with it every key bound to it, waiting at most
+// two seconds for etcd.
+func revoke(cli *clientv3.Client, lease clientv3.LeaseID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := r.cli.Revoke(ctx, lease)
+	_, err := cli.Revoke(ctx, lease)
 	return err
 }
 

@@ -109,10 +109,7 @@ func (p *SessionPublisher) Close() error {
 	p.mu.Lock()
 	lease := p.lease
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, err := p.cli.Revoke(ctx, lease)
-	return err
+	return revoke(p.cli, lease)
 }
 
 func (p *SessionPublisher) grant(ctx context.Context) error {
