@@ -179,10 +179,10 @@ func edgeName(cfg Config) (string, error) {
 // joinCluster records this edge in the cluster and starts recording its
 // sessions in the session registry, until the returned function is called,
 // which withdraws the sessions first, then the edge.
-func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, apiURL, masque string, dp *dataplane, log *slog.Logger) (func(), error) {
+func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, apiURL, masque, wgPublic string, dp *dataplane, log *slog.Logger) (func(), error) {
 	log = log.With("component", "cluster")
 	reg, err := cluster.Register(ctx, st.Client(), st.Prefix(), model.Edge{
-		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, MASQUE: masque, Version: cfg.Version,
+		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, PublicKey: wgPublic, MASQUE: masque, Version: cfg.Version,
 	}, 0, log)
 	if errors.Is(err, cluster.ErrNameInUse) {
 		return nil, fmt.Errorf("edge name %q is used by another running edge of this cluster: give each edge its own --edge-name", name)

@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(apiSrv.Listener(ln), "", "") }()
 	if etcdS != nil {
-		leave, err := joinCluster(ctx, etcdS, cfg, name, apiURL, masqueAddr, dp, log)
+		leave, err := joinCluster(ctx, etcdS, cfg, name, apiURL, masqueAddr, id.wgPublic, dp, log)
 		if err != nil {
 			srv.Close()
 			<-errc

@@ -9,8 +9,9 @@ import (
 // Edge is one edge of a cluster, as `switchyard edge list` shows it.
 type Edge struct {
 	Name      string    `json:"name"`
-	API       string    `json:"api"`       // the API's URL as agents reach it
-	WireGuard string    `json:"wireguard"` // host:port of the WireGuard listener as agents reach it
+	API       string    `json:"api"`                  // the API's URL as agents reach it
+	WireGuard string    `json:"wireguard"`            // host:port of the WireGuard listener as agents reach it
+	PublicKey string    `json:"public_key,omitempty"` // base64 WireGuard public key: each edge of a cluster has its own
 	MASQUE    string    `json:"masque,omitempty"`
 	Version   string    `json:"version"`
 	Started   time.Time `json:"started"`
