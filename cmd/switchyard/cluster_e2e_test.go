@@ -141,6 +141,9 @@ func TestClusterOfTwoEdges(t *testing.T) {
 		t.Fatalf("the edges' CAs differ or are missing (%d and %d bytes)", len(caA), len(caB))
 	}
 	waitEdges(t, da, 5*time.Second, map[string]bool{"edge-a": true, "edge-b": true})
+	if edges := jsonCLI[[]model.Edge](t, db, "edge list"); len(edges) != 2 || edges[0].PublicKey == "" || edges[0].PublicKey == edges[1].PublicKey {
+		t.Fatalf("edge list = %+v; want two edges, each with its own WireGuard key", edges)
+	}
 
 	// The announcement's transcript, one command here, the next there.
 	mustCLI(t, da, "tunnel", "vnet", "add", "--default", "vnet-frankfurt")
