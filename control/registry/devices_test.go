@@ -363,3 +363,30 @@ func TestSplitTunnel(t *testing.T) {
 		t.Fatalf("exclude mode reset = %+v", st)
 	}
 }
+
+// TestDeviceNamesAmbiguous: device names need not be unique, so a name that
+// several devices share names none of them; the id does.
+func TestDeviceNamesAmbiguous(t *testing.T) {
+	r := newRegistry(t)
+	tok, secret := must3(r.CreateEnrollToken(ctx, model.NewEnrollToken{}))(t)
+	var devs []model.Device
+	for i := range 2 {
+		d, _ := must3(r.EnrollDevice(ctx, Credential{tok.ID, secret}, model.DeviceEnrollment{Name: "laptop", PublicKey: newKey(), KeyProof: proof(byte(i + 1))}, Credential{}))(t)
+		devs = append(devs, d)
+	}
+	_, err := r.RevokeDevice(ctx, "laptop")
+	wantKind(t, err, model.ErrConflict, devs[0].ID.String())
+	wantKind(t, err, model.ErrConflict, devs[1].ID.String())
+	for _, d := range devs {
+		must(r.RevokeDevice(ctx, d.ID.String()))(t)
+	}
+	_, err = r.UnrevokeDevice(ctx, "laptop")
+	wantKind(t, err, model.ErrConflict, "2 revoked devices are named \"laptop\"")
+	if got := must(r.UnrevokeDevice(ctx, devs[1].ID.String()))(t); got.ID != devs[1].ID {
+		t.Fatalf("unrevoked %s, want %s", got.ID, devs[1].ID)
+	}
+	// One revoked device left with the name: the name names it.
+	if got := must(r.UnrevokeDevice(ctx, "laptop"))(t); got.ID != devs[0].ID {
+		t.Fatalf("unrevoked %s by name, want %s", got.ID, devs[0].ID)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -262,12 +263,22 @@ func resolve[T any](tx store.Tx, coll, what, ref string, key func(T) (uuid.UUID,
 	if err != nil {
 		return zero, err
 	}
+	var found []T
+	var ids []string
 	for _, v := range all {
-		if _, name, deleted := key(v); !deleted && name == ref {
-			return v, nil
+		if id, name, deleted := key(v); !deleted && name == ref {
+			found = append(found, v)
+			ids = append(ids, id.String())
 		}
 	}
-	return zero, model.Errorf(model.KindNotFound, "%s %q not found", what, ref)
+	switch len(found) {
+	case 0:
+		return zero, model.Errorf(model.KindNotFound, "%s %q not found", what, ref)
+	case 1:
+		return found[0], nil
+	}
+	// Names of devices need not be unique: never pick one of several.
+	return zero, model.Errorf(model.KindConflict, "%d %ss are named %q: give the id (%s)", len(found), what, ref, strings.Join(ids, ", "))
 }
 
 func putJSON(tx store.Tx, coll string, id uuid.UUID, v any) error {
