@@ -101,7 +101,7 @@ func runIdleSessions(b *testing.B, n int) {
 	edgePub := edge.PublicKey()
 	msgs := make([][]byte, n)
 	for i := range n {
-		ie := &Endpoint{priv: devKeys[i], pub: devPubs[i], index: iniIndex, t: Timers{}.withDefaults(), epoch: edge.epoch}
+		ie := &Endpoint{priv: devKeys[i], key: ecdhKey(&devKeys[i]), pub: devPubs[i], index: iniIndex, t: Timers{}.withDefaults(), epoch: edge.epoch}
 		ss, err := dh(&ie.priv, (*[32]byte)(&edgePub))
 		if err != nil {
 			b.Fatal(err)
