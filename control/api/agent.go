@@ -136,12 +136,16 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*
 			writeError(w, err)
 			return
 		}
-		buf, _ := json.Marshal(v)
+		// One encoding serves as the body and as what the ETag hashes.
+		buf, _ := json.MarshalIndent(v, "", "  ")
+		buf = append(buf, '\n')
 		sum := sha256.Sum256(buf)
 		tag := `"` + hex.EncodeToString(sum[:16]) + `"`
 		if tag != have {
 			w.Header().Set("ETag", tag)
-			writeJSON(w, http.StatusOK, v)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write(buf)
 			return
 		}
 		s.feed.waiting.Add(1)
