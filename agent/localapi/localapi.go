@@ -107,7 +107,7 @@ func Listen(stateDir string, a Agent) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{path: path, ln: ln, done: make(chan struct{}),
-		srv: &http.Server{Handler: Handler(a), ReadHeaderTimeout: 5 * time.Second}}
+		srv: &http.Server{Handler: Handler(a), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
