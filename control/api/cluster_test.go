@@ -62,7 +62,7 @@ func TestAgentConfigListsTheClusterEdges(t *testing.T) {
 					{Name: "edge-b", API: self, WireGuard: "192.0.2.1:51820", PublicKey: "k",
 						Heartbeat: hb("100.111.255.254"), Heartbeat6: hb("fd00:5359:6564:6765::2"), Healthy: true},
 					{Name: "edge-c", API: "https://192.0.2.3:7443", WireGuard: "192.0.2.3:51820", PublicKey: "kc"}, // down
-					{Name: "edge-d", API: "https://192.0.2.4:7443", WireGuard: "192.0.2.4:51820", Healthy: true},  // no key of its own
+					{Name: "edge-d", API: "https://192.0.2.4:7443", WireGuard: "192.0.2.4:51820", Healthy: true},   // no key of its own
 				}, nil
 			}
 		})

@@ -14,8 +14,8 @@ import (
 // Keys of the edges' indexes: prefix+"i/"+name holds the edge's index, and
 // prefix+"n/"+index the name that claimed it, so that two edges never hold
 // one index.
-func indexKey(prefix, name string) string { return prefix + "i/" + name }
-func claimKey(prefix string, i int) string  { return prefix + "n/" + strconv.Itoa(i) }
+func indexKey(prefix, name string) string  { return prefix + "i/" + name }
+func claimKey(prefix string, i int) string { return prefix + "n/" + strconv.Itoa(i) }
 
 // EdgeIndex returns the small number, below model.MaxEdges, that names the
 // edge called name in its cluster and gives it addresses of its own
