@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,11 +9,14 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/tun"
 )
 
@@ -28,9 +32,24 @@ type hostTunnel struct {
 	tun      sharedTUN
 	link     *link
 	hm       *host.Manager
-	beat     *beat
+	beat     *beat // the heartbeats to the edge, or to the first of a pair
 	log      *slog.Logger
 	events   chan struct{} // closed when the TUN's event drain ends
+
+	// Two edges (pair.go): the edges the link's WireGuard peers are, the
+	// active one's index, and a beat per edge (beats[0] is beat), aimed at
+	// each edge's own address; watch swaps the active edge when its beat
+	// fails and another's answers. pair is nil for one edge.
+	nEdges int             // --edges, 1 for MASQUE and auto
+	hb     heartbeatConfig // for the beats of more edges
+	mu     sync.Mutex
+	pair   []model.ClusterEdge
+	on     int
+	beats  []*beat
+	shown  atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
+	onSwap func(*beat)             // told the beat of the new active edge
+	stop   chan struct{}
+	done   sync.WaitGroup
 	// applies and routes count configurations applied and the routes of the latest, for metrics.
 	applies atomic.Uint64
 	routes  atomic.Int64
@@ -43,6 +62,9 @@ type tunnelConfig struct {
 	auth           masqueAuth
 	heartbeat      heartbeatConfig
 	seams          Seams
+	// edges is how many edges of a cluster to keep sessions to (--edges);
+	// 0 means DefaultEdges. WireGuard only: MASQUE and auto use one.
+	edges int
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
@@ -99,15 +121,34 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		<-events
 		return nil, err
 	}
-	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events}
-	hb := tc.heartbeat
-	hb.noSocket = !h.kernel
-	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, hb, func() {
-		if err := l.restart(); err != nil {
-			log.Warn("restarting the handshake with the edge", "err", err)
+	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events,
+		nEdges: cmp.Or(tc.edges, DefaultEdges), stop: make(chan struct{}), onSwap: func(*beat) {}}
+	if tc.protocol != ProtocolWireGuard {
+		h.nEdges = 1
+	}
+	h.hb = tc.heartbeat
+	h.hb.noSocket = !h.kernel
+	if p, ok := shared.(*tunPump); ok {
+		h.hb.inject = p.inject
+		p.setTake(h.takeReply)
+	}
+	h.hb.stateDir = stateDir
+	h.beat = h.newEdgeBeat(0)
+	h.beats = []*beat{h.beat}
+	h.shown.Store(&[]*beat{h.beat})
+	h.done.Add(1)
+	go h.watch()
+	return h, nil
+}
+
+// newEdgeBeat starts the heartbeats for the i-th edge (of a pair; 0: the
+// edge), whose failure restarts the handshake with that edge alone.
+func (h *hostTunnel) newEdgeBeat(i int) *beat {
+	return newBeat(h.log.With("component", "heartbeat"), h.hb.stateDir, h.hb, func() {
+		if err := h.link.restartEdge(i); err != nil {
+			h.log.Warn("restarting the handshake with the edge", "err", err)
 		}
 	})
-	return h, nil
 }
 
 // addAddress assigns p to the kernel TUN; Seams.TUN has no interface of the
@@ -121,29 +162,165 @@ func (h *hostTunnel) addAddress(p netip.Prefix) error {
 
 // heartbeatConfig says how an agent takes part in heartbeats.
 type heartbeatConfig struct {
-	replica   bool        // a connector replica: keep the file keepalived reads
-	priority  uint8       // its rank among its tunnel's replicas
-	preferred func() bool // its host holds the site's gateway address (connector promote)
-	noSocket  bool        // the TUN is not the host's: send no probes (Seams.TUN)
+	replica   bool         // a connector replica: keep the file keepalived reads
+	priority  uint8        // its rank among its tunnel's replicas
+	preferred func() bool  // its host holds the site's gateway address (connector promote)
+	noSocket  bool         // the TUN is not the host's (Seams.TUN): no socket; probes go through inject
+	inject    func([]byte) // writes a packet into the TUN as if the host sent it; nil: no probes without a socket
+	stateDir  string       // for more beats than the first
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the
 // host's routes into the TUN (and sysctls) match cfg; heartbeats go to one of
 // the edge's addresses, from cfg.Src4 or cfg.Src6 (see heartbeatTarget), and
 // the edge's IPv6 address is routed into the TUN when they go there.
+//
+// With two or more edges listed (and --edges 2 or more, over WireGuard),
+// the link's peers are the best of them (pickEdges), and a beat per edge
+// probes that edge's own address through its own peer.
 func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []netip.Prefix, cfg *host.Config) error {
 	cfg.Interface = h.name
-	src, dst := heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
-	if dst.Is6() {
-		cfg.Routes = withHost(cfg.Routes, dst)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pair := pickEdges(edge, h.nEdges)
+	on := keepActive(h.pair, h.on, pair)
+	type aim struct{ src, dst netip.Addr }
+	aims := []aim{{}}
+	if pair == nil {
+		aims[0].src, aims[0].dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+	} else {
+		aims = aims[:0]
+		for _, e := range pair {
+			src, dst := heartbeatTarget(cfg.Src4, cfg.Src6, e.Heartbeat, e.Heartbeat6)
+			aims = append(aims, aim{src, dst})
+		}
 	}
-	err := errors.Join(h.link.setEdge(edge, advertise), h.hm.Set(cfg))
-	if err == nil {
-		h.beat.aim(src, dst)
-		h.applies.Add(1)
-		h.routes.Store(int64(len(cfg.Routes)))
+	for _, a := range aims {
+		if a.dst.Is6() {
+			cfg.Routes = withHost(cfg.Routes, a.dst)
+		}
 	}
-	return err
+	err := errors.Join(h.link.setEdge(edge, pair, on, advertise), h.hm.Set(cfg))
+	if err != nil {
+		return err
+	}
+	if (pair == nil) != (h.pair == nil) || len(pair) != len(h.pair) {
+		h.log.Info("edges", "sessions", len(aims), "active", activeName(pair, on))
+	}
+	for len(h.beats) < len(aims) {
+		h.beats = append(h.beats, h.newEdgeBeat(len(h.beats)))
+	}
+	for _, b := range h.beats[len(aims):] {
+		b.Close()
+	}
+	h.beats = h.beats[:len(aims)]
+	h.shown.Store(&h.beats)
+	for i, a := range aims {
+		h.beats[i].aim(a.src, a.dst)
+		h.beats[i].setStandby(i != on)
+	}
+	h.onSwap(h.beats[on])
+	h.pair, h.on = pair, on
+	h.applies.Add(1)
+	h.routes.Store(int64(len(cfg.Routes)))
+	return nil
+}
+
+// activeName names pair[on], the active edge; empty for one edge.
+func activeName(pair []model.ClusterEdge, on int) string {
+	if on < len(pair) {
+		return pair[on].Name
+	}
+	return ""
+}
+
+// watch swaps the active edge when its heartbeats fail while another's
+// answer, checking at the heartbeats' interval, until Close.
+func (h *hostTunnel) watch() {
+	defer h.done.Done()
+	t := time.NewTicker(heartbeat.DefaultInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.failover()
+	}
+}
+
+// failover moves the traffic to the first standby edge that answers
+// heartbeats if the active one does not, in one IpcSet.
+func (h *hostTunnel) failover() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pair == nil || h.beats[h.on].isHealthy() {
+		return
+	}
+	for i := range h.pair {
+		if i == h.on || !h.beats[i].isHealthy() {
+			continue
+		}
+		start := time.Now()
+		if err := h.link.swap(i); err != nil {
+			h.log.Error("moving the traffic to the standby edge", "edge", h.pair[i].Name, "err", err)
+			return
+		}
+		h.beats[i].setStandby(false)
+		h.beats[h.on].setStandby(true)
+		h.log.Warn("the active edge stopped answering heartbeats; the traffic moved to the standby edge",
+			"from", h.pair[h.on].Name, "to", h.pair[i].Name, "took", time.Since(start).Round(time.Microsecond))
+		h.on = i
+		h.onSwap(h.beats[i])
+		return
+	}
+}
+
+// followActive calls fn with the beat of the active edge now and whenever
+// it changes (the control socket's status follows it).
+func (h *hostTunnel) followActive(fn func(*beat)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onSwap = fn
+	fn(h.beats[h.on])
+}
+
+// activeEdge names the edge that carries the traffic; empty for one edge.
+func (h *hostTunnel) activeEdge() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return activeName(h.pair, h.on)
+}
+
+// takeReply takes a heartbeat reply out of the packets the WireGuard device
+// writes into a Seams.TUN, for the beat aimed at its source; it reports
+// whether it did.
+func (h *hostTunnel) takeReply(pkt []byte) bool {
+	from, m, ok := heartbeat.ParseReplyPacket(pkt)
+	if !ok {
+		return false
+	}
+	for _, b := range *h.shown.Load() {
+		if b.target() == from {
+			b.gotReply(m)
+			return true
+		}
+	}
+	return false
+}
+
+// leave is beat.leave for the active edge's beat; the others say they leave too.
+func (h *hostTunnel) leave(timeout time.Duration) {
+	h.mu.Lock()
+	active, beats := h.beats[h.on], slices.Clone(h.beats)
+	h.mu.Unlock()
+	for _, b := range beats {
+		if b != active {
+			b.leave(0)
+		}
+	}
+	active.leave(timeout)
 }
 
 // withHost returns routes with a host route to a added, unless a route
@@ -159,7 +336,11 @@ func withHost(routes []netip.Prefix, a netip.Addr) []netip.Prefix {
 
 // Close restores the host and removes the TUN.
 func (h *hostTunnel) Close() {
-	h.beat.Close()
+	close(h.stop)
+	h.done.Wait()
+	for _, b := range h.beats {
+		b.Close()
+	}
 	if err := h.hm.Close(); err != nil {
 		h.log.Error("restoring the host", "err", err)
 	}
