@@ -94,6 +94,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	defer ht.Close()
 	ht.followActive(loc.beat.Store)
+	loc.tunnel.Store(ht)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client")
 		if err != nil {

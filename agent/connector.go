@@ -105,6 +105,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 	}
 	defer ht.Close()
 	ht.followActive(loc.beat.Store)
+	loc.tunnel.Store(ht)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "connector")
 		if err != nil {

@@ -44,20 +44,21 @@ type beat struct {
 
 	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
 
-	mu        sync.Mutex
-	conn      *net.UDPConn
-	src, dst  netip.Addr
-	seq       uint32
-	answered  uint32               // the latest probe the edge answered
-	sent      map[uint32]time.Time // recent probes, for the RTT
-	lastReply time.Time
-	rtt       time.Duration
-	active    bool
-	isPref    bool // preferred() at the last tick
-	leaving   bool
-	standby   bool // the agent's standby edge: probes say so, and the health file is the active edge's
-	healthy   bool
-	lastLost  time.Time
+	mu          sync.Mutex
+	conn        *net.UDPConn
+	src, dst    netip.Addr
+	seq         uint32
+	answered    uint32               // the latest probe the edge answered
+	sent        map[uint32]time.Time // recent probes, for the RTT
+	lastReply   time.Time
+	rtt         time.Duration
+	active      bool
+	isPref      bool // preferred() at the last tick
+	leaving     bool
+	standby     bool // the agent's standby edge: probes say so, and the health file is the active edge's
+	healthy     bool
+	everHealthy bool
+	lastLost    time.Time
 
 	changed chan struct{} // a reply changed what the edge says
 	stop    chan struct{}
@@ -172,6 +173,7 @@ func (b *beat) tick(now time.Time) {
 	healthy := b.probing() && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
 	wasHealthy := b.healthy
 	b.healthy = healthy
+	b.everHealthy = b.everHealthy || healthy
 	if !healthy && b.active {
 		b.active = false
 	}
@@ -221,6 +223,13 @@ func (b *beat) isHealthy() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.healthy
+}
+
+// wasHealthy reports whether the edge was ever healthy (answering probes).
+func (b *beat) wasHealthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.everHealthy
 }
 
 // setStandby says whether the edge is the agent's standby one (its probes

@@ -57,7 +57,26 @@ func allowedIPs(e model.ClusterEdge, active bool) []netip.Prefix {
 	if active {
 		return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 	}
-	return []netip.Prefix{netip.PrefixFrom(e.Heartbeat, 32), netip.PrefixFrom(e.Heartbeat6, 128)}
+	var out []netip.Prefix
+	for _, a := range []netip.Addr{e.Heartbeat, e.Heartbeat6} {
+		if a.IsValid() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+// soleEdge is the one edge a configuration names when it lists no pair
+// (the cluster's other edges are down) for an agent that held a pair: the
+// pair's entry for it if it was one (so that it keeps its name and own
+// addresses, and its session), else one made from the configuration.
+func soleEdge(edge model.EdgePeer, pair []model.ClusterEdge) model.ClusterEdge {
+	for _, e := range pair {
+		if e.PublicKey == edge.PublicKey {
+			return e
+		}
+	}
+	return model.ClusterEdge{Endpoint: edge.Endpoint, PublicKey: edge.PublicKey, MASQUE: edge.MASQUE}
 }
 
 // writeAllowed writes the UAPI lines that replace the AllowedIPs of e's
@@ -91,25 +110,57 @@ func writePeer(b *strings.Builder, e model.ClusterEdge, active bool) error {
 }
 
 // setPair makes the device's peers the edges of pair, pair[on] the active
-// one; nothing changes if they already are.
+// one; nothing changes if they already are. Peers that stay keep their
+// sessions (only their settings are written again): the active edge's
+// first, so that it takes everything before another lets go of it; peers
+// of edges no longer listed go last.
 func (d *wgDevice) setPair(pair []model.ClusterEdge, on int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if slices.Equal(d.pair, pair) && d.on == on {
 		return nil
 	}
+	var old []string // the keys of the peers the device has
+	for _, e := range d.pair {
+		old = append(old, e.PublicKey)
+	}
+	if d.pair == nil && d.edge.PublicKey != "" {
+		old = []string{d.edge.PublicKey}
+	}
 	var b strings.Builder
-	b.WriteString("replace_peers=true\n")
-	for i, e := range pair {
-		if err := writePeer(&b, e, i == on); err != nil {
+	if len(old) == 0 {
+		b.WriteString("replace_peers=true\n")
+	}
+	order := append([]int{on}, slices.DeleteFunc(rangeN(len(pair)), func(i int) bool { return i == on })...)
+	for _, i := range order {
+		if err := writePeer(&b, pair[i], i == on); err != nil {
 			return err
 		}
+	}
+	for _, k := range old {
+		if slices.ContainsFunc(pair, func(e model.ClusterEdge) bool { return e.PublicKey == k }) {
+			continue
+		}
+		pub, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(pub) != 32 {
+			continue
+		}
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", hexKey(pub))
 	}
 	if err := d.ipc.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("configure the edge peers: %w", err)
 	}
 	d.pair, d.on, d.edge = slices.Clone(pair), on, model.EdgePeer{}
 	return nil
+}
+
+// rangeN returns 0, 1, ..., n-1.
+func rangeN(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // swap makes pair[to] the active edge in one IpcSet: the new active peer

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/control/model"
 )
@@ -176,7 +177,17 @@ func TestFailoverSwapsOnTheActiveEdgesSilence(t *testing.T) {
 	}
 	h.pair = []model.ClusterEdge{e1, e2}
 	h.beats[1].setStandby(true)
-	setHealthy := func(b *beat, v bool) { b.mu.Lock(); b.healthy = v; b.mu.Unlock() }
+	setHealthy := func(b *beat, v bool) { b.mu.Lock(); b.healthy, b.everHealthy = v, b.everHealthy || v; b.mu.Unlock() }
+
+	// At the start, a standby whose handshake completed first takes over
+	// nothing while the first edge has its grace.
+	h.pairSince = time.Now()
+	setHealthy(h.beats[1], true)
+	h.failover()
+	if h.on != 0 {
+		t.Fatal("swapped to the standby before the active edge had its first chance")
+	}
+	h.pairSince = time.Time{}
 
 	setHealthy(h.beats[0], true)
 	setHealthy(h.beats[1], true)

@@ -40,16 +40,17 @@ type hostTunnel struct {
 	// active one's index, and a beat per edge (beats[0] is beat), aimed at
 	// each edge's own address; watch swaps the active edge when its beat
 	// fails and another's answers. pair is nil for one edge.
-	nEdges int             // --edges, 1 for MASQUE and auto
-	hb     heartbeatConfig // for the beats of more edges
-	mu     sync.Mutex
-	pair   []model.ClusterEdge
-	on     int
-	beats  []*beat
-	shown  atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
-	onSwap func(*beat)             // told the beat of the new active edge
-	stop   chan struct{}
-	done   sync.WaitGroup
+	nEdges    int             // --edges, 1 for MASQUE and auto
+	hb        heartbeatConfig // for the beats of more edges
+	mu        sync.Mutex
+	pair      []model.ClusterEdge
+	pairSince time.Time // when the agent went from one edge to a pair
+	on        int
+	beats     []*beat
+	shown     atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
+	onSwap    func(*beat)             // told the beat of the new active edge
+	stop      chan struct{}
+	done      sync.WaitGroup
 	// applies and routes count configurations applied and the routes of the latest, for metrics.
 	applies atomic.Uint64
 	routes  atomic.Int64
@@ -183,16 +184,24 @@ func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	pair := pickEdges(edge, h.nEdges)
+	if pair == nil && h.pair != nil {
+		// The other edges are gone: stay on the peer of the one left
+		// rather than start its session again; one that comes back joins.
+		pair = []model.ClusterEdge{soleEdge(edge, h.pair)}
+	}
 	on := keepActive(h.pair, h.on, pair)
 	type aim struct{ src, dst netip.Addr }
 	aims := []aim{{}}
-	if pair == nil {
-		aims[0].src, aims[0].dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
-	} else {
+	aims[0].src, aims[0].dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+	if pair != nil {
 		aims = aims[:0]
 		for _, e := range pair {
-			src, dst := heartbeatTarget(cfg.Src4, cfg.Src6, e.Heartbeat, e.Heartbeat6)
-			aims = append(aims, aim{src, dst})
+			a := aim{}
+			a.src, a.dst = heartbeatTarget(cfg.Src4, cfg.Src6, e.Heartbeat, e.Heartbeat6)
+			if !a.dst.IsValid() { // an edge without addresses of its own: only ever the sole, active one
+				a.src, a.dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+			}
+			aims = append(aims, a)
 		}
 	}
 	for _, a := range aims {
@@ -220,11 +229,20 @@ func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []
 		h.beats[i].setStandby(i != on)
 	}
 	h.onSwap(h.beats[on])
+	if h.pair == nil && pair != nil {
+		h.pairSince = time.Now()
+	}
 	h.pair, h.on = pair, on
 	h.applies.Add(1)
 	h.routes.Store(int64(len(cfg.Routes)))
 	return nil
 }
+
+// startGrace is how long the first edge of a new pair has to answer its
+// first heartbeat before the agent turns to a standby that does: as long
+// as auto waits for a WireGuard handshake (a handshake an edge dropped
+// because it did not know the agent's key yet is retried within 5 s).
+const startGrace = 5 * time.Second
 
 // activeName names pair[on], the active edge; empty for one edge.
 func activeName(pair []model.ClusterEdge, on int) string {
@@ -251,11 +269,16 @@ func (h *hostTunnel) watch() {
 }
 
 // failover moves the traffic to the first standby edge that answers
-// heartbeats if the active one does not, in one IpcSet.
+// heartbeats if the active one does not, in one IpcSet. An active edge that
+// was never healthy yet gets startGrace from the pair's start, so that a
+// standby whose handshake happens to complete first takes nothing over.
 func (h *hostTunnel) failover() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.pair == nil || h.beats[h.on].isHealthy() {
+		return
+	}
+	if !h.beats[h.on].wasHealthy() && time.Since(h.pairSince) < startGrace {
 		return
 	}
 	for i := range h.pair {
@@ -288,9 +311,21 @@ func (h *hostTunnel) followActive(fn func(*beat)) {
 
 // activeEdge names the edge that carries the traffic; empty for one edge.
 func (h *hostTunnel) activeEdge() string {
+	active, _ := h.edgeStatus()
+	return active
+}
+
+// edgeStatus names the edge that carries the traffic and the standby edges
+// that answer heartbeats; empty for one edge.
+func (h *hostTunnel) edgeStatus() (active string, standby []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return activeName(h.pair, h.on)
+	for i, e := range h.pair {
+		if i != h.on && h.beats[i].isHealthy() {
+			standby = append(standby, e.Name)
+		}
+	}
+	return activeName(h.pair, h.on), standby
 }
 
 // takeReply takes a heartbeat reply out of the packets the WireGuard device
