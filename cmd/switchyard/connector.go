@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -67,6 +68,11 @@ func connectorCommand() *cli.Command {
 						return err
 					}
 					if err := render(c, st, func(w *tabwriter.Writer) {
+						if st.Edge != "" { // on edges of a cluster: which carries the traffic, which stand by
+							row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "EDGE", "STANDBY", "UPDATED")
+							row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.Edge, strings.Join(st.Standby, ","), st.UpdatedAt)
+							return
+						}
 						row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "UPDATED")
 						row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.UpdatedAt)
 					}); err != nil {
