@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/agent/localapi"
@@ -43,6 +44,9 @@ type beat struct {
 	inject   func(pkt []byte)
 
 	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
+	// edge is the WireGuard key of the edge of a pair the beat probes
+	// (hostTunnel.set); empty with one edge.
+	edge atomic.Pointer[string]
 
 	mu          sync.Mutex
 	conn        *net.UDPConn
@@ -210,6 +214,17 @@ func (b *beat) leavingNow() bool {
 func (b *beat) probing() bool {
 	return b.conn != nil || b.inject != nil && b.noSocket && b.dst.IsValid()
 }
+
+// edgeKey is the key of the edge of a pair the beat probes; empty with one edge.
+func (b *beat) edgeKey() string {
+	if k := b.edge.Load(); k != nil {
+		return *k
+	}
+	return ""
+}
+
+// setEdgeKey records the key of the edge of a pair the beat probes.
+func (b *beat) setEdgeKey(k string) { b.edge.Store(&k) }
 
 // target is the edge's address the probes go to.
 func (b *beat) target() netip.Addr {

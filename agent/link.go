@@ -344,16 +344,21 @@ func (l *link) swap(to int) error {
 	return nil
 }
 
-// restartEdge is restart for the session with pair[i] alone; without a
-// pair, restart.
-func (l *link) restartEdge(i int) error {
+// restartEdge is restart for the session with the edge of the pair whose
+// key is key alone; without a pair, restart.
+func (l *link) restartEdge(key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.wg == nil:
 		return nil
 	case l.pair != nil:
-		return l.wg.restartPeer(i)
+		for i, e := range l.pair {
+			if e.PublicKey == key {
+				return l.wg.restartPeer(i)
+			}
+		}
+		return nil
 	}
 	return l.wg.restart()
 }

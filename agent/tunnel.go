@@ -134,7 +134,7 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		p.setTake(h.takeReply)
 	}
 	h.hb.stateDir = stateDir
-	h.beat = h.newEdgeBeat(0)
+	h.beat = h.newEdgeBeat()
 	h.beats = []*beat{h.beat}
 	h.shown.Store(&[]*beat{h.beat})
 	h.done.Add(1)
@@ -142,14 +142,21 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 	return h, nil
 }
 
-// newEdgeBeat starts the heartbeats for the i-th edge (of a pair; 0: the
-// edge), whose failure restarts the handshake with that edge alone.
-func (h *hostTunnel) newEdgeBeat(i int) *beat {
-	return newBeat(h.log.With("component", "heartbeat"), h.hb.stateDir, h.hb, func() {
-		if err := h.link.restartEdge(i); err != nil {
+// newEdgeBeat starts the heartbeats for an edge (of a pair, the one its
+// edgeKey names), whose failure restarts the handshake with that edge alone.
+func (h *hostTunnel) newEdgeBeat() *beat {
+	var self atomic.Pointer[beat] // set before the first call: lost waits a second
+	b := newBeat(h.log.With("component", "heartbeat"), h.hb.stateDir, h.hb, func() {
+		key := ""
+		if b := self.Load(); b != nil {
+			key = b.edgeKey()
+		}
+		if err := h.link.restartEdge(key); err != nil {
 			h.log.Warn("restarting the handshake with the edge", "err", err)
 		}
 	})
+	self.Store(b)
+	return b
 }
 
 // addAddress assigns p to the kernel TUN; Seams.TUN has no interface of the
@@ -216,14 +223,45 @@ func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []
 	if (pair == nil) != (h.pair == nil) || len(pair) != len(h.pair) {
 		h.log.Info("edges", "sessions", len(aims), "active", activeName(pair, on))
 	}
-	for len(h.beats) < len(aims) {
-		h.beats = append(h.beats, h.newEdgeBeat(len(h.beats)))
+	// Each edge keeps its beat (and what it knows of the edge's health)
+	// across lists; the first beat, which the single edge had, goes to the
+	// first edge that has none.
+	beats := make([]*beat, len(aims))
+	spare := slices.Clone(h.beats)
+	for i := range aims {
+		if pair == nil {
+			break
+		}
+		for j, b := range spare {
+			if b != nil && b.edgeKey() == pair[i].PublicKey {
+				beats[i], spare[j] = b, nil
+			}
+		}
 	}
-	for _, b := range h.beats[len(aims):] {
-		b.Close()
+	for i := range beats {
+		for j, b := range spare {
+			if beats[i] == nil && b != nil {
+				beats[i], spare[j] = b, nil
+			}
+		}
+		if beats[i] == nil {
+			beats[i] = h.newEdgeBeat()
+		}
+		key := ""
+		if pair != nil {
+			key = pair[i].PublicKey
+		}
+		beats[i].setEdgeKey(key)
 	}
-	h.beats = h.beats[:len(aims)]
-	h.shown.Store(&h.beats)
+	for _, b := range spare {
+		if b != nil {
+			b.Close()
+		}
+	}
+	h.beats = beats
+	h.beat = beats[0]
+	shown := slices.Clone(h.beats) // a copy: takeReply reads it without h.mu
+	h.shown.Store(&shown)
 	for i, a := range aims {
 		h.beats[i].aim(a.src, a.dst)
 		h.beats[i].setStandby(i != on)
