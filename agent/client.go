@@ -44,6 +44,10 @@ type ClientConfig struct {
 	User string
 	// Protocol is how the client reaches the edge; empty means wireguard.
 	Protocol Protocol
+	// Edges is how many edges of a cluster the client keeps sessions to
+	// over WireGuard, one active and the others standby (0 means
+	// DefaultEdges; 1 holds one session, as with a single edge).
+	Edges int
 	// WireGuardRetry is how long auto stays on MASQUE before it tries
 	// WireGuard again; 0 means DefaultWireGuardRetry.
 	WireGuardRetry time.Duration
@@ -84,12 +88,13 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams}, log)
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams, edges: cfg.Edges}, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer ht.Close()
-	loc.beat.Store(ht.beat)
+	ht.followActive(loc.beat.Store)
+	loc.tunnel.Store(ht)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client")
 		if err != nil {

@@ -34,6 +34,10 @@ type ConnectorConfig struct {
 	Priority uint8
 	// Protocol is how the connector reaches the edge; empty means wireguard.
 	Protocol Protocol
+	// Edges is how many edges of a cluster the connector keeps sessions to
+	// over WireGuard, one active and the others standby (0 means
+	// DefaultEdges; 1 holds one session, as with a single edge).
+	Edges int
 	// WireGuardRetry is how long auto stays on MASQUE before it tries
 	// WireGuard again; 0 means DefaultWireGuardRetry.
 	WireGuardRetry time.Duration
@@ -94,13 +98,14 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		header: http.Header{"Authorization": {"Bearer " + cfg.Token}, masque.ConnectorHeader: {enrolled.Connector.ID.String()}},
 		tls:    client.PinnedTLS(tok.CAPin),
 	}
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams,
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams, edges: cfg.Edges,
 		heartbeat: heartbeatConfig{replica: true, priority: cfg.Priority, preferred: loc.preferred.Load}}, log)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
 	defer ht.Close()
-	loc.beat.Store(ht.beat)
+	ht.followActive(loc.beat.Store)
+	loc.tunnel.Store(ht)
 	if cfg.MetricsListen != "" {
 		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "connector")
 		if err != nil {
@@ -152,7 +157,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		return api.WatchConnectorConfig(ctx, enrolled.Connector.ID, etag, pollWait)
 	}, apply)
 	// Hand the tunnel to a standby before the routes and the TUN go away.
-	ht.beat.leave(handoverTimeout)
+	ht.leave(handoverTimeout)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}

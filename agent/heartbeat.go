@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/agent/localapi"
@@ -36,24 +37,32 @@ type beat struct {
 	preferred func() bool // this host holds its site's gateway address (connector promote)
 	lost      func()
 	// noSocket: the agent's TUN is not the host's (Seams.TUN), so a host
-	// socket cannot reach the edge through it; no probe is sent.
+	// socket cannot reach the edge through it: probes are written into the
+	// TUN as packets by inject (none are sent without it), and replies come
+	// to gotReply (hostTunnel.takeReply).
 	noSocket bool
+	inject   func(pkt []byte)
 
 	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
+	// edge is the WireGuard key of the edge of a pair the beat probes
+	// (hostTunnel.set); empty with one edge.
+	edge atomic.Pointer[string]
 
-	mu        sync.Mutex
-	conn      *net.UDPConn
-	src, dst  netip.Addr
-	seq       uint32
-	answered  uint32               // the latest probe the edge answered
-	sent      map[uint32]time.Time // recent probes, for the RTT
-	lastReply time.Time
-	rtt       time.Duration
-	active    bool
-	isPref    bool // preferred() at the last tick
-	leaving   bool
-	healthy   bool
-	lastLost  time.Time
+	mu          sync.Mutex
+	conn        *net.UDPConn
+	src, dst    netip.Addr
+	seq         uint32
+	answered    uint32               // the latest probe the edge answered
+	sent        map[uint32]time.Time // recent probes, for the RTT
+	lastReply   time.Time
+	rtt         time.Duration
+	active      bool
+	isPref      bool // preferred() at the last tick
+	leaving     bool
+	standby     bool // the agent's standby edge: probes say so, and the health file is the active edge's
+	healthy     bool
+	everHealthy bool
+	lastLost    time.Time
 
 	changed chan struct{} // a reply changed what the edge says
 	stop    chan struct{}
@@ -71,7 +80,7 @@ func newBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func())
 // aiming at the edge's port.
 func makeBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func(), port uint16) *beat {
 	b := &beat{log: log, stateDir: stateDir, replica: hc.replica, priority: hc.priority, preferred: hc.preferred,
-		noSocket: hc.noSocket, lost: lost, port: port,
+		noSocket: hc.noSocket, inject: hc.inject, lost: lost, port: port,
 		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastLost: time.Now()} // give the first handshake a second before restarting it
 	if b.preferred == nil {
@@ -165,21 +174,24 @@ func (b *beat) tick(now time.Time) {
 	// probes rather than time: if this agent itself stalled (SIGSTOP, a
 	// loaded host), the edge had no probe to answer meanwhile, and the
 	// probes before the stall were answered.
-	healthy := b.conn != nil && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
+	healthy := b.probing() && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
 	wasHealthy := b.healthy
 	b.healthy = healthy
+	b.everHealthy = b.everHealthy || healthy
 	if !healthy && b.active {
 		b.active = false
 	}
-	lost := !healthy && b.conn != nil && now.Sub(b.lastLost) >= time.Second
+	lost := !healthy && b.probing() && now.Sub(b.lastLost) >= time.Second
 	if lost {
 		b.lastLost = now
 	}
-	active := b.active
+	active, standby := b.active, b.standby
 	b.mu.Unlock()
 
 	if healthy != wasHealthy {
-		b.writeHealth(healthy)
+		if !standby {
+			b.writeHealth(healthy)
+		}
 		if healthy {
 			b.log.Info("edge answers heartbeats", "active", active)
 		} else {
@@ -197,9 +209,59 @@ func (b *beat) leavingNow() bool {
 	return b.leaving
 }
 
+// probing reports whether probes go out (a socket, or the TUN); b.mu must
+// be held.
+func (b *beat) probing() bool {
+	return b.conn != nil || b.inject != nil && b.noSocket && b.dst.IsValid()
+}
+
+// edgeKey is the key of the edge of a pair the beat probes; empty with one edge.
+func (b *beat) edgeKey() string {
+	if k := b.edge.Load(); k != nil {
+		return *k
+	}
+	return ""
+}
+
+// setEdgeKey records the key of the edge of a pair the beat probes.
+func (b *beat) setEdgeKey(k string) { b.edge.Store(&k) }
+
+// target is the edge's address the probes go to.
+func (b *beat) target() netip.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dst
+}
+
+// isHealthy reports whether the edge answers the probes.
+func (b *beat) isHealthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.healthy
+}
+
+// wasHealthy reports whether the edge was ever healthy (answering probes).
+func (b *beat) wasHealthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.everHealthy
+}
+
+// setStandby says whether the edge is the agent's standby one (its probes
+// say so); the active one's beat keeps the health file.
+func (b *beat) setStandby(standby bool) {
+	b.mu.Lock()
+	was, healthy := b.standby, b.healthy
+	b.standby = standby
+	b.mu.Unlock()
+	if was && !standby {
+		b.writeHealth(healthy)
+	}
+}
+
 // sendLocked sends one probe; b.mu must be held.
 func (b *beat) sendLocked(now time.Time) {
-	if b.conn == nil {
+	if !b.probing() {
 		return
 	}
 	b.seq++
@@ -211,12 +273,29 @@ func (b *beat) sendLocked(now time.Time) {
 	if b.leaving {
 		m.Flags |= heartbeat.Leaving
 	}
+	if b.standby {
+		m.Flags |= heartbeat.Standby
+	}
 	b.sent[b.seq] = now
 	delete(b.sent, b.seq-2*heartbeat.DefaultMultiplier)
+	if b.conn == nil { // through the TUN
+		src := b.src
+		if !src.IsValid() { // the edge answers by session, whatever the source
+			src = netip.IPv4Unspecified()
+			if b.dst.Is6() {
+				src = netip.IPv6Unspecified()
+			}
+		}
+		b.inject(heartbeat.AppendPacket(nil, netip.AddrPortFrom(src, probePort), netip.AddrPortFrom(b.dst, b.port), m))
+		return
+	}
 	// An error (no route into the tunnel yet, the edge unreachable) shows up as
 	// missing replies.
 	_, _ = b.conn.Write(m.Append(nil))
 }
+
+// probePort is the source port of probes written into the TUN.
+const probePort = 40000
 
 // read follows the replies on c until it is closed.
 func (b *beat) read(c *net.UDPConn) {
@@ -234,26 +313,31 @@ func (b *beat) read(c *net.UDPConn) {
 		if err != nil || m.Type != heartbeat.Reply {
 			continue
 		}
-		now := time.Now()
-		b.mu.Lock()
-		at, ok := b.sent[m.Seq]
-		if ok {
-			b.lastReply, b.rtt = now, now.Sub(at)
-			if int32(m.Seq-b.answered) > 0 {
-				b.answered = m.Seq
-			}
-			active := m.Flags&heartbeat.Active != 0
-			if active != b.active && b.replica {
-				b.log.Info("replica role changed", "active", active)
-			}
-			b.active = active
+		b.gotReply(m)
+	}
+}
+
+// gotReply takes the edge's reply m.
+func (b *beat) gotReply(m heartbeat.Message) {
+	now := time.Now()
+	b.mu.Lock()
+	at, ok := b.sent[m.Seq]
+	if ok {
+		b.lastReply, b.rtt = now, now.Sub(at)
+		if int32(m.Seq-b.answered) > 0 {
+			b.answered = m.Seq
 		}
-		b.mu.Unlock()
-		if ok {
-			select {
-			case b.changed <- struct{}{}:
-			default:
-			}
+		active := m.Flags&heartbeat.Active != 0
+		if active != b.active && b.replica && !b.standby {
+			b.log.Info("replica role changed", "active", active)
+		}
+		b.active = active
+	}
+	b.mu.Unlock()
+	if ok {
+		select {
+		case b.changed <- struct{}{}:
+		default:
 		}
 	}
 }

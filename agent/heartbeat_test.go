@@ -107,12 +107,6 @@ func tickUntil(t *testing.T, b *beat, what string, within time.Duration, cond fu
 	}
 }
 
-func (b *beat) isHealthy() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.healthy
-}
-
 // TestHeartbeatsOverIPv6AndWithoutSource: a connector with IPv6 site
 // addresses only sends its heartbeats over IPv6, and one with no site
 // address at all still sends them, from an address the kernel picks.

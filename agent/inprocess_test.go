@@ -26,15 +26,42 @@ import (
 )
 
 // countingBind is wireguard-go's default bind, counting what it sends: the
-// proof that the agent's WireGuard device uses Seams.Bind.
+// proof that the agent's WireGuard device uses Seams.Bind. It drops what
+// goes to or comes from the address in blocked (host:port), as a network
+// that lost that peer would.
 type countingBind struct {
 	conn.Bind
-	sent atomic.Int64
+	sent    atomic.Int64
+	blocked atomic.Pointer[string]
+}
+
+func (b *countingBind) isBlocked(ep conn.Endpoint) bool {
+	blocked := b.blocked.Load()
+	return blocked != nil && ep.DstToString() == *blocked
 }
 
 func (b *countingBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	if b.isBlocked(ep) {
+		return nil
+	}
 	b.sent.Add(int64(len(bufs)))
 	return b.Bind.Send(bufs, ep)
+}
+
+func (b *countingBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	fns, actual, err := b.Bind.Open(port)
+	for i, fn := range fns {
+		fns[i] = func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+			n, err := fn(packets, sizes, eps)
+			for j := range n {
+				if eps[j] != nil && b.isBlocked(eps[j]) {
+					sizes[j] = 0 // wireguard-go skips empty packets
+				}
+			}
+			return n, err
+		}
+	}
+	return fns, actual, err
 }
 
 // inProcessAgent is a connector or a client running in a goroutine on

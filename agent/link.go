@@ -85,6 +85,8 @@ type link struct {
 
 	mu     sync.Mutex
 	edge   model.EdgePeer
+	pair   []model.ClusterEdge   // WireGuard to two edges (pair.go); nil: to edge alone
+	on     int                   // the active one in pair
 	routes []netip.Prefix        // advertised over MASQUE
 	wg     *wgDevice             // the active WireGuard device, or nil
 	ms     *masque.ClientSession // the active MASQUE session, or nil
@@ -118,14 +120,19 @@ func startLink(tun sharedTUN, k key, tc tunnelConfig, edge model.EdgePeer, log *
 }
 
 // setEdge applies a new edge configuration and the routes to advertise over
-// MASQUE (a connector's site prefixes, a client's overlay address).
-func (l *link) setEdge(edge model.EdgePeer, routes []netip.Prefix) error {
+// MASQUE (a connector's site prefixes, a client's overlay address). With a
+// pair (WireGuard only), the device's peers are its edges, pair[on] active.
+func (l *link) setEdge(edge model.EdgePeer, pair []model.ClusterEdge, on int, routes []netip.Prefix) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.edge = edge
+	l.edge, l.pair, l.on = edge, pair, on
 	var err error
 	if l.wg != nil {
-		err = l.wg.setEdge(edge)
+		if pair != nil {
+			err = l.wg.setPair(pair, on)
+		} else {
+			err = l.wg.setEdge(edge)
+		}
 	}
 	if l.ms != nil && !slices.Equal(l.routes, routes) {
 		err = errors.Join(err, l.ms.Advertise(routes))
@@ -321,6 +328,39 @@ func (l *link) Close() {
 	if wg != nil {
 		wg.Close()
 	}
+}
+
+// swap moves the traffic to pair[to] (see wgDevice.swap).
+func (l *link) swap(to int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wg == nil {
+		return errors.New("swap edges: no WireGuard device")
+	}
+	if err := l.wg.swap(to); err != nil {
+		return err
+	}
+	l.on = to
+	return nil
+}
+
+// restartEdge is restart for the session with the edge of the pair whose
+// key is key alone; without a pair, restart.
+func (l *link) restartEdge(key string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.wg == nil:
+		return nil
+	case l.pair != nil:
+		for i, e := range l.pair {
+			if e.PublicKey == key {
+				return l.wg.restartPeer(i)
+			}
+		}
+		return nil
+	}
+	return l.wg.restart()
 }
 
 // restart makes the active transport reconnect at once after the edge

@@ -25,7 +25,8 @@ type local struct {
 	role      string
 	priority  uint8
 	preferred atomic.Bool                   // connector promote/demote; read by the heartbeats
-	beat      atomic.Pointer[beat]          // once the tunnel is up
+	beat      atomic.Pointer[beat]          // once the tunnel is up: the active edge's
+	tunnel    atomic.Pointer[hostTunnel]    // once the tunnel is up
 	api       atomic.Pointer[client.Client] // a client's device API, once enrolled
 }
 
@@ -51,6 +52,9 @@ func (l *local) Status() localapi.Status {
 	st := localapi.Status{PID: os.Getpid(), Priority: int(l.priority), UpdatedAt: time.Now()}
 	if b := l.beat.Load(); b != nil {
 		st = b.status()
+	}
+	if h := l.tunnel.Load(); h != nil {
+		st.Edge, st.Standby = h.edgeStatus()
 	}
 	st.Role = l.role
 	st.Preferred = l.role == roleConnector && l.preferred.Load()

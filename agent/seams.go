@@ -19,9 +19,10 @@ type Seams struct {
 	// TUN is the agent's packet device instead of the kernel TUN called
 	// TunName (tests pass a tuntest.ChannelTUN's). The agent owns it from
 	// the start and closes it when it stops. The host's network stack does
-	// not see it: no address is assigned to it, and no heartbeats are sent
-	// (the edge judges the agent's liveness by its WireGuard keepalives, as
-	// for an agent older than heartbeats).
+	// not see it: no address is assigned to it, and heartbeats, which a
+	// host socket could not send through it, are written into it as
+	// packets (as if the host had sent them) and their replies taken out
+	// of what the WireGuard device writes to it.
 	TUN wgtun.Device
 	// Host changes the host's routes (into the interface TunName) and
 	// sysctls instead of netlink and /proc/sys in the caller's network

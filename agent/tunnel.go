@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,11 +9,14 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/tun"
 )
 
@@ -28,9 +32,25 @@ type hostTunnel struct {
 	tun      sharedTUN
 	link     *link
 	hm       *host.Manager
-	beat     *beat
+	beat     *beat // the heartbeats to the edge, or to the first of a pair
 	log      *slog.Logger
 	events   chan struct{} // closed when the TUN's event drain ends
+
+	// Two edges (pair.go): the edges the link's WireGuard peers are, the
+	// active one's index, and a beat per edge (beats[0] is beat), aimed at
+	// each edge's own address; watch swaps the active edge when its beat
+	// fails and another's answers. pair is nil for one edge.
+	nEdges    int             // --edges, 1 for MASQUE and auto
+	hb        heartbeatConfig // for the beats of more edges
+	mu        sync.Mutex
+	pair      []model.ClusterEdge
+	pairSince time.Time // when the agent went from one edge to a pair
+	on        int
+	beats     []*beat
+	shown     atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
+	onSwap    func(*beat)             // told the beat of the new active edge
+	stop      chan struct{}
+	done      sync.WaitGroup
 	// applies and routes count configurations applied and the routes of the latest, for metrics.
 	applies atomic.Uint64
 	routes  atomic.Int64
@@ -43,6 +63,9 @@ type tunnelConfig struct {
 	auth           masqueAuth
 	heartbeat      heartbeatConfig
 	seams          Seams
+	// edges is how many edges of a cluster to keep sessions to (--edges);
+	// 0 means DefaultEdges. WireGuard only: MASQUE and auto use one.
+	edges int
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
@@ -99,15 +122,41 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		<-events
 		return nil, err
 	}
-	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events}
-	hb := tc.heartbeat
-	hb.noSocket = !h.kernel
-	h.beat = newBeat(log.With("component", "heartbeat"), stateDir, hb, func() {
-		if err := l.restart(); err != nil {
-			log.Warn("restarting the handshake with the edge", "err", err)
+	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events,
+		nEdges: cmp.Or(tc.edges, DefaultEdges), stop: make(chan struct{}), onSwap: func(*beat) {}}
+	if tc.protocol != ProtocolWireGuard {
+		h.nEdges = 1
+	}
+	h.hb = tc.heartbeat
+	h.hb.noSocket = !h.kernel
+	if p, ok := shared.(*tunPump); ok {
+		h.hb.inject = p.inject
+		p.setTake(h.takeReply)
+	}
+	h.hb.stateDir = stateDir
+	h.beat = h.newEdgeBeat()
+	h.beats = []*beat{h.beat}
+	h.shown.Store(&[]*beat{h.beat})
+	h.done.Add(1)
+	go h.watch()
+	return h, nil
+}
+
+// newEdgeBeat starts the heartbeats for an edge (of a pair, the one its
+// edgeKey names), whose failure restarts the handshake with that edge alone.
+func (h *hostTunnel) newEdgeBeat() *beat {
+	var self atomic.Pointer[beat] // set before the first call: lost waits a second
+	b := newBeat(h.log.With("component", "heartbeat"), h.hb.stateDir, h.hb, func() {
+		key := ""
+		if b := self.Load(); b != nil {
+			key = b.edgeKey()
+		}
+		if err := h.link.restartEdge(key); err != nil {
+			h.log.Warn("restarting the handshake with the edge", "err", err)
 		}
 	})
-	return h, nil
+	self.Store(b)
+	return b
 }
 
 // addAddress assigns p to the kernel TUN; Seams.TUN has no interface of the
@@ -121,29 +170,230 @@ func (h *hostTunnel) addAddress(p netip.Prefix) error {
 
 // heartbeatConfig says how an agent takes part in heartbeats.
 type heartbeatConfig struct {
-	replica   bool        // a connector replica: keep the file keepalived reads
-	priority  uint8       // its rank among its tunnel's replicas
-	preferred func() bool // its host holds the site's gateway address (connector promote)
-	noSocket  bool        // the TUN is not the host's: send no probes (Seams.TUN)
+	replica   bool         // a connector replica: keep the file keepalived reads
+	priority  uint8        // its rank among its tunnel's replicas
+	preferred func() bool  // its host holds the site's gateway address (connector promote)
+	noSocket  bool         // the TUN is not the host's (Seams.TUN): no socket; probes go through inject
+	inject    func([]byte) // writes a packet into the TUN as if the host sent it; nil: no probes without a socket
+	stateDir  string       // for more beats than the first
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the
 // host's routes into the TUN (and sysctls) match cfg; heartbeats go to one of
 // the edge's addresses, from cfg.Src4 or cfg.Src6 (see heartbeatTarget), and
 // the edge's IPv6 address is routed into the TUN when they go there.
+//
+// With two or more edges listed (and --edges 2 or more, over WireGuard),
+// the link's peers are the best of them (pickEdges), and a beat per edge
+// probes that edge's own address through its own peer.
 func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []netip.Prefix, cfg *host.Config) error {
 	cfg.Interface = h.name
-	src, dst := heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
-	if dst.Is6() {
-		cfg.Routes = withHost(cfg.Routes, dst)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pair := pickEdges(edge, h.nEdges)
+	if pair == nil && h.pair != nil {
+		// The other edges are gone: stay on the peer of the one left
+		// rather than start its session again; one that comes back joins.
+		pair = []model.ClusterEdge{soleEdge(edge, h.pair)}
 	}
-	err := errors.Join(h.link.setEdge(edge, advertise), h.hm.Set(cfg))
-	if err == nil {
-		h.beat.aim(src, dst)
-		h.applies.Add(1)
-		h.routes.Store(int64(len(cfg.Routes)))
+	on := keepActive(h.pair, h.on, pair)
+	type aim struct{ src, dst netip.Addr }
+	aims := []aim{{}}
+	aims[0].src, aims[0].dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+	if pair != nil {
+		aims = aims[:0]
+		for _, e := range pair {
+			a := aim{}
+			a.src, a.dst = heartbeatTarget(cfg.Src4, cfg.Src6, e.Heartbeat, e.Heartbeat6)
+			if !a.dst.IsValid() { // an edge without addresses of its own: only ever the sole, active one
+				a.src, a.dst = heartbeatTarget(cfg.Src4, cfg.Src6, model.EdgeAddress(overlay), model.EdgeAddress6)
+			}
+			aims = append(aims, a)
+		}
 	}
-	return err
+	for _, a := range aims {
+		if a.dst.Is6() {
+			cfg.Routes = withHost(cfg.Routes, a.dst)
+		}
+	}
+	err := errors.Join(h.link.setEdge(edge, pair, on, advertise), h.hm.Set(cfg))
+	if err != nil {
+		return err
+	}
+	if (pair == nil) != (h.pair == nil) || len(pair) != len(h.pair) {
+		h.log.Info("edges", "sessions", len(aims), "active", activeName(pair, on))
+	}
+	// Each edge keeps its beat (and what it knows of the edge's health)
+	// across lists; the first beat, which the single edge had, goes to the
+	// first edge that has none.
+	beats := make([]*beat, len(aims))
+	spare := slices.Clone(h.beats)
+	for i := range aims {
+		if pair == nil {
+			break
+		}
+		for j, b := range spare {
+			if b != nil && b.edgeKey() == pair[i].PublicKey {
+				beats[i], spare[j] = b, nil
+			}
+		}
+	}
+	for i := range beats {
+		for j, b := range spare {
+			if beats[i] == nil && b != nil {
+				beats[i], spare[j] = b, nil
+			}
+		}
+		if beats[i] == nil {
+			beats[i] = h.newEdgeBeat()
+		}
+		key := ""
+		if pair != nil {
+			key = pair[i].PublicKey
+		}
+		beats[i].setEdgeKey(key)
+	}
+	for _, b := range spare {
+		if b != nil {
+			b.Close()
+		}
+	}
+	h.beats = beats
+	h.beat = beats[0]
+	shown := slices.Clone(h.beats) // a copy: takeReply reads it without h.mu
+	h.shown.Store(&shown)
+	for i, a := range aims {
+		h.beats[i].aim(a.src, a.dst)
+		h.beats[i].setStandby(i != on)
+	}
+	h.onSwap(h.beats[on])
+	if h.pair == nil && pair != nil {
+		h.pairSince = time.Now()
+	}
+	h.pair, h.on = pair, on
+	h.applies.Add(1)
+	h.routes.Store(int64(len(cfg.Routes)))
+	return nil
+}
+
+// startGrace is how long the first edge of a new pair has to answer its
+// first heartbeat before the agent turns to a standby that does: as long
+// as auto waits for a WireGuard handshake (a handshake an edge dropped
+// because it did not know the agent's key yet is retried within 5 s).
+const startGrace = 5 * time.Second
+
+// activeName names pair[on], the active edge; empty for one edge.
+func activeName(pair []model.ClusterEdge, on int) string {
+	if on < len(pair) {
+		return pair[on].Name
+	}
+	return ""
+}
+
+// watch swaps the active edge when its heartbeats fail while another's
+// answer, checking at the heartbeats' interval, until Close.
+func (h *hostTunnel) watch() {
+	defer h.done.Done()
+	t := time.NewTicker(heartbeat.DefaultInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.failover()
+	}
+}
+
+// failover moves the traffic to the first standby edge that answers
+// heartbeats if the active one does not, in one IpcSet. An active edge that
+// was never healthy yet gets startGrace from the pair's start, so that a
+// standby whose handshake happens to complete first takes nothing over.
+func (h *hostTunnel) failover() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pair == nil || h.beats[h.on].isHealthy() {
+		return
+	}
+	if !h.beats[h.on].wasHealthy() && time.Since(h.pairSince) < startGrace {
+		return
+	}
+	for i := range h.pair {
+		if i == h.on || !h.beats[i].isHealthy() {
+			continue
+		}
+		start := time.Now()
+		if err := h.link.swap(i); err != nil {
+			h.log.Error("moving the traffic to the standby edge", "edge", h.pair[i].Name, "err", err)
+			return
+		}
+		h.beats[i].setStandby(false)
+		h.beats[h.on].setStandby(true)
+		h.log.Warn("the active edge stopped answering heartbeats; the traffic moved to the standby edge",
+			"from", h.pair[h.on].Name, "to", h.pair[i].Name, "took", time.Since(start).Round(time.Microsecond))
+		h.on = i
+		h.onSwap(h.beats[i])
+		return
+	}
+}
+
+// followActive calls fn with the beat of the active edge now and whenever
+// it changes (the control socket's status follows it).
+func (h *hostTunnel) followActive(fn func(*beat)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onSwap = fn
+	fn(h.beats[h.on])
+}
+
+// activeEdge names the edge that carries the traffic; empty for one edge.
+func (h *hostTunnel) activeEdge() string {
+	active, _ := h.edgeStatus()
+	return active
+}
+
+// edgeStatus names the edge that carries the traffic and the standby edges
+// that answer heartbeats; empty for one edge.
+func (h *hostTunnel) edgeStatus() (active string, standby []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, e := range h.pair {
+		if i != h.on && h.beats[i].isHealthy() {
+			standby = append(standby, e.Name)
+		}
+	}
+	return activeName(h.pair, h.on), standby
+}
+
+// takeReply takes a heartbeat reply out of the packets the WireGuard device
+// writes into a Seams.TUN, for the beat aimed at its source; it reports
+// whether it did.
+func (h *hostTunnel) takeReply(pkt []byte) bool {
+	from, m, ok := heartbeat.ParseReplyPacket(pkt)
+	if !ok {
+		return false
+	}
+	for _, b := range *h.shown.Load() {
+		if b.target() == from {
+			b.gotReply(m)
+			return true
+		}
+	}
+	return false
+}
+
+// leave is beat.leave for the active edge's beat; the others say they leave too.
+func (h *hostTunnel) leave(timeout time.Duration) {
+	h.mu.Lock()
+	active, beats := h.beats[h.on], slices.Clone(h.beats)
+	h.mu.Unlock()
+	for _, b := range beats {
+		if b != active {
+			b.leave(0)
+		}
+	}
+	active.leave(timeout)
 }
 
 // withHost returns routes with a host route to a added, unless a route
@@ -159,7 +409,11 @@ func withHost(routes []netip.Prefix, a netip.Addr) []netip.Prefix {
 
 // Close restores the host and removes the TUN.
 func (h *hostTunnel) Close() {
-	h.beat.Close()
+	close(h.stop)
+	h.done.Wait()
+	for _, b := range h.beats {
+		b.Close()
+	}
 	if err := h.hm.Close(); err != nil {
 		h.log.Error("restoring the host", "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -32,6 +33,12 @@ type tunPump struct {
 	mu       sync.Mutex
 	deadline chan struct{} // closed while the read deadline has passed
 
+	// injected are packets to hand out as if read from the TUN (heartbeat
+	// probes: the host's sockets do not reach a Seams.TUN), and take, if
+	// set, takes packets out of what is written to it (their replies).
+	injected chan []byte
+	take     atomic.Pointer[func([]byte) bool]
+
 	closed    chan struct{}
 	done      chan struct{} // closed when the goroutine ends
 	closeOnce sync.Once
@@ -50,7 +57,7 @@ var _ sharedTUN = (*tunPump)(nil)
 // newTUNPump starts reading dev.
 func newTUNPump(dev wgtun.Device) *tunPump {
 	p := &tunPump{Device: dev, full: make(chan *pumpBatch), empty: make(chan *pumpBatch, pumpBatches),
-		deadline: make(chan struct{}), closed: make(chan struct{}), done: make(chan struct{})}
+		deadline: make(chan struct{}), closed: make(chan struct{}), done: make(chan struct{}), injected: make(chan []byte, 16)}
 	n := max(dev.BatchSize(), 1)
 	for range pumpBatches {
 		b := &pumpBatch{bufs: make([][]byte, n), sizes: make([]int, n)}
@@ -96,6 +103,9 @@ func (p *tunPump) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		p.mu.Unlock()
 		select {
 		case p.cur = <-p.full:
+		case pkt := <-p.injected:
+			sizes[0] = copy(bufs[0][offset:], pkt)
+			return 1, nil
 		case <-deadline:
 			return 0, os.ErrDeadlineExceeded
 		case <-p.done:
@@ -115,6 +125,46 @@ func (p *tunPump) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	p.cur = nil
 	p.empty <- b // never blocks: it holds every batch
 	return n, err
+}
+
+// inject hands pkt to the next Read as if the TUN had read it; it drops
+// pkt when the readers lag 16 packets behind, as a full queue would.
+func (p *tunPump) inject(pkt []byte) {
+	select {
+	case p.injected <- pkt:
+	default:
+	}
+}
+
+// setTake makes fn see every packet written to the TUN first: those it
+// reports taken are not written.
+func (p *tunPump) setTake(fn func([]byte) bool) { p.take.Store(&fn) }
+
+// Write writes bufs to the TUN but for the packets take takes; without
+// take, straight.
+func (p *tunPump) Write(bufs [][]byte, offset int) (int, error) {
+	take := p.take.Load()
+	if take == nil {
+		return p.Device.Write(bufs, offset)
+	}
+	n, start := 0, 0
+	var errs error
+	flush := func(end int) {
+		if start < end {
+			m, err := p.Device.Write(bufs[start:end], offset)
+			n += m
+			errs = errors.Join(errs, err)
+		}
+	}
+	for i, b := range bufs {
+		if (*take)(b[offset:]) {
+			flush(i)
+			n++
+			start = i + 1
+		}
+	}
+	flush(len(bufs))
+	return n, errs
 }
 
 // SetReadDeadline implements sharedTUN; only a zero time (no deadline) and

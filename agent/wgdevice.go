@@ -18,12 +18,24 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 )
 
-// wgDevice is a wireguard-go device whose only peer is the edge.
+// wgDevice is a wireguard-go device whose peer is the edge, or, in a
+// cluster, two edges (see pair.go): the active one's AllowedIPs hold
+// everything, the standby's only that edge's own heartbeat addresses.
 type wgDevice struct {
 	dev *device.Device
+	ipc ipcer // dev, but in tests
 
 	mu   sync.Mutex // serializes configuration
 	edge model.EdgePeer
+	pair []model.ClusterEdge // the two (or more) edges, when not one
+	on   int                 // the index in pair of the active one
+}
+
+// ipcer is the configuration interface of a wireguard-go device
+// (*device.Device has it): the seam for tests of the peer configuration.
+type ipcer interface {
+	IpcSet(string) error
+	IpcGet() (string, error)
 }
 
 // startDevice runs a wireguard-go device on tunDev and bind (nil: the
@@ -38,7 +50,8 @@ func startDevice(tunDev wgtun.Device, bind conn.Bind, k key, edge model.EdgePeer
 		bind = conn.NewDefaultBind()
 	}
 	d := &wgDevice{dev: device.NewDevice(tunDev, bind, logger)}
-	if err := d.dev.IpcSet("private_key=" + hexKey(k.private[:]) + "\n"); err != nil {
+	d.ipc = d.dev
+	if err := d.ipc.IpcSet("private_key=" + hexKey(k.private[:]) + "\n"); err != nil {
 		d.dev.Close()
 		return nil, fmt.Errorf("configure WireGuard device: %w", err)
 	}
@@ -68,13 +81,16 @@ func (d *wgDevice) setEdge(edge model.EdgePeer) error {
 func (d *wgDevice) restart() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.pair != nil {
+		return d.restartPeerLocked(d.on)
+	}
 	edge := d.edge
 	d.edge = model.EdgePeer{}
 	return d.setEdgeLocked(edge)
 }
 
 func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
-	if d.edge.Endpoint == edge.Endpoint && d.edge.PublicKey == edge.PublicKey {
+	if d.pair == nil && d.edge.Endpoint == edge.Endpoint && d.edge.PublicKey == edge.PublicKey {
 		return nil
 	}
 	pub, err := base64.StdEncoding.DecodeString(edge.PublicKey)
@@ -92,10 +108,10 @@ func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
 	fmt.Fprintf(&b, "endpoint=%s\n", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(model.KeepaliveInterval/time.Second))
 	b.WriteString("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n")
-	if err := d.dev.IpcSet(b.String()); err != nil {
+	if err := d.ipc.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("configure edge peer %s at %s: %w", edge.PublicKey, edge.Endpoint, err)
 	}
-	d.edge = edge
+	d.edge, d.pair, d.on = edge, nil, 0
 	return nil
 }
 
@@ -105,7 +121,7 @@ func (d *wgDevice) Close() { d.dev.Close() }
 // lastHandshake is when the device last completed a handshake with the
 // edge; zero if never.
 func (d *wgDevice) lastHandshake() time.Time {
-	get, err := d.dev.IpcGet()
+	get, err := d.ipc.IpcGet()
 	if err != nil {
 		return time.Time{}
 	}

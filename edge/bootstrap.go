@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,10 @@ type identity struct {
 	// adminToken is the admin token where the edge knows it (a cluster keeps
 	// it sealed in etcd, so every edge's admin.json holds it); else empty.
 	adminToken string
+	// heartbeat4 and heartbeat6 are this edge's own addresses in its cluster
+	// (model.EdgeOwnAddress of its index), where it answers heartbeats as
+	// well as at the address every edge shares; invalid for a single edge.
+	heartbeat4, heartbeat6 netip.Addr
 }
 
 // masterKey derives tunnel secrets: HMAC-SHA256(master, label || tunnel id).

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -179,10 +180,11 @@ func edgeName(cfg Config) (string, error) {
 // joinCluster records this edge in the cluster and starts recording its
 // sessions in the session registry, until the returned function is called,
 // which withdraws the sessions first, then the edge.
-func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, apiURL, masque, wgPublic string, dp *dataplane, log *slog.Logger) (func(), error) {
+func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, apiURL, masque string, id *identity, dp *dataplane, log *slog.Logger) (func(), error) {
 	log = log.With("component", "cluster")
 	reg, err := cluster.Register(ctx, st.Client(), st.Prefix(), model.Edge{
-		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, PublicKey: wgPublic, MASQUE: masque, Version: cfg.Version,
+		Name: name, API: apiURL, WireGuard: cfg.PublicAddr, PublicKey: id.wgPublic, MASQUE: masque, Version: cfg.Version,
+		Heartbeat: id.heartbeat4, Heartbeat6: id.heartbeat6,
 	}, 0, log)
 	if errors.Is(err, cluster.ErrNameInUse) {
 		return nil, fmt.Errorf("edge name %q is used by another running edge of this cluster: give each edge its own --edge-name", name)
@@ -205,6 +207,21 @@ func joinCluster(ctx context.Context, st *etcdstore.Store, cfg Config, name, api
 			log.Warn("edge registration not withdrawn", "err", err)
 		}
 	}, nil
+}
+
+// edgeAddresses claims this edge's index in its cluster (the same one
+// every time it starts under this name) and returns its own addresses:
+// agents probe it there through its own WireGuard peer while another edge
+// carries their traffic. overlay may be zero (the default range).
+func edgeAddresses(ctx context.Context, st *etcdstore.Store, name string, overlay netip.Prefix) (netip.Addr, netip.Addr, error) {
+	i, err := cluster.EdgeIndex(ctx, st.Client(), st.Prefix(), name)
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	if !overlay.IsValid() {
+		overlay = model.DefaultOverlayRange
+	}
+	return model.EdgeOwnAddress(overlay, i), model.EdgeOwnAddress6(i), nil
 }
 
 // edgeLister lists the cluster's edges for the API, with the sessions each

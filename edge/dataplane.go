@@ -84,8 +84,11 @@ type dataplane struct {
 	edgeName string
 	serial   uint64 // numbers the sessions, for their registry keys; guarded by mu
 
-	// self4 and self6 are the edge's own addresses, where heartbeats go.
+	// self4 and self6 are the edge's own addresses, where heartbeats go;
+	// own4 and own6 are this edge's alone in its cluster (invalid for a
+	// single edge), where it answers heartbeats too.
 	self4, self6 netip.Addr
+	own4, own6   netip.Addr
 	// heartbeats counts the probes answered; sentMissed the packets forwarded
 	// to a replica that missed its heartbeats but is its tunnel's only one.
 	heartbeats, sentMissed atomic.Uint64
@@ -182,11 +185,17 @@ func (d *dataplane) heartbeatProbe(pkt []byte) (heartbeat.Message, bool) {
 	}
 	switch pkt[0] >> 4 {
 	case 4:
-		if len(pkt) < 20 || netip.AddrFrom4([4]byte(pkt[16:20])) != d.self4 {
+		if len(pkt) < 20 {
+			return heartbeat.Message{}, false
+		}
+		if dst := netip.AddrFrom4([4]byte(pkt[16:20])); dst != d.self4 && dst != d.own4 {
 			return heartbeat.Message{}, false
 		}
 	case 6:
-		if len(pkt) < 40 || netip.AddrFrom16([16]byte(pkt[24:40])) != d.self6 {
+		if len(pkt) < 40 {
+			return heartbeat.Message{}, false
+		}
+		if dst := netip.AddrFrom16([16]byte(pkt[24:40])); dst != d.self6 && dst != d.own6 {
 			return heartbeat.Message{}, false
 		}
 	default:
@@ -586,11 +595,12 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	flows := newFlowLog(log.With("component", "flowlog"), filepath.Join(cfg.DataDir, flowLogFile))
 	clock := newCoarseClock()
 	self4, self6 := model.EdgeAddress(cfg.OverlayRange), model.EdgeAddress6
-	r := router.New(router.Config{ICMPSource4: self4, ICMPSource6: self6, Overlay: cfg.OverlayRange,
+	r := router.New(router.Config{ICMPSource4: self4, ICMPSource6: self6, Overlay: cfg.OverlayRange, EdgeBlock6: model.EdgeBlock6,
 		MaxFlows: cmp.Or(cfg.MaxFlows, DefaultMaxFlows), OnFlow: flows.enqueue, Clock: clock.Now})
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock
 	d.self4, d.self6 = self4, self6
+	d.own4, d.own6 = id.heartbeat4, id.heartbeat6
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
 		ListenPort: port,

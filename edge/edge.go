@@ -134,6 +134,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if id, err = loadClusterIdentity(ctx, etcdS, cfg.Etcd.ClusterKey, cfg.DataDir, name); err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
+		if id.heartbeat4, id.heartbeat6, err = edgeAddresses(ctx, etcdS, name, cfg.OverlayRange); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
 		viewCtx, stopView := context.WithCancel(ctx)
 		defer stopView()
 		view = cluster.FollowSessions(viewCtx, etcdS.Client(), etcdS.Prefix(), log.With("component", "cluster"))
@@ -261,7 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(apiSrv.Listener(ln), "", "") }()
 	if etcdS != nil {
-		leave, err := joinCluster(ctx, etcdS, cfg, name, apiURL, masqueAddr, id.wgPublic, dp, log)
+		leave, err := joinCluster(ctx, etcdS, cfg, name, apiURL, masqueAddr, id, dp, log)
 		if err != nil {
 			srv.Close()
 			<-errc

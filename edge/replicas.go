@@ -153,7 +153,7 @@ func better(a, b candidate) bool {
 // candidateLocked describes s for the election; d.mu must be held.
 func (d *dataplane) candidateLocked(s, manual *session) candidate {
 	return candidate{heard: s.heard.Load(), reachable: s.link.usable(), active: s.peer.Active(), manual: s == manual,
-		leaving: s.leaving(), preferred: s.preferred(), priority: s.priority(), upSince: s.upSince}
+		leaving: s.leaving() || s.standby(), preferred: s.preferred(), priority: s.priority(), upSince: s.upSince}
 }
 
 // electLocked refreshes whether each replica of tunnel t was heard from,

@@ -58,6 +58,7 @@ func newSession(p *router.Peer, id uuid.UUID, l link) *session {
 const (
 	wishPreferred = 1 << 8
 	wishLeaving   = 1 << 9
+	wishStandby   = 1 << 10 // the agent's standby session: another edge carries its traffic
 )
 
 // wishesOf packs what a heartbeat asks for.
@@ -69,12 +70,25 @@ func wishesOf(m heartbeat.Message) uint32 {
 	if m.Flags&heartbeat.Leaving != 0 {
 		w |= wishLeaving
 	}
+	if m.Flags&heartbeat.Standby != 0 {
+		w |= wishStandby
+	}
 	return w
 }
 
 func (s *session) priority() uint8 { return uint8(s.wishes.Load()) }
 func (s *session) preferred() bool { return s.wishes.Load()&wishPreferred != 0 }
 func (s *session) leaving() bool   { return s.wishes.Load()&wishLeaving != 0 }
+
+// standby reports whether the agent keeps s as its standby session, to a
+// second edge of a cluster: it is never its tunnel's active replica here,
+// and the registry lists it as not active, so that the edges send the
+// agent's traffic to the edge holding its active session. (What is left for
+// the trunks: an edge routes a packet for a replica or device whose active
+// session another edge holds across the trunk to that edge, and a device's
+// standby session gets no packets but heartbeat replies, since the agent's
+// standby WireGuard peer accepts nothing else.)
+func (s *session) standby() bool { return s.wishes.Load()&wishStandby != 0 }
 
 // forgetLeaving drops a leaving wish (of a replica no longer heard from).
 func (s *session) forgetLeaving() {
@@ -182,7 +196,7 @@ func (d *dataplane) publishLocked(s *session) {
 	var want model.Session
 	if s.peer.Up() && !s.gone.Load() {
 		want = model.Session{Edge: d.edgeName, Kind: model.SessionDevice, ID: s.id, VNet: s.vnet,
-			Transport: s.link.transport(), Active: true, Since: s.upSince.UTC()}
+			Transport: s.link.transport(), Active: !s.standby(), Since: s.upSince.UTC()}
 		if s.peer.Kind == router.Connector {
 			want.Kind, want.Tunnel, want.Active = model.SessionConnector, uuid.UUID(s.peer.Tunnel), s.peer.Active()
 		}

@@ -77,6 +77,11 @@ type Config struct {
 	// connector's routes cover (an egress site routes 0.0.0.0/0), and an
 	// address in it that no device holds is never routed to a tunnel.
 	Overlay netip.Prefix
+	// EdgeBlock6 holds the IPv6 addresses of the cluster's edges (besides
+	// ICMPSource6, each edge's own, where it answers heartbeats before
+	// routing): like the overlay range, never a connector's source, and
+	// never routed to a tunnel, whatever its routes cover.
+	EdgeBlock6 netip.Prefix
 	// ICMPRate bounds the ICMP errors generated per second (burst of the
 	// same size); 0 means 100.
 	ICMPRate int
@@ -204,7 +209,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 		return r.icmpError(ReasonTTLExceeded, from, pkt[:h.length], h, icmp)
 	}
 	d, ok := t.overlay.Lookup(h.dst)
-	if !ok && int(vnet) < len(t.vnets) && !r.cfg.Overlay.Contains(h.dst) {
+	if !ok && int(vnet) < len(t.vnets) && !r.cfg.Overlay.Contains(h.dst) && !r.cfg.EdgeBlock6.Contains(h.dst) {
 		d, ok = t.vnets[vnet].Lookup(h.dst)
 	}
 	if !ok {
@@ -227,9 +232,9 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 }
 
 // edgeOwned reports whether a is in the device overlay range or is one of
-// the edge's own addresses: what no connector may send from.
+// the edges' own addresses: what no connector may send from.
 func (r *Router) edgeOwned(a netip.Addr) bool {
-	return r.cfg.Overlay.Contains(a) || a == r.cfg.ICMPSource4 || a == r.cfg.ICMPSource6
+	return r.cfg.Overlay.Contains(a) || a == r.cfg.ICMPSource4 || a == r.cfg.ICMPSource6 || r.cfg.EdgeBlock6.Contains(a)
 }
 
 func (r *Router) drop(reason Reason) Decision {

@@ -39,7 +39,7 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	l := &lab{
-		r:    New(Config{ICMPSource4: mpa("100.96.0.1"), ICMPSource6: mpa("fd00:5359::1"), Overlay: mpp("100.96.0.0/12"), ICMPRate: 1000}),
+		r:    New(Config{ICMPSource4: mpa("100.96.0.1"), ICMPSource6: mpa("fd00:5359::1"), Overlay: mpp("100.96.0.0/12"), EdgeBlock6: mpp("fd00:5359::/64"), ICMPRate: 1000}),
 		tunA: TunnelID{1}, tunB: TunnelID{2}, tunC: TunnelID{3},
 	}
 	mk := func(name string, kind Kind, tun TunnelID, vnet uint32, overlay string) *Peer {
@@ -184,6 +184,10 @@ func TestConnectorNeverSendsAsDeviceOrEdge(t *testing.T) {
 		{"CGNAT site as a device", l.siteB, udp("100.96.0.7", "100.64.0.9", 64), Drop, nil, ReasonSpoofed},
 		{"CGNAT site from its site", l.siteB, udp("100.64.0.9", "100.96.0.7", 64), Forward, l.laptop, 0},
 		{"unassigned overlay address", l.siteC, udp("10.3.0.5", "100.96.3.3", 64), Reply, l.siteC, ReasonNoRoute},
+		{"egress site as another edge", siteE, udp("100.111.255.253", "10.3.0.5", 64), Drop, nil, ReasonSpoofed},
+		{"egress site as another edge over IPv6", siteE, udp("fd00:5359::3", "2001:db8:3::1", 64), Drop, nil, ReasonSpoofed},
+		{"to another edge's own address", l.siteC, udp("10.3.0.5", "100.111.255.253", 64), Reply, l.siteC, ReasonNoRoute},
+		{"to another edge's own IPv6 address", l.siteC, udp("2001:db8:3::1", "fd00:5359::3", 64), Reply, l.siteC, ReasonNoRoute},
 	}
 	icmp := make([]byte, IcmpBufSize)
 	for _, tc := range tests {

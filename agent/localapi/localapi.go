@@ -49,6 +49,11 @@ type Status struct {
 	Source    string    `json:"source,omitempty"` // the heartbeats' source address
 	LastReply time.Time `json:"last_reply,omitzero"`
 	RTT       string    `json:"rtt,omitempty"` // of the last answered heartbeat
+	// Edge names the edge of a cluster that carries the agent's traffic,
+	// and Standby the other edges it keeps sessions to that answer its
+	// heartbeats; both empty with one edge.
+	Edge      string    `json:"edge,omitempty"`
+	Standby   []string  `json:"standby,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

@@ -28,6 +28,7 @@ func clientCommand() *cli.Command {
 					&cli.StringFlag{Name: "user", Usage: "`USER` the device expects to belong to; enrollment is refused unless the token names that user (device enroll-token create --user)"},
 					protocolFlag,
 					wireGuardRetryFlag,
+					edgesFlag,
 					metricsFlag,
 					debugFlag,
 				},
@@ -36,8 +37,13 @@ func clientCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					edges, err := parseEdges(c)
+					if err != nil {
+						return err
+					}
 					return agent.RunClient(c.Context, agent.ClientConfig{
 						Protocol:       proto,
+						Edges:          edges,
 						WireGuardRetry: c.Duration(wireGuardRetryFlag.Name),
 						Token:          c.String("token"),
 						StateDir:       c.String("state-dir"),

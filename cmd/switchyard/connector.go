@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -26,6 +27,7 @@ func connectorCommand() *cli.Command {
 				&cli.UintFlag{Name: "priority", Usage: "rank `N` (0-255) of this replica among its tunnel's; the highest up is active", Value: 100},
 				protocolFlag,
 				wireGuardRetryFlag,
+				edgesFlag,
 				metricsFlag,
 				debugFlag,
 			},
@@ -37,8 +39,13 @@ func connectorCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				edges, err := parseEdges(c)
+				if err != nil {
+					return err
+				}
 				return agent.RunConnector(c.Context, agent.ConnectorConfig{
 					Protocol:       proto,
+					Edges:          edges,
 					WireGuardRetry: c.Duration(wireGuardRetryFlag.Name),
 					Token:          c.String("token"),
 					StateDir:       c.String("state-dir"),
@@ -61,6 +68,11 @@ func connectorCommand() *cli.Command {
 						return err
 					}
 					if err := render(c, st, func(w *tabwriter.Writer) {
+						if st.Edge != "" { // on edges of a cluster: which carries the traffic, which stand by
+							row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "EDGE", "STANDBY", "UPDATED")
+							row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.Edge, strings.Join(st.Standby, ","), st.UpdatedAt)
+							return
+						}
 						row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "UPDATED")
 						row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.UpdatedAt)
 					}); err != nil {
@@ -109,6 +121,22 @@ var wireGuardRetryFlag = &cli.DurationFlag{
 	Name:  "wireguard-retry",
 	Usage: "with --protocol auto: how long to stay on MASQUE before trying WireGuard again",
 	Value: agent.DefaultWireGuardRetry,
+}
+
+// edgesFlag sets how many edges of a cluster an agent keeps sessions to.
+var edgesFlag = &cli.IntFlag{
+	Name:  "edges",
+	Usage: "in a cluster, keep WireGuard sessions to `N` edges, one active and the others standby, and fail over between them in under a second (1: one edge only)",
+	Value: agent.DefaultEdges,
+}
+
+// parseEdges reads --edges.
+func parseEdges(c *cli.Context) (int, error) {
+	n := c.Int(edgesFlag.Name)
+	if n < 1 {
+		return 0, model.Errorf(model.KindInvalid, "--edges %d: must be at least 1", n)
+	}
+	return n, nil
 }
 
 // parseProtocol reads --protocol.

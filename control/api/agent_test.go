@@ -35,6 +35,13 @@ func newPinnedServer(t *testing.T) (*client.Client, *registry.Registry) {
 // if given, wraps the store the registry uses.
 func newPinnedAPI(t *testing.T, wrap ...func(store.Store) store.Store) (*client.Client, *registry.Registry, *api.Server) {
 	t.Helper()
+	return newPinnedAPIWith(t, nil, wrap...)
+}
+
+// newPinnedAPIWith is newPinnedAPI with the server's options changed by
+// tweak (if not nil).
+func newPinnedAPIWith(t *testing.T, tweak func(*api.Options), wrap ...func(store.Store) store.Store) (*client.Client, *registry.Registry, *api.Server) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir)
 	if err != nil {
@@ -54,10 +61,14 @@ func newPinnedAPI(t *testing.T, wrap ...func(store.Store) store.Store) (*client.
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.NewServer(reg, api.Options{
+	opts := api.Options{
 		AdminTokenHash: sha256.Sum256([]byte(adminToken)),
 		Edge:           api.EdgeInfo{CAPin: pki.Pin(ca.Cert), Endpoint: "192.0.2.1:51820", EdgeKey: "k", MTU: 1380, MASQUE: "192.0.2.1:443"},
-	})
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	h := api.NewServer(reg, opts)
 	t.Cleanup(func() { h.Close() }) // after the HTTP server's
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}

@@ -202,11 +202,20 @@ func ListEdges(ctx context.Context, cli *clientv3.Client, prefix string) ([]Edge
 	return out, nil
 }
 
-// ForgetEdge removes the record of an edge that is down for good.
+// ForgetEdge removes the record of an edge that is down for good, and frees
+// its index (EdgeIndex).
 func ForgetEdge(ctx context.Context, cli *clientv3.Client, prefix, name string) error {
+	ops := []clientv3.Op{clientv3.OpDelete(prefix + "e/" + name)}
+	idx, err := cli.Get(ctx, indexKey(prefix, name))
+	if err != nil {
+		return fmt.Errorf("forget edge %s: %w", name, err)
+	}
+	if len(idx.Kvs) == 1 {
+		ops = append(ops, clientv3.OpDelete(indexKey(prefix, name)), clientv3.OpDelete(prefix+"n/"+string(idx.Kvs[0].Value)))
+	}
 	txn, err := cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(prefix+"a/"+name), "=", 0)).
-		Then(clientv3.OpDelete(prefix + "e/" + name)).
+		Then(ops...).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("forget edge %s: %w", name, err)

@@ -24,12 +24,16 @@ func EdgeAddress(overlay netip.Prefix) netip.Addr { return overlay.Masked().Addr
 // from it, and agents whose site has IPv6 addresses only send heartbeats to it.
 var EdgeAddress6 = netip.MustParseAddr("fd00:5359:6564:6765::1")
 
-// EdgeOwned returns the prefixes that belong to devices and the edge: the
-// overlay range (which holds the edge's IPv4 address) and the edge's IPv6
-// address. No tunnel may send from them nor take them with a route, whatever
+// EdgeBlock6 holds the IPv6 addresses of the edges: EdgeAddress6, which
+// every edge answers at, and each edge's own (EdgeOwnAddress6).
+var EdgeBlock6 = netip.PrefixFrom(EdgeAddress6, 64).Masked()
+
+// EdgeOwned returns the prefixes that belong to devices and the edges: the
+// overlay range (which holds the edges' IPv4 addresses) and the edges' IPv6
+// block. No tunnel may send from them nor take them with a route, whatever
 // its routes cover.
 func EdgeOwned(overlay netip.Prefix) []netip.Prefix {
-	return []netip.Prefix{overlay.Masked(), netip.PrefixFrom(EdgeAddress6, EdgeAddress6.BitLen())}
+	return []netip.Prefix{overlay.Masked(), EdgeBlock6}
 }
 
 // Connector is one enrolled replica of a tunnel, identified by the WireGuard
@@ -53,8 +57,11 @@ type ConnectorEnrollment struct {
 
 // EdgePeer is how an agent reaches the edge's WireGuard endpoint.
 type EdgePeer struct {
-	Endpoint  string `json:"endpoint"`   // host:port
-	PublicKey string `json:"public_key"` // base64
+	// Edges lists every healthy edge of the cluster, this one first, for an
+	// agent that keeps sessions to two of them; empty for a single edge.
+	Edges     []ClusterEdge `json:"edges,omitempty"`
+	Endpoint  string        `json:"endpoint"`   // host:port
+	PublicKey string        `json:"public_key"` // base64
 	// MASQUE is host:port of the edge's CONNECT-IP (HTTP/3) listener; empty
 	// when the edge serves no MASQUE.
 	MASQUE string `json:"masque,omitempty"`
@@ -62,6 +69,20 @@ type EdgePeer struct {
 	// one first; an agent turns to the next when one cannot answer. Empty
 	// for a single edge.
 	APIs []string `json:"apis,omitempty"`
+}
+
+// ClusterEdge is one edge of a cluster as an agent reaches it: its
+// WireGuard endpoint and key, its MASQUE listener, and the addresses of its
+// own at which it answers heartbeats (besides EdgeAddress and EdgeAddress6,
+// which every edge answers at), so that an agent can probe it through its
+// own WireGuard peer.
+type ClusterEdge struct {
+	Name       string     `json:"name"`
+	Endpoint   string     `json:"endpoint"`   // host:port
+	PublicKey  string     `json:"public_key"` // base64
+	MASQUE     string     `json:"masque,omitempty"`
+	Heartbeat  netip.Addr `json:"heartbeat,omitzero"`
+	Heartbeat6 netip.Addr `json:"heartbeat6,omitzero"`
 }
 
 // ConnectorConfig is everything a connector needs to run; the edge pushes a

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -8,15 +9,20 @@ import (
 
 // Edge is one edge of a cluster, as `switchyard edge list` shows it.
 type Edge struct {
-	Name      string    `json:"name"`
-	API       string    `json:"api"`                  // the API's URL as agents reach it
-	WireGuard string    `json:"wireguard"`            // host:port of the WireGuard listener as agents reach it
-	PublicKey string    `json:"public_key,omitempty"` // base64 WireGuard public key: each edge of a cluster has its own
-	MASQUE    string    `json:"masque,omitempty"`
-	Version   string    `json:"version"`
-	Started   time.Time `json:"started"`
-	LastSeen  time.Time `json:"last_seen"`
-	Healthy   bool      `json:"healthy"` // running: its registration is alive
+	Name      string `json:"name"`
+	API       string `json:"api"`                  // the API's URL as agents reach it
+	WireGuard string `json:"wireguard"`            // host:port of the WireGuard listener as agents reach it
+	PublicKey string `json:"public_key,omitempty"` // base64 WireGuard public key: each edge of a cluster has its own
+	MASQUE    string `json:"masque,omitempty"`
+	// Heartbeat and Heartbeat6 are the edge's own addresses (from its index
+	// in the cluster, model.EdgeOwnAddress): it answers heartbeats there as
+	// well as at the address every edge shares.
+	Heartbeat  netip.Addr `json:"heartbeat,omitzero"`
+	Heartbeat6 netip.Addr `json:"heartbeat6,omitzero"`
+	Version    string     `json:"version"`
+	Started    time.Time  `json:"started"`
+	LastSeen   time.Time  `json:"last_seen"`
+	Healthy    bool       `json:"healthy"` // running: its registration is alive
 	// Sessions counts the agent sessions the edge holds, from the cluster's
 	// session registry.
 	Sessions int `json:"sessions"`

@@ -194,7 +194,8 @@ func (d *deviceRecord) ownedBy(proof []byte, own Credential) bool {
 }
 
 // allocate returns the lowest free overlay address, skipping the range's
-// first address (the edge's) and, for IPv4, its last.
+// first address (the edge's), the block kept for the edges of a cluster
+// (model.EdgeReserved) and, for IPv4, its last.
 func (r *Registry) allocate(devices []deviceRecord) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
 	for _, d := range devices {
@@ -206,7 +207,7 @@ func (r *Registry) allocate(devices []deviceRecord) (netip.Addr, error) {
 		if a.Is4() && !r.overlay.Contains(a.Next()) {
 			break // the broadcast address
 		}
-		if !used[a] {
+		if !used[a] && !model.EdgeReserved(r.overlay, a) {
 			return a, nil
 		}
 	}

@@ -390,3 +390,20 @@ func TestDeviceNamesAmbiguous(t *testing.T) {
 		t.Fatalf("unrevoked %s by name, want %s", got.ID, devs[0].ID)
 	}
 }
+
+// TestAllocateSkipsTheEdgesAddresses: devices never get the addresses a
+// cluster's edges answer heartbeats at, even when only those are left.
+func TestAllocateSkipsTheEdgesAddresses(t *testing.T) {
+	r := &Registry{overlay: netip.MustParsePrefix("100.64.7.0/24")}
+	var devices []deviceRecord
+	for a := netip.MustParseAddr("100.64.7.2"); a.Less(model.EdgeOwnAddress(r.overlay, model.MaxEdges-1)); a = a.Next() {
+		devices = append(devices, deviceRecord{Device: model.Device{IP: a}})
+	}
+	if a, err := r.allocate(devices); err == nil {
+		t.Fatalf("allocate gave %v, an edge's address; want no free address", a)
+	}
+	devices = devices[1:]
+	if a, err := r.allocate(devices); err != nil || a != netip.MustParseAddr("100.64.7.2") {
+		t.Fatalf("allocate = %v, %v; want the freed 100.64.7.2", a, err)
+	}
+}

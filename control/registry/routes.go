@@ -72,19 +72,20 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 }
 
 // checkEdgeOwned refuses a network that lies in the device overlay range or
-// is the edge's own address: the edge routes those to devices and to itself,
-// never to a tunnel. A network that covers them (0.0.0.0/0, 100.64.0.0/10,
-// ::/0) is fine, since the rest of it is the tunnel's, but draws a warning.
+// among the edges' own IPv6 addresses (model.EdgeBlock6): the edge routes
+// those to devices and to itself, never to a tunnel. A network that covers
+// them (0.0.0.0/0, 100.64.0.0/10, ::/0) is fine, since the rest of it is the
+// tunnel's, but draws a warning.
 func (r *Registry) checkEdgeOwned(p netip.Prefix) (warnings []string, err error) {
 	for _, o := range model.EdgeOwned(r.overlay) {
 		switch {
 		case !p.Overlaps(o):
-		case p.Bits() >= o.Bits() && o.Bits() == o.Addr().BitLen():
-			return nil, model.Errorf(model.KindInvalid, "route %s is the edge's own address %s: it is never routed to a tunnel", p, o.Addr())
+		case p.Bits() >= o.Bits() && o == model.EdgeBlock6:
+			return nil, model.Errorf(model.KindInvalid, "route %s lies among the edges' own addresses %s (the edge's own address %s, and each edge's in a cluster): they are never routed to a tunnel", p, o, model.EdgeAddress6)
 		case p.Bits() >= o.Bits():
 			return nil, model.Errorf(model.KindInvalid, "route %s lies in the device overlay range %s: devices and the edge (%s) hold those addresses, and the edge never routes them to a tunnel", p, o, model.EdgeAddress(o))
-		case o.Bits() == o.Addr().BitLen():
-			warnings = append(warnings, fmt.Sprintf("route %s covers the edge's own address %s: it stays the edge's; the tunnel may never send from it", p, o.Addr()))
+		case o == model.EdgeBlock6:
+			warnings = append(warnings, fmt.Sprintf("route %s covers the edge's own address %s (and the edges' %s): they stay the edges'; the tunnel may never send from them", p, model.EdgeAddress6, o))
 		default:
 			warnings = append(warnings, fmt.Sprintf("route %s covers the device overlay range %s: those addresses stay with devices and the edge (%s); the tunnel may never send from them, and its connectors keep routing them to the edge", p, o, model.EdgeAddress(o)))
 		}

@@ -53,6 +53,10 @@ const (
 	Preferred
 	// Active (reply): the replica is its tunnel's active one.
 	Active
+	// Standby (probe): the session is its agent's standby path, kept to a
+	// second edge of a cluster while another edge carries its traffic; the
+	// edge makes it no replica's active one and lists it as standby.
+	Standby
 )
 
 // Message is one probe or reply.

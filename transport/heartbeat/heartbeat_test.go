@@ -90,6 +90,12 @@ func TestReplyPacket(t *testing.T) {
 		if to != agent.Addr() {
 			t.Errorf("reply addressed to %v, want %v", to, agent.Addr())
 		}
+		if from, m, ok := ParseReplyPacket(out); !ok || from != edge.Addr() || m != reply {
+			t.Errorf("ParseReplyPacket = %v, %+v, %v; want %v, %+v", from, m, ok, edge.Addr(), reply)
+		}
+		if _, _, ok := ParseReplyPacket(pkt); ok {
+			t.Errorf("a probe parsed as a reply")
+		}
 	}
 }
 

@@ -18,6 +18,26 @@ func ParsePacket(pkt []byte) (m Message, ok bool) {
 	return m, err == nil && m.Type == Probe
 }
 
+// ParseReplyPacket reads a reply out of an IPv4 or IPv6 packet from UDP
+// Port, and the address it came from (the edge's); ok is false for any
+// other packet, or a malformed one.
+func ParseReplyPacket(pkt []byte) (from netip.Addr, m Message, ok bool) {
+	udp, ok := udpPayload(pkt)
+	if !ok || binary.BigEndian.Uint16(udp[0:2]) != Port {
+		return netip.Addr{}, Message{}, false
+	}
+	m, err := Parse(udp[8:])
+	if err != nil || m.Type != Reply {
+		return netip.Addr{}, Message{}, false
+	}
+	if pkt[0]>>4 == 4 {
+		from = netip.AddrFrom4([4]byte(pkt[12:16]))
+	} else {
+		from = netip.AddrFrom16([16]byte(pkt[8:24]))
+	}
+	return from, m, true
+}
+
 // udpPayload returns the UDP header and payload of an unfragmented IPv4 or
 // IPv6 (no extension headers) packet.
 func udpPayload(pkt []byte) ([]byte, bool) {
