@@ -48,6 +48,11 @@ type Peer struct {
 	Device [16]byte
 	// Out is the edge's handle to send to this peer (its transport session).
 	Out any
+	// Remote marks a session another edge of the cluster holds: the edge
+	// reaches it over a trunk. The router prefers a local session of the
+	// same tunnel or device, and never routes a packet that came over a
+	// trunk to a remote one (no transit).
+	Remote bool
 
 	vnet   atomic.Uint32 // index of the virtual network it sends into
 	up     atomic.Bool   // the session is established
