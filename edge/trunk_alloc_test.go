@@ -107,4 +107,18 @@ func TestTrunkForwardingAllocatesNothing(t *testing.T) {
 	if st := tr; st.txPackets.Load() == 0 || st.rxPackets.Load() == 0 {
 		t.Fatalf("trunk counters out %d in %d, want both counted", st.txPackets.Load(), st.rxPackets.Load())
 	}
+	var out, in float64
+	for _, m := range d.samples() {
+		if m.Name == "switchyard_edge_trunk_packets_total" && len(m.Labels) == 4 && m.Labels[1] == "edge-2" {
+			switch m.Labels[3] {
+			case "out":
+				out = m.Value
+			case "in":
+				in = m.Value
+			}
+		}
+	}
+	if out != float64(tr.txPackets.Load()) || in != float64(tr.rxPackets.Load()) || out == 0 || in == 0 {
+		t.Fatalf("metrics show trunk packets out %v in %v, want %d and %d", out, in, tr.txPackets.Load(), tr.rxPackets.Load())
+	}
 }
