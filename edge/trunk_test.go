@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,18 +82,57 @@ func edgeStats(tb testing.TB, ctx context.Context, c *client.Client) Stats {
 	return st
 }
 
-// waitFrom waits for a packet on a's TUN from src to dst, skipping others.
-func waitFrom(ctx context.Context, a *agentPeer, src, dst netip.Addr) bool {
-	for {
-		select {
-		case pkt := <-a.tun.Inbound:
-			if len(pkt) >= 20 && pkt[0]>>4 == 4 && netip.AddrFrom4([4]byte(pkt[12:16])) == src && netip.AddrFrom4([4]byte(pkt[16:20])) == dst {
-				return true
+// arrivals records the (source, destination) pairs of the IPv4 packets an
+// agent receives. It reads the agent's TUN from the start: a TUN nobody
+// reads stalls wireguard-go, which then drops what arrives (here the edge's
+// ICMP errors while the trunk comes up would fill it).
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[[2]netip.Addr]bool
+	poke chan struct{}
+}
+
+func watchArrivals(ctx context.Context, wg *sync.WaitGroup, a *agentPeer) *arrivals {
+	r := &arrivals{seen: map[[2]netip.Addr]bool{}, poke: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case pkt := <-a.tun.Inbound:
+				if len(pkt) >= 20 && pkt[0]>>4 == 4 {
+					r.mu.Lock()
+					r.seen[[2]netip.Addr{netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))}] = true
+					r.mu.Unlock()
+					select {
+					case r.poke <- struct{}{}:
+					default:
+					}
+				}
+			case <-ctx.Done():
+				return
 			}
+		}
+	}()
+	return r
+}
+
+func (r *arrivals) has(src, dst netip.Addr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[[2]netip.Addr{src, dst}]
+}
+
+// wait reports whether a packet from src to dst arrives before ctx ends.
+func (r *arrivals) wait(ctx context.Context, src, dst netip.Addr) bool {
+	for !r.has(src, dst) {
+		select {
+		case <-r.poke:
 		case <-ctx.Done():
-			return false
+			return r.has(src, dst)
 		}
 	}
+	return true
 }
 
 // TestTrunkBetweenEdges: site A's connector is attached to edge 1, site B's
@@ -142,36 +182,29 @@ func TestTrunkBetweenEdges(t *testing.T) {
 		p.send(t, ping("100.96.0.1", "192.0.2.250"))
 	}
 
+	atA, atB := watchArrivals(l.ctx, &l.wg, a), watchArrivals(l.ctx, &l.wg, b)
+
 	// A → B, resent until the sessions, the registry and the trunk are up.
-	got := make(chan bool, 1)
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	go func() { got <- waitFrom(wctx, b, trunkHostA, trunkHostB) }()
-	tick := time.NewTicker(20 * time.Millisecond)
-	arrived := false
-	for !arrived {
-		select {
-		case a.tun.Outbound <- tuntest.Ping(trunkHostB, trunkHostA):
-		case <-wctx.Done():
-		}
-		select {
-		case arrived = <-got:
-			if !arrived {
-				t.Fatalf("no packet from %s reached %s across the edges", trunkHostA, trunkHostB)
-			}
-		case <-tick.C:
+	for !atB.has(trunkHostA, trunkHostB) {
+		a.send(t, tuntest.Ping(trunkHostB, trunkHostA))
+		tctx, tcancel := context.WithTimeout(wctx, 20*time.Millisecond)
+		atB.wait(tctx, trunkHostA, trunkHostB)
+		tcancel()
+		if wctx.Err() != nil {
+			t.Fatalf("no packet from %s reached %s across the edges", trunkHostA, trunkHostB)
 		}
 	}
-	tick.Stop()
 	wcancel()
 
 	// B → A: the answer crosses the trunk the other way.
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-	go func() { got <- waitFrom(rctx, a, trunkHostB, trunkHostA) }()
 	b.send(t, tuntest.Ping(trunkHostA, trunkHostB))
-	if !<-got {
-		t.Fatalf("B's packet from %s did not reach A at %s", trunkHostB, trunkHostA)
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if !atA.wait(rctx, trunkHostB, trunkHostA) {
+		s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
+		t.Fatalf("B's packet from %s did not reach A at %s; edge 1: %+v; edge 2: %+v", trunkHostB, trunkHostA, s1, s2)
 	}
-	rcancel()
 
 	s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
 	if len(s1.Trunks) != 1 || s1.Trunks[0].Edge != "edge-2" || s1.Trunks[0].PacketsOut == 0 || s1.Trunks[0].PacketsIn == 0 {
@@ -183,13 +216,12 @@ func TestTrunkBetweenEdges(t *testing.T) {
 
 	// From an address no route gives to A: refused at edge 1.
 	spoofed := s1.Router.Dropped["spoofed"]
-	sctx, scancel := context.WithTimeout(ctx, time.Second)
-	defer scancel()
-	go func() { got <- waitFrom(sctx, b, trunkStray, trunkHostB) }()
 	for range 5 {
 		a.send(t, tuntest.Ping(trunkHostB, trunkStray))
 	}
-	if <-got {
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	defer scancel()
+	if atB.wait(sctx, trunkStray, trunkHostB) {
 		t.Fatalf("a packet from the unrouted %s reached B", trunkStray)
 	}
 	if n := edgeStats(t, ctx, l.edge1).Router.Dropped["spoofed"]; n < spoofed+5 {
