@@ -84,6 +84,15 @@ type dataplane struct {
 	edgeName string
 	serial   uint64 // numbers the sessions, for their registry keys; guarded by mu
 
+	// trunks are the sessions to the cluster's other edges, by name;
+	// viewed is the cluster's session view as last read, and remote a
+	// record for each session in it that another edge holds (guarded by
+	// mu). vkeys names the vnets on trunks (see trunk.go).
+	trunks map[string]*trunk
+	viewed []model.Session
+	remote []*session
+	vkeys  atomic.Pointer[vnetKeys]
+
 	// self4 and self6 are the edge's own addresses, where heartbeats go;
 	// own4 and own6 are this edge's alone in its cluster (invalid for a
 	// single edge), where it answers heartbeats too.
@@ -106,7 +115,9 @@ type batch struct {
 
 func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
 	d := &dataplane{log: log, reg: reg, router: r, byKey: map[wireguard.PublicKey]*session{}, agents: map[uuid.UUID][]*session{},
-		tunnels: map[router.TunnelID][]*session{}, override: map[router.TunnelID]*session{}, vnets: map[uuid.UUID]uint32{}}
+		tunnels: map[router.TunnelID][]*session{}, override: map[router.TunnelID]*session{}, vnets: map[uuid.UUID]uint32{},
+		trunks: map[string]*trunk{}}
+	d.vkeys.Store(&vnetKeys{})
 	d.scratch.New = func() any { return &batch{} }
 	d.wheel.at = time.Now().UnixNano()
 	return d
@@ -129,13 +140,17 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		b.group = b.group[:0]
 	}
 	for i, p := range pkts {
-		from, _ := p.Session.Value().(*session)
-		if from == nil {
-			continue
-		}
 		var to *wireguard.Session
 		var buf []byte
-		if probe, ok := d.heartbeatProbe(p.Data()); ok {
+		from, _ := p.Session.Value().(*session)
+		if from == nil {
+			if t, ok := p.Session.Value().(*trunk); ok {
+				to, buf = d.fromTrunk(t, p, b.icmp[i][wireguard.Headroom:wireguard.Headroom+router.IcmpBufSize])
+			}
+			if to == nil {
+				continue
+			}
+		} else if probe, ok := d.heartbeatProbe(p.Data()); ok {
 			to = p.Session
 			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data(), d.probe(from, probe))
 		} else {
@@ -147,13 +162,19 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 					d.sentMissed.Add(1)
 				}
 				dst := dec.To.Out.(*session)
+				if dst.remote != "" {
+					if to, buf = d.toTrunk(p, dec.Len, from, dst); to == nil {
+						continue
+					}
+					break
+				}
 				wl, ok := dst.link.(wgLink)
 				if !ok { // another transport: no batching with WireGuard sends
-					dst.link.send(p.Buf[:wireguard.Headroom+dec.Len], wireguard.Headroom, from)
+					dst.link.send(p.Buf[:p.Off+dec.Len], p.Off, from)
 					continue
 				}
 				to = wl.s
-				buf = p.Buf[:wireguard.Headroom+dec.Len]
+				buf = p.Buf[p.Off-wireguard.Headroom : p.Off+dec.Len]
 			case router.Reply:
 				to = p.Session
 				buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
@@ -303,7 +324,7 @@ func (d *dataplane) apply(s registry.Snapshot) {
 			ml.s.Close()
 		}
 	}
-	d.rebuildTable()
+	d.rebuildRemote() // and the table
 	d.log.Debug("data plane updated", "rev", s.Rev, "sessions", len(s.Connectors)+len(s.Devices), "routes", len(s.Routes))
 }
 
@@ -342,6 +363,7 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 			d.vnets[v.ID] = uint32(len(d.vnets))
 		}
 	}
+	d.buildVNetKeysLocked()
 	want := make(map[wireguard.PublicKey]bool, len(s.Connectors)+len(s.Devices))
 	for _, a := range d.agentsOf(s) {
 		a := &a
@@ -532,6 +554,15 @@ func (d *dataplane) rebuildTable() {
 	for _, dev := range d.last.Devices {
 		add(dev.ID)
 	}
+	// Sessions other edges hold: the router prefers a local session of the
+	// same tunnel or device.
+	for _, s := range d.remote {
+		if s.peer.Kind == router.Connector {
+			b.AddReplica(s.peer)
+		} else {
+			b.AddClient(s.peer)
+		}
+	}
 	d.mu.Unlock()
 	d.router.SetTable(b.Build())
 	d.tableBuilt = covers
@@ -607,6 +638,8 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 		Bind:       bind,
 		Receiver:   d,
 		Logger:     log, // the endpoint adds component=wireguard
+		// Room for a trunk header in front of every packet from an agent.
+		ReceiveHeadroom: trunkHeaderSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start WireGuard on %s: %w", cfg.WGListen, err)
@@ -661,6 +694,8 @@ type Stats struct {
 	// SentMissed counts packets forwarded to a replica that missed its
 	// heartbeats, because its tunnel had no other replica up.
 	SentMissed uint64 `json:"sent_to_missed_replica"`
+	// Trunks are the sessions to the cluster's other edges, by edge.
+	Trunks []TrunkStats `json:"trunks,omitempty"`
 }
 
 // stats returns the data plane's counters.
@@ -675,6 +710,7 @@ func (d *dataplane) stats() any {
 		}
 	}
 	st.MASQUE = d.masqueSessionsLocked()
+	st.Trunks = d.trunkStatsLocked()
 	return st
 }
 

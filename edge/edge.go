@@ -271,6 +271,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("edge: %w", err)
 		}
 		defer leave() // first of the deferred: before the store closes
+		dp.wg.Add(2)
+		go func() { defer dp.wg.Done(); dp.followTrunks(runCtx, etcdS.Client(), etcdS.Prefix(), name) }()
+		go func() { defer dp.wg.Done(); dp.followRemote(runCtx, view) }()
 	}
 	select {
 	case err := <-errc:

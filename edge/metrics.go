@@ -98,7 +98,16 @@ func (d *dataplane) samples() []metrics.Sample {
 			}
 		}
 	}
+	trunks := d.trunkStatsLocked()
 	d.mu.Unlock()
+	for _, t := range trunks {
+		out = append(out,
+			c("trunk_packets_total", "Inner IP packets over each trunk to another edge, by direction.", t.PacketsIn, "edge", t.Edge, "direction", "in"),
+			c("trunk_packets_total", "Inner IP packets over each trunk to another edge, by direction.", t.PacketsOut, "edge", t.Edge, "direction", "out"),
+			c("trunk_bytes_total", "Inner IP bytes over each trunk to another edge, by direction.", t.BytesIn, "edge", t.Edge, "direction", "in"),
+			c("trunk_bytes_total", "Inner IP bytes over each trunk to another edge, by direction.", t.BytesOut, "edge", t.Edge, "direction", "out"),
+			c("trunk_drops_total", "Packets a trunk could not carry: a bad header or a vnet not trunked.", t.Dropped, "edge", t.Edge))
+	}
 	for k, n := range up {
 		out = append(out, g("sessions", "Live sessions by kind and transport.", float64(n), "kind", k.kind.String(), "transport", k.transport))
 	}

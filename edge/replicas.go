@@ -24,6 +24,7 @@ func (d *dataplane) probe(s *session, m heartbeat.Message) heartbeat.Message {
 	s.lastProbe.Store(now.UnixNano())
 	first := s.detect.Swap(int64(m.Detect())) == 0
 	w := wishesOf(m)
+	s.peer.SetStandby(w&wishStandby != 0)
 	if s.wishes.Swap(w) != w || first || !s.heard.Load() {
 		d.mu.Lock()
 		if !s.gone.Load() {

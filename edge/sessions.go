@@ -196,7 +196,7 @@ func (d *dataplane) publishLocked(s *session) {
 	var want model.Session
 	if s.peer.Up() && !s.gone.Load() {
 		want = model.Session{Edge: d.edgeName, Kind: model.SessionDevice, ID: s.id, VNet: s.vnet,
-			Transport: s.link.transport(), Active: !s.standby(), Since: s.upSince.UTC()}
+			Transport: s.link.transport(), Active: !s.standby(), Standby: s.standby(), Since: s.upSince.UTC()}
 		if s.peer.Kind == router.Connector {
 			want.Kind, want.Tunnel, want.Active = model.SessionConnector, uuid.UUID(s.peer.Tunnel), s.peer.Active()
 		}

@@ -167,10 +167,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		}
 	}
 	if !found {
-		meta := FlowMeta{In: policy.Input{
-			VNet: k.VNet, Proto: tp.proto, Src: h.src, Dst: h.dst, DstPort: tp.dport,
-			HasPorts: tp.ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User,
-		}, From: from, To: to}
+		meta := FlowMeta{In: flowInput(k.VNet, from, h, tp), From: from, To: to}
 		v = r.decide(rules, &meta.In)
 		var created bool
 		if v, created = r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
@@ -199,6 +196,12 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		return Decision{Verdict: Reply, To: from, Reply: rst, Reason: ReasonPolicy}, false
 	}
 	return r.icmpError(ReasonPolicy, from, pkt[:h.length], h, buf), false
+}
+
+// flowInput is what policies see of a packet sent by from in virtual network vnet.
+func flowInput(vnet uint32, from *Peer, h header, tp transport) policy.Input {
+	return policy.Input{VNet: vnet, Proto: tp.proto, Src: h.src, Dst: h.dst, DstPort: tp.dport,
+		HasPorts: tp.ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User}
 }
 
 // errorOfAllowedFlow reports whether pkt, sent by party sender to party

@@ -48,11 +48,17 @@ type Peer struct {
 	Device [16]byte
 	// Out is the edge's handle to send to this peer (its transport session).
 	Out any
+	// Remote marks a session another edge of the cluster holds: the edge
+	// reaches it over a trunk. The router prefers a local session of the
+	// same tunnel or device, and never routes a packet that came over a
+	// trunk to a remote one (no transit).
+	Remote bool
 
-	vnet   atomic.Uint32 // index of the virtual network it sends into
-	up     atomic.Bool   // the session is established
-	active atomic.Bool   // the replica its tunnel's traffic goes to
-	missed atomic.Bool   // up only because its tunnel has no other replica
+	vnet    atomic.Uint32 // index of the virtual network it sends into
+	up      atomic.Bool   // the session is established
+	active  atomic.Bool   // the replica its tunnel's traffic goes to
+	missed  atomic.Bool   // up only because its tunnel has no other replica
+	standby atomic.Bool   // the agent's standby session: never a destination
 }
 
 // TunnelID names a tunnel inside the router.
@@ -108,3 +114,11 @@ func (p *Peer) Missed() bool { return p.missed.Load() }
 
 // SetMissed records whether the peer is kept up despite missed heartbeats.
 func (p *Peer) SetMissed(m bool) { p.missed.Store(m) }
+
+// Standby reports whether the peer is its agent's standby session (the agent
+// keeps sessions to two edges and sends through the other): it is never a
+// destination.
+func (p *Peer) Standby() bool { return p.standby.Load() }
+
+// SetStandby records whether the peer is its agent's standby session.
+func (p *Peer) SetStandby(s bool) { p.standby.Store(s) }

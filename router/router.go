@@ -40,10 +40,11 @@ const (
 	ReasonNoVNet                    // the peer's virtual network has no table
 	ReasonLinkLocal                 // link-local or multicast: never routed (e.g. a TUN's IPv6 neighbor discovery)
 	ReasonPolicy                    // a network policy blocks the flow
+	ReasonTransit                   // came over a trunk for a session on yet another edge: no transit
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local", "policy"}
+var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local", "policy", "transit"}
 
 // String names the reason, as the counters do.
 func (r Reason) String() string {
@@ -215,7 +216,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	if !ok {
 		return r.icmpError(ReasonNoRoute, from, pkt[:h.length], h, icmp)
 	}
-	to := d.pick()
+	to := d.pick(false)
 	if to == nil {
 		return r.icmpError(ReasonTunnelDown, from, pkt[:h.length], h, icmp)
 	}

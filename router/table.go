@@ -18,23 +18,43 @@ type Table struct {
 type dest struct {
 	tunnel   TunnelID
 	replicas []*Peer // in preference order; the first that is up gets the packet
+	// party stands for the tunnel as the sender of packets that come over
+	// a trunk from its replicas on other edges (nil for a client's dest,
+	// whose sessions are the party).
+	party *Peer
 }
 
-// pick returns the active replica if it is up, else the first replica that
-// is up, or nil.
-func (d *dest) pick() *Peer {
-	var first *Peer
+// pick returns a local replica that is up (the active one first, else the
+// first), else a remote one (likewise), or nil; with localOnly, never a
+// remote one.
+func (d *dest) pick(localOnly bool) *Peer {
+	var first, remoteActive, remoteFirst *Peer
 	for _, p := range d.replicas {
-		if p.Up() {
-			if p.Active() {
-				return p
-			}
+		if !p.Up() || p.Standby() {
+			continue
+		}
+		switch {
+		case !p.Remote && p.Active():
+			return p
+		case !p.Remote:
 			if first == nil {
 				first = p
 			}
+		case p.Active():
+			if remoteActive == nil {
+				remoteActive = p
+			}
+		case remoteFirst == nil:
+			remoteFirst = p
 		}
 	}
-	return first
+	switch {
+	case first != nil || localOnly:
+		return first
+	case remoteActive != nil:
+		return remoteActive
+	}
+	return remoteFirst
 }
 
 // TableBuilder assembles a Table; it is not safe for concurrent use.
@@ -65,7 +85,8 @@ func (b *TableBuilder) tunnelDest(v uint32, t TunnelID) *dest {
 	k := tunnelKey{v, t}
 	d := b.tunnels[k]
 	if d == nil {
-		d = &dest{tunnel: t}
+		d = &dest{tunnel: t, party: &Peer{Kind: Connector, Tunnel: t}}
+		d.party.SetVNet(v)
 		b.tunnels[k] = d
 	}
 	return d

@@ -209,9 +209,10 @@ func (p *SessionPublisher) flush(ctx context.Context) error {
 
 // SessionView is the whole cluster's session registry as one edge follows it.
 type SessionView struct {
-	mu    sync.RWMutex
-	byKey map[string]model.Session // by full key, PREFIX stripped
-	gen   uint64
+	mu      sync.RWMutex
+	byKey   map[string]model.Session // by full key, PREFIX stripped
+	gen     uint64
+	changed chan struct{} // poked (never blocking) after every change
 }
 
 // FollowSessions lists the registry and follows it until ctx ends,
@@ -221,7 +222,7 @@ func FollowSessions(ctx context.Context, cli *clientv3.Client, prefix string, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &SessionView{byKey: map[string]model.Session{}}
+	v := &SessionView{byKey: map[string]model.Session{}, changed: make(chan struct{}, 1)}
 	go v.follow(ctx, cli, sessionsPrefix(prefix), log)
 	return v
 }
@@ -261,6 +262,7 @@ func (v *SessionView) listAndWatch(ctx context.Context, cli *clientv3.Client, pr
 	v.byKey = all
 	v.gen++
 	v.mu.Unlock()
+	v.poke()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	for wr := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
@@ -281,9 +283,22 @@ func (v *SessionView) listAndWatch(ctx context.Context, cli *clientv3.Client, pr
 		}
 		v.gen++
 		v.mu.Unlock()
+		v.poke()
 	}
 	return errors.New("watch sessions: the watch ended")
 }
+
+func (v *SessionView) poke() {
+	select {
+	case v.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed receives a value after the view changed: a burst of changes
+// coalesces into one. It has one reader (the edge's data plane); read
+// Sessions after receiving.
+func (v *SessionView) Changed() <-chan struct{} { return v.changed }
 
 // Sessions returns every session of the cluster, by edge, then kind, then id.
 func (v *SessionView) Sessions() []model.Session {

@@ -40,8 +40,11 @@ type Session struct {
 	Transport string    `json:"transport"` // "wireguard" or "masque"
 	// Active is set on a connector replica's session that gets its tunnel's
 	// traffic, and on a device session that gets the device's.
-	Active bool      `json:"active,omitempty"`
-	Since  time.Time `json:"since"` // when it came up
+	Active bool `json:"active,omitempty"`
+	// Standby is set on an agent's standby session (it keeps sessions to
+	// two edges): it carries heartbeats only, never traffic.
+	Standby bool      `json:"standby,omitempty"`
+	Since   time.Time `json:"since"` // when it came up
 }
 
 // Session kinds.

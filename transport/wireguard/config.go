@@ -81,14 +81,17 @@ func (f ReceiverFunc) Receive(pkts []Packet) { f(pkts) }
 // Packet is one decrypted IP packet and the session it arrived on.
 type Packet struct {
 	Session *Session // the session it arrived on
-	// Buf[Headroom:] is the IP packet; Buf[:Headroom] is free space and
-	// cap(Buf) leaves at least Tailroom, so Send(s, [][]byte{p.Buf},
-	// Headroom) forwards it in place.
+	// Buf[Off:] is the IP packet. In front of it, Buf[Off-Framing:Off]
+	// holds the peer's framing (PeerConfig.Framing; none for most peers)
+	// and Buf[:Off-Framing] is free space of Headroom +
+	// Config.ReceiveHeadroom bytes; cap(Buf) leaves at least Tailroom, so
+	// Send(s, [][]byte{p.Buf}, p.Off) forwards the IP packet in place.
 	Buf []byte
+	Off int
 }
 
 // Data returns the IP packet.
-func (p Packet) Data() []byte { return p.Buf[Headroom:] }
+func (p Packet) Data() []byte { return p.Buf[p.Off:] }
 
 // Config configures an Endpoint.
 type Config struct {
@@ -103,6 +106,11 @@ type Config struct {
 	// MaxSessions bounds the receiver-index table (a peer uses up to four
 	// indices); 0 means 131072. It is rounded up to a power of two.
 	MaxSessions int
+	// ReceiveHeadroom is free space the endpoint leaves in front of every
+	// received packet beyond Headroom, so that a receiver can prepend a
+	// header of its own when it forwards the packet (the edge's trunk
+	// header) without copying it. It must not be negative; 0 means none.
+	ReceiveHeadroom int
 }
 
 func (c *Config) workers() int {

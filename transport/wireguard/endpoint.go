@@ -67,6 +67,7 @@ type Endpoint struct {
 	limiter   ratelimiter.Ratelimiter
 	batchSize int
 	workers   int
+	rxRoom    int // Config.ReceiveHeadroom
 
 	peersMu sync.RWMutex
 	peers   map[PublicKey]*Session
@@ -100,6 +101,9 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Receiver == nil {
 		return nil, errors.New("wireguard.New: receiver is nil")
 	}
+	if cfg.ReceiveHeadroom < 0 || cfg.ReceiveHeadroom > maxFraming {
+		return nil, fmt.Errorf("wireguard.New: receive headroom %d outside 0..%d", cfg.ReceiveHeadroom, maxFraming)
+	}
 	e := &Endpoint{
 		log:      cfg.Logger,
 		t:        cfg.Timers.withDefaults(),
@@ -114,6 +118,7 @@ func New(cfg Config) (*Endpoint, error) {
 		kickWake: make(chan struct{}, 1),
 		crypto:   make(chan *cryptoJob, 64),
 		closed:   make(chan struct{}),
+		rxRoom:   cfg.ReceiveHeadroom,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -232,6 +237,12 @@ type PeerConfig struct {
 	PersistentKeepalive time.Duration
 	// Value is opaque to the endpoint; Session.Value returns it.
 	Value any
+	// Framing is the size of a header the peer puts in front of every IP
+	// packet it sends (the edge's trunk header): the endpoint checks the IP
+	// packet after it and delivers the header in front of Packet.Off. The
+	// same holds the other way: what the endpoint sends such a peer must
+	// start with the header. 0 for a plain WireGuard peer.
+	Framing int
 }
 
 // AddPeer authorizes a peer, or updates it if it is already authorized, and
@@ -246,6 +257,9 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 		if dst, err = e.bind.ParseEndpoint(pc.Endpoint.String()); err != nil {
 			return nil, fmt.Errorf("wireguard: add peer %s: parse endpoint %s: %w", pc.PublicKey, pc.Endpoint, err)
 		}
+	}
+	if pc.Framing < 0 || pc.Framing > maxFraming {
+		return nil, fmt.Errorf("wireguard: add peer %s: framing %d outside 0..%d", pc.PublicKey, pc.Framing, maxFraming)
 	}
 	if e.isClosed() {
 		return nil, ErrClosed
@@ -270,6 +284,7 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 	s.mu.Unlock()
 	s.value.Store(&valueBox{v: pc.Value})
 	s.keepalive.Store(int64(pc.PersistentKeepalive))
+	s.framing.Store(int32(pc.Framing))
 	// A configured endpoint applies when it is new or changed, so that
 	// re-applying the same configuration does not undo roaming.
 	if dst != nil && (s.cfgEndpoint == nil || pc.Endpoint != *s.cfgEndpoint) {

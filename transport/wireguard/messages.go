@@ -35,6 +35,8 @@ const (
 
 	paddingMultiple = 16
 	macSize         = 16
+	// maxFraming bounds PeerConfig.Framing and Config.ReceiveHeadroom.
+	maxFraming = 256
 )
 
 // initiationMsg is a parsed handshake initiation.

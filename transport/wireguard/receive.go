@@ -29,7 +29,8 @@ type rxItem struct {
 
 // rxBatch holds one receive goroutine's buffers, allocated once.
 type rxBatch struct {
-	bufs  [][]byte
+	full  [][]byte // each buffer, with the endpoint's ReceiveHeadroom in front
+	bufs  [][]byte // full[i][ReceiveHeadroom:], where messages are read
 	sizes []int
 	eps   []conn.Endpoint
 	items []rxItem
@@ -42,6 +43,7 @@ type rxBatch struct {
 
 func (e *Endpoint) newRxBatch(n int) *rxBatch {
 	b := &rxBatch{
+		full:  make([][]byte, n),
 		bufs:  make([][]byte, n),
 		sizes: make([]int, n),
 		eps:   make([]conn.Endpoint, n),
@@ -50,7 +52,8 @@ func (e *Endpoint) newRxBatch(n int) *rxBatch {
 		pkts:  make([]Packet, n),
 	}
 	for i := range b.bufs {
-		b.bufs[i] = make([]byte, MaxMessageSize)
+		b.full[i] = make([]byte, e.rxRoom+MaxMessageSize)
+		b.bufs[i] = b.full[i][e.rxRoom:]
 	}
 	b.mac1, _ = blake2s.New128(e.cookies.mac1Key[:])
 	return b
@@ -237,7 +240,11 @@ func (e *Endpoint) processBatch(b *rxBatch, n int) {
 		if it.n == 0 {
 			continue // keepalive
 		}
-		plen := ipPacketLen(b.bufs[i][transportHeaderSize : transportHeaderSize+it.n])
+		fr := int(s.framing.Load())
+		plen := 0
+		if it.n > fr {
+			plen = ipPacketLen(b.bufs[i][transportHeaderSize+fr : transportHeaderSize+it.n])
+		}
 		if plen == 0 {
 			e.stats.malformed.Add(1)
 			continue
@@ -247,7 +254,8 @@ func (e *Endpoint) processBatch(b *rxBatch, n int) {
 		}
 		s.rxPackets.Add(1)
 		s.rxBytes.Add(uint64(plen))
-		b.pkts[np] = Packet{Session: s, Buf: b.bufs[i][:transportHeaderSize+plen]}
+		off := e.rxRoom + transportHeaderSize + fr
+		b.pkts[np] = Packet{Session: s, Buf: b.full[i][:off+plen], Off: off}
 		np++
 	}
 	if np > 0 {

@@ -93,6 +93,7 @@ type Session struct {
 	value       atomic.Pointer[valueBox]
 	dst         atomic.Pointer[endpointBox]
 	keepalive   atomic.Int64 // persistent keepalive interval, ns
+	framing     atomic.Int32 // PeerConfig.Framing
 	removed     atomic.Bool
 
 	mu       sync.Mutex // guards hs, psk and keypair rotation

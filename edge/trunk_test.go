@@ -1,0 +1,230 @@
+package edge
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/switchyard/switchyard/control/client"
+	"github.com/switchyard/switchyard/control/cluster"
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/transport/wireguard"
+)
+
+// The trunk lab's sites: A behind a connector on edge 1, B behind one on
+// edge 2, both in the default vnet.
+var (
+	trunkSiteA = netip.MustParsePrefix("192.0.2.0/24")
+	trunkHostA = netip.MustParseAddr("192.0.2.10")
+	trunkSiteB = netip.MustParsePrefix("198.51.100.0/24")
+	trunkHostB = netip.MustParseAddr("198.51.100.10")
+	trunkStray = netip.MustParseAddr("203.0.113.5") // routed to no tunnel
+)
+
+// enrollAt enrolls a connector of tunnel through the edge c (at api) and
+// starts its device, whose one peer is that edge.
+func enrollAt(tb testing.TB, ctx context.Context, c *client.Client, api, tunnel string) *agentPeer {
+	tb.Helper()
+	created, err := c.TunnelToken(ctx, tunnel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cc, tok, err := client.NewConnector(created.Token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if tok.API != api {
+		tb.Fatalf("token for the API at %s, want %s", tok.API, api)
+	}
+	edgeKey, err := wireguard.ParsePublicKey(tok.EdgeKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, port, err := net.SplitHostPort(tok.Endpoint)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	key, err := wireguard.GeneratePrivateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub := key.PublicKey()
+	if _, err := cc.EnrollConnector(ctx, model.ConnectorEnrollment{PublicKey: base64.StdEncoding.EncodeToString(pub[:]), Hostname: tunnel + "-1", Version: "test"}); err != nil {
+		tb.Fatalf("enroll a connector of %s: %v", tunnel, err)
+	}
+	return startAgentPeer(tb, key, edgeKey, uint16(p))
+}
+
+// edgeStats reads an edge's data plane counters.
+func edgeStats(tb testing.TB, ctx context.Context, c *client.Client) Stats {
+	tb.Helper()
+	raw, err := c.Stats(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var st Stats
+	if err := json.Unmarshal(raw, &st); err != nil {
+		tb.Fatalf("stats: %v", err)
+	}
+	return st
+}
+
+// arrivals records the (source, destination) pairs of the IPv4 packets an
+// agent receives. It reads the agent's TUN from the start: a TUN nobody
+// reads stalls wireguard-go, which then drops what arrives (here the edge's
+// ICMP errors while the trunk comes up would fill it).
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[[2]netip.Addr]bool
+	poke chan struct{}
+}
+
+func watchArrivals(ctx context.Context, wg *sync.WaitGroup, a *agentPeer) *arrivals {
+	r := &arrivals{seen: map[[2]netip.Addr]bool{}, poke: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case pkt := <-a.tun.Inbound:
+				if len(pkt) >= 20 && pkt[0]>>4 == 4 {
+					r.mu.Lock()
+					r.seen[[2]netip.Addr{netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))}] = true
+					r.mu.Unlock()
+					select {
+					case r.poke <- struct{}{}:
+					default:
+					}
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *arrivals) has(src, dst netip.Addr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[[2]netip.Addr{src, dst}]
+}
+
+// wait reports whether a packet from src to dst arrives before ctx ends.
+func (r *arrivals) wait(ctx context.Context, src, dst netip.Addr) bool {
+	for !r.has(src, dst) {
+		select {
+		case <-r.poke:
+		case <-ctx.Done():
+			return r.has(src, dst)
+		}
+	}
+	return true
+}
+
+// TestTrunkBetweenEdges: site A's connector is attached to edge 1, site B's
+// to edge 2. A packet from A's site reaches B with A's true source address
+// over the trunk (edge 1 counts it out, edge 2 in), B's answer reaches A the
+// same way back, and a packet from an address no route gives to A does not
+// reach B.
+func TestTrunkBetweenEdges(t *testing.T) {
+	l := &clusterLab{}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.etcd = etcdtest.StartCluster(t, 1)
+	t.Cleanup(func() { l.close(t) })
+	key, err := cluster.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.edge1 = l.startEdge(t, key, "edge-1")
+	l.edge2 = l.startEdge(t, key, "edge-2")
+	ctx, cancel := context.WithTimeout(l.ctx, 60*time.Second)
+	defer cancel()
+	for _, tn := range []struct {
+		name   string
+		prefix netip.Prefix
+	}{{"a", trunkSiteA}, {"b", trunkSiteB}} {
+		if _, err := l.edge1.CreateTunnel(ctx, tn.name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.edge1.AddRoute(ctx, model.NewRoute{Network: tn.prefix, Tunnel: tn.name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := enrollAt(t, ctx, l.edge1, l.apis[0], "a")
+	b := enrollAt(t, ctx, l.edge2, l.apis[1], "b")
+	l.site, l.far = a, b // for close
+	// Each edge's data plane knows both connectors' keys before they
+	// handshake (a dropped handshake is retried only after 5 s); then ping
+	// the edge to start the sessions.
+	for _, c := range []*client.Client{l.edge1, l.edge2} {
+		for edgeStats(t, ctx, c).Peers != 2 {
+			if ctx.Err() != nil {
+				t.Fatal("an edge's data plane does not know both connectors")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, p := range []*agentPeer{a, b} {
+		p.send(t, ping("100.96.0.1", "192.0.2.250"))
+	}
+
+	atA, atB := watchArrivals(l.ctx, &l.wg, a), watchArrivals(l.ctx, &l.wg, b)
+
+	// A → B, resent until the sessions, the registry and the trunk are up.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	for !atB.has(trunkHostA, trunkHostB) {
+		a.send(t, tuntest.Ping(trunkHostB, trunkHostA))
+		tctx, tcancel := context.WithTimeout(wctx, 20*time.Millisecond)
+		atB.wait(tctx, trunkHostA, trunkHostB)
+		tcancel()
+		if wctx.Err() != nil {
+			t.Fatalf("no packet from %s reached %s across the edges", trunkHostA, trunkHostB)
+		}
+	}
+	wcancel()
+
+	// B → A: the answer crosses the trunk the other way.
+	b.send(t, tuntest.Ping(trunkHostA, trunkHostB))
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	if !atA.wait(rctx, trunkHostB, trunkHostA) {
+		s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
+		t.Fatalf("B's packet from %s did not reach A at %s; edge 1: %+v; edge 2: %+v", trunkHostB, trunkHostA, s1, s2)
+	}
+
+	s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
+	if len(s1.Trunks) != 1 || s1.Trunks[0].Edge != "edge-2" || s1.Trunks[0].PacketsOut == 0 || s1.Trunks[0].PacketsIn == 0 {
+		t.Fatalf("edge 1's trunks %+v, want one to edge-2 with packets both ways", s1.Trunks)
+	}
+	if len(s2.Trunks) != 1 || s2.Trunks[0].Edge != "edge-1" || s2.Trunks[0].PacketsIn == 0 || s2.Trunks[0].PacketsOut == 0 {
+		t.Fatalf("edge 2's trunks %+v, want one to edge-1 with packets both ways", s2.Trunks)
+	}
+
+	// From an address no route gives to A: refused at edge 1.
+	spoofed := s1.Router.Dropped["spoofed"]
+	for range 5 {
+		a.send(t, tuntest.Ping(trunkHostB, trunkStray))
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	defer scancel()
+	if atB.wait(sctx, trunkStray, trunkHostB) {
+		t.Fatalf("a packet from the unrouted %s reached B", trunkStray)
+	}
+	if n := edgeStats(t, ctx, l.edge1).Router.Dropped["spoofed"]; n < spoofed+5 {
+		t.Fatalf("edge 1 counted %d more spoofed packets, want 5", n-spoofed)
+	}
+}
