@@ -197,13 +197,19 @@ func TestTrunkBetweenEdges(t *testing.T) {
 	}
 	wcancel()
 
-	// B → A: the answer crosses the trunk the other way.
-	b.send(t, tuntest.Ping(trunkHostA, trunkHostB))
+	// B → A: the answer crosses the trunk the other way, resent until edge 2
+	// has learnt from the registry where A's session is (it may lag edge 1).
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
-	if !atA.wait(rctx, trunkHostB, trunkHostA) {
-		s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
-		t.Fatalf("B's packet from %s did not reach A at %s; edge 1: %+v; edge 2: %+v", trunkHostB, trunkHostA, s1, s2)
+	for !atA.has(trunkHostB, trunkHostA) {
+		b.send(t, tuntest.Ping(trunkHostA, trunkHostB))
+		tctx, tcancel := context.WithTimeout(rctx, 20*time.Millisecond)
+		atA.wait(tctx, trunkHostB, trunkHostA)
+		tcancel()
+		if rctx.Err() != nil {
+			s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
+			t.Fatalf("B's packet from %s did not reach A at %s; edge 1: %+v; edge 2: %+v", trunkHostB, trunkHostA, s1, s2)
+		}
 	}
 
 	s1, s2 := edgeStats(t, ctx, l.edge1), edgeStats(t, ctx, l.edge2)
