@@ -44,6 +44,43 @@ type limitedLab struct {
 	peak    int                    // the most held at once
 }
 
+// countingListener counts the connections it accepted that are not closed
+// yet, in the lab: beneath the server's capping listener, so a connection
+// counts until its Close, before the cap frees its slot (the server's
+// ConnState hook would report the close only afterwards).
+type countingListener struct {
+	net.Listener
+	l *limitedLab
+}
+
+func (cl countingListener) Accept() (net.Conn, error) {
+	c, err := cl.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cl.l.mu.Lock()
+	cl.l.held++
+	cl.l.peak = max(cl.l.peak, cl.l.held)
+	cl.l.mu.Unlock()
+	return &countedConn{Conn: c, l: cl.l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *limitedLab
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.held--
+		c.l.mu.Unlock()
+	})
+	return err
+}
+
 func newLimitedLab(t testing.TB, lim api.Limits, tweak ...func(*api.Options)) *limitedLab {
 	t.Helper()
 	dir := t.TempDir()
@@ -82,7 +119,7 @@ func newLimitedLab(t testing.TB, lim api.Limits, tweak ...func(*api.Options)) *l
 	srv.ConnState = l.connState
 	srv.ErrorLog = log.New(io.Discard, "", 0) // handshake timeouts are the point
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(s.Listener(ln), "", "") }()
+	go func() { errc <- srv.ServeTLS(s.Listener(countingListener{ln, l}), "", "") }()
 	t.Cleanup(func() { srv.Close(); <-errc })
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
@@ -102,13 +139,10 @@ func (l *limitedLab) connState(c net.Conn, state http.ConnState) {
 	defer l.mu.Unlock()
 	switch state {
 	case http.StateNew:
-		l.held++
-		l.peak = max(l.peak, l.held)
 		l.since[c] = time.Now()
 	case http.StateIdle:
 		l.since[c] = time.Now()
 	case http.StateClosed, http.StateHijacked:
-		l.held--
 		l.closed++
 		l.longest = max(l.longest, time.Since(l.since[c]))
 		delete(l.since, c)
