@@ -24,8 +24,11 @@ func (d *dataplane) probe(s *session, m heartbeat.Message) heartbeat.Message {
 	s.lastProbe.Store(now.UnixNano())
 	first := s.detect.Swap(int64(m.Detect())) == 0
 	w := wishesOf(m)
-	s.peer.SetStandby(w&wishStandby != 0)
-	if s.wishes.Swap(w) != w || first || !s.heard.Load() {
+	changed := s.wishes.Swap(w) != w
+	if changed {
+		s.peer.SetStandby(w&wishStandby != 0)
+	}
+	if changed || first || !s.heard.Load() {
 		d.mu.Lock()
 		if !s.gone.Load() {
 			d.checkOneLocked(s, now)
@@ -48,8 +51,7 @@ func (d *dataplane) checkLocked(now time.Time) {
 	for _, ss := range d.agents {
 		for _, s := range ss {
 			if s.peer.Kind == router.Client && s.detect.Load() == 0 && !s.heard.Load() {
-				d.hearLocked(s, now)
-				d.setUpLocked(s, s.heard.Load(), now)
+				d.checkOneLocked(s, now)
 			}
 		}
 	}

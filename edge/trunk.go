@@ -167,21 +167,30 @@ func (l trunkLink) send(buf []byte, off int, from *session) {
 	if from == nil {
 		return
 	}
-	k := l.d.vkeys.Load().key(from.peer.VNet())
-	if k == 0 {
-		l.t.dropped.Add(1)
-		return
-	}
-	n := len(buf) - off
-	if off < wireguard.Headroom+trunkHeaderSize || cap(buf)-len(buf) < wireguard.Tailroom {
+	if n := len(buf) - off; off < wireguard.Headroom+trunkHeaderSize || cap(buf)-len(buf) < wireguard.Tailroom {
 		b := make([]byte, wireguard.Headroom+trunkHeaderSize+n, wireguard.Headroom+trunkHeaderSize+n+wireguard.Tailroom)
 		copy(b[wireguard.Headroom+trunkHeaderSize:], buf[off:])
 		buf, off = b, wireguard.Headroom+trunkHeaderSize
 	}
+	if l.t.frame(l.d.vkeys.Load(), buf, off, from) {
+		l.d.ep.Send(l.t.s, [][]byte{buf}, off-trunkHeaderSize)
+	}
+}
+
+// frame writes the trunk header in front of buf[off:], a packet from
+// session from, and counts it; it reports false, counted as a drop, when
+// the sender's vnet is not trunked or there is no room for the header and
+// the transport's headroom in front.
+func (t *trunk) frame(keys *vnetKeys, buf []byte, off int, from *session) bool {
+	k := keys.key(from.peer.VNet())
+	if k == 0 || off < wireguard.Headroom+trunkHeaderSize {
+		t.dropped.Add(1)
+		return false
+	}
 	putTrunkHeader(buf[off-trunkHeaderSize:off], k)
-	l.t.txPackets.Add(1)
-	l.t.txBytes.Add(uint64(n))
-	l.d.ep.Send(l.t.s, [][]byte{buf}, off-trunkHeaderSize)
+	t.txPackets.Add(1)
+	t.txBytes.Add(uint64(len(buf) - off))
+	return true
 }
 
 func (l trunkLink) remote() netip.AddrPort { return l.t.s.RemoteAddr() }
@@ -198,14 +207,9 @@ func (trunkLink) transport() string { return "trunk" }
 // trunked).
 func (d *dataplane) toTrunk(p wireguard.Packet, n int, from, dst *session) (*wireguard.Session, []byte) {
 	t := dst.link.(trunkLink).t
-	k := d.vkeys.Load().key(from.peer.VNet())
-	if k == 0 || p.Off < wireguard.Headroom+trunkHeaderSize {
-		t.dropped.Add(1)
+	if !t.frame(d.vkeys.Load(), p.Buf[:p.Off+n], p.Off, from) {
 		return nil, nil
 	}
-	putTrunkHeader(p.Buf[p.Off-trunkHeaderSize:p.Off], k)
-	t.txPackets.Add(1)
-	t.txBytes.Add(uint64(n))
 	return t.s, p.Buf[p.Off-trunkHeaderSize-wireguard.Headroom : p.Off+n]
 }
 

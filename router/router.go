@@ -209,10 +209,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	if h.ttl <= 1 {
 		return r.icmpError(ReasonTTLExceeded, from, pkt[:h.length], h, icmp)
 	}
-	d, ok := t.overlay.Lookup(h.dst)
-	if !ok && int(vnet) < len(t.vnets) && !r.cfg.Overlay.Contains(h.dst) && !r.cfg.EdgeBlock6.Contains(h.dst) {
-		d, ok = t.vnets[vnet].Lookup(h.dst)
-	}
+	d, ok := r.lookupDst(t, vnet, h.dst)
 	if !ok {
 		return r.icmpError(ReasonNoRoute, from, pkt[:h.length], h, icmp)
 	}
@@ -230,6 +227,20 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	r.fwd.Add(1)
 	r.fwdBytes.Add(uint64(h.length))
 	return Decision{Verdict: Forward, To: to, Len: h.length}
+}
+
+// lookupDst finds where packets for dst go in virtual network vnet: a
+// device's overlay address from any vnet, else the vnet's longest prefix
+// match, never for an address in the overlay range that no device holds or
+// one of the edges' own.
+func (r *Router) lookupDst(t *Table, vnet uint32, dst netip.Addr) (*dest, bool) {
+	if d, ok := t.overlay.Lookup(dst); ok {
+		return d, true
+	}
+	if int(vnet) >= len(t.vnets) || r.cfg.Overlay.Contains(dst) || r.cfg.EdgeBlock6.Contains(dst) {
+		return nil, false
+	}
+	return t.vnets[vnet].Lookup(dst)
 }
 
 // edgeOwned reports whether a is in the device overlay range or is one of

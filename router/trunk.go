@@ -47,10 +47,7 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, applied bool, icmp []byte) 
 	if h.dst == r.cfg.ICMPSource4 || h.dst == r.cfg.ICMPSource6 {
 		return r.drop(ReasonNoRoute) // the edge's own services answer on the session a packet came by
 	}
-	d, ok := t.overlay.Lookup(h.dst)
-	if !ok && !r.cfg.Overlay.Contains(h.dst) {
-		d, ok = t.vnets[vnet].Lookup(h.dst)
-	}
+	d, ok := r.lookupDst(t, vnet, h.dst)
 	if !ok {
 		return r.drop(ReasonNoRoute)
 	}
