@@ -83,30 +83,10 @@ type clusterLab struct {
 func startClusterLab(tb testing.TB) *clusterLab {
 	tb.Helper()
 	l := &clusterLab{agentSeen: newSightings(), wireSeen: newSightings()}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.etcd = etcdtest.StartCluster(tb, 1)
-	tb.Cleanup(func() { l.close(tb) })
-	key, err := cluster.NewKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// One after the other: the first creates the cluster's secrets.
-	l.edge1 = l.startEdge(tb, key, "edge-1")
-	l.edge2 = l.startEdge(tb, key, "edge-2")
+	l.startEdges(tb)
 	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
 	defer cancel()
-
-	for _, t := range []struct {
-		name   string
-		prefix netip.Prefix
-	}{{"site", labSite}, {"far", labFar}} {
-		if _, err := l.edge1.CreateTunnel(ctx, t.name); err != nil {
-			tb.Fatal(err)
-		}
-		if _, err := l.edge1.AddRoute(ctx, model.NewRoute{Network: t.prefix, Tunnel: t.name}); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	l.addTunnels(tb, ctx, labTunnel{"site", labSite}, labTunnel{"far", labFar})
 	site, far := l.enroll(tb, ctx, "site"), l.enroll(tb, ctx, "far")
 	l.agent, l.connector = site.client, site.id
 	// Start the devices once edge 2's data plane knows both keys: a
@@ -153,6 +133,40 @@ func startClusterLab(tb testing.TB) *clusterLab {
 		tb.Fatalf("site's packets to %s did not reach far through edge 2: %v", labFarHost, err)
 	}
 	return l
+}
+
+// startEdges starts the lab's etcd and its two edges, one after the other
+// (the first creates the cluster's secrets); the lab stops when tb ends.
+func (l *clusterLab) startEdges(tb testing.TB) {
+	tb.Helper()
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.etcd = etcdtest.StartCluster(tb, 1)
+	tb.Cleanup(func() { l.close(tb) })
+	key, err := cluster.NewKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l.edge1 = l.startEdge(tb, key, "edge-1")
+	l.edge2 = l.startEdge(tb, key, "edge-2")
+}
+
+// labTunnel is a tunnel of the lab and the prefix it routes.
+type labTunnel struct {
+	name   string
+	prefix netip.Prefix
+}
+
+// addTunnels creates the tunnels and their routes through edge 1.
+func (l *clusterLab) addTunnels(tb testing.TB, ctx context.Context, tunnels ...labTunnel) {
+	tb.Helper()
+	for _, t := range tunnels {
+		if _, err := l.edge1.CreateTunnel(ctx, t.name); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := l.edge1.AddRoute(ctx, model.NewRoute{Network: t.prefix, Tunnel: t.name}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // startEdge runs an edge on the lab's etcd and returns its admin client once

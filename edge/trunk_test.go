@@ -14,9 +14,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/switchyard/switchyard/control/client"
-	"github.com/switchyard/switchyard/control/cluster"
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/internal/etcdtest"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -142,28 +140,10 @@ func (r *arrivals) wait(ctx context.Context, src, dst netip.Addr) bool {
 // reach B.
 func TestTrunkBetweenEdges(t *testing.T) {
 	l := &clusterLab{}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.etcd = etcdtest.StartCluster(t, 1)
-	t.Cleanup(func() { l.close(t) })
-	key, err := cluster.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.edge1 = l.startEdge(t, key, "edge-1")
-	l.edge2 = l.startEdge(t, key, "edge-2")
+	l.startEdges(t)
 	ctx, cancel := context.WithTimeout(l.ctx, 60*time.Second)
 	defer cancel()
-	for _, tn := range []struct {
-		name   string
-		prefix netip.Prefix
-	}{{"a", trunkSiteA}, {"b", trunkSiteB}} {
-		if _, err := l.edge1.CreateTunnel(ctx, tn.name); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.edge1.AddRoute(ctx, model.NewRoute{Network: tn.prefix, Tunnel: tn.name}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l.addTunnels(t, ctx, labTunnel{"a", trunkSiteA}, labTunnel{"b", trunkSiteB})
 	a := enrollAt(t, ctx, l.edge1, l.apis[0], "a")
 	b := enrollAt(t, ctx, l.edge2, l.apis[1], "b")
 	l.site, l.far = a, b // for close
