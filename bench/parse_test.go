@@ -225,6 +225,8 @@ func TestTrunkRatios(t *testing.T) {
 		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []DaemonCPU{{"edge 1", sum(2)}}}}, map[string][]string{
 			"cross-edge / single-edge site-to-site": {"0.75×", "—", "—", "—", "—"},
 		}},
+		{"cross-edge path alone", []*Path{trunk}, nil},
+		{"single-edge path alone", []*Path{s2s}, nil},
 		{"no cross-edge path", []*Path{hub, s2s}, map[string][]string{
 			"cross-edge / single-edge site-to-site": nil,
 			"cross-edge / hub chain":                nil,
@@ -243,6 +245,9 @@ func TestTrunkRatios(t *testing.T) {
 			}
 			if r.Find(PathSiteToSite) == nil && strings.Contains(buf.String(), "Switchyard / wireguard-go") {
 				t.Errorf("the single-edge ratios are printed without the single-edge path:\n%s", buf.String())
+			}
+			if len(tc.paths) == 1 && strings.Contains(buf.String(), "Ratios") {
+				t.Errorf("ratios printed with nothing to compare to:\n%s", buf.String())
 			}
 		})
 	}

@@ -337,11 +337,10 @@ func (r *Results) writePaths(out io.Writer) {
 	r.writeTrunkRatios(out)
 }
 
-// writeRatios prints the single-edge site-to-site path against wireguard-go and the kernel.
+// writeRatios prints the single-edge site-to-site path against wireguard-go
+// and the kernel, those of them that ran.
 func (r *Results) writeRatios(out io.Writer, s2s *Path) {
-	fmt.Fprintln(out, "\nRatios of medians, Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU):")
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: edge / middle daemon")
+	var rows []string
 	for _, ref := range []struct{ name, label, mid string }{
 		{PathWGHub, "site-to-site / hub chain", "hub wireguard-go"},
 		{PathWGDirect, "site-to-site / direct", ""},
@@ -357,8 +356,22 @@ func (r *Results) writeRatios(out io.Writer, s2s *Path) {
 		if ref.mid != "" {
 			cpu = ratio(s2s.DaemonCPU("edge").Median, q.DaemonCPU(ref.mid).Median)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
-			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu)
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
+			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu))
+	}
+	writeRatioTable(out, "Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU)", "edge / middle daemon", rows)
+}
+
+// writeRatioTable prints rows under a title and the ratio columns, if there are any rows.
+func writeRatioTable(out io.Writer, title, cpu string, rows []string) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nRatios of medians, %s:\n", title)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: %s\n", cpu)
+	for _, row := range rows {
+		fmt.Fprint(w, row)
 	}
 	w.Flush()
 }
@@ -368,15 +381,13 @@ func (r *Results) writeRatios(out io.Writer, s2s *Path) {
 var trunkEdges = []string{"edge 1", "edge 2"}
 
 // writeTrunkRatios prints the cross-edge path against the single-edge one
-// and the wireguard-go hub chains, if it ran.
+// and the wireguard-go hub chains, those of them that ran.
 func (r *Results) writeTrunkRatios(out io.Writer) {
 	trunk := r.Find(PathSiteToSiteTrunk)
 	if trunk == nil {
 		return
 	}
-	fmt.Fprintln(out, "\nRatios of medians, cross-edge (edge 1 ═ trunk ═ edge 2) / reference:")
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: both edges / middle daemon")
+	var rows []string
 	edges := trunk.CPUSum(trunkEdges...)
 	for _, ref := range []struct{ name, label, mid string }{
 		{PathSiteToSite, "cross-edge / single-edge site-to-site", "edge"},
@@ -387,11 +398,11 @@ func (r *Results) writeTrunkRatios(out io.Writer) {
 		if q == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(trunk.TCP1.Median, q.TCP1.Median),
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(trunk.TCP1.Median, q.TCP1.Median),
 			ratio(trunk.TCP4.Median, q.TCP4.Median), ratio(trunk.UDP64.Median, q.UDP64.Median), ratio(trunk.RTT.Median, q.RTT.Median),
-			ratio(edges, q.DaemonCPU(ref.mid).Median))
+			ratio(edges, q.DaemonCPU(ref.mid).Median)))
 	}
-	w.Flush()
+	writeRatioTable(out, "cross-edge (edge 1 ═ trunk ═ edge 2) / reference", "both edges / middle daemon", rows)
 }
 
 func ratio(a, b float64) string {
