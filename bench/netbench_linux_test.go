@@ -10,6 +10,9 @@ package bench
 //	                      └──── wan ────────┘
 //	                    hub/edge ┘   └ client
 //
+// The cross-edge path adds edge 2 and an etcd member on the WAN
+// (trunk_linux_test.go).
+//
 // Traffic never leaves the lab's namespaces. Run it with `make bench`, which
 // builds bin/switchyard and sets the BENCH_* variables described in README.
 
@@ -32,10 +35,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/etcdtest"
 	"github.com/switchyard/switchyard/internal/lab"
 	"github.com/switchyard/switchyard/internal/testbin"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
+
+// TestMain runs the binary as an etcd member when MemberCommand started it, else the tests.
+func TestMain(m *testing.M) {
+	etcdtest.MemberMain() // this binary run again as the cross-edge path's etcd member
+	os.Exit(m.Run())
+}
 
 // config is the bench's knobs, from the environment.
 type config struct {
@@ -69,9 +79,9 @@ func loadConfig(t *testing.T) config {
 	c.seconds = envInt(t, "BENCH_SECONDS", c.seconds)
 	c.pings = envInt(t, "BENCH_PINGS", c.pings)
 	// The default budget is 13 minutes, or half again what the runs asked for
-	// should take (8 paths, each 3 runs of iperf3 plus pings per repetition).
+	// should take (9 paths, each 3 runs of iperf3 plus pings per repetition).
 	perRep := time.Duration(3*c.seconds+c.pings/50+4) * time.Second
-	c.budget = max(c.budget, 8*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
+	c.budget = max(c.budget, 9*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
 	if v := os.Getenv("BENCH_BUDGET"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -133,7 +143,7 @@ func TestNetBench(t *testing.T) {
 		if err := needTools(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathSiteToSiteMASQUE) {
+		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathSiteToSiteMASQUE, PathSiteToSiteTrunk) {
 			bin, cleanup, err := testbin.Build(false)
 			if err != nil {
 				t.Fatal(err)
@@ -157,7 +167,8 @@ func TestNetBench(t *testing.T) {
 				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)})
 		}
 		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyardWG},
-			scenario{"switchyard over MASQUE", []string{PathSiteToSiteMASQUE}, benchSwitchyardMASQUE})
+			scenario{"switchyard over MASQUE", []string{PathSiteToSiteMASQUE}, benchSwitchyardMASQUE},
+			scenario{"switchyard across two edges", []string{PathSiteToSiteTrunk}, benchSwitchyardTrunk})
 		for _, s := range scenarios {
 			if !cfg.want(s.paths...) {
 				continue
@@ -211,14 +222,10 @@ const (
 func newTopo(t *testing.T) *topo {
 	l := lab.New(t)
 	tp := &topo{l: l, dir: t.TempDir()}
-	tp.wan, tp.mid = l.NS("wan"), l.NS("mid")
-	tp.gwa, tp.gwb, tp.client = l.NS("gwa"), l.NS("gwb"), l.NS("client")
-	tp.hosta, tp.hostb = l.NS("hosta"), l.NS("hostb")
+	tp.wan = l.NS("wan")
 	must(t, tp.wan.Sysctl("net.ipv4.ip_forward", "1"))
-	for i, n := range []*lab.NS{tp.gwa, tp.mid, tp.gwb, tp.client} {
-		l.Link(tp.wan, fmt.Sprintf("203.0.113.%d/30", 4*i+1), n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
-		must(t, n.Route("add", "default", "via", fmt.Sprintf("203.0.113.%d", 4*i+1)))
-	}
+	tp.gwa, tp.mid, tp.gwb, tp.client = tp.wanNode(t, "gwa", 0), tp.wanNode(t, "mid", 1), tp.wanNode(t, "gwb", 2), tp.wanNode(t, "client", 3)
+	tp.hosta, tp.hostb = l.NS("hosta"), l.NS("hostb")
 	l.Link(tp.gwa, "10.1.0.1/24", tp.hosta, "10.1.0.2/24")
 	l.Link(tp.gwb, "10.2.0.1/24", tp.hostb, hostB+"/24")
 	must(t, tp.hosta.Route("add", "default", "via", "10.1.0.1"))
@@ -230,6 +237,15 @@ func newTopo(t *testing.T) *topo {
 	// mid-test. iperf3 exits 1 on SIGTERM; the shell makes the lab's stop a clean one.
 	tp.hostb.Start(t, "sh", "-c", "trap 'exit 0' TERM; iperf3 -s -B "+hostB+" -p "+iperfPort+" --idle-timeout 20 & wait")
 	return tp
+}
+
+// wanNode adds the namespace name, joined to the WAN router by the i-th /30
+// of 203.0.113.0/24 (.4i+2, the router .4i+1, its default route).
+func (tp *topo) wanNode(t *testing.T, name string, i int) *lab.NS {
+	n := tp.l.NS(name)
+	tp.l.Link(tp.wan, fmt.Sprintf("203.0.113.%d/30", 4*i+1), n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
+	must(t, n.Route("add", "default", "via", fmt.Sprintf("203.0.113.%d", 4*i+1)))
+	return n
 }
 
 func must(t *testing.T, err error) {
@@ -303,6 +319,9 @@ type pathSpec struct {
 	daemons    []daemon
 	// profile, if set, records a CPU profile for d during the first 4-stream TCP run.
 	profile func(d time.Duration) error
+	// verify, if set, must pass once the path works, before it is measured:
+	// that the packets take the way the path is named for.
+	verify func(context.Context) error
 }
 
 // measure runs the repetitions of one path and records them.
@@ -318,6 +337,12 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	if err := eventually(ctx, 15*time.Second, func() error { return src.Ping(hostB, 1) }); err != nil {
 		fail(fmt.Errorf("path does not work: %w", err))
 		return
+	}
+	if spec.verify != nil {
+		if err := spec.verify(ctx); err != nil {
+			fail(fmt.Errorf("path not taken: %w", err))
+			return
+		}
 	}
 	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second
 	var tcp1, tcp4, udp, loss, rtt []float64
@@ -529,7 +554,7 @@ func benchWGHub(bin, name string) func(context.Context, *testing.T, config, *Res
 // a client, over WireGuard; measures site to site, then client to site.
 func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	tp, edge, profile, cli := startBenchEdge(t, cfg)
-	ca, cb := startConnectors(t, cfg, tp, cli, "wireguard")
+	ca, cb := startConnectors(t, cfg, tp, cli, cli, "wireguard")
 	var enroll struct{ Token string }
 	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
 	client := tp.client.Start(t, cfg.bin, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(tp.dir, "client"),
@@ -550,7 +575,7 @@ func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Resul
 // benchSwitchyardMASQUE: site to site with both connectors on MASQUE.
 func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	tp, edge, _, cli := startBenchEdge(t, cfg)
-	ca, cb := startConnectors(t, cfg, tp, cli, "masque")
+	ca, cb := startConnectors(t, cfg, tp, cli, cli, "masque")
 	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
 		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}})
 	logEdgeStats(t, tp, cfg)
@@ -560,29 +585,40 @@ func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *R
 // listener when BENCH_PROFILE=1) and returns a function running the admin CLI.
 func startBenchEdge(t *testing.T, cfg config) (tp *topo, edge *lab.Proc, profile func(time.Duration) error, cli func(...string) string) {
 	tp = newTopo(t)
-	dataDir := filepath.Join(tp.dir, "edge")
-	cli = func(args ...string) string {
-		t.Helper()
-		return tp.mid.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
-	}
-	args := []string{cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", midWAN + ":7443",
-		"--wg-listen", ":" + wgPort, "--masque-listen", ":443", "--public-addr", midWAN + ":" + wgPort}
+	var extra []string
 	if cfg.profile {
-		args = append(args, "--debug-addr", debugAddr)
+		extra = append(extra, "--debug-addr", debugAddr)
 		profile = func(d time.Duration) error {
 			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), "edge-cpu.pprof"))
 		}
 	}
-	edge = tp.mid.Start(t, args...)
-	must(t, edge.WaitFor("edge started", 20*time.Second))
+	edge, cli = startEdge(t, cfg, tp.mid, filepath.Join(tp.dir, "edge"), midWAN, extra...)
 	cli("tunnel", "vnet", "add", "--default", "bench")
 	return tp, edge, profile, cli
 }
 
-// startConnectors creates tunnels site-a and site-b (and a split tunnel for
-// clients) and starts their connectors on gwa and gwb over protocol.
-func startConnectors(t *testing.T, cfg config, tp *topo, cli func(...string) string, protocol string) (a, b *lab.Proc) {
-	token := func(name string) string {
+// startEdge starts an edge in ns, with its data in dataDir, listening on
+// wanAddr, with extra flags, and returns it and a function running the admin
+// CLI against it.
+func startEdge(t *testing.T, cfg config, ns *lab.NS, dataDir, wanAddr string, extra ...string) (*lab.Proc, func(...string) string) {
+	cli := func(args ...string) string {
+		t.Helper()
+		return ns.MustExec(t, append([]string{cfg.bin, "--config", filepath.Join(dataDir, "admin.json")}, args...)...)
+	}
+	args := append([]string{cfg.bin, "edge", "--data-dir", dataDir, "--api-listen", wanAddr + ":7443",
+		"--wg-listen", ":" + wgPort, "--masque-listen", ":443", "--public-addr", wanAddr + ":" + wgPort}, extra...)
+	edge := ns.Start(t, args...)
+	must(t, edge.WaitFor("edge started", 20*time.Second))
+	return edge, cli
+}
+
+// startConnectors creates tunnels site-a through cliA's edge and site-b
+// through cliB's (the same edge but on a cluster), with their routes and a
+// split tunnel for clients, and starts their connectors on gwa and gwb over
+// protocol, with extra flags. Each token names its own edge first, so each
+// connector attaches to the edge that made its tunnel.
+func startConnectors(t *testing.T, cfg config, tp *topo, cliA, cliB func(...string) string, protocol string, extra ...string) (a, b *lab.Proc) {
+	token := func(cli func(...string) string, name string) string {
 		var c struct{ Token string }
 		must(t, json.Unmarshal([]byte(cli("tunnel", "create", "-o", "json", name)), &c))
 		if c.Token == "" {
@@ -590,14 +626,14 @@ func startConnectors(t *testing.T, cfg config, tp *topo, cli func(...string) str
 		}
 		return c.Token
 	}
-	ta, tb := token("site-a"), token("site-b")
-	cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
-	cli("tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
-	cli("split-tunnel", "mode", "include")
-	cli("split-tunnel", "add", "10.0.0.0/8")
+	ta, tb := token(cliA, "site-a"), token(cliB, "site-b")
+	cliA("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	cliA("tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
+	cliA("split-tunnel", "mode", "include")
+	cliA("split-tunnel", "add", "10.0.0.0/8")
 	connector := func(ns *lab.NS, name, tok string) *lab.Proc {
-		p := ns.Start(t, cfg.bin, "connector", "run", "--token", tok, "--state-dir", filepath.Join(tp.dir, name),
-			"--tun-name", "sy0", "--protocol", protocol)
+		p := ns.Start(t, append([]string{cfg.bin, "connector", "run", "--token", tok, "--state-dir", filepath.Join(tp.dir, name),
+			"--tun-name", "sy0", "--protocol", protocol}, extra...)...)
 		must(t, p.WaitFor("host configured", 20*time.Second))
 		return p
 	}
@@ -606,9 +642,15 @@ func startConnectors(t *testing.T, cfg config, tp *topo, cli func(...string) str
 
 // logEdgeStats prints the edge's counters when the test failed.
 func logEdgeStats(t *testing.T, tp *topo, cfg config) {
+	logStats(t, cfg, tp.mid, "edge", filepath.Join(tp.dir, "edge"))
+}
+
+// logStats prints the counters of the edge role in ns with its data in
+// dataDir when the test failed.
+func logStats(t *testing.T, cfg config, ns *lab.NS, role, dataDir string) {
 	if t.Failed() {
-		if out, err := tp.mid.Exec(cfg.bin, "--config", filepath.Join(tp.dir, "edge", "admin.json"), "stats"); err == nil {
-			t.Logf("edge stats:\n%s", out)
+		if out, err := ns.Exec(cfg.bin, "--config", filepath.Join(dataDir, "admin.json"), "stats"); err == nil {
+			t.Logf("%s stats:\n%s", role, out)
 		}
 	}
 }

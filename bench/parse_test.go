@@ -192,3 +192,63 @@ func TestTargets(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestTrunkRatios(t *testing.T) {
+	sum := func(v ...float64) Summary { return Summarize(v) }
+	s2s := &Path{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.6), UDP64: sum(40e3), RTT: sum(0.6), CPU: []DaemonCPU{{"edge", sum(3)}}}
+	hub := &Path{Name: PathWGHub, TCP1: sum(0.6), TCP4: sum(0.8), UDP64: sum(20e3), RTT: sum(1.2), CPU: []DaemonCPU{{"hub wireguard-go", sum(9)}}}
+	trunk := &Path{Name: PathSiteToSiteTrunk, TCP1: sum(0.9), TCP4: sum(1.2), UDP64: sum(30e3), RTT: sum(0.9),
+		CPU: []DaemonCPU{{"connector A", sum(2)}, {"edge 1", sum(2, 2.2)}, {"edge 2", sum(2.4)}, {"connector B", sum(2)}}}
+	// line returns the table's row that starts with label, its cells split on runs of spaces.
+	line := func(table, label string) []string {
+		for _, l := range strings.Split(table, "\n") {
+			if strings.HasPrefix(l, label+"  ") {
+				return strings.Fields(strings.TrimPrefix(l, label))
+			}
+		}
+		return nil
+	}
+	tests := []struct {
+		name  string
+		paths []*Path
+		rows  map[string][]string // label: TCP 1, TCP 4, UDP, RTT, CPU
+	}{
+		{"all", []*Path{hub, s2s, trunk}, map[string][]string{
+			// CPU: edge 1 (median 2.1) + edge 2 (2.4) = 4.5 s/GB against the one edge's 3 and the hub's 9.
+			"cross-edge / single-edge site-to-site": {"0.75×", "0.75×", "0.75×", "1.50×", "1.50×"},
+			"cross-edge / hub chain":                {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×"},
+		}},
+		{"no single-edge path", []*Path{hub, trunk}, map[string][]string{
+			"cross-edge / single-edge site-to-site": nil,
+			"cross-edge / hub chain":                {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×"},
+		}},
+		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []DaemonCPU{{"edge 1", sum(2)}}}}, map[string][]string{
+			"cross-edge / single-edge site-to-site": {"0.75×", "—", "—", "—", "—"},
+		}},
+		{"cross-edge path alone", []*Path{trunk}, nil},
+		{"single-edge path alone", []*Path{s2s}, nil},
+		{"no cross-edge path", []*Path{hub, s2s}, map[string][]string{
+			"cross-edge / single-edge site-to-site": nil,
+			"cross-edge / hub chain":                nil,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Results{Reps: 1, Seconds: 1, Paths: tc.paths}
+			r.EvaluateTargets()
+			var buf bytes.Buffer
+			r.WriteTable(&buf)
+			for label, want := range tc.rows {
+				if got := line(buf.String(), label); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("row %q = %q, want %q:\n%s", label, got, want, buf.String())
+				}
+			}
+			if r.Find(PathSiteToSite) == nil && strings.Contains(buf.String(), "Switchyard / wireguard-go") {
+				t.Errorf("the single-edge ratios are printed without the single-edge path:\n%s", buf.String())
+			}
+			if len(tc.paths) == 1 && strings.Contains(buf.String(), "Ratios") {
+				t.Errorf("ratios printed with nothing to compare to:\n%s", buf.String())
+			}
+		})
+	}
+}

@@ -20,6 +20,9 @@ const (
 	PathClientToSite = "switchyard-client" // client → edge → connector B → host B
 	// PathSiteToSiteMASQUE is site to site with both connectors on MASQUE.
 	PathSiteToSiteMASQUE = "switchyard-s2s-masque"
+	// PathSiteToSiteTrunk is site to site across a cluster: host A → connector
+	// A → edge 1 → trunk → edge 2 → connector B → host B.
+	PathSiteToSiteTrunk = "switchyard-s2s-trunk"
 	// PathWGDirectGomod and PathWGHubGomod are the wireguard-go paths with the
 	// version go.mod names (the one inside the connectors), built from source.
 	PathWGDirectGomod = "wggo-direct-gomod"
@@ -87,6 +90,20 @@ func (p *Path) DaemonCPU(role string) Summary {
 		}
 	}
 	return Summary{}
+}
+
+// CPUSum returns the sum of the median CPU costs of roles on the path, or 0
+// if any of them was not measured.
+func (p *Path) CPUSum(roles ...string) float64 {
+	sum := 0.0
+	for _, role := range roles {
+		s := p.DaemonCPU(role)
+		if !s.Valid() {
+			return 0
+		}
+		sum += s.Median
+	}
+	return sum
 }
 
 // MicroMetric returns the value in unit of the Go benchmark name, if it ran.
@@ -314,10 +331,16 @@ func (r *Results) writePaths(out io.Writer) {
 		}
 	}
 
-	fmt.Fprintln(out, "\nRatios of medians, Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU):")
-	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: edge / middle daemon")
-	s2s := r.Find(PathSiteToSite)
+	if s2s := r.Find(PathSiteToSite); s2s != nil {
+		r.writeRatios(out, s2s)
+	}
+	r.writeTrunkRatios(out)
+}
+
+// writeRatios prints the single-edge site-to-site path against wireguard-go
+// and the kernel, those of them that ran.
+func (r *Results) writeRatios(out io.Writer, s2s *Path) {
+	var rows []string
 	for _, ref := range []struct{ name, label, mid string }{
 		{PathWGHub, "site-to-site / hub chain", "hub wireguard-go"},
 		{PathWGDirect, "site-to-site / direct", ""},
@@ -326,17 +349,60 @@ func (r *Results) writePaths(out io.Writer) {
 		{PathKernel, "site-to-site / kernel", ""},
 	} {
 		q := r.Find(ref.name)
-		if s2s == nil || q == nil {
+		if q == nil {
 			continue
 		}
 		cpu := "—"
 		if ref.mid != "" {
 			cpu = ratio(s2s.DaemonCPU("edge").Median, q.DaemonCPU(ref.mid).Median)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
-			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu)
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
+			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu))
+	}
+	writeRatioTable(out, "Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU)", "edge / middle daemon", rows)
+}
+
+// writeRatioTable prints rows under a title and the ratio columns, if there are any rows.
+func writeRatioTable(out io.Writer, title, cpu string, rows []string) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nRatios of medians, %s:\n", title)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: %s\n", cpu)
+	for _, row := range rows {
+		fmt.Fprint(w, row)
 	}
 	w.Flush()
+}
+
+// trunkEdges are the daemons of PathSiteToSiteTrunk whose CPU the cross-edge
+// ratios charge: both edges, as the single-edge path charges its one.
+var trunkEdges = []string{"edge 1", "edge 2"}
+
+// writeTrunkRatios prints the cross-edge path against the single-edge one
+// and the wireguard-go hub chains, those of them that ran.
+func (r *Results) writeTrunkRatios(out io.Writer) {
+	trunk := r.Find(PathSiteToSiteTrunk)
+	if trunk == nil {
+		return
+	}
+	var rows []string
+	edges := trunk.CPUSum(trunkEdges...)
+	for _, ref := range []struct{ name, label, mid string }{
+		{PathSiteToSite, "cross-edge / single-edge site-to-site", "edge"},
+		{PathWGHub, "cross-edge / hub chain", "hub wireguard-go"},
+		{PathWGHubGomod, "cross-edge / hub chain (go.mod wireguard-go)", "hub wireguard-go"},
+	} {
+		q := r.Find(ref.name)
+		if q == nil {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(trunk.TCP1.Median, q.TCP1.Median),
+			ratio(trunk.TCP4.Median, q.TCP4.Median), ratio(trunk.UDP64.Median, q.UDP64.Median), ratio(trunk.RTT.Median, q.RTT.Median),
+			ratio(edges, q.DaemonCPU(ref.mid).Median)))
+	}
+	writeRatioTable(out, "cross-edge (edge 1 ═ trunk ═ edge 2) / reference", "both edges / middle daemon", rows)
 }
 
 func ratio(a, b float64) string {

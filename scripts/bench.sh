@@ -10,7 +10,8 @@
 # 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 3),
 # BENCH_SECONDS (default 3), BENCH_PINGS (default 100), BENCH_PATHS (comma
 # list: kernel,wggo-direct,wggo-hub,wggo-direct-gomod,wggo-hub-gomod,
-# switchyard-s2s,switchyard-client), BENCH_GOMOD=0 (skip the -gomod paths),
+# switchyard-s2s,switchyard-client,switchyard-s2s-masque,switchyard-s2s-trunk),
+# BENCH_GOMOD=0 (skip the -gomod paths),
 # BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site run),
 # BENCH_BUDGET (lab time limit, default 13m or 1.5× the expected time), BENCH_BENCHTIME (default 1s),
 # BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0 /
