@@ -40,6 +40,14 @@ stop() {
   kill -KILL "$@" 2>/dev/null
   for pid in "$@"; do wait "$pid" 2>/dev/null; done
 }
+# forget PID: a process that has ended and been waited for is no longer stopped
+# at the end (its PID may be reused).
+forget() {
+  local a=() e=() pid
+  for pid in "${agents[@]}"; do [ "$pid" = "$1" ] || a+=("$pid"); done
+  for pid in "${edges[@]}"; do [ "$pid" = "$1" ] || e+=("$pid"); done
+  agents=("${a[@]}") edges=("${e[@]}")
+}
 cleanup() {
   local rc=$?
   set +e
@@ -47,7 +55,15 @@ cleanup() {
   stop "${agents[@]}"; stop "${edges[@]}"; stop "${etcds[@]}"
   for n in "${namespaces[@]}"; do ip netns del "$p-$n" 2>/dev/null; done
   rm -rf "$work"
-  [ $rc = 0 ] || printf '\n\033[1;31m== the demo failed (exit status %d); the lab is removed\033[0m\n' "$rc" >&2
+  if ip netns list | grep -q "^$p-"; then
+    echo "the lab's namespaces are still there: $(ip netns list | grep "^$p-" | tr '\n' ' ')" >&2
+    [ $rc = 0 ] && rc=1
+  fi
+  case $rc in
+  0) echo "   the lab is removed" ;;
+  130 | 143) printf '\n\033[1m== interrupted; the lab is removed\033[0m\n' >&2 ;;
+  *) printf '\n\033[1;31m== the demo failed (exit status %d); the lab is removed\033[0m\n' "$rc" >&2 ;;
+  esac
   exit $rc
 }
 trap cleanup EXIT
@@ -69,6 +85,15 @@ run() { local n=$1; shift; printf '\033[2m[%s]$ %s\033[0m\n' "$n" "$*"; nx "$n" 
 sy() { local e=$1; shift; nx "edge$e" "$bin" --config "$work/edge$e/admin.json" "$@"; }
 sayrun() { local e=$1; shift; printf '\033[2m[edge%s]$ switchyard %s\033[0m\n' "$e" "$*"; sy "$e" "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# edge_until NAME COND SECONDS WHAT: wait until edge NAME's row of edge 2's
+# edge list (a dict e) meets the Python condition COND; fail after SECONDS.
+edge_until() {
+  for _ in $(seq $(($3 * 5))); do
+    [ "$(sy 2 edge list -o json | json "[e for e in d if e['name'] == '$1' and ($2)] != []")" = True ] && return 0
+    sleep 0.2
+  done
+  fail "edge 2's edge list does not show $1 $4 after $3 s"
+}
 
 say "Building the lab (namespaces prefixed $p)"
 for n in "${namespaces[@]}"; do ip netns add "$p-$n"; nx "$n" ip link set lo up; done
@@ -134,8 +159,9 @@ status() { # status GW: the connector's active and standby edges, as it reports 
 }
 echo "   site A's connector: $(status gwa)"
 echo "   site B's connector: $(status gwb)"
+for e in edge-1 edge-2; do edge_until $e "e['sessions'] == 3" 10 "with three sessions"; done
 sayrun 2 tunnel list
-sayrun 2 edge list
+sayrun 1 edge list
 
 # Web servers that log the client address they see.
 bg hosta web-a python3 -m http.server --bind 10.1.2.3 8080; agents+=($!)
@@ -152,8 +178,14 @@ run hosta curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from 10.2.0.5\n' ht
 seen web-b 10.1.2.3
 run hostb curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from 10.1.2.3\n' http://10.1.2.3:8080/
 seen web-a 10.2.0.5
-printf '   edge 1'"'"'s trunk counters: '
-sy 1 stats | grep -i trunk | tr -s ' ' | paste -sd';' || true
+# The packets crossed the trunk: edge 1's counters for its trunk to edge 2.
+sy 1 stats -o json | python3 -c '
+import json, sys
+t = [t for t in json.load(sys.stdin).get("trunks") or [] if t["edge"] == "edge-2"]
+if not t or not t[0]["packets_out"] or not t[0]["packets_in"]:
+    sys.exit("FAILED: edge 1 counts no packets on its trunk to edge 2: %s" % t)
+t = t[0]
+print("   edge 1'"'"'s trunk to edge 2: %d packets out, %d in (switchyard stats)" % (t["packets_out"], t["packets_in"]))'
 laptop_ip=$(sy 2 device list -o json | json 'd[0]["ip"]')
 run laptop curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from site A\n' http://10.1.2.3:8080/
 seen web-a "$laptop_ip"
@@ -163,12 +195,14 @@ seen web-b "$laptop_ip"
 say "2. A ping every 20 ms from site A to site B; edge 1, which carries site A, dies (SIGKILL)"
 bg hosta ping ping -D -n -i 0.02 -W 1 -w 8 10.2.0.5; pinger=$!; agents+=($pinger)
 sleep 2.5
-printf '\033[2m$ kill -KILL %s   # edge-1: %s\033[0m\n' "$edge1" "$(tr '\0' ' ' </proc/$edge1/cmdline | cut -c1-60)…"
+[ "$(readlink /proc/$edge1/exe)" = "$bin" ] || fail "PID $edge1 is not edge-1's switchyard"
+printf '\033[2m$ kill -KILL %s   # edge-1'"'"'s PID\033[0m\n' "$edge1"
 killed_at=$(date +%s.%N)
 kill -KILL "$edge1"
 wait "$edge1" 2>/dev/null || true
-left=(); for pid in "${edges[@]}"; do [ "$pid" = "$edge1" ] || left+=("$pid"); done; edges=("${left[@]}")
+forget "$edge1"
 wait "$pinger" 2>/dev/null || true
+forget "$pinger"
 python3 - "$work/ping.log" "$killed_at" <<'EOF' || exit 1
 import re, sys
 log, killed = open(sys.argv[1]).read(), float(sys.argv[2])
@@ -180,14 +214,16 @@ sent, got = int(m[1]), int(m[2])
 gaps = [(b - a, a) for a, b in zip(times, times[1:])]
 gap, at = max(gaps)
 after = [t for t in times if t > killed]
-print(f"   {sent} pings sent, {got} answered: {sent - got} lost; the longest gap between replies was {gap * 1000:.0f} ms, "
-      f"starting {(at - killed) * 1000:+.0f} ms from the kill")
+print(f"   {sent} pings sent every 20 ms, {got} answered: {sent - got} lost; traffic stopped for {gap * 1000:.0f} ms "
+      f"(the longest time between two replies; the last one before it came {(killed - at) * 1000:.0f} ms before the kill)")
 if not after or times[-1] < times[0] + 7:
     sys.exit("FAILED: site A's pings to site B did not come back after edge 1 died")
+if gap > 3:  # the goal is under 1 s; fail only far beyond it
+    sys.exit(f"FAILED: site A's pings to site B stopped for {gap:.1f} s when edge 1 died")
 EOF
 echo "   site A's connector: $(status gwa)"
 echo "   waiting for edge-1's registration to expire (its etcd lease is 5 s)"
-for _ in $(seq 50); do sy 2 edge list -o json | json '[e for e in d if e["name"] == "edge-1"][0]["healthy"]' | grep -q False && break; sleep 0.2; done
+edge_until edge-1 "not e['healthy'] and e['sessions'] == 0" 10 "down, with no sessions"
 sayrun 2 edge list
 run hosta curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from 10.2.0.5, now through edge 2 alone\n' http://10.2.0.5:8080/
 seen web-b 10.1.2.3
@@ -195,8 +231,10 @@ seen web-b 10.1.2.3
 say "3. Edge 1 starts again, on the same data dir, name and etcd"
 start_edge 1 edge1-again; edge1=$!
 wait_for edge1-again "edge started" 30
-for _ in $(seq 50); do sy 2 edge list -o json | json '[e for e in d if e["name"] == "edge-1"][0]["healthy"]' | grep -q True && break; sleep 0.2; done
+echo "   waiting for the agents to hold their standby sessions to edge-1 again"
+edge_until edge-1 "e['healthy'] and e['sessions'] == 3" 30 "healthy, with the three agents' standby sessions"
 sayrun 2 edge list
 run hosta ping -c 3 -i 0.2 -W 2 10.2.0.5
+echo "   site A's connector: $(status gwa) (agents do not move back to a returning edge yet)"
 
 say "Done: stopping every daemon and removing the lab"
