@@ -7,7 +7,7 @@ BIN      := bin/switchyard
 PKGS     := ./...
 FUZZTIME ?= 5s
 
-.PHONY: all build test unit fuzz lint vulncheck bench demo clean
+.PHONY: all build test unit fuzz lint vulncheck bench demo demo-cluster clean
 
 all: build
 
@@ -45,6 +45,13 @@ bench:
 
 demo: build
 	./deploy/demo.sh $(BIN)
+
+# demo-cluster: etcd, two edges, two sites and a laptop in network namespaces;
+# an edge is killed under a running ping. Its etcd member is deploy/demo-etcd,
+# etcd's server embedded (go.mod already has it), so no etcd package is needed.
+demo-cluster: build
+	$(GO) build -o bin/demo-etcd ./deploy/demo-etcd
+	./deploy/demo-cluster.sh $(BIN) bin/demo-etcd
 
 clean:
 	rm -rf bin

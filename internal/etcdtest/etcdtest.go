@@ -3,7 +3,7 @@
 // data directory, stopped and removed when the test ends; or, with
 // MemberCommand and MemberMain, one member in a process of its own (the test
 // binary run again), for tests that need etcd inside a network namespace.
-// Test-only.
+// Test-only, but for deploy/demo-etcd, the etcd member of make demo-cluster.
 package etcdtest
 
 import (

@@ -60,6 +60,17 @@ func runMember(raw string) error {
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		return fmt.Errorf("etcdtest: %s: %w", MemberEnv, err)
 	}
+	return RunMember(spec.Dir, spec.Client, spec.Peer)
+}
+
+// RunMember runs a one-member etcd cluster with its data in dir, serving
+// clients on clientAddr and peers on peerAddr (host:port, plain HTTP), until
+// SIGTERM or SIGINT, and prints MemberReady once it serves clients. Started
+// again on the same dir and addresses it is the same cluster with its data.
+// MemberMain runs it in a test binary; deploy/demo-etcd, for make
+// demo-cluster, in a program of its own.
+func RunMember(dir, clientAddr, peerAddr string) error {
+	spec := memberSpec{Dir: dir, Client: clientAddr, Peer: peerAddr}
 	cu, err := url.Parse("http://" + spec.Client)
 	if err != nil {
 		return fmt.Errorf("etcdtest: client address %q: %w", spec.Client, err)
