@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -103,5 +104,20 @@ func TestPrintable(t *testing.T) {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestFlattenStats(t *testing.T) {
+	var v any
+	in := `{"forwarded": 7, "drops": {"no_route": 2}, "trunks": [{"edge": "edge-2", "packets_in": 3}, {"edge": "edge-3", "packets_in": 4}], "list": [5, 6]}`
+	if err := json.Unmarshal([]byte(in), &v); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	flatten("", v, got)
+	want := map[string]any{"forwarded": 7.0, "drops.no_route": 2.0, "trunks.edge-2.packets_in": 3.0,
+		"trunks.edge-3.packets_in": 4.0, "list.0": 5.0, "list.1": 6.0}
+	if !maps.Equal(got, want) {
+		t.Fatalf("flatten = %v, want %v", got, want)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -42,17 +44,37 @@ func statsCommand() *cli.Command {
 	}
 }
 
-// flatten turns nested JSON objects into dotted keys.
+// flatten turns nested JSON objects into dotted keys. The elements of a list
+// are keyed by what names them (an "edge" or "name" field: trunks.edge-2.packets_in),
+// else by their index.
 func flatten(prefix string, v any, out map[string]any) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		out[prefix] = v
-		return
-	}
-	for k, sub := range m {
-		if prefix != "" {
-			k = prefix + "." + k
+	join := func(k string) string {
+		if prefix == "" {
+			return k
 		}
-		flatten(k, sub, out)
+		return prefix + "." + k
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, sub := range v {
+			flatten(join(k), sub, out)
+		}
+	case []any:
+		for i, el := range v {
+			k := strconv.Itoa(i)
+			if m, ok := el.(map[string]any); ok {
+				for _, f := range []string{"edge", "name"} {
+					if n, ok := m[f].(string); ok && n != "" {
+						k, m = n, maps.Clone(m)
+						delete(m, f)
+						el = m
+						break
+					}
+				}
+			}
+			flatten(join(k), el, out)
+		}
+	default:
+		out[prefix] = v
 	}
 }
