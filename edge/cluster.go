@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -245,30 +246,88 @@ func edgeLister(st *etcdstore.Store, view *cluster.SessionView) func(context.Con
 	}
 }
 
-// clusterConnections is the API's view of every tunnel's replicas: this
-// edge's, named as its own, and those the session registry lists on the
-// cluster's other edges.
+// clusterConnections is the API's view of every tunnel's replicas across
+// the cluster: one entry per replica (connector), however many edges hold a
+// session of it. Edge names the edge that carries its traffic (the session
+// that is not its agent's standby), Standby the edges that hold its standby
+// sessions, and State its role in its tunnel as that edge sees it. Hostname,
+// address and priority come from this edge's own session when it has one;
+// the session registry tells the rest.
 func clusterConnections(local func() map[uuid.UUID][]model.Connection, view *cluster.SessionView, self string) func() map[uuid.UUID][]model.Connection {
 	if view == nil {
 		return local
 	}
 	return func() map[uuid.UUID][]model.Connection {
 		out := local()
-		for _, cs := range out {
-			for i := range cs {
-				cs[i].Edge = self
-			}
+		type held struct {
+			tunnel   uuid.UUID
+			carrying *model.Session // the session that is not a standby
+			standby  []string
+			since    time.Time
 		}
+		replicas := map[uuid.UUID]*held{}
+		var order []uuid.UUID // the registry's order, for replicas this edge holds no session of
 		for _, s := range view.Sessions() {
-			if s.Kind != model.SessionConnector || s.Edge == self {
+			if s.Kind != model.SessionConnector {
 				continue
 			}
-			c := model.Connection{ID: s.ID, OpenedAt: s.Since, State: model.ReplicaStandby, Edge: s.Edge}
-			if s.Active {
-				c.State = model.ReplicaActive
+			h := replicas[s.ID]
+			if h == nil {
+				h = &held{tunnel: s.Tunnel, since: s.Since}
+				replicas[s.ID] = h
+				order = append(order, s.ID)
 			}
-			out[s.Tunnel] = append(out[s.Tunnel], c)
+			switch {
+			case s.Standby:
+				h.standby = append(h.standby, s.Edge)
+			case h.carrying == nil, s.Edge == self, h.carrying.Edge != self && s.Active && !h.carrying.Active:
+				// Two edges may both hold a session that is not a standby
+				// for a moment (the agent just moved): this edge's own
+				// session is the truth here, else the active one.
+				h.carrying = &s
+			}
+		}
+		seen := map[uuid.UUID]bool{}
+		for _, cs := range out {
+			for i := range cs {
+				c := &cs[i]
+				seen[c.ID] = true
+				c.Edge = self
+				h := replicas[c.ID]
+				if h == nil {
+					continue
+				}
+				c.Standby = slices.DeleteFunc(slices.Clone(h.standby), func(e string) bool { return e == self })
+				if h.carrying != nil && h.carrying.Edge != self {
+					c.Edge = h.carrying.Edge
+					c.Standby = append(c.Standby, self)
+					if c.State != model.ReplicaLeaving {
+						c.State = replicaState(h.carrying.Active)
+					}
+				}
+			}
+		}
+		for _, id := range order {
+			h := replicas[id]
+			if seen[id] {
+				continue
+			}
+			c := model.Connection{ID: id, OpenedAt: h.since, State: model.ReplicaStandby, Standby: h.standby}
+			if h.carrying != nil {
+				c.Edge, c.OpenedAt, c.State = h.carrying.Edge, h.carrying.Since, replicaState(h.carrying.Active)
+			} else if len(h.standby) > 0 {
+				c.Edge, c.Standby = h.standby[0], h.standby[1:]
+			}
+			out[h.tunnel] = append(out[h.tunnel], c)
 		}
 		return out
 	}
+}
+
+// replicaState is the state of a replica whose carrying session's record says active or not.
+func replicaState(active bool) model.ReplicaState {
+	if active {
+		return model.ReplicaActive
+	}
+	return model.ReplicaStandby
 }

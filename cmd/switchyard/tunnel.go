@@ -151,5 +151,8 @@ func replicaState(r model.Connection) string {
 	if r.Edge != "" {
 		s += " edge=" + printable(r.Edge)
 	}
+	for _, e := range r.Standby {
+		s += " standby-edge=" + printable(e)
+	}
 	return s
 }

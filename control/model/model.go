@@ -56,9 +56,13 @@ type Connection struct {
 	// and still gets the tunnel's traffic, having no standby to hand it to,
 	// until its WireGuard session expires.
 	MissedHeartbeats bool `json:"missed_heartbeats,omitempty"`
-	// Edge names the edge of a cluster that holds the replica's session;
-	// empty for a single edge.
+	// Edge names the edge of a cluster that carries the replica's traffic
+	// (holds its session, or its agent's active one of two); empty for a
+	// single edge.
 	Edge string `json:"edge,omitempty"`
+	// Standby names the other edges that hold a standby session of the
+	// replica (its agent keeps sessions to two edges).
+	Standby []string `json:"standby_edges,omitempty"`
 }
 
 // ReplicaState is a connector replica's role in its tunnel.
