@@ -36,6 +36,7 @@ type beat struct {
 	priority  uint8
 	preferred func() bool // this host holds its site's gateway address (connector promote)
 	lost      func()
+	drained   func() // the edge began to drain (its replies say Draining); nil: nothing to do
 	// noSocket: the agent's TUN is not the host's (Seams.TUN), so a host
 	// socket cannot reach the edge through it: probes are written into the
 	// TUN as packets by inject (none are sent without it), and replies come
@@ -60,6 +61,7 @@ type beat struct {
 	isPref      bool // preferred() at the last tick
 	leaving     bool
 	standby     bool // the agent's standby edge: probes say so, and the health file is the active edge's
+	draining    bool // the edge's latest reply said it is stopping (heartbeat.Draining)
 	healthy     bool
 	everHealthy bool
 	lastLost    time.Time
@@ -80,7 +82,7 @@ func newBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func())
 // aiming at the edge's port.
 func makeBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func(), port uint16) *beat {
 	b := &beat{log: log, stateDir: stateDir, replica: hc.replica, priority: hc.priority, preferred: hc.preferred,
-		noSocket: hc.noSocket, inject: hc.inject, lost: lost, port: port,
+		noSocket: hc.noSocket, inject: hc.inject, lost: lost, drained: hc.drained, port: port,
 		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastLost: time.Now()} // give the first handshake a second before restarting it
 	if b.preferred == nil {
@@ -247,6 +249,22 @@ func (b *beat) wasHealthy() bool {
 	return b.everHealthy
 }
 
+// isDraining reports whether the edge's latest reply said it is stopping:
+// it is healthy still, but no edge to move the traffic to.
+func (b *beat) isDraining() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.draining
+}
+
+// probeNow sends a probe out of schedule, so that the edge learns at once
+// what changed (the agent moved its traffic).
+func (b *beat) probeNow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sendLocked(time.Now())
+}
+
 // setStandby says whether the edge is the agent's standby one (its probes
 // say so); the active one's beat keeps the health file.
 func (b *beat) setStandby(standby bool) {
@@ -333,7 +351,18 @@ func (b *beat) gotReply(m heartbeat.Message) {
 		}
 		b.active = active
 	}
+	draining := ok && m.Flags&heartbeat.Draining != 0
+	began := draining && !b.draining
+	if ok {
+		b.draining = draining // an edge that answers without it again is another run of it
+	}
 	b.mu.Unlock()
+	if began {
+		b.log.Info("the edge is stopping (draining)", "edge", b.target())
+		if b.drained != nil {
+			b.drained()
+		}
+	}
 	if ok {
 		select {
 		case b.changed <- struct{}{}:

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,4 +155,42 @@ func TestHeartbeatsSurviveTheAgentsOwnStall(t *testing.T) {
 	tickUntil(t, b, "an edge that stops answering is noticed", 3*time.Second, func() bool { return !b.isHealthy() })
 	t.Logf("unhealthy %v after the edge stopped answering", time.Since(stopped).Round(10*time.Millisecond))
 	tickUntil(t, b, "the handshake restarts", 3*time.Second, func() bool { return lost.Load() > 0 })
+}
+
+// TestBeatFollowsDraining: the first reply that says the edge drains calls
+// drained once (not at every reply), the edge stays healthy and the
+// connector's health file untouched (a draining edge is no reason for
+// keepalived to move the gateway), and a reply without the flag (the edge
+// running again) clears it.
+func TestBeatFollowsDraining(t *testing.T) {
+	var drained atomic.Int32
+	dir := t.TempDir()
+	hc := heartbeatConfig{replica: true, noSocket: true, inject: func([]byte) {}, drained: func() { drained.Add(1) }}
+	b := makeBeat(slog.New(slog.DiscardHandler), dir, hc, nil, heartbeat.Port)
+	b.aim(netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("100.111.255.254"))
+	reply := func(f heartbeat.Flags) {
+		b.tick(time.Now())
+		b.mu.Lock()
+		seq := b.seq
+		b.mu.Unlock()
+		b.gotReply(heartbeat.Message{Type: heartbeat.Reply, Flags: f, Seq: seq})
+		b.tick(time.Now())
+	}
+	reply(heartbeat.Active)
+	if b.isDraining() || drained.Load() != 0 || !b.isHealthy() {
+		t.Fatalf("before the drain: draining %v, drained %d, healthy %v", b.isDraining(), drained.Load(), b.isHealthy())
+	}
+	for range 3 {
+		reply(heartbeat.Active | heartbeat.Draining)
+	}
+	if !b.isDraining() || drained.Load() != 1 || !b.isHealthy() {
+		t.Errorf("while the edge drains: draining %v, drained called %d times (want 1), healthy %v", b.isDraining(), drained.Load(), b.isHealthy())
+	}
+	if h, err := os.ReadFile(filepath.Join(dir, healthFile)); err != nil || string(h) != "0\n" {
+		t.Errorf("health file while the edge drains = %q, %v; want healthy", h, err)
+	}
+	reply(heartbeat.Active)
+	if b.isDraining() {
+		t.Error("a reply without Draining left the edge draining")
+	}
 }

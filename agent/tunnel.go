@@ -49,6 +49,7 @@ type hostTunnel struct {
 	beats     []*beat
 	shown     atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
 	onSwap    func(*beat)             // told the beat of the new active edge
+	kick      chan struct{}           // a beat's edge began to drain: run failover now
 	stop      chan struct{}
 	done      sync.WaitGroup
 	// applies and routes count configurations applied and the routes of the latest, for metrics.
@@ -123,7 +124,7 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		return nil, err
 	}
 	h := &hostTunnel{name: name, ops: ops, closeOps: closeOps, kernel: tc.seams.TUN == nil, tun: shared, link: l, hm: hm, log: log, events: events,
-		nEdges: cmp.Or(tc.edges, DefaultEdges), stop: make(chan struct{}), onSwap: func(*beat) {}}
+		nEdges: cmp.Or(tc.edges, DefaultEdges), stop: make(chan struct{}), kick: make(chan struct{}, 1), onSwap: func(*beat) {}}
 	if tc.protocol != ProtocolWireGuard {
 		h.nEdges = 1
 	}
@@ -134,6 +135,12 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		p.setTake(h.takeReply)
 	}
 	h.hb.stateDir = stateDir
+	h.hb.drained = func() {
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+	}
 	h.beat = h.newEdgeBeat()
 	h.beats = []*beat{h.beat}
 	h.shown.Store(&[]*beat{h.beat})
@@ -176,6 +183,7 @@ type heartbeatConfig struct {
 	noSocket  bool         // the TUN is not the host's (Seams.TUN): no socket; probes go through inject
 	inject    func([]byte) // writes a packet into the TUN as if the host sent it; nil: no probes without a socket
 	stateDir  string       // for more beats than the first
+	drained   func()       // called when an edge's replies begin to say it drains
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the
@@ -291,7 +299,8 @@ func activeName(pair []model.ClusterEdge, on int) string {
 }
 
 // watch swaps the active edge when its heartbeats fail while another's
-// answer, checking at the heartbeats' interval, until Close.
+// answer, checking at the heartbeats' interval (and at once when an edge
+// begins to drain), until Close.
 func (h *hostTunnel) watch() {
 	defer h.done.Done()
 	t := time.NewTicker(heartbeat.DefaultInterval)
@@ -301,26 +310,33 @@ func (h *hostTunnel) watch() {
 		case <-h.stop:
 			return
 		case <-t.C:
+		case <-h.kick:
 		}
 		h.failover()
 	}
 }
 
 // failover moves the traffic to the first standby edge that answers
-// heartbeats if the active one does not, in one IpcSet. An active edge that
-// was never healthy yet gets startGrace from the pair's start, so that a
-// standby whose handshake happens to complete first takes nothing over.
+// heartbeats (and is not draining) if the active one does not, or drains,
+// in one IpcSet, then probes both edges at once so that they learn which
+// session is active. An active edge that was never healthy yet gets
+// startGrace from the pair's start, so that a standby whose handshake
+// happens to complete first takes nothing over.
 func (h *hostTunnel) failover() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pair == nil || h.beats[h.on].isHealthy() {
+	if h.pair == nil {
 		return
 	}
-	if !h.beats[h.on].wasHealthy() && time.Since(h.pairSince) < startGrace {
+	draining := h.beats[h.on].isDraining()
+	if h.beats[h.on].isHealthy() && !draining {
+		return
+	}
+	if !draining && !h.beats[h.on].wasHealthy() && time.Since(h.pairSince) < startGrace {
 		return
 	}
 	for i := range h.pair {
-		if i == h.on || !h.beats[i].isHealthy() {
+		if i == h.on || !h.beats[i].isHealthy() || h.beats[i].isDraining() {
 			continue
 		}
 		start := time.Now()
@@ -330,8 +346,13 @@ func (h *hostTunnel) failover() {
 		}
 		h.beats[i].setStandby(false)
 		h.beats[h.on].setStandby(true)
-		h.log.Warn("the active edge stopped answering heartbeats; the traffic moved to the standby edge",
-			"from", h.pair[h.on].Name, "to", h.pair[i].Name, "took", time.Since(start).Round(time.Microsecond))
+		h.beats[i].probeNow()
+		h.beats[h.on].probeNow()
+		why := "the active edge stopped answering heartbeats; the traffic moved to the standby edge"
+		if draining {
+			why = "the active edge is stopping; the traffic moved to the standby edge"
+		}
+		h.log.Warn(why, "from", h.pair[h.on].Name, "to", h.pair[i].Name, "took", time.Since(start).Round(time.Microsecond))
 		h.on = i
 		h.onSwap(h.beats[i])
 		return

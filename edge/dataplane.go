@@ -82,6 +82,8 @@ type dataplane struct {
 	// that are up in the cluster's session registry, as edgeName's.
 	registry sessionRegistry
 	edgeName string
+	// draining: the edge is stopping; every heartbeat reply says so (drain.go).
+	draining atomic.Bool
 	serial   uint64 // numbers the sessions, for their registry keys; guarded by mu
 
 	// trunks are the sessions to the cluster's other edges, by name;

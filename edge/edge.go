@@ -102,7 +102,8 @@ const DefaultAPIMaxConns = api.DefaultMaxConns
 // configured: one, and room for reconnects while an old session times out.
 const DefaultMASQUEMaxSessions = masque.DefaultMaxSessions
 
-// Run runs the edge until ctx is done, then shuts down cleanly.
+// Run runs the edge until ctx is done, then shuts down cleanly: an edge of
+// a cluster drains first (see drain), then withdraws from the cluster.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log
 	if log == nil {
@@ -137,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if id.heartbeat4, id.heartbeat6, err = edgeAddresses(ctx, etcdS, name, cfg.OverlayRange); err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
-		viewCtx, stopView := context.WithCancel(ctx)
+		viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx)) // followed while the edge drains
 		defer stopView()
 		view = cluster.FollowSessions(viewCtx, etcdS.Client(), etcdS.Prefix(), log.With("component", "cluster"))
 	} else {
@@ -189,7 +190,9 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.PublicAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(dp.ep.Port())))
 		log.Warn("no --public-addr: tokens will point agents at loopback", "public_addr", cfg.PublicAddr)
 	}
-	runCtx, stopRun := context.WithCancel(ctx)
+	// The loops run on after ctx ends, until Run returns: while the edge
+	// drains, it still follows the registry, its trunks and its sessions.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopRun(); dp.wg.Wait() }() // before the endpoint and store close
 	dp.wg.Add(4)
 	go func() {
@@ -279,6 +282,9 @@ func Run(ctx context.Context, cfg Config) error {
 	case err := <-errc:
 		return fmt.Errorf("edge: serve API: %w", err)
 	case <-ctx.Done():
+	}
+	if etcdS != nil {
+		dp.drain(drainBound) // the agents move first; then the API stops and the deferred leave withdraws
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

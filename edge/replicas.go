@@ -38,6 +38,9 @@ func (d *dataplane) probe(s *session, m heartbeat.Message) heartbeat.Message {
 	if s.peer.Active() {
 		reply.Flags |= heartbeat.Active
 	}
+	if d.draining.Load() {
+		reply.Flags |= heartbeat.Draining
+	}
 	return reply
 }
 

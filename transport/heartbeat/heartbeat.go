@@ -3,7 +3,8 @@
 // address every Interval, and the edge answers each one. The edge declares a
 // session dead after Multiplier missed intervals, and an agent declares the
 // edge unreachable the same way. Replies tell a connector replica whether it
-// is the active one of its tunnel, which is what keepalived follows.
+// is the active one of its tunnel, which is what keepalived follows, and
+// tell an agent on two edges of a cluster that the edge is stopping.
 //
 // Probes ride inside the tunnel, so they prove the whole path: the agent's
 // kernel, its WireGuard device, the network, and the edge's router.
@@ -57,6 +58,11 @@ const (
 	// second edge of a cluster while another edge carries its traffic; the
 	// edge makes it no replica's active one and lists it as standby.
 	Standby
+	// Draining (reply): the edge is stopping: an agent with a session to
+	// another edge moves its traffic there now, rather than after its
+	// heartbeats fail. Unlike Leaving it says nothing of the replica: it
+	// stays what it was (active, preferred) on the other edge.
+	Draining
 )
 
 // Message is one probe or reply.

@@ -14,6 +14,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{Type: Probe, Flags: Preferred, Priority: 200, Multiplier: 5, Interval: 100 * time.Millisecond, Seq: 7},
 		{Type: Probe, Flags: Leaving, Multiplier: 3, Interval: 250 * time.Millisecond, Seq: 1<<32 - 1},
 		{Type: Reply, Flags: Active, Multiplier: 5, Interval: 100 * time.Millisecond, Seq: 9},
+		{Type: Reply, Flags: Active | Draining, Multiplier: 5, Interval: 100 * time.Millisecond, Seq: 10},
 	} {
 		b := m.Append(nil)
 		if len(b) != Len {
@@ -22,6 +23,23 @@ func TestMessageRoundTrip(t *testing.T) {
 		got, err := Parse(b)
 		if err != nil || got != m {
 			t.Errorf("Parse(Append(%+v)) = %+v, %v", m, got, err)
+		}
+	}
+}
+
+// TestFlagsOnTheWire pins each flag's bit in byte 6: agents and edges of
+// different versions share a cluster.
+func TestFlagsOnTheWire(t *testing.T) {
+	for _, c := range []struct {
+		f   Flags
+		bit byte
+	}{{Leaving, 0x01}, {Preferred, 0x02}, {Active, 0x04}, {Standby, 0x08}, {Draining, 0x10}} {
+		b := Message{Type: Reply, Flags: c.f}.Append(nil)
+		if b[6] != c.bit {
+			t.Errorf("flag %#x is byte 6 = %#x on the wire, want %#x", c.f, b[6], c.bit)
+		}
+		if m, err := Parse(b); err != nil || m.Flags != c.f {
+			t.Errorf("flag %#x parses as %+v, %v", c.f, m, err)
 		}
 	}
 }
