@@ -19,6 +19,7 @@ type edgeWatch struct {
 	ch chan struct{} // closed at the next change
 }
 
+// newEdgeWatch returns a watch with no change yet; follow feeds it.
 func newEdgeWatch() *edgeWatch { return &edgeWatch{ch: make(chan struct{})} }
 
 // changed returns a channel that is closed at the next change.
