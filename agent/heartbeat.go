@@ -49,22 +49,23 @@ type beat struct {
 	// (hostTunnel.set); empty with one edge.
 	edge atomic.Pointer[string]
 
-	mu          sync.Mutex
-	conn        *net.UDPConn
-	src, dst    netip.Addr
-	seq         uint32
-	answered    uint32               // the latest probe the edge answered
-	sent        map[uint32]time.Time // recent probes, for the RTT
-	lastReply   time.Time
-	rtt         time.Duration
-	active      bool
-	isPref      bool // preferred() at the last tick
-	leaving     bool
-	standby     bool // the agent's standby edge: probes say so, and the health file is the active edge's
-	draining    bool // the edge's latest reply said it is stopping (heartbeat.Draining)
-	healthy     bool
-	everHealthy bool
-	lastLost    time.Time
+	mu           sync.Mutex
+	conn         *net.UDPConn
+	src, dst     netip.Addr
+	seq          uint32
+	answered     uint32               // the latest probe the edge answered
+	sent         map[uint32]time.Time // recent probes, for the RTT
+	lastReply    time.Time
+	rtt          time.Duration
+	active       bool
+	isPref       bool // preferred() at the last tick
+	leaving      bool
+	standby      bool // the agent's standby edge: probes say so, and the health file is the active edge's
+	draining     bool // the edge's latest reply said it is stopping (heartbeat.Draining)
+	healthy      bool
+	everHealthy  bool
+	healthySince time.Time // when healthy last turned true; zero while unhealthy
+	lastLost     time.Time
 
 	changed chan struct{} // a reply changed what the edge says
 	stop    chan struct{}
@@ -179,6 +180,12 @@ func (b *beat) tick(now time.Time) {
 	healthy := b.probing() && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
 	wasHealthy := b.healthy
 	b.healthy = healthy
+	switch {
+	case !healthy:
+		b.healthySince = time.Time{}
+	case !wasHealthy:
+		b.healthySince = now
+	}
 	b.everHealthy = b.everHealthy || healthy
 	if !healthy && b.active {
 		b.active = false
@@ -242,6 +249,23 @@ func (b *beat) isHealthy() bool {
 	return b.healthy
 }
 
+// healthyFor reports whether the edge has answered the probes, without
+// missing Multiplier in a row, for at least d before now: the hold before
+// an agent moves its traffic back to its home edge.
+func (b *beat) healthyFor(d time.Duration, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.healthy && !b.healthySince.IsZero() && now.Sub(b.healthySince) >= d
+}
+
+// probeNow sends a probe out of schedule, so that the edge learns at once
+// what changed (the standby flag after a swap) rather than at the next tick.
+func (b *beat) probeNow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sendLocked(time.Now())
+}
+
 // wasHealthy reports whether the edge was ever healthy (answering probes).
 func (b *beat) wasHealthy() bool {
 	b.mu.Lock()
@@ -255,14 +279,6 @@ func (b *beat) isDraining() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.draining
-}
-
-// probeNow sends a probe out of schedule, so that the edge learns at once
-// what changed (the agent moved its traffic).
-func (b *beat) probeNow() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.sendLocked(time.Now())
 }
 
 // setStandby says whether the edge is the agent's standby one (its probes

@@ -16,18 +16,36 @@ import (
 // unless --edges says otherwise: one active, one standby.
 const DefaultEdges = 2
 
-// pickEdges returns the edges of a cluster an agent keeps sessions to: the
-// first n of those the configuration lists (the edge that answered first,
-// then the cluster's order) that have addresses of their own to probe
-// them at. It is nil, and the agent holds one session to edge as before,
-// for a single edge, n < 2, or fewer than two such edges.
-func pickEdges(edge model.EdgePeer, n int) []model.ClusterEdge {
+// pickEdges returns the edges of a cluster an agent keeps sessions to: its
+// home edge (see below) if the configuration lists it, then the first of
+// the others in the configuration's order (the edge that answered first,
+// then the cluster's order), n in all, of those that have addresses of
+// their own to probe them at. It is nil, and the agent holds one session to
+// edge as before, for a single edge, n < 2, or fewer than two such edges.
+//
+// The home edge is the agent's stable preference: the edge that answered
+// its first configuration (the first API its token names, unless that edge
+// was down), identified by its WireGuard key, for as long as the agent
+// runs. It is kept in the pair whenever it is listed, so that an agent
+// that failed over to another edge returns to it (hostTunnel.failback)
+// once it is back and its heartbeats have been answered for failbackHold;
+// agents so spread over the edges the way their tokens do, and do not
+// drift to whichever edge survived the last failure.
+func pickEdges(edge model.EdgePeer, n int, home string) []model.ClusterEdge {
 	if n < 2 {
 		return nil
 	}
+	usable := func(e model.ClusterEdge) bool {
+		return e.Heartbeat.IsValid() && e.Heartbeat6.IsValid() && e.PublicKey != "" && e.Endpoint != ""
+	}
 	var out []model.ClusterEdge
 	for _, e := range edge.Edges {
-		if e.Heartbeat.IsValid() && e.Heartbeat6.IsValid() && e.PublicKey != "" && e.Endpoint != "" && len(out) < n {
+		if e.PublicKey == home && usable(e) { // never "": usable edges have a key
+			out = append(out, e)
+		}
+	}
+	for _, e := range edge.Edges {
+		if len(out) < n && e.PublicKey != home && usable(e) {
 			out = append(out, e)
 		}
 	}

@@ -29,19 +29,25 @@ func TestPickEdges(t *testing.T) {
 		name  string
 		edges []model.ClusterEdge
 		n     int
+		home  string
 		want  []string
 	}{
-		{"a single edge", nil, 2, nil},
-		{"two edges", []model.ClusterEdge{e1, e2}, 2, []string{"edge-1", "edge-2"}},
-		{"the first two, in the order given", []model.ClusterEdge{e3, e1, e2}, 2, []string{"edge-3", "edge-1"}},
-		{"three when asked", []model.ClusterEdge{e3, e1, e2}, 3, []string{"edge-3", "edge-1", "edge-2"}},
-		{"--edges 1 opts out", []model.ClusterEdge{e1, e2}, 1, nil},
-		{"an edge without addresses of its own is skipped", []model.ClusterEdge{e1, old, e3}, 2, []string{"edge-1", "edge-3"}},
-		{"no second edge to probe", []model.ClusterEdge{e1, old}, 2, nil},
+		{"a single edge", nil, 2, "", nil},
+		{"two edges", []model.ClusterEdge{e1, e2}, 2, "", []string{"edge-1", "edge-2"}},
+		{"the first two, in the order given", []model.ClusterEdge{e3, e1, e2}, 2, "", []string{"edge-3", "edge-1"}},
+		{"three when asked", []model.ClusterEdge{e3, e1, e2}, 3, "", []string{"edge-3", "edge-1", "edge-2"}},
+		{"--edges 1 opts out", []model.ClusterEdge{e1, e2}, 1, "", nil},
+		{"an edge without addresses of its own is skipped", []model.ClusterEdge{e1, old, e3}, 2, "", []string{"edge-1", "edge-3"}},
+		{"no second edge to probe", []model.ClusterEdge{e1, old}, 2, "", nil},
+		{"the home edge first, wherever it is listed", []model.ClusterEdge{e2, e3, e1}, 2, e1.PublicKey, []string{"edge-1", "edge-2"}},
+		{"the home edge once", []model.ClusterEdge{e1, e2, e3}, 2, e1.PublicKey, []string{"edge-1", "edge-2"}},
+		{"a home edge not listed", []model.ClusterEdge{e2, e3}, 2, e1.PublicKey, []string{"edge-2", "edge-3"}},
+		{"a home edge without addresses of its own", []model.ClusterEdge{e1, old, e3}, 2, old.PublicKey, []string{"edge-1", "edge-3"}},
+		{"no pair with the home edge alone", []model.ClusterEdge{e1}, 2, e1.PublicKey, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, e := range pickEdges(model.EdgePeer{Endpoint: "192.0.2.1:51820", Edges: tc.edges}, tc.n) {
+			for _, e := range pickEdges(model.EdgePeer{Endpoint: "192.0.2.1:51820", Edges: tc.edges}, tc.n, tc.home) {
 				got = append(got, e.Name)
 			}
 			if !slices.Equal(got, tc.want) {

@@ -46,6 +46,7 @@ type hostTunnel struct {
 	pair      []model.ClusterEdge
 	pairSince time.Time // when the agent went from one edge to a pair
 	on        int
+	home      string // the WireGuard key of the agent's home edge (pickEdges); failback returns to it
 	beats     []*beat
 	shown     atomic.Pointer[[]*beat] // beats, for takeReply on the TUN's write path
 	onSwap    func(*beat)             // told the beat of the new active edge
@@ -198,7 +199,10 @@ func (h *hostTunnel) set(edge model.EdgePeer, overlay netip.Prefix, advertise []
 	cfg.Interface = h.name
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	pair := pickEdges(edge, h.nEdges)
+	if h.home == "" {
+		h.home = edge.PublicKey // the edge that answered the first configuration
+	}
+	pair := pickEdges(edge, h.nEdges, h.home)
 	if pair == nil && h.pair != nil {
 		// The other edges are gone: stay on the peer of the one left
 		// rather than start its session again; one that comes back joins.
@@ -313,7 +317,49 @@ func (h *hostTunnel) watch() {
 		case <-h.kick:
 		}
 		h.failover()
+		h.failback()
 	}
+}
+
+// failbackHold is how long the home edge's heartbeats must have been
+// answered without a failure before an agent moves its traffic back to it:
+// long enough that an edge that is still starting, or whose path flaps,
+// does not draw the traffic back and forth; short enough that the edges
+// are rebalanced within seconds of an edge's return.
+const failbackHold = 1500 * time.Millisecond
+
+// failback moves the traffic back to the home edge (pickEdges) when it is
+// one of the pair but not the active one, and its beat has been healthy for
+// failbackHold: in one IpcSet, like failover, but with the active edge
+// still answering, so that nothing is lost while the peers swap. Then it
+// probes both edges at once, out of schedule: the probes' standby flags tell
+// the two edges (and, through the session registry, every edge) which
+// session is now active within a round trip rather than a heartbeat
+// interval. It never moves to a home edge whose beat is unhealthy or failed
+// within the hold.
+func (h *hostTunnel) failback() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pair == nil {
+		return
+	}
+	home := slices.IndexFunc(h.pair, func(e model.ClusterEdge) bool { return e.PublicKey == h.home })
+	if home < 0 || home == h.on || h.beats[home].isDraining() || !h.beats[home].healthyFor(failbackHold, time.Now()) {
+		return
+	}
+	start, from := time.Now(), h.on
+	if err := h.link.swap(home); err != nil {
+		h.log.Error("moving the traffic back to the home edge", "edge", h.pair[home].Name, "err", err)
+		return
+	}
+	h.beats[home].setStandby(false)
+	h.beats[from].setStandby(true)
+	h.on = home
+	h.beats[home].probeNow()
+	h.beats[from].probeNow()
+	h.log.Info("the home edge answers heartbeats again; the traffic moved back to it",
+		"from", h.pair[from].Name, "to", h.pair[home].Name, "took", time.Since(start).Round(time.Microsecond))
+	h.onSwap(h.beats[home])
 }
 
 // failover moves the traffic to the first standby edge that answers

@@ -246,6 +246,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer stopMASQUE()
 
+	var edgesChanged func() <-chan struct{} // nil for a single edge
+	if etcdS != nil {
+		ew := newEdgeWatch()
+		edgesChanged = ew.changed
+		dp.wg.Add(1)
+		go func() { defer dp.wg.Done(); ew.follow(runCtx, etcdS.Client(), etcdS.Prefix()) }()
+	}
 	apiSrv := api.NewServer(reg, api.Options{
 		AdminTokenHash: id.adminHash,
 		Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
@@ -257,6 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:            log.With("component", "api"),
 		Limits:         cfg.APILimits,
 		Edges:          edgeLister(etcdS, view),
+		EdgesChanged:   edgesChanged,
 	})
 	defer apiSrv.Close() // after the HTTP server is shut down, before the store closes
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})

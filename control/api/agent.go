@@ -98,7 +98,10 @@ func (s *Server) connectorConfig(w http.ResponseWriter, r *http.Request, tok tok
 // change in the store; 304 Not Modified when nothing changed in time. compute
 // reads the registry's Configs at the store's revision when the poll began,
 // then at each revision the server's feed announces: one read of the store
-// per change for every poll of the server, not one per poll.
+// per change for every poll of the server, not one per poll. A change of the
+// cluster's healthy edges (Options.EdgesChanged) also ends the wait, since
+// configurations list them; the first poll to recompute lists the edges
+// again, the others reuse that list (clusterPeers).
 func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*registry.Configs) (any, error)) {
 	var wait time.Duration
 	if q := r.URL.Query().Get("wait"); q != "" {
@@ -118,6 +121,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*
 	ctx := r.Context()
 	// The generation first: a change committed after it is read ends it.
 	gen := s.feed.current()
+	edges := s.edgesChanged()
 	rev, err := s.reg.Rev(ctx)
 	if err != nil {
 		writeError(w, err)
@@ -157,6 +161,9 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*
 				return
 			}
 			gen = s.feed.current()
+		case <-edges:
+			s.feed.waiting.Add(-1)
+			edges = s.edgesChanged()
 		case <-timeout.C:
 			s.feed.waiting.Add(-1)
 			w.Header().Set("ETag", tag)

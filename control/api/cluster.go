@@ -26,6 +26,7 @@ const peerAPIsTTL = 2 * time.Second
 type peerAPIs struct {
 	mu    sync.Mutex
 	at    time.Time
+	gen   <-chan struct{} // Options.EdgesChanged when the list was read: closed, it is stale
 	list  []string
 	edges []model.ClusterEdge // this edge first
 }
@@ -50,9 +51,10 @@ func (s *Server) clusterPeers(ctx context.Context) ([]string, []model.ClusterEdg
 	c := &s.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(c.at) < peerAPIsTTL {
+	if time.Since(c.at) < peerAPIsTTL && !closed(c.gen) {
 		return c.list, c.edges
 	}
+	gen := s.edgesChanged() // before the listing: a change during it makes the list stale
 	edges, err := s.opts.Edges(ctx)
 	if err != nil {
 		s.log.Warn("listing the cluster's edges for agents", "err", err)
@@ -81,8 +83,27 @@ func (s *Server) clusterPeers(ctx context.Context) ([]string, []model.ClusterEdg
 	if len(peers) < 2 {
 		peers = nil // nothing to choose from: the configuration stays a single edge's
 	}
-	c.at, c.list, c.edges = time.Now(), list, peers
+	c.at, c.gen, c.list, c.edges = time.Now(), gen, list, peers
 	return list, peers
+}
+
+// edgesChanged is Options.EdgesChanged's channel; nil (never ready) without
+// the hook.
+func (s *Server) edgesChanged() <-chan struct{} {
+	if s.opts.EdgesChanged == nil {
+		return nil
+	}
+	return s.opts.EdgesChanged()
+}
+
+// closed reports whether ch is closed; a nil ch never is.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // edgePeer is the edge as an agent's configuration describes it: this edge's

@@ -61,6 +61,12 @@ type Options struct {
 	// Edges lists the edges of the cluster for GET /v1/edges; nil means
 	// this edge alone, as Edge describes it.
 	Edges func(ctx context.Context) ([]model.Edge, error)
+	// EdgesChanged returns a channel that is closed at the next change of
+	// the cluster's healthy edges (one registering, lapsing or withdrawing):
+	// configuration long polls then answer with the new list at once rather
+	// than when the cached list expires. nil: lists are only refreshed
+	// every peerAPIsTTL.
+	EdgesChanged func() <-chan struct{}
 	// Limits bound connections and their timeouts (see HTTPServer and
 	// Listener); zero fields take the defaults.
 	Limits Limits
