@@ -21,6 +21,17 @@ package edge
 // transit: a packet crosses at most one trunk). It records the flow as
 // allowed so that the replies, which it judges first, match it.
 //
+// Flow logs. Each edge writes its own flow log (no flow record goes through
+// etcd), and `switchyard flows tail` reads the log of the edge it asks. A
+// flow that crosses a trunk is logged by both edges, each record naming the
+// two edges (model.FlowRecord.Edges: the ingress edge, which applied policy,
+// first): the ingress edge's record is the flow's, the far edge's is marked
+// FarCopy, so that counting a cluster's flows over every edge's log counts
+// each once. The names cost the packet path nothing: the ingress edge reads
+// the far edge's name off the remote session's record (router.Peer.Edge)
+// and the far edge hands the trunk's edge name to the router, which keeps
+// it in the flow's metadata only when the flow starts.
+//
 // Packet format. A trunk packet is a 12-byte header, then the inner IP packet
 // unchanged (true source address; the TTL was decremented once, at the
 // ingress edge: the cluster is one hop):
@@ -227,7 +238,7 @@ func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, icmp []byte) (*wireg
 	pkt := p.Data()
 	t.rxPackets.Add(1)
 	t.rxBytes.Add(uint64(len(pkt)))
-	dec := d.router.RouteTrunk(vnet, pkt, h[0]&trunkPolicyApplied != 0, icmp)
+	dec := d.router.RouteTrunk(vnet, pkt, t.edge, h[0]&trunkPolicyApplied != 0, icmp)
 	if dec.Verdict != router.Forward {
 		return nil, nil
 	}
@@ -357,6 +368,10 @@ func (d *dataplane) rebuildRemote() {
 	for i := range d.last.Devices {
 		devices[d.last.Devices[i].ID] = &d.last.Devices[i]
 	}
+	tunnels := map[uuid.UUID]string{}
+	for _, t := range d.last.Tunnels {
+		tunnels[t.ID] = t.Name
+	}
 	var out []*session
 	for _, s := range d.viewed {
 		t := d.trunks[s.Edge]
@@ -367,10 +382,10 @@ func (d *dataplane) rebuildRemote() {
 		if !ok {
 			continue
 		}
-		p := &router.Peer{Remote: true}
+		p := &router.Peer{Remote: true, Edge: s.Edge}
 		switch s.Kind {
 		case model.SessionConnector:
-			p.Kind, p.Tunnel, p.Name = router.Connector, router.TunnelID(s.Tunnel), s.Edge
+			p.Kind, p.Tunnel, p.Name = router.Connector, router.TunnelID(s.Tunnel), tunnels[s.Tunnel]
 		case model.SessionDevice:
 			dev := devices[s.ID]
 			if dev == nil {

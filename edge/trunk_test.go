@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -200,6 +202,20 @@ func TestTrunkBetweenEdges(t *testing.T) {
 		t.Fatalf("edge 2's trunks %+v, want one to edge-1 with packets both ways", s2.Trunks)
 	}
 
+	// The flow's records: edge 1, the ingress edge, logs it naming both
+	// edges; edge 2 logs its copy, marked as such.
+	for _, e := range []struct {
+		name string
+		c    *client.Client
+		copy bool
+	}{{"edge 1", l.edge1, false}, {"edge 2", l.edge2, true}} {
+		r := crossingRecord(t, ctx, e.c, trunkHostA, trunkHostB)
+		if !slices.Equal(r.Edges, []string{"edge-1", "edge-2"}) || r.FarCopy != e.copy || r.Dest.TunnelName != "b" {
+			t.Fatalf("%s logged the flow from %s to %s with edges %q, far copy %v, destination %q; want edge-1, edge-2, %v, b",
+				e.name, trunkHostA, trunkHostB, r.Edges, r.FarCopy, r.Dest.TunnelName, e.copy)
+		}
+	}
+
 	// From an address no route gives to A: refused at edge 1.
 	spoofed := s1.Router.Dropped["spoofed"]
 	for range 5 {
@@ -212,5 +228,31 @@ func TestTrunkBetweenEdges(t *testing.T) {
 	}
 	if n := edgeStats(t, ctx, l.edge1).Router.Dropped["spoofed"]; n < spoofed+5 {
 		t.Fatalf("edge 1 counted %d more spoofed packets, want 5", n-spoofed)
+	}
+}
+
+// crossingRecord waits for the start record of the flow from src to dst in
+// the flow log of the edge c.
+func crossingRecord(tb testing.TB, ctx context.Context, c *client.Client, src, dst netip.Addr) model.FlowRecord {
+	tb.Helper()
+	q := url.Values{"n": {"0"}, "follow": {"false"}, "addr": {dst.String()}, "event": {model.FlowStart}}
+	for {
+		var got *model.FlowRecord
+		err := c.Flows(ctx, q, func(r model.FlowRecord) error {
+			if r.Src.Addr() == src && r.Dst.Addr() == dst {
+				got = &r
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if got != nil {
+			return *got
+		}
+		if ctx.Err() != nil {
+			tb.Fatalf("no flow from %s to %s in the edge's flow log", src, dst)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
