@@ -93,7 +93,13 @@ type dataplane struct {
 	trunks map[string]*trunk
 	viewed []model.Session
 	remote []*session
-	vkeys  atomic.Pointer[vnetKeys]
+	// lost are the view's records that went with their edge's lease (see
+	// trunk.go, "Split brain"); elsewhere the connectors whose session
+	// another edge lists as active, live: none of this edge's replicas of
+	// theirs is held (replicas.go). Guarded by mu.
+	lost      []model.Session
+	elsewhere map[uuid.UUID]bool
+	vkeys     atomic.Pointer[vnetKeys]
 
 	// self4 and self6 are the edge's own addresses, where heartbeats go;
 	// own4 and own6 are this edge's alone in its cluster (invalid for a

@@ -37,6 +37,7 @@ type flowLog struct {
 	ch    chan router.FlowEvent
 	lost  atomic.Uint64
 	names atomic.Pointer[map[uint32]model.VNet] // router vnet index → vnet
+	edge  atomic.Pointer[string]                // this edge's name in its cluster, for flows that cross a trunk
 }
 
 func newFlowLog(log *slog.Logger, path string) *flowLog {
@@ -108,11 +109,32 @@ func (f *flowLog) record(ev router.FlowEvent) model.FlowRecord {
 		id := uuid.UUID(e.Verdict.Policy)
 		r.PolicyID = &id
 	}
+	r.Edges, r.FarCopy = f.crossed(e.Meta)
 	if ev.End != nil {
 		r.Event, r.EndReason = model.FlowEnd, ev.End.String()
 		r.Time = time.Now().UTC()
 	}
 	return r
+}
+
+// crossed names the edges a flow crossed, the ingress edge first, and
+// whether this edge is the far one (its record is a copy of the ingress
+// edge's): a flow that came over a trunk names the edge it came from
+// (FlowMeta.Via), one that left over a trunk the edge holding its
+// destination. Both names are constants of the trunk and of the remote
+// session's record, read here, off the packet path.
+func (f *flowLog) crossed(m router.FlowMeta) ([]string, bool) {
+	self := ""
+	if p := f.edge.Load(); p != nil {
+		self = *p
+	}
+	switch {
+	case m.Via != "":
+		return []string{m.Via, self}, true
+	case m.To != nil && m.To.Remote:
+		return []string{self, m.To.Edge}, false
+	}
+	return nil, false
 }
 
 func flowSession(p *router.Peer) model.FlowSession {

@@ -286,3 +286,41 @@ func TestFlowTailFollowsPartialLine(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFlowRecordNamesTheEdgesCrossed: the ingress edge's record of a flow
+// that left over a trunk names it and the far edge; the far edge's record
+// names them in the same order and is marked as its copy; a flow that stayed
+// on one edge names none (no "edges" in its JSON line).
+func TestFlowRecordNamesTheEdgesCrossed(t *testing.T) {
+	fl := newFlowLog(slog.New(slog.DiscardHandler), filepath.Join(t.TempDir(), flowLogFile))
+	self := "edge-1"
+	fl.edge.Store(&self)
+	site := &router.Peer{Name: "a", Kind: router.Connector, Tunnel: router.TunnelID{1}}
+	far := &router.Peer{Name: "b", Kind: router.Connector, Tunnel: router.TunnelID{2}, Remote: true, Edge: "edge-2"}
+	local := &router.Peer{Name: "c", Kind: router.Connector, Tunnel: router.TunnelID{3}}
+	rec := func(m router.FlowMeta) model.FlowRecord {
+		return fl.record(router.FlowEvent{Flow: router.FlowEntry{Meta: m, Start: time.Now().UnixNano()}})
+	}
+	for _, tc := range []struct {
+		name  string
+		meta  router.FlowMeta
+		edges []string
+		copy  bool
+	}{
+		{"onto a trunk", router.FlowMeta{From: site, To: far}, []string{"edge-1", "edge-2"}, false},
+		{"off a trunk", router.FlowMeta{From: local, To: site, Via: "edge-3"}, []string{"edge-3", "edge-1"}, true},
+		{"on one edge", router.FlowMeta{From: site, To: local}, nil, false},
+	} {
+		r := rec(tc.meta)
+		if !slices.Equal(r.Edges, tc.edges) || r.FarCopy != tc.copy {
+			t.Errorf("%s: edges %q far copy %v, want %q %v", tc.name, r.Edges, r.FarCopy, tc.edges, tc.copy)
+		}
+		line, _ := json.Marshal(r)
+		if has := strings.Contains(string(line), `"edges"`); has != (tc.edges != nil) {
+			t.Errorf("%s: JSON line %s, want edges only for a crossing flow", tc.name, line)
+		}
+		if strings.Contains(string(line), `"far_copy"`) != tc.copy {
+			t.Errorf("%s: JSON line %s, want far_copy only on the far edge's record", tc.name, line)
+		}
+	}
+}

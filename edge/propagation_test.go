@@ -68,11 +68,15 @@ type clusterLab struct {
 	// otherEdge is the API of another edge that answered site's long poll.
 	otherEdge atomic.Pointer[string]
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the lab's goroutines
-	etcd      *etcdtest.Cluster
-	apis      []string // each edge's API URL
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the lab's goroutines
+	etcd   *etcdtest.Cluster
+	apis   []string // each edge's API URL
+	// proxy1, when startEdges is asked for it (cutEdge1), is edge 1's only
+	// way to etcd, which a test can cut.
+	cutEdge1  bool
+	proxy1    *etcdProxy
 	edgeErrs  []chan error
 	closeOnce sync.Once
 }
@@ -146,8 +150,13 @@ func (l *clusterLab) startEdges(tb testing.TB) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l.edge1 = l.startEdge(tb, key, "edge-1")
-	l.edge2 = l.startEdge(tb, key, "edge-2")
+	ep1 := l.etcd.Endpoints()
+	if l.cutEdge1 {
+		l.proxy1 = startEtcdProxy(tb, ep1[0])
+		ep1 = []string{l.proxy1.url()}
+	}
+	l.edge1 = l.startEdge(tb, key, "edge-1", ep1)
+	l.edge2 = l.startEdge(tb, key, "edge-2", l.etcd.Endpoints())
 }
 
 // labTunnel is a tunnel of the lab and the prefix it routes.
@@ -171,14 +180,14 @@ func (l *clusterLab) addTunnels(tb testing.TB, ctx context.Context, tunnels ...l
 
 // startEdge runs an edge on the lab's etcd and returns its admin client once
 // its API answers.
-func (l *clusterLab) startEdge(tb testing.TB, key cluster.Key, name string) *client.Client {
+func (l *clusterLab) startEdge(tb testing.TB, key cluster.Key, name string, endpoints []string) *client.Client {
 	tb.Helper()
 	dir := tb.TempDir()
 	errc := make(chan error, 1)
 	l.edgeErrs = append(l.edgeErrs, errc)
 	go func() {
 		errc <- Run(l.ctx, Config{DataDir: dir, APIListen: "127.0.0.1:0", WGListen: "127.0.0.1:0", MASQUEListen: "127.0.0.1:0",
-			Etcd: &EtcdConfig{Endpoints: l.etcd.Endpoints(), ClusterKey: key}, EdgeName: name, Version: "test"})
+			Etcd: &EtcdConfig{Endpoints: endpoints, ClusterKey: key}, EdgeName: name, Version: "test"})
 	}()
 	// admin.json is written just before the API serves.
 	deadline := time.Now().Add(30 * time.Second)
@@ -283,6 +292,9 @@ func (l *clusterLab) close(tb testing.TB) {
 			case <-time.After(15 * time.Second):
 				tb.Errorf("edge-%d did not stop", i+1)
 			}
+		}
+		if l.proxy1 != nil {
+			l.proxy1.close()
 		}
 		l.etcd.Stop(0)
 	})

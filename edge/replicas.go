@@ -100,6 +100,7 @@ func (d *dataplane) setUpLocked(s *session, up bool, now time.Time) {
 // candidate is one replica of a tunnel as the election sees it.
 type candidate struct {
 	heard     bool // heard from within its detect time
+	elsewhere bool // the registry lists its agent's session on another edge as active
 	reachable bool // its session can still carry packets
 	active    bool // it is the tunnel's active replica now
 	manual    bool // an operator made it active by hand
@@ -119,7 +120,10 @@ type candidate struct {
 // replica is heard from, the one that was active keeps the traffic (held is
 // true) for as long as its session can carry it: a replica that stalls for a
 // moment (SIGSTOP, a loaded host) keeps its connections, where answering them
-// with "host unreachable" would break them for nothing.
+// with "host unreachable" would break them for nothing. No replica is held
+// whose agent's session another edge lists as active in the registry (the
+// agent moved to that edge: its heartbeats there are the truth); its traffic
+// then crosses the trunk to that edge.
 func elect(cs []candidate) (win int, held bool) {
 	win = -1
 	for i, c := range cs {
@@ -134,7 +138,7 @@ func elect(cs []candidate) (win int, held bool) {
 		return win, false
 	}
 	for i, c := range cs {
-		if c.active && !c.heard && c.reachable {
+		if c.active && !c.heard && c.reachable && !c.elsewhere {
 			return i, true
 		}
 	}
@@ -158,7 +162,7 @@ func better(a, b candidate) bool {
 
 // candidateLocked describes s for the election; d.mu must be held.
 func (d *dataplane) candidateLocked(s, manual *session) candidate {
-	return candidate{heard: s.heard.Load(), reachable: s.link.usable(), active: s.peer.Active(), manual: s == manual,
+	return candidate{heard: s.heard.Load(), elsewhere: d.elsewhere[s.id], reachable: s.link.usable(), active: s.peer.Active(), manual: s == manual,
 		leaving: s.leaving() || s.standby(), preferred: s.preferred(), priority: s.priority(), upSince: s.upSince}
 }
 

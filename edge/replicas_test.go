@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
@@ -229,6 +231,8 @@ func TestElect(t *testing.T) {
 		{"the only replica misses heartbeats: held while its session lasts", []candidate{with(with(up(200), active), missed)}, 0, true},
 		{"held when the only other replica is leaving", []candidate{with(with(up(200), active), missed), with(up(100), func(c *candidate) { c.leaving = true })}, 0, true},
 		{"not held once its session expired", []candidate{with(with(up(200), active), func(c *candidate) { c.heard, c.reachable = false, false })}, -1, false},
+		{"not held when another edge lists its agent's session as active", []candidate{with(with(up(200), active), func(c *candidate) { c.heard, c.elsewhere = false, true })}, -1, false},
+		{"heard here, it stays active whatever the registry says", []candidate{with(with(up(200), active), func(c *candidate) { c.elsewhere = true })}, 0, false},
 		{"a standby that missed heartbeats is never held", []candidate{with(up(200), missed), with(up(100), missed)}, -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,6 +330,37 @@ func TestOnlyReplicaKeepsTrafficWhileItsSessionLasts(t *testing.T) {
 	if after := l.sample("sent_to_missed_replica_total"); after != before {
 		t.Errorf("sent_to_missed_replica_total rose from %v to %v with a standby up", before, after)
 	}
+}
+
+// TestHoldEndsWhenTheRegistryShowsTheReplicaActiveElsewhere: a tunnel's
+// only replica stops answering heartbeats here and is held active; once the
+// cluster's session view lists that connector's session on another edge as
+// active (the agent moved there), the edge holds it no more.
+func TestHoldEndsWhenTheRegistryShowsTheReplicaActiveElsewhere(t *testing.T) {
+	l := newEdgeLab(t)
+	tun, secret := l.tunnel(t, "site-a", "", "10.1.0.0/16")
+	only := l.replica(t, tun, secret, "10.1.0.2", 200)
+	l.waitUp(t, 1)
+	eventually(t, "the replica becomes active", 5*time.Second, only.active.Load)
+	only.beating.Store(false)
+	eventually(t, "the replica is held", 2*time.Second, func() bool {
+		conns := l.dp.connections()[tun.ID]
+		return len(conns) == 1 && conns[0].State == model.ReplicaActive && conns[0].MissedHeartbeats
+	})
+	var vnet uuid.UUID
+	for _, v := range l.dp.last.VNets {
+		if v.IsDefault {
+			vnet = v.ID
+		}
+	}
+	l.dp.mu.Lock()
+	l.dp.edgeName = "edge-1"
+	l.dp.mu.Unlock()
+	l.dp.readView([]model.Session{{Edge: "edge-2", Kind: model.SessionConnector, ID: uuid.MustParse(only.id), Tunnel: tun.ID, VNet: vnet, Active: true}}, nil)
+	eventually(t, "the hold ends", 2*time.Second, func() bool {
+		conns := l.dp.connections()[tun.ID]
+		return len(conns) == 0 || (conns[0].State != model.ReplicaActive && !conns[0].MissedHeartbeats)
+	})
 }
 
 // TestHeartbeatsFromAnySource: a connector whose host has no address in its

@@ -223,6 +223,9 @@ func (d *dataplane) setRegistry(r sessionRegistry, name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.registry, d.edgeName = r, name
+	if d.flows != nil && name != "" { // kept after a stop, for the flows it flushes
+		d.flows.edge.Store(&name)
+	}
 	for _, ss := range d.agents {
 		for _, s := range ss {
 			s.listed = model.Session{}

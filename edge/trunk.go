@@ -21,6 +21,17 @@ package edge
 // transit: a packet crosses at most one trunk). It records the flow as
 // allowed so that the replies, which it judges first, match it.
 //
+// Flow logs. Each edge writes its own flow log (no flow record goes through
+// etcd), and `switchyard flows tail` reads the log of the edge it asks. A
+// flow that crosses a trunk is logged by both edges, each record naming the
+// two edges (model.FlowRecord.Edges: the ingress edge, which applied policy,
+// first): the ingress edge's record is the flow's, the far edge's is marked
+// FarCopy, so that counting a cluster's flows over every edge's log counts
+// each once. The names cost the packet path nothing: the ingress edge reads
+// the far edge's name off the remote session's record (router.Peer.Edge)
+// and the far edge hands the trunk's edge name to the router, which keeps
+// it in the flow's metadata only when the flow starts.
+//
 // Packet format. A trunk packet is a 12-byte header, then the inner IP packet
 // unchanged (true source address; the TTL was decremented once, at the
 // ingress edge: the cluster is one hop):
@@ -39,6 +50,43 @@ package edge
 // address) with its own tables, which every edge builds from the same
 // configuration: a device by its overlay address, a site by the tunnel whose
 // route covers the source in that vnet.
+//
+// Split brain: an edge cut off from etcd. etcd holds the configuration, the
+// edge registrations and the session registry, each edge's under leases it
+// renews (registration cluster.DefaultTTL, sessions cluster.SessionTTL). When
+// one edge, E, loses etcd while the edges still reach each other and their
+// agents, every edge keeps forwarding with what it knows:
+//
+//   - E keeps its last configuration (follow), its trunks (followTrunks keeps
+//     them as they are while it cannot list the edges) and its last view of
+//     the registry (the view is replaced only by a successful listing), so it
+//     routes to the other edges' sessions as before.
+//   - The other edges see E's records vanish when its session lease expires,
+//     and its registration lapse. They keep its records as they last were
+//     (cluster.SessionView.Lost: records that went with their lease, not
+//     withdrawn one by one) and its trunk, for as long as E answers on that
+//     trunk (trunk.alive: heard from within trunkAlive), so they route to
+//     E's sessions as before. A lost record gives way to any live one that
+//     lists the same agent's session as active elsewhere: an agent that moved
+//     to another edge is reached there. A dead E falls silent on its trunk
+//     and its records stop being used within trunkAlive (checked every
+//     lostRecheck); a live record of the agent elsewhere wins at once.
+//   - No replica is active twice in a way that loses packets: the agents'
+//     heartbeats decide which of their sessions is active, on every edge.
+//     What E cannot learn while cut off is that an agent it no longer hears
+//     moved to another edge, so it holds that replica active (replicas.go,
+//     elect) and sends it the packets of E's own senders, which the agent's
+//     standby peer drops. E drops the hold as soon as it reads the registry
+//     again and finds the replica active elsewhere; its traffic then crosses
+//     the trunk.
+//   - When E reaches etcd again it grants a new lease and writes every record
+//     again (cluster.SessionPublisher), registers again, and follows the
+//     configuration from a fresh snapshot; the others replace the kept
+//     records by the written ones.
+//
+// An edge that has lost etcd cannot learn changes of configuration, of the
+// cluster's edges or of where sessions moved: the cluster keeps forwarding
+// on the state of the moment the partition began, for as long as it lasts.
 //
 // Headroom. The endpoint leaves trunkHeaderSize bytes in front of every
 // received packet (wireguard.Config.ReceiveHeadroom), so a packet from an
@@ -80,6 +128,15 @@ const trunkKeepalive = 5 * time.Second
 
 // trunkRelist is how often the edges are listed again, whatever the watch says.
 const trunkRelist = 10 * time.Second
+
+// trunkAlive is how long after it last heard from a trunk an edge takes
+// the edge at its far end to be alive: two keepalives and a margin.
+const trunkAlive = 2*trunkKeepalive + time.Second
+
+// alive reports whether the far edge was heard from over the trunk lately.
+func (t *trunk) alive(now time.Time) bool {
+	return t.s.Established() && now.Sub(t.s.LastReceived()) < trunkAlive
+}
 
 // trunk is the WireGuard session to another edge of the cluster.
 type trunk struct {
@@ -227,7 +284,7 @@ func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, icmp []byte) (*wireg
 	pkt := p.Data()
 	t.rxPackets.Add(1)
 	t.rxBytes.Add(uint64(len(pkt)))
-	dec := d.router.RouteTrunk(vnet, pkt, h[0]&trunkPolicyApplied != 0, icmp)
+	dec := d.router.RouteTrunk(vnet, pkt, t.edge, h[0]&trunkPolicyApplied != 0, icmp)
 	if dec.Verdict != router.Forward {
 		return nil, nil
 	}
@@ -248,6 +305,10 @@ func (d *dataplane) setTrunks(edges []model.Edge, self string) bool {
 	want := map[string]bool{}
 	changed := false
 	for _, e := range edges {
+		if cur := d.trunks[e.Name]; e.Name != self && !e.Healthy && cur != nil && cur.alive(time.Now()) {
+			want[e.Name] = true // its registration lapsed, yet it answers: cut off from etcd, not dead
+			continue
+		}
 		if e.Name == self || !e.Healthy || e.PublicKey == "" || e.WireGuard == "" {
 			continue
 		}
@@ -335,18 +396,68 @@ func (d *dataplane) followTrunks(ctx context.Context, cli *clientv3.Client, pref
 
 // followRemote keeps the records of the sessions other edges hold, from
 // the cluster's session view, until ctx ends.
+// While the view holds records lost with an edge's lease, it is read again
+// every lostRecheck, so that they stop being used once their edge's trunk
+// falls silent.
 func (d *dataplane) followRemote(ctx context.Context, view *cluster.SessionView) {
+	tick := time.NewTicker(lostRecheck)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-view.Changed():
+		case <-tick.C:
+			d.mu.Lock()
+			idle := len(d.lost) == 0
+			d.mu.Unlock()
+			if idle {
+				continue
+			}
 		}
-		d.mu.Lock()
-		d.viewed = view.Sessions()
-		d.mu.Unlock()
-		d.rebuildRemote()
+		d.readView(view.Sessions(), view.Lost())
 	}
+}
+
+// readView takes in the cluster's session view: its live records and those
+// lost with their edge's lease; it rebuilds the remote records and the table.
+func (d *dataplane) readView(live, lost []model.Session) {
+	d.mu.Lock()
+	d.viewed, d.lost = live, lost
+	d.elsewhere = map[uuid.UUID]bool{}
+	for _, s := range d.viewed {
+		if s.Edge != d.edgeName && s.Kind == model.SessionConnector && s.Active {
+			d.elsewhere[s.ID] = true
+		}
+	}
+	d.mu.Unlock()
+	d.rebuildRemote()
+}
+
+// lostRecheck is how often records lost with an edge's lease are checked
+// against their edge's trunk.
+const lostRecheck = time.Second
+
+// keptLostLocked returns the records lost with their edge's lease that are
+// still used: their edge's trunk is alive and no other edge has a live
+// record of the same agent that is active; d.mu must be held.
+func (d *dataplane) keptLostLocked(now time.Time) []model.Session {
+	if len(d.lost) == 0 {
+		return nil
+	}
+	live := map[uuid.UUID]bool{}
+	for _, s := range d.viewed {
+		if s.Active {
+			live[s.ID] = true
+		}
+	}
+	var out []model.Session
+	for _, s := range d.lost {
+		if t := d.trunks[s.Edge]; t != nil && t.alive(now) && !live[s.ID] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // rebuildRemote builds a record for every session another edge holds
@@ -357,8 +468,13 @@ func (d *dataplane) rebuildRemote() {
 	for i := range d.last.Devices {
 		devices[d.last.Devices[i].ID] = &d.last.Devices[i]
 	}
+	tunnels := map[uuid.UUID]string{}
+	for _, t := range d.last.Tunnels {
+		tunnels[t.ID] = t.Name
+	}
 	var out []*session
-	for _, s := range d.viewed {
+	kept := d.keptLostLocked(time.Now())
+	for _, s := range slices.Concat(d.viewed, kept) {
 		t := d.trunks[s.Edge]
 		if s.Edge == d.edgeName || t == nil || s.Standby { // a standby session carries no traffic
 			continue
@@ -367,10 +483,10 @@ func (d *dataplane) rebuildRemote() {
 		if !ok {
 			continue
 		}
-		p := &router.Peer{Remote: true}
+		p := &router.Peer{Remote: true, Edge: s.Edge}
 		switch s.Kind {
 		case model.SessionConnector:
-			p.Kind, p.Tunnel, p.Name = router.Connector, router.TunnelID(s.Tunnel), s.Edge
+			p.Kind, p.Tunnel, p.Name = router.Connector, router.TunnelID(s.Tunnel), tunnels[s.Tunnel]
 		case model.SessionDevice:
 			dev := devices[s.ID]
 			if dev == nil {

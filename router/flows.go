@@ -16,6 +16,10 @@ import (
 type FlowMeta struct {
 	In       policy.Input
 	From, To *Peer
+	// Via names the edge a flow's first packet came from over a trunk (the
+	// ingress edge, which applied policy); empty for a flow that started
+	// on this edge. A flow that leaves over a trunk has a Remote To instead.
+	Via string
 }
 
 // FlowEntry is a flow as flow logs see it.
@@ -149,8 +153,9 @@ const (
 // opened toward, or back. A packet with the same addresses and ports between
 // anyone else (a site whose routes cover another's sources) is the first of
 // a flow of its own, decided by policy for its own sender; it neither rides
-// nor touches the other flow. The established-flow path does not allocate.
-func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decision, bool) {
+// nor touches the other flow. via is FlowMeta.Via for a packet that came
+// over a trunk. The established-flow path does not allocate.
+func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte, via string) (Decision, bool) {
 	rules := r.pol.rules.Load()
 	tp := l4(pkt, h)
 	sender, receiver := from.party(), to.party()
@@ -167,7 +172,7 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte) (Decis
 		}
 	}
 	if !found {
-		meta := FlowMeta{In: flowInput(k.VNet, from, h, tp), From: from, To: to}
+		meta := FlowMeta{In: flowInput(k.VNet, from, h, tp), From: from, To: to, Via: via}
 		v = r.decide(rules, &meta.In)
 		var created bool
 		if v, created = r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {

@@ -53,6 +53,9 @@ type Peer struct {
 	// same tunnel or device, and never routes a packet that came over a
 	// trunk to a remote one (no transit).
 	Remote bool
+	// Edge names the edge that holds a Remote peer's session (a constant of
+	// the record, read by flow logs, never per packet); empty for a local one.
+	Edge string
 
 	vnet    atomic.Uint32 // index of the virtual network it sends into
 	up      atomic.Bool   // the session is established

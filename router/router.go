@@ -220,7 +220,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	if to == from || (from.Kind == Connector && d.tunnel == from.Tunnel) {
 		return r.drop(ReasonLoop) // back into the site it came from
 	}
-	if dec, pass := r.filter(from, to, pkt, h, icmp); !pass {
+	if dec, pass := r.filter(from, to, pkt, h, icmp, ""); !pass {
 		return dec
 	}
 	decrementTTL(pkt, h.v6)

@@ -16,9 +16,10 @@ import "github.com/switchyard/switchyard/router/flow"
 // and its flow is recorded here as allowed, so that the replies, which this
 // edge judges first, belong to it. Without applied, policy is evaluated here.
 // No ICMP error is sent back across a trunk: what the router would answer is
-// dropped and counted. RouteTrunk does not allocate, except for a flow's
-// first packet.
-func (r *Router) RouteTrunk(vnet uint32, pkt []byte, applied bool, icmp []byte) Decision {
+// dropped and counted. via names the edge at the trunk's far end, for the
+// flow's record (FlowMeta.Via): pass a constant of the trunk. RouteTrunk does
+// not allocate, except for a flow's first packet.
+func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool, icmp []byte) Decision {
 	r.rxBytes.Add(uint64(len(pkt)))
 	h, ok := parse(pkt)
 	if !ok {
@@ -62,8 +63,8 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, applied bool, icmp []byte) 
 		return r.drop(ReasonLoop)
 	}
 	if applied {
-		r.admit(vnet, from, to, pkt, h)
-	} else if dec, pass := r.filter(from, to, pkt, h, icmp); !pass {
+		r.admit(vnet, from, to, pkt, h, via)
+	} else if dec, pass := r.filter(from, to, pkt, h, icmp, via); !pass {
 		if dec.Verdict == Reply { // counted as a policy drop; never answered across a trunk
 			r.replies.Add(^uint64(0))
 		}
@@ -78,7 +79,7 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, applied bool, icmp []byte) 
 // a new flow starts allowed (its flow log entry names no policy, since the
 // deciding one is the ingress edge's), a known one passes whatever this
 // edge decided for it, since the ingress edge judged this direction.
-func (r *Router) admit(vnet uint32, from, to *Peer, pkt []byte, h header) {
+func (r *Router) admit(vnet uint32, from, to *Peer, pkt []byte, h header, via string) {
 	tp := l4(pkt, h)
 	sender, receiver := from.party(), to.party()
 	k := flow.Key{VNet: vnet, Proto: tp.proto, Src: h.src, Dst: h.dst, SrcPort: tp.sport, DstPort: tp.dport}
@@ -86,7 +87,7 @@ func (r *Router) admit(vnet uint32, from, to *Peer, pkt []byte, h header) {
 	if _, _, found := r.pol.flows.Packet(k, sender, receiver, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0); found {
 		return
 	}
-	meta := FlowMeta{In: flowInput(vnet, from, h, tp), From: from, To: to}
+	meta := FlowMeta{In: flowInput(vnet, from, h, tp), From: from, To: to, Via: via}
 	v := flow.Verdict{Allow: true, Gen: r.pol.rules.Load().Gen}
 	if _, created := r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
 		e := FlowEntry{Key: k, Meta: meta, Verdict: v, Start: now, Last: now}

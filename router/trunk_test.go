@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 )
 
@@ -67,7 +68,7 @@ func TestRouteTrunk(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			orig := bytes.Clone(tc.pkt)
 			before := l.r.Dropped(tc.reason)
-			d := l.r.RouteTrunk(tc.vnet, tc.pkt, tc.applied, icmp)
+			d := l.r.RouteTrunk(tc.vnet, tc.pkt, "edge-2", tc.applied, icmp)
 			if tc.to != nil {
 				if d.Verdict != Forward || d.To != tc.to {
 					t.Fatalf("RouteTrunk = verdict %d to %v (reason %v), want Forward to %v", d.Verdict, name(d.To), d.Reason, name(tc.to))
@@ -101,7 +102,7 @@ func TestRouteTrunkPolicyOnce(t *testing.T) {
 	icmp := make([]byte, IcmpBufSize)
 
 	syn := tcp("10.4.0.5", "10.1.2.3", 40000, 22, tcpSYN, 1000)
-	if d := l.r.RouteTrunk(0, syn, true, icmp); d.Verdict != Forward || d.To != l.siteA {
+	if d := l.r.RouteTrunk(0, syn, "edge-2", true, icmp); d.Verdict != Forward || d.To != l.siteA {
 		t.Fatalf("SYN the ingress edge allowed: %+v, want Forward to A", d)
 	}
 	// The reply goes back out over the trunk: Route hands it to site D's
@@ -114,7 +115,7 @@ func TestRouteTrunkPolicyOnce(t *testing.T) {
 
 	replied := l.r.Stats().Replied
 	other := tcp("10.4.0.5", "10.1.2.3", 40001, 22, tcpSYN, 1000)
-	d := l.r.RouteTrunk(0, other, false, icmp)
+	d := l.r.RouteTrunk(0, other, "edge-2", false, icmp)
 	if d.Verdict != Drop || d.Reason != ReasonPolicy || d.Reply != nil {
 		t.Fatalf("SYN not yet judged, blocked here: %+v, want a silent policy drop", d)
 	}
@@ -127,13 +128,78 @@ func TestRouteTrunkDoesNotAllocate(t *testing.T) {
 	l := newTrunkLab(t)
 	icmp := make([]byte, IcmpBufSize)
 	pkt := tcp("10.4.0.5", "10.1.2.3", 40000, 22, tcpACK, 1000)
-	l.r.RouteTrunk(0, pkt, true, icmp) // the flow's first packet allocates its entry
+	l.r.RouteTrunk(0, pkt, "edge-2", true, icmp) // the flow's first packet allocates its entry
 	allocs := testing.AllocsPerRun(1000, func() {
-		if d := l.r.RouteTrunk(0, pkt, true, icmp); d.Verdict != Forward {
+		if d := l.r.RouteTrunk(0, pkt, "edge-2", true, icmp); d.Verdict != Forward {
 			t.Fatalf("RouteTrunk: %+v", d)
 		}
 	})
 	if allocs != 0 {
 		t.Fatalf("RouteTrunk allocates %.1f times per packet of a known flow", allocs)
+	}
+}
+
+// TestTrunkFlowsNameTheirEdges: a flow that leaves for a session another
+// edge holds starts with that Remote peer (whose Edge names the far edge) as
+// its destination; a flow that arrives over a trunk records the edge it came
+// from in Via; a flow between two local sessions has neither.
+func TestTrunkFlowsNameTheirEdges(t *testing.T) {
+	var mu sync.Mutex
+	var events []FlowEvent
+	r := New(Config{ICMPSource4: mpa("100.96.0.1"), OnFlow: func(ev FlowEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}})
+	tunA, tunB, tunC := TunnelID{1}, TunnelID{2}, TunnelID{3}
+	mk := func(name string, tun TunnelID, edge string) *Peer {
+		p := &Peer{Name: name, Kind: Connector, Tunnel: tun, Remote: edge != "", Edge: edge}
+		p.SetUp(true)
+		p.SetActive(true)
+		return p
+	}
+	a, b, c := mk("a", tunA, ""), mk("b", tunB, "edge-2"), mk("c", tunC, "")
+	tb := NewTableBuilder()
+	tb.AddRoute(0, mpp("192.0.2.0/24"), tunA)
+	tb.AddRoute(0, mpp("198.51.100.0/24"), tunB)
+	tb.AddRoute(0, mpp("203.0.113.0/24"), tunC)
+	for _, p := range []*Peer{a, b, c} {
+		tb.AddReplica(p)
+	}
+	r.SetTable(tb.Build())
+	icmp := make([]byte, IcmpBufSize)
+	last := func() FlowEvent {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(events) == 0 {
+			t.Fatal("no flow event")
+		}
+		return events[len(events)-1]
+	}
+
+	if d := r.Route(a, udp("192.0.2.10", "198.51.100.10", 64), icmp); d.Verdict != Forward || d.To != b {
+		t.Fatalf("a to b's site: %+v, want forwarded to b's remote session", d)
+	}
+	if m := last().Flow.Meta; m.To != b || !m.To.Remote || m.To.Edge != "edge-2" || m.Via != "" {
+		t.Fatalf("flow onto the trunk: to %+v via %q, want b's remote session on edge-2 and no via", m.To, m.Via)
+	}
+	if d := r.RouteTrunk(0, udp("198.51.100.11", "203.0.113.10", 63), "edge-2", true, icmp); d.Verdict != Forward || d.To != c {
+		t.Fatalf("from the trunk to c's site: %+v, want forwarded to c", d)
+	}
+	if m := last().Flow.Meta; m.Via != "edge-2" || m.To != c {
+		t.Fatalf("flow off the trunk: to %+v via %q, want c via edge-2", m.To, m.Via)
+	}
+	if d := r.Route(c, udp("203.0.113.11", "192.0.2.11", 64), icmp); d.Verdict != Forward || d.To != a {
+		t.Fatalf("c to a's site: %+v", d)
+	}
+	if m := last().Flow.Meta; m.Via != "" || m.To.Remote || m.To.Edge != "" {
+		t.Fatalf("a flow on one edge: to %+v via %q, want neither edge", m.To, m.Via)
+	}
+	mu.Lock()
+	n := len(events)
+	mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d flow events, want 3 starts", n)
 	}
 }

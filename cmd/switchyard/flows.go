@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -63,6 +64,12 @@ func flowLine(r model.FlowRecord) string {
 	}
 	s := fmt.Sprintf("%s %-5s %s %s %s -> %s policy=%s vnet=%s from=%s",
 		r.Time.Format("2006-01-02T15:04:05.000Z07:00"), r.Event, r.Protocol, r.Action, r.Src, r.Dst, pol, r.VNetName, who(r.Source))
+	if len(r.Edges) > 0 {
+		s += " edges=" + strings.Join(r.Edges, ">")
+		if r.FarCopy {
+			s += "(far copy)"
+		}
+	}
 	if r.Event == model.FlowEnd {
 		s += fmt.Sprintf(" out=%d/%dB in=%d/%dB %dms (%s)", r.PacketsOut, r.BytesOut, r.PacketsIn, r.BytesIn, r.DurationMS, r.EndReason)
 	}

@@ -209,8 +209,12 @@ func (p *SessionPublisher) flush(ctx context.Context) error {
 
 // SessionView is the whole cluster's session registry as one edge follows it.
 type SessionView struct {
-	mu      sync.RWMutex
-	byKey   map[string]model.Session // by full key, PREFIX stripped
+	mu    sync.RWMutex
+	byKey map[string]model.Session // by full key, PREFIX stripped
+	// lost holds, by edge, the records that etcd dropped with their edge's
+	// lease (the edge stopped renewing it: dead, or cut off from etcd), as
+	// they last were, until that edge writes a record again.
+	lost    map[string]map[string]model.Session
 	gen     uint64
 	changed chan struct{} // poked (never blocking) after every change
 }
@@ -222,7 +226,7 @@ func FollowSessions(ctx context.Context, cli *clientv3.Client, prefix string, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &SessionView{byKey: map[string]model.Session{}, changed: make(chan struct{}, 1)}
+	v := &SessionView{byKey: map[string]model.Session{}, lost: map[string]map[string]model.Session{}, changed: make(chan struct{}, 1)}
 	go v.follow(ctx, cli, sessionsPrefix(prefix), log)
 	return v
 }
@@ -259,26 +263,37 @@ func (v *SessionView) listAndWatch(ctx context.Context, cli *clientv3.Client, pr
 		}
 	}
 	v.mu.Lock()
+	for _, s := range all { // an edge listed again is live: its lost records are history
+		delete(v.lost, s.Edge)
+	}
 	v.byKey = all
 	v.gen++
 	v.mu.Unlock()
 	v.poke()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for wr := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+	for wr := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithPrevKV()) {
 		if err := wr.Err(); err != nil {
 			return fmt.Errorf("watch sessions: %w", err)
 		}
+		expired := v.expiredLeases(ctx, cli, wr.Events)
 		v.mu.Lock()
 		for _, ev := range wr.Events {
 			k := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 			if ev.Type == clientv3.EventTypeDelete {
+				if old, ok := v.byKey[k]; ok && ev.PrevKv != nil && expired[clientv3.LeaseID(ev.PrevKv.Lease)] {
+					if v.lost[old.Edge] == nil {
+						v.lost[old.Edge] = map[string]model.Session{}
+					}
+					v.lost[old.Edge][k] = old
+				}
 				delete(v.byKey, k)
 				continue
 			}
 			var s model.Session
 			if json.Unmarshal(ev.Kv.Value, &s) == nil {
 				v.byKey[k] = s
+				delete(v.lost, s.Edge) // the edge writes again: it is back
 			}
 		}
 		v.gen++
@@ -286,6 +301,27 @@ func (v *SessionView) listAndWatch(ctx context.Context, cli *clientv3.Client, pr
 		v.poke()
 	}
 	return errors.New("watch sessions: the watch ended")
+}
+
+// expiredLeases returns which of the leases of the records that events
+// delete are gone: those records went with their edge's lease (it expired,
+// or the edge revoked it as it stopped), not withdrawn one by one.
+func (v *SessionView) expiredLeases(ctx context.Context, cli *clientv3.Client, events []*clientv3.Event) map[clientv3.LeaseID]bool {
+	out := map[clientv3.LeaseID]bool{}
+	for _, ev := range events {
+		if ev.Type != clientv3.EventTypeDelete || ev.PrevKv == nil || ev.PrevKv.Lease == 0 {
+			continue
+		}
+		id := clientv3.LeaseID(ev.PrevKv.Lease)
+		if _, done := out[id]; done {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, SessionTTL)
+		ttl, err := cli.TimeToLive(cctx, id)
+		cancel()
+		out[id] = err == nil && ttl.TTL < 0 // -1: no such lease
+	}
+	return out
 }
 
 func (v *SessionView) poke() {
@@ -304,6 +340,22 @@ func (v *SessionView) Changed() <-chan struct{} { return v.changed }
 func (v *SessionView) Sessions() []model.Session {
 	v.mu.RLock()
 	out := slices.Collect(maps.Values(v.byKey))
+	v.mu.RUnlock()
+	slices.SortFunc(out, func(a, b model.Session) int {
+		return strings.Compare(a.Edge+a.Kind+a.ID.String()+a.Transport, b.Edge+b.Kind+b.ID.String()+b.Transport)
+	})
+	return out
+}
+
+// Lost returns the records that etcd dropped with their edge's lease, as
+// they last were, of every edge that has not written a record since (see
+// the edge's split-brain rules, edge/trunk.go), by edge, then kind, then id.
+func (v *SessionView) Lost() []model.Session {
+	v.mu.RLock()
+	var out []model.Session
+	for _, ss := range v.lost {
+		out = slices.AppendSeq(out, maps.Values(ss))
+	}
 	v.mu.RUnlock()
 	slices.SortFunc(out, func(a, b model.Session) int {
 		return strings.Compare(a.Edge+a.Kind+a.ID.String()+a.Transport, b.Edge+b.Kind+b.ID.String()+b.Transport)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,6 +85,9 @@ func TestSessionRegistry(t *testing.T) {
 		b.Remove(fmt.Sprintf("d%d", i))
 	}
 	waitView(t, view, 5*time.Second, map[string]int{"edge-a": 1, "edge-b": 201})
+	if lost := view.Lost(); len(lost) != 0 {
+		t.Fatalf("%d sessions withdrawn one by one are listed as lost with their lease", len(lost))
+	}
 
 	// A clean stop withdraws at once, well within the lease.
 	start := time.Now()
@@ -92,6 +96,9 @@ func TestSessionRegistry(t *testing.T) {
 	}
 	waitView(t, view, SessionTTL/2, map[string]int{"edge-a": 1})
 	t.Logf("a clean stop withdrew 201 sessions in %v", time.Since(start).Round(time.Millisecond))
+	if lost := lostPerEdge(view); lost["edge-b"] != 201 || len(lost) != 1 {
+		t.Fatalf("lost with their lease: %v, want edge-b's 201", lost)
+	}
 
 	// etcd restarted: the records are there after it.
 	etcd.Stop(0)
@@ -128,11 +135,27 @@ func TestSessionRegistry(t *testing.T) {
 		}
 	}
 	waitView(t, view, 5*time.Second, map[string]int{"edge-a": 1})
+	if lost := lostPerEdge(view); lost["edge-a"] != 0 {
+		t.Fatalf("lost with their lease: %v, want none of edge-a's, which wrote its records again", lost)
+	}
 
-	// A dead edge (no more keepalives, nothing withdrawn): gone within the lease.
+	// A dead edge (no more keepalives, nothing withdrawn): gone within the
+	// lease, and its records kept as lost.
 	a.cancel()
 	<-a.done
 	start = time.Now()
 	waitView(t, view, SessionTTL+2*time.Second, map[string]int{})
+	if lost := view.Lost(); !slices.ContainsFunc(lost, func(s model.Session) bool { return s.ID == ra.ID }) {
+		t.Fatalf("lost with their lease: %d records without edge-a's replica", len(lost))
+	}
 	t.Logf("a dead edge's sessions expired %v after its last keepalive at most", time.Since(start).Round(time.Millisecond))
+}
+
+// lostPerEdge counts the view's records lost with their lease, per edge.
+func lostPerEdge(v *SessionView) map[string]int {
+	n := map[string]int{}
+	for _, s := range v.Lost() {
+		n[s.Edge]++
+	}
+	return n
 }

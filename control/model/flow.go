@@ -16,18 +16,26 @@ const (
 
 // FlowRecord is one line of the edge's flow log: a flow starting or ending.
 type FlowRecord struct {
-	Time      time.Time      `json:"time"`
-	Event     string         `json:"event"`                // start or end
-	EndReason string         `json:"end_reason,omitempty"` // expired, evicted or flushed
-	VNetID    uuid.UUID      `json:"vnet_id"`
-	VNetName  string         `json:"vnet_name"`
-	Source    FlowSession    `json:"source"`
-	Dest      FlowSession    `json:"destination"`
-	Src       netip.AddrPort `json:"src"`
-	Dst       netip.AddrPort `json:"dst"`
-	Protocol  string         `json:"protocol"`
-	Action    string         `json:"action"`
-	PolicyID  *uuid.UUID     `json:"policy_id"` // nil: the default action decided
+	Time      time.Time   `json:"time"`
+	Event     string      `json:"event"`                // start or end
+	EndReason string      `json:"end_reason,omitempty"` // expired, evicted or flushed
+	VNetID    uuid.UUID   `json:"vnet_id"`
+	VNetName  string      `json:"vnet_name"`
+	Source    FlowSession `json:"source"`
+	Dest      FlowSession `json:"destination"`
+	// Edges are the edges of a cluster a flow crossed over a trunk: the
+	// ingress edge (the sender's, which applied policy) first, then the far
+	// edge; omitted for a flow that stayed on one edge.
+	Edges []string `json:"edges,omitempty"`
+	// FarCopy marks the far edge's record of a flow that crossed: the ingress
+	// edge, Edges[0], logs the same flow. Each edge keeps its own log; to
+	// count a cluster's flows across every edge's log, skip these.
+	FarCopy  bool           `json:"far_copy,omitempty"`
+	Src      netip.AddrPort `json:"src"`
+	Dst      netip.AddrPort `json:"dst"`
+	Protocol string         `json:"protocol"`
+	Action   string         `json:"action"`
+	PolicyID *uuid.UUID     `json:"policy_id"` // nil: the default action decided
 	// Counters in the flow's direction (out) and of its replies (in).
 	PacketsOut uint64    `json:"packets_out"`
 	BytesOut   uint64    `json:"bytes_out"`
