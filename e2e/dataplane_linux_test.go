@@ -121,8 +121,15 @@ func must(t *testing.T, err error) {
 // cli runs the admin CLI inside the edge namespace.
 func (w *world) cli(args ...string) string {
 	w.t.Helper()
-	full := append([]string{binary, "--config", filepath.Join(w.dir, "edge", "admin.json")}, args...)
-	out, err := w.edge.Exec(full...)
+	return w.cliVia(w.edge, filepath.Join(w.dir, "edge"), args...)
+}
+
+// cliVia runs the admin CLI inside ns with the admin config (API, token, CA)
+// that the edge whose data dir is dataDir wrote.
+func (w *world) cliVia(ns *lab.NS, dataDir string, args ...string) string {
+	w.t.Helper()
+	full := append([]string{binary, "--config", filepath.Join(dataDir, "admin.json")}, args...)
+	out, err := ns.Exec(full...)
 	if err != nil {
 		w.t.Fatalf("switchyard %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

@@ -3,11 +3,8 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,28 +133,16 @@ func (s *haSite) waitActive(ns *lab.NS, within time.Duration) {
 // how many pings were answered.
 func (s *haSite) outage(d time.Duration, event func()) (time.Duration, int) {
 	s.t.Helper()
-	const every = 20 * time.Millisecond
-	n := int(d / every)
-	p := s.laptop.Start(s.t, "ping", "-n", "-i", "0.02", "-W", "1", "-c", strconv.Itoa(n), serverIP)
+	start := time.Now()
+	pings := startPings(s.t, s.laptop, serverIP, 20*time.Millisecond, d+30*time.Second)
 	time.Sleep(d / 3)
 	event()
-	p.Wait()
-	seqs := regexp.MustCompile(`bytes from .* icmp_seq=(\d+)`).FindAllStringSubmatch(p.Output(), -1)
-	if len(seqs) < 2 {
-		s.t.Fatalf("ping answered %d times:\n%s", len(seqs), p.Output())
+	time.Sleep(time.Until(start.Add(d)))
+	r := pings.stop()
+	if r.answered < 2 {
+		s.t.Fatalf("ping answered %d times:\n%s", r.answered, pings.p.Output())
 	}
-	prev, worst := 0, 0
-	for _, m := range seqs {
-		seq, _ := strconv.Atoi(m[1])
-		if prev > 0 && seq-prev-1 > worst {
-			worst = seq - prev - 1
-		}
-		prev = seq
-	}
-	if last, _ := strconv.Atoi(seqs[len(seqs)-1][1]); n-last > worst {
-		worst = n - last // lost until the end: never recovered
-	}
-	return time.Duration(worst) * every, len(seqs)
+	return r.gap(), r.answered
 }
 
 // transfer streams data from the laptop to the server over one TCP
@@ -165,45 +150,7 @@ func (s *haSite) outage(d time.Duration, event func()) (time.Duration, int) {
 // the server confirmed every byte.
 func (s *haSite) transfer(d time.Duration) <-chan error {
 	s.transfers++
-	addr := fmt.Sprintf("%s:%d", serverIP, 7300+s.transfers)
-	ln, err := s.server.Listen("tcp", addr)
-	must(s.t, err)
-	s.t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		n, _ := io.Copy(io.Discard, c)
-		fmt.Fprintf(c, "%d\n", n)
-	}()
-	done := make(chan error, 1)
-	c, err := s.laptop.Dial("tcp", addr)
-	must(s.t, err)
-	go func() {
-		defer c.Close()
-		chunk := make([]byte, 16<<10)
-		var sent int64
-		c.SetDeadline(time.Now().Add(d + 30*time.Second))
-		for start := time.Now(); time.Since(start) < d; time.Sleep(16 * time.Millisecond) {
-			n, err := c.Write(chunk)
-			sent += int64(n)
-			if err != nil {
-				done <- fmt.Errorf("TCP transfer broke after %d bytes: %w", sent, err)
-				return
-			}
-		}
-		c.(*net.TCPConn).CloseWrite()
-		line, err := bufio.NewReader(c).ReadString('\n')
-		got, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-		if err != nil || got != sent {
-			done <- fmt.Errorf("TCP transfer: the server received %d of %d bytes (%v)", got, sent, err)
-			return
-		}
-		done <- nil
-	}()
-	return done
+	return tcpTransfer(s.t, s.laptop, s.server, fmt.Sprintf("%s:%d", serverIP, 7300+s.transfers), d)
 }
 
 // failover runs event during a ping stream (every 20 ms) and a TCP transfer

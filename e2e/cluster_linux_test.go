@@ -1,0 +1,383 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/agent/localapi"
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/internal/etcdtest"
+	"github.com/switchyard/switchyard/internal/lab"
+)
+
+// rebalanceBuilt turns on the last check of TestClusterFailover: once edge 1
+// is back, site A's connector returns to it as its active edge by itself.
+// Agents do not rebalance yet (issue 14); flip this when they do.
+const rebalanceBuilt = false
+
+// clusterWorld is the cluster lab: one etcd member, two edges on it, sites A
+// and B behind connectors, and a laptop, joined by a "wan" router namespace.
+//
+//	site A 10.1.0.0/16 ─ gwa ┐      ┌─ edge-1 203.0.113.2  ┐
+//	site B 10.2.0.0/16 ─ gwb ┼─ wan ┼─ edge-2 203.0.113.6  ├ trunk
+//	              laptop ────┘      └─ etcd   203.0.113.10 ┘
+//
+// The embedded world is edge 1's view: its cli, tunnelToken, startConnector
+// and startClient go through edge 1's API.
+type clusterWorld struct {
+	*world
+	edgeNS   [2]*lab.NS
+	edges    [2]*lab.Proc
+	etcd     *lab.NS
+	key      string // the cluster key file
+	laptopIP string
+}
+
+// The cluster lab's addresses.
+const (
+	clusterEtcd = "203.0.113.10:2379"
+	hostAIP     = "10.1.2.3"
+	hostBIP     = "10.2.0.5"
+)
+
+var clusterEdgeIPs = [2]string{"203.0.113.2", "203.0.113.6"}
+
+func newClusterWorld(t *testing.T) *clusterWorld {
+	l := lab.New(t)
+	w := &world{t: t, l: l, dir: t.TempDir(), protocol: "wireguard"}
+	c := &clusterWorld{world: w, key: filepath.Join(w.dir, "cluster.key")}
+	w.wan = l.NS("wan")
+	c.edgeNS = [2]*lab.NS{l.NS("edge1"), l.NS("edge2")}
+	w.edge = c.edgeNS[0]
+	c.etcd = l.NS("etcd")
+	w.gwa, w.gwb, w.hosta, w.hostb = l.NS("gwa"), l.NS("gwb"), l.NS("hosta"), l.NS("hostb")
+	w.laptop = l.NS("laptop")
+	must(t, w.wan.Sysctl("net.ipv4.ip_forward", "1"))
+	// WAN: a /30 from 203.0.113.0/24 (TEST-NET-3) per member.
+	for i, n := range []*lab.NS{c.edgeNS[0], c.edgeNS[1], c.etcd, w.gwa, w.gwb, w.laptop} {
+		wanIP := fmt.Sprintf("203.0.113.%d", 4*i+1)
+		l.Link(w.wan, wanIP+"/30", n, fmt.Sprintf("203.0.113.%d/30", 4*i+2))
+		must(t, n.Route("add", "default", "via", wanIP))
+	}
+	// Site LANs: the connector host is each LAN's default gateway.
+	for _, s := range []struct {
+		gw, host     *lab.NS
+		gwIP, hostIP string
+	}{{w.gwa, w.hosta, "10.1.0.1", hostAIP}, {w.gwb, w.hostb, "10.2.0.1", hostBIP}} {
+		l.Link(s.gw, s.gwIP+"/16", s.host, s.hostIP+"/16")
+		must(t, s.host.Route("add", "default", "via", s.gwIP))
+	}
+	return c
+}
+
+// edgeDir is the data dir of edge i (0 or 1); edge 1's is the world's.
+func (c *clusterWorld) edgeDir(i int) string {
+	if i == 0 {
+		return filepath.Join(c.dir, "edge")
+	}
+	return filepath.Join(c.dir, fmt.Sprintf("edge-%d", i+1))
+}
+
+// startEdge runs edge i (0 or 1) as edge-1 or edge-2 on the lab's etcd.
+func (c *clusterWorld) startEdge(i int) {
+	c.t.Helper()
+	ip := clusterEdgeIPs[i]
+	c.edges[i] = c.edgeNS[i].Start(c.t, binary, "edge", "--data-dir", c.edgeDir(i), "--edge-name", fmt.Sprintf("edge-%d", i+1),
+		"--store", "etcd://"+clusterEtcd, "--cluster-key", c.key,
+		"--api-listen", ip+":7443", "--wg-listen", ":51820", "--masque-listen", "", "--public-addr", ip+":51820")
+	// A restarted edge waits for its old registration's lease (5 s) first.
+	must(c.t, c.edges[i].WaitFor("edge started", 20*time.Second))
+}
+
+// cliOn runs the admin CLI through edge i's API.
+func (c *clusterWorld) cliOn(i int, args ...string) string {
+	c.t.Helper()
+	return c.cliVia(c.edgeNS[i], c.edgeDir(i), args...)
+}
+
+// tokenFrom creates tunnel name through edge i's API and returns its token,
+// which names edge i first.
+func (c *clusterWorld) tokenFrom(i int, name string) string {
+	c.t.Helper()
+	var created model.CreatedTunnel
+	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "tunnel", "create", "-o", "json", name)), &created))
+	return created.Token
+}
+
+// waitHealthy waits until edge i lists both edges as healthy.
+func (c *clusterWorld) waitHealthy(i int, within time.Duration) {
+	c.t.Helper()
+	must(c.t, eventually(within, func() error {
+		var edges []model.Edge
+		if err := json.Unmarshal([]byte(c.cliOn(i, "edge", "list", "-o", "json")), &edges); err != nil {
+			return err
+		}
+		n := 0
+		for _, e := range edges {
+			if e.Healthy && e.Heartbeat.IsValid() {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("edge-%d lists %d healthy edges: %+v", i+1, n, edges)
+		}
+		return nil
+	}))
+}
+
+// replicaEdges returns, as edge i's `tunnel list` shows them, each session
+// of tunnel's replicas as "EDGE=STATE", sorted.
+func (c *clusterWorld) replicaEdges(i int, tunnel string) []string {
+	c.t.Helper()
+	var tunnels []model.Tunnel
+	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "tunnel", "list", "-o", "json", "--name", tunnel)), &tunnels))
+	var got []string
+	for _, tun := range tunnels {
+		for _, conn := range tun.Connections {
+			got = append(got, conn.Edge+"="+string(conn.State))
+		}
+	}
+	slices.Sort(got)
+	return got
+}
+
+// waitReplica waits until edge i shows tunnel's replica active on edge
+// active and, unless standby is "", standby on edge standby.
+func (c *clusterWorld) waitReplica(i int, tunnel, active, standby string, within time.Duration) {
+	c.t.Helper()
+	want := []string{active + "=" + string(model.ReplicaActive)}
+	if standby != "" {
+		want = append(want, standby+"="+string(model.ReplicaStandby))
+	}
+	slices.Sort(want)
+	must(c.t, eventually(within, func() error {
+		if got := c.replicaEdges(i, tunnel); !slices.Equal(got, want) {
+			return fmt.Errorf("edge-%d's tunnel list shows %s's sessions %v, want %v", i+1, tunnel, got, want)
+		}
+		return nil
+	}))
+}
+
+// waitAgent waits until the agent (role "connector" or "client") with state
+// in stateDir says it carries its traffic through edge active, with standby
+// answering.
+func (c *clusterWorld) waitAgent(role, stateDir, active, standby string, within time.Duration) {
+	c.t.Helper()
+	api := localapi.NewClient(role, stateDir)
+	must(c.t, eventually(within, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := api.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Healthy || st.Edge != active || !slices.Equal(st.Standby, []string{standby}) {
+			return fmt.Errorf("the %s in %s: healthy %v, on %q, standby %v; want %s, standby %s",
+				role, stateDir, st.Healthy, st.Edge, st.Standby, active, standby)
+		}
+		return nil
+	}))
+}
+
+// trunk returns edge i's counters of its trunk to edge peer.
+func (c *clusterWorld) trunk(i int, peer string) edge.TrunkStats {
+	c.t.Helper()
+	var st edge.Stats
+	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "stats", "-o", "json")), &st))
+	for _, tr := range st.Trunks {
+		if tr.Edge == peer {
+			return tr
+		}
+	}
+	c.t.Fatalf("edge-%d has no trunk to %s: %+v", i+1, peer, st.Trunks)
+	return edge.TrunkStats{}
+}
+
+// wantTrunkTraffic runs fn and checks that it sent packets both ways over
+// the trunk between the edges, as both edges count them.
+func (c *clusterWorld) wantTrunkTraffic(what string, fn func()) {
+	c.t.Helper()
+	before := [2]edge.TrunkStats{c.trunk(0, "edge-2"), c.trunk(1, "edge-1")}
+	fn()
+	for i, b := range before {
+		a := c.trunk(i, fmt.Sprintf("edge-%d", 2-i))
+		if !a.Up || a.PacketsOut <= b.PacketsOut || a.PacketsIn <= b.PacketsIn || a.BytesOut <= b.BytesOut || a.BytesIn <= b.BytesIn {
+			c.t.Errorf("%s: edge-%d's trunk to edge-%d went from %+v to %+v; want it up, with packets both ways", what, i+1, 2-i, b, a)
+		}
+	}
+}
+
+// killEdge kills edge i with SIGKILL, by PID, during a TCP transfer from
+// host A to host B and a ping stream from A to B (every 10 ms), and checks
+// that the transfer completes and the outage stays within a loose bound
+// (goal: under 1 s); it logs the gap as "failover gap: ..." as the HA tests do.
+func (c *clusterWorld) killEdge(t *testing.T, i int, port int) {
+	t.Helper()
+	const d = 5 * time.Second // of transfer, about 1 MB/s
+	done := tcpTransfer(t, c.hosta, c.hostb, fmt.Sprintf("%s:%d", hostBIP, port), d)
+	pings := startPings(t, c.hosta, hostBIP, 10*time.Millisecond, 30*time.Second)
+	start := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	must(t, syscall.Kill(c.edges[i].PID(), syscall.SIGKILL))
+	c.edges[i].Wait()
+	killed := time.Now()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(d + 20*time.Second):
+		err = fmt.Errorf("the TCP transfer did not end %v after it started", time.Since(start).Round(time.Second))
+	}
+	time.Sleep(time.Until(killed.Add(3 * time.Second))) // pings past the bound, to see them recover
+	r := pings.stop()
+	t.Logf("failover gap: SIGKILL of edge-%d, host A to host B: %v (goal < 1 s; %d of %d pings answered, every %v)",
+		i+1, r.gap(), r.answered, r.sent, r.every)
+	if err != nil {
+		t.Errorf("SIGKILL of edge-%d: %v", i+1, err)
+	}
+	if r.gap() > 3*time.Second {
+		t.Errorf("SIGKILL of edge-%d: the pings from host A to host B stopped for %v", i+1, r.gap())
+	}
+}
+
+// TestClusterFailover runs the real binary as a cluster: etcd, two edges,
+// sites A and B whose connectors prefer edge 1 and edge 2 (their tokens name
+// those edges first), and a laptop on edge 1. A and B reach each other across
+// the trunk with their true source addresses, and the laptop reaches both
+// sites and is reached from them. Edge 1 dies (SIGKILL) under a transfer
+// from A to B and a ping stream: the transfer completes and the gap is
+// measured. Edge 1 restarts and takes back every agent's standby session
+// (and, once agents rebalance, A's active one); then edge 2 dies, and
+// everything flows through the restarted edge 1.
+func TestClusterFailover(t *testing.T) {
+	begin := time.Now()
+	c := newClusterWorld(t)
+	etcd := c.etcd.Start(t, etcdtest.MemberCommand(t.TempDir(), clusterEtcd, "127.0.0.1:2380")...)
+	must(t, etcd.WaitFor(etcdtest.MemberReady, 20*time.Second))
+	if out, err := c.edgeNS[0].Exec(binary, "edge", "cluster-key", "create", c.key); err != nil {
+		t.Fatalf("cluster-key create: %v\n%s", err, out)
+	}
+	c.startEdge(0) // first: creates the cluster's secrets
+	c.startEdge(1)
+	c.waitHealthy(0, 10*time.Second)
+	healthy := time.Now()
+
+	c.cli("tunnel", "vnet", "add", "--default", "vnet-a")
+	c.cli("split-tunnel", "mode", "include")
+	c.cli("split-tunnel", "add", "10.0.0.0/8")
+	// Tokens name the other edges from each edge's cached edge list.
+	time.Sleep(time.Until(healthy.Add(2100 * time.Millisecond)))
+	tokA, tokB := c.tokenFrom(0, "site-a"), c.tokenFrom(1, "site-b")
+	c.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	c.cliOn(1, "tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
+	c.startConnector(c.gwa, "gwa", tokA)
+	c.startConnector(c.gwb, "gwb", tokB)
+	_, c.laptopIP = c.startClient(c.laptop, "laptop") // enrolled through edge 1
+	laptopState := filepath.Join(c.dir, "laptop")
+
+	// Each agent is active on the edge its token names first, standby on the other.
+	c.waitReplica(1, "site-a", "edge-1", "edge-2", 10*time.Second)
+	c.waitReplica(0, "site-b", "edge-2", "edge-1", 10*time.Second)
+	c.waitAgent("connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
+	c.waitAgent("connector", filepath.Join(c.dir, "gwb"), "edge-2", "edge-1", 5*time.Second)
+	c.waitAgent("client", laptopState, "edge-1", "edge-2", 5*time.Second)
+	t.Logf("cluster up, agents on their edges, after %v", time.Since(begin).Round(time.Millisecond))
+
+	echoA := c.hosta.Echo(t, hostAIP+":7000")
+	echoB := c.hostb.Echo(t, hostBIP+":7000")
+	c.laptop.Echo(t, c.laptopIP+":7000")
+
+	t.Run("site to site across the trunk with the true source", func(t *testing.T) {
+		c.wantTrunkTraffic("A and B echo", func() {
+			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
+			wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
+			wantPeer(t, c.hosta, "udp", hostBIP+":7000", hostAIP)
+			must(t, c.hostb.Ping(hostAIP, 2))
+		})
+	})
+	t.Run("client reaches both sites and is reached from them", func(t *testing.T) {
+		wantPeer(t, c.laptop, "tcp", hostAIP+":7000", c.laptopIP)
+		c.wantTrunkTraffic("laptop (edge 1) and B (edge 2) echo", func() {
+			wantPeer(t, c.laptop, "tcp", hostBIP+":7000", c.laptopIP)
+			wantPeer(t, c.hostb, "tcp", c.laptopIP+":7000", hostBIP)
+		})
+		wantPeer(t, c.hosta, "tcp", c.laptopIP+":7000", hostAIP)
+		wantPeer(t, c.hosta, "udp", c.laptopIP+":7000", hostAIP)
+		if len(echoA.Peers()) == 0 || len(echoB.Peers()) == 0 {
+			t.Fatalf("site A's server saw %v, site B's %v", echoA.Peers(), echoB.Peers())
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("SIGKILL of edge 1 under a transfer", func(t *testing.T) {
+		c.killEdge(t, 0, 7301)
+		c.waitReplica(1, "site-a", "edge-2", "", 5*time.Second)
+		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
+		wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
+		wantPeer(t, c.laptop, "tcp", hostAIP+":7000", c.laptopIP)
+		wantPeer(t, c.hostb, "tcp", c.laptopIP+":7000", hostBIP)
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("edge 1 restarted takes the standby sessions back", func(t *testing.T) {
+		restart := time.Now()
+		c.startEdge(0)
+		c.waitHealthy(1, 10*time.Second)
+		c.waitReplica(1, "site-a", "edge-2", "edge-1", 15*time.Second)
+		c.waitReplica(0, "site-b", "edge-2", "edge-1", 15*time.Second)
+		c.waitAgent("client", laptopState, "edge-2", "edge-1", 15*time.Second)
+		t.Logf("edge-1 holds every agent's standby session again %v after its restart", time.Since(restart).Round(time.Millisecond))
+		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("A's connector rebalances to edge 1", func(t *testing.T) {
+		if !rebalanceBuilt {
+			t.Skip("agents do not rebalance to a returning edge yet; set rebalanceBuilt when they do")
+		}
+		pings := startPings(t, c.hosta, hostBIP, 10*time.Millisecond, 30*time.Second)
+		start := time.Now()
+		c.waitReplica(1, "site-a", "edge-1", "edge-2", 15*time.Second)
+		t.Logf("site A's connector is active on edge-1 again %v after it answered", time.Since(start).Round(time.Millisecond))
+		time.Sleep(500 * time.Millisecond)
+		r := pings.stop()
+		t.Logf("rebalance: %d of %d pings from host A to host B lost (longest gap %v)", r.lost(), r.sent, r.gap())
+		if r.lost() > 3 {
+			t.Errorf("the rebalance lost %d pings (every %v), want at most 3", r.lost(), r.every)
+		}
+		c.waitAgent("connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
+		c.wantTrunkTraffic("A and B echo after the rebalance", func() {
+			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
+			wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
+		})
+	})
+
+	t.Run("SIGKILL of edge 2: everything through the restarted edge 1", func(t *testing.T) {
+		c.killEdge(t, 1, 7302)
+		c.waitReplica(0, "site-a", "edge-1", "", 5*time.Second)
+		c.waitReplica(0, "site-b", "edge-1", "", 5*time.Second)
+		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
+		wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
+		wantPeer(t, c.laptop, "tcp", hostBIP+":7000", c.laptopIP)
+		wantPeer(t, c.hosta, "tcp", c.laptopIP+":7000", hostAIP)
+	})
+	t.Logf("TestClusterFailover took %v", time.Since(begin).Round(time.Millisecond))
+	if strings.Contains(c.edges[0].Output(), "panic") {
+		t.Errorf("edge-1 panicked:\n%s", c.edges[0].Output())
+	}
+}
