@@ -38,6 +38,7 @@ type clusterWorld struct {
 	*world
 	edgeNS   [2]*lab.NS
 	edges    [2]*lab.Proc
+	agents   map[string]*lab.Proc // connector A, connector B, the laptop's client
 	etcd     *lab.NS
 	key      string // the cluster key file
 	laptopIP string
@@ -88,21 +89,22 @@ func (c *clusterWorld) edgeDir(i int) string {
 	return filepath.Join(c.dir, fmt.Sprintf("edge-%d", i+1))
 }
 
-// startEdge runs edge i (0 or 1) as edge-1 or edge-2 on the lab's etcd.
-func (c *clusterWorld) startEdge(i int) {
-	c.t.Helper()
+// startEdge runs edge i (0 or 1) as edge-1 or edge-2 on the lab's etcd,
+// until the whole test ends (or a kill), and fails t unless it starts.
+func (c *clusterWorld) startEdge(t *testing.T, i int) {
+	t.Helper()
 	ip := clusterEdgeIPs[i]
 	c.edges[i] = c.edgeNS[i].Start(c.t, binary, "edge", "--data-dir", c.edgeDir(i), "--edge-name", fmt.Sprintf("edge-%d", i+1),
 		"--store", "etcd://"+clusterEtcd, "--cluster-key", c.key,
 		"--api-listen", ip+":7443", "--wg-listen", ":51820", "--masque-listen", "", "--public-addr", ip+":51820")
 	// A restarted edge waits for its old registration's lease (5 s) first.
-	must(c.t, c.edges[i].WaitFor("edge started", 20*time.Second))
+	must(t, c.edges[i].WaitFor("edge started", 20*time.Second))
 }
 
 // cliOn runs the admin CLI through edge i's API.
-func (c *clusterWorld) cliOn(i int, args ...string) string {
-	c.t.Helper()
-	return c.cliVia(c.edgeNS[i], c.edgeDir(i), args...)
+func (c *clusterWorld) cliOn(t testing.TB, i int, args ...string) string {
+	t.Helper()
+	return cliVia(t, c.edgeNS[i], c.edgeDir(i), args...)
 }
 
 // tokenFrom creates tunnel name through edge i's API and returns its token,
@@ -110,16 +112,16 @@ func (c *clusterWorld) cliOn(i int, args ...string) string {
 func (c *clusterWorld) tokenFrom(i int, name string) string {
 	c.t.Helper()
 	var created model.CreatedTunnel
-	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "tunnel", "create", "-o", "json", name)), &created))
+	must(c.t, json.Unmarshal([]byte(c.cliOn(c.t, i, "tunnel", "create", "-o", "json", name)), &created))
 	return created.Token
 }
 
 // waitHealthy waits until edge i lists both edges as healthy.
-func (c *clusterWorld) waitHealthy(i int, within time.Duration) {
-	c.t.Helper()
-	must(c.t, eventually(within, func() error {
+func (c *clusterWorld) waitHealthy(t *testing.T, i int, within time.Duration) {
+	t.Helper()
+	must(t, eventually(within, func() error {
 		var edges []model.Edge
-		if err := json.Unmarshal([]byte(c.cliOn(i, "edge", "list", "-o", "json")), &edges); err != nil {
+		if err := json.Unmarshal([]byte(c.cliOn(t, i, "edge", "list", "-o", "json")), &edges); err != nil {
 			return err
 		}
 		n := 0
@@ -137,10 +139,10 @@ func (c *clusterWorld) waitHealthy(i int, within time.Duration) {
 
 // replicaEdges returns, as edge i's `tunnel list` shows them, each session
 // of tunnel's replicas as "EDGE=STATE", sorted.
-func (c *clusterWorld) replicaEdges(i int, tunnel string) []string {
-	c.t.Helper()
+func (c *clusterWorld) replicaEdges(t *testing.T, i int, tunnel string) []string {
+	t.Helper()
 	var tunnels []model.Tunnel
-	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "tunnel", "list", "-o", "json", "--name", tunnel)), &tunnels))
+	must(t, json.Unmarshal([]byte(c.cliOn(t, i, "tunnel", "list", "-o", "json", "--name", tunnel)), &tunnels))
 	var got []string
 	for _, tun := range tunnels {
 		for _, conn := range tun.Connections {
@@ -153,15 +155,15 @@ func (c *clusterWorld) replicaEdges(i int, tunnel string) []string {
 
 // waitReplica waits until edge i shows tunnel's replica active on edge
 // active and, unless standby is "", standby on edge standby.
-func (c *clusterWorld) waitReplica(i int, tunnel, active, standby string, within time.Duration) {
-	c.t.Helper()
+func (c *clusterWorld) waitReplica(t *testing.T, i int, tunnel, active, standby string, within time.Duration) {
+	t.Helper()
 	want := []string{active + "=" + string(model.ReplicaActive)}
 	if standby != "" {
 		want = append(want, standby+"="+string(model.ReplicaStandby))
 	}
 	slices.Sort(want)
-	must(c.t, eventually(within, func() error {
-		if got := c.replicaEdges(i, tunnel); !slices.Equal(got, want) {
+	must(t, eventually(within, func() error {
+		if got := c.replicaEdges(t, i, tunnel); !slices.Equal(got, want) {
 			return fmt.Errorf("edge-%d's tunnel list shows %s's sessions %v, want %v", i+1, tunnel, got, want)
 		}
 		return nil
@@ -171,10 +173,10 @@ func (c *clusterWorld) waitReplica(i int, tunnel, active, standby string, within
 // waitAgent waits until the agent (role "connector" or "client") with state
 // in stateDir says it carries its traffic through edge active, with standby
 // answering.
-func (c *clusterWorld) waitAgent(role, stateDir, active, standby string, within time.Duration) {
-	c.t.Helper()
+func (c *clusterWorld) waitAgent(t *testing.T, role, stateDir, active, standby string, within time.Duration) {
+	t.Helper()
 	api := localapi.NewClient(role, stateDir)
-	must(c.t, eventually(within, func() error {
+	must(t, eventually(within, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		st, err := api.Status(ctx)
@@ -190,29 +192,29 @@ func (c *clusterWorld) waitAgent(role, stateDir, active, standby string, within 
 }
 
 // trunk returns edge i's counters of its trunk to edge peer.
-func (c *clusterWorld) trunk(i int, peer string) edge.TrunkStats {
-	c.t.Helper()
+func (c *clusterWorld) trunk(t *testing.T, i int, peer string) edge.TrunkStats {
+	t.Helper()
 	var st edge.Stats
-	must(c.t, json.Unmarshal([]byte(c.cliOn(i, "stats", "-o", "json")), &st))
+	must(t, json.Unmarshal([]byte(c.cliOn(t, i, "stats", "-o", "json")), &st))
 	for _, tr := range st.Trunks {
 		if tr.Edge == peer {
 			return tr
 		}
 	}
-	c.t.Fatalf("edge-%d has no trunk to %s: %+v", i+1, peer, st.Trunks)
+	t.Fatalf("edge-%d has no trunk to %s: %+v", i+1, peer, st.Trunks)
 	return edge.TrunkStats{}
 }
 
 // wantTrunkTraffic runs fn and checks that it sent packets both ways over
 // the trunk between the edges, as both edges count them.
-func (c *clusterWorld) wantTrunkTraffic(what string, fn func()) {
-	c.t.Helper()
-	before := [2]edge.TrunkStats{c.trunk(0, "edge-2"), c.trunk(1, "edge-1")}
+func (c *clusterWorld) wantTrunkTraffic(t *testing.T, what string, fn func()) {
+	t.Helper()
+	before := [2]edge.TrunkStats{c.trunk(t, 0, "edge-2"), c.trunk(t, 1, "edge-1")}
 	fn()
 	for i, b := range before {
-		a := c.trunk(i, fmt.Sprintf("edge-%d", 2-i))
+		a := c.trunk(t, i, fmt.Sprintf("edge-%d", 2-i))
 		if !a.Up || a.PacketsOut <= b.PacketsOut || a.PacketsIn <= b.PacketsIn || a.BytesOut <= b.BytesOut || a.BytesIn <= b.BytesIn {
-			c.t.Errorf("%s: edge-%d's trunk to edge-%d went from %+v to %+v; want it up, with packets both ways", what, i+1, 2-i, b, a)
+			t.Errorf("%s: edge-%d's trunk to edge-%d went from %+v to %+v; want it up, with packets both ways", what, i+1, 2-i, b, a)
 		}
 	}
 }
@@ -221,8 +223,16 @@ func (c *clusterWorld) wantTrunkTraffic(what string, fn func()) {
 // host A to host B and a ping stream from A to B (every 10 ms), and checks
 // that the transfer completes and the outage stays within a loose bound
 // (goal: under 1 s); it logs the gap as "failover gap: ..." as the HA tests do.
-func (c *clusterWorld) killEdge(t *testing.T, i int, port int) {
+// Each agent named in moved must say it moved its traffic to its standby
+// edge on missed heartbeats (an agent whose configuration poll broke could
+// also have turned to the other edge by itself, with one session).
+func (c *clusterWorld) killEdge(t *testing.T, i int, port int, moved ...string) {
 	t.Helper()
+	const movedMsg = "the traffic moved to the standby edge"
+	before := map[string]int{}
+	for _, a := range moved {
+		before[a] = strings.Count(c.agents[a].Output(), movedMsg)
+	}
 	const d = 5 * time.Second // of transfer, about 1 MB/s
 	done := tcpTransfer(t, c.hosta, c.hostb, fmt.Sprintf("%s:%d", hostBIP, port), d)
 	pings := startPings(t, c.hosta, hostBIP, 10*time.Millisecond, 30*time.Second)
@@ -239,13 +249,20 @@ func (c *clusterWorld) killEdge(t *testing.T, i int, port int) {
 	}
 	time.Sleep(time.Until(killed.Add(3 * time.Second))) // pings past the bound, to see them recover
 	r := pings.stop()
-	t.Logf("failover gap: SIGKILL of edge-%d, host A to host B: %v (goal < 1 s; %d of %d pings answered, every %v)",
-		i+1, r.gap(), r.answered, r.sent, r.every)
+	t.Logf("failover gap: SIGKILL of edge-%d, host A to host B: %v (goal < 1 s; %d of %d pings answered, every %v; longest time without a reply %v)",
+		i+1, r.gap(), r.answered, r.sent, r.every, r.silence.Round(time.Millisecond))
 	if err != nil {
 		t.Errorf("SIGKILL of edge-%d: %v", i+1, err)
 	}
-	if r.gap() > 3*time.Second {
-		t.Errorf("SIGKILL of edge-%d: the pings from host A to host B stopped for %v", i+1, r.gap())
+	if gap := max(r.gap(), r.silence); gap > 3*time.Second {
+		t.Errorf("SIGKILL of edge-%d: the pings from host A to host B stopped for %v", i+1, gap)
+	}
+	from := fmt.Sprintf("from=edge-%d", i+1)
+	for _, a := range moved {
+		out := c.agents[a].Output()
+		if n := strings.Count(out, movedMsg); n != before[a]+1 || !strings.Contains(out[strings.LastIndex(out, movedMsg):], from) {
+			t.Errorf("SIGKILL of edge-%d: %s did not log that it moved its traffic %s to its standby edge:\n%s", i+1, a, from, out)
+		}
 	}
 }
 
@@ -266,9 +283,9 @@ func TestClusterFailover(t *testing.T) {
 	if out, err := c.edgeNS[0].Exec(binary, "edge", "cluster-key", "create", c.key); err != nil {
 		t.Fatalf("cluster-key create: %v\n%s", err, out)
 	}
-	c.startEdge(0) // first: creates the cluster's secrets
-	c.startEdge(1)
-	c.waitHealthy(0, 10*time.Second)
+	c.startEdge(t, 0) // first: creates the cluster's secrets
+	c.startEdge(t, 1)
+	c.waitHealthy(t, 0, 10*time.Second)
 	healthy := time.Now()
 
 	c.cli("tunnel", "vnet", "add", "--default", "vnet-a")
@@ -278,18 +295,17 @@ func TestClusterFailover(t *testing.T) {
 	time.Sleep(time.Until(healthy.Add(2100 * time.Millisecond)))
 	tokA, tokB := c.tokenFrom(0, "site-a"), c.tokenFrom(1, "site-b")
 	c.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
-	c.cliOn(1, "tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
-	c.startConnector(c.gwa, "gwa", tokA)
-	c.startConnector(c.gwb, "gwb", tokB)
-	_, c.laptopIP = c.startClient(c.laptop, "laptop") // enrolled through edge 1
+	c.cliOn(t, 1, "tunnel", "route", "ip", "add", "10.2.0.0/16", "site-b")
+	c.agents = map[string]*lab.Proc{"connector A": c.startConnector(c.gwa, "gwa", tokA), "connector B": c.startConnector(c.gwb, "gwb", tokB)}
+	c.agents["the laptop's client"], c.laptopIP = c.startClient(c.laptop, "laptop") // enrolled through edge 1
 	laptopState := filepath.Join(c.dir, "laptop")
 
 	// Each agent is active on the edge its token names first, standby on the other.
-	c.waitReplica(1, "site-a", "edge-1", "edge-2", 10*time.Second)
-	c.waitReplica(0, "site-b", "edge-2", "edge-1", 10*time.Second)
-	c.waitAgent("connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
-	c.waitAgent("connector", filepath.Join(c.dir, "gwb"), "edge-2", "edge-1", 5*time.Second)
-	c.waitAgent("client", laptopState, "edge-1", "edge-2", 5*time.Second)
+	c.waitReplica(t, 1, "site-a", "edge-1", "edge-2", 10*time.Second)
+	c.waitReplica(t, 0, "site-b", "edge-2", "edge-1", 10*time.Second)
+	c.waitAgent(t, "connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
+	c.waitAgent(t, "connector", filepath.Join(c.dir, "gwb"), "edge-2", "edge-1", 5*time.Second)
+	c.waitAgent(t, "client", laptopState, "edge-1", "edge-2", 5*time.Second)
 	t.Logf("cluster up, agents on their edges, after %v", time.Since(begin).Round(time.Millisecond))
 
 	echoA := c.hosta.Echo(t, hostAIP+":7000")
@@ -297,7 +313,7 @@ func TestClusterFailover(t *testing.T) {
 	c.laptop.Echo(t, c.laptopIP+":7000")
 
 	t.Run("site to site across the trunk with the true source", func(t *testing.T) {
-		c.wantTrunkTraffic("A and B echo", func() {
+		c.wantTrunkTraffic(t, "A and B echo", func() {
 			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
 			wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
 			wantPeer(t, c.hosta, "udp", hostBIP+":7000", hostAIP)
@@ -306,7 +322,7 @@ func TestClusterFailover(t *testing.T) {
 	})
 	t.Run("client reaches both sites and is reached from them", func(t *testing.T) {
 		wantPeer(t, c.laptop, "tcp", hostAIP+":7000", c.laptopIP)
-		c.wantTrunkTraffic("laptop (edge 1) and B (edge 2) echo", func() {
+		c.wantTrunkTraffic(t, "laptop (edge 1) and B (edge 2) echo", func() {
 			wantPeer(t, c.laptop, "tcp", hostBIP+":7000", c.laptopIP)
 			wantPeer(t, c.hostb, "tcp", c.laptopIP+":7000", hostBIP)
 		})
@@ -321,8 +337,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	t.Run("SIGKILL of edge 1 under a transfer", func(t *testing.T) {
-		c.killEdge(t, 0, 7301)
-		c.waitReplica(1, "site-a", "edge-2", "", 5*time.Second)
+		c.killEdge(t, 0, 7301, "connector A", "the laptop's client")
+		c.waitReplica(t, 1, "site-a", "edge-2", "", 5*time.Second)
 		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
 		wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
 		wantPeer(t, c.laptop, "tcp", hostAIP+":7000", c.laptopIP)
@@ -334,11 +350,11 @@ func TestClusterFailover(t *testing.T) {
 
 	t.Run("edge 1 restarted takes the standby sessions back", func(t *testing.T) {
 		restart := time.Now()
-		c.startEdge(0)
-		c.waitHealthy(1, 10*time.Second)
-		c.waitReplica(1, "site-a", "edge-2", "edge-1", 15*time.Second)
-		c.waitReplica(0, "site-b", "edge-2", "edge-1", 15*time.Second)
-		c.waitAgent("client", laptopState, "edge-2", "edge-1", 15*time.Second)
+		c.startEdge(t, 0)
+		c.waitHealthy(t, 1, 10*time.Second)
+		c.waitReplica(t, 1, "site-a", "edge-2", "edge-1", 15*time.Second)
+		c.waitReplica(t, 0, "site-b", "edge-2", "edge-1", 15*time.Second)
+		c.waitAgent(t, "client", laptopState, "edge-2", "edge-1", 15*time.Second)
 		t.Logf("edge-1 holds every agent's standby session again %v after its restart", time.Since(restart).Round(time.Millisecond))
 		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
 	})
@@ -352,7 +368,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 		pings := startPings(t, c.hosta, hostBIP, 10*time.Millisecond, 30*time.Second)
 		start := time.Now()
-		c.waitReplica(1, "site-a", "edge-1", "edge-2", 15*time.Second)
+		c.waitReplica(t, 1, "site-a", "edge-1", "edge-2", 15*time.Second)
 		t.Logf("site A's connector is active on edge-1 again %v after it answered", time.Since(start).Round(time.Millisecond))
 		time.Sleep(500 * time.Millisecond)
 		r := pings.stop()
@@ -360,17 +376,17 @@ func TestClusterFailover(t *testing.T) {
 		if r.lost() > 3 {
 			t.Errorf("the rebalance lost %d pings (every %v), want at most 3", r.lost(), r.every)
 		}
-		c.waitAgent("connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
-		c.wantTrunkTraffic("A and B echo after the rebalance", func() {
+		c.waitAgent(t, "connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
+		c.wantTrunkTraffic(t, "A and B echo after the rebalance", func() {
 			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
 			wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
 		})
 	})
 
 	t.Run("SIGKILL of edge 2: everything through the restarted edge 1", func(t *testing.T) {
-		c.killEdge(t, 1, 7302)
-		c.waitReplica(0, "site-a", "edge-1", "", 5*time.Second)
-		c.waitReplica(0, "site-b", "edge-1", "", 5*time.Second)
+		c.killEdge(t, 1, 7302, "connector B")
+		c.waitReplica(t, 0, "site-a", "edge-1", "", 5*time.Second)
+		c.waitReplica(t, 0, "site-b", "edge-1", "", 5*time.Second)
 		wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
 		wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
 		wantPeer(t, c.laptop, "tcp", hostBIP+":7000", c.laptopIP)

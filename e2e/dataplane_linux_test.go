@@ -121,17 +121,20 @@ func must(t *testing.T, err error) {
 // cli runs the admin CLI inside the edge namespace.
 func (w *world) cli(args ...string) string {
 	w.t.Helper()
-	return w.cliVia(w.edge, filepath.Join(w.dir, "edge"), args...)
+	return cliVia(w.t, w.edge, filepath.Join(w.dir, "edge"), args...)
 }
 
 // cliVia runs the admin CLI inside ns with the admin config (API, token, CA)
-// that the edge whose data dir is dataDir wrote.
-func (w *world) cliVia(ns *lab.NS, dataDir string, args ...string) string {
-	w.t.Helper()
-	full := append([]string{binary, "--config", filepath.Join(dataDir, "admin.json")}, args...)
+// that the edge whose data dir is dataDir wrote. The binary is built with the
+// race detector, which sleeps a second before every exit unless told not
+// to: a CLI call has no goroutines left to wait for.
+func cliVia(t testing.TB, ns *lab.NS, dataDir string, args ...string) string {
+	t.Helper()
+	full := append([]string{"env", "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"),
+		binary, "--config", filepath.Join(dataDir, "admin.json")}, args...)
 	out, err := ns.Exec(full...)
 	if err != nil {
-		w.t.Fatalf("switchyard %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("switchyard %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }

@@ -30,6 +30,10 @@ type pingRun struct {
 	sent, answered int
 	worst          int // the longest run of unanswered pings
 	every          time.Duration
+	// silence is the longest time without a reply, less one interval: ping
+	// sends late, not on its schedule, when it is starved or its sends fail,
+	// so this is the outage in time, where gap counts pings.
+	silence time.Duration
 }
 
 // gap is the longest outage the run saw: lost pings times the interval.
@@ -39,7 +43,7 @@ func (r pingRun) gap() time.Duration { return time.Duration(r.worst) * r.every }
 func (r pingRun) lost() int { return r.sent - r.answered }
 
 var (
-	pingReply = regexp.MustCompile(`bytes from .* icmp_seq=(\d+)`)
+	pingReply = regexp.MustCompile(`\[(\d+\.\d+)\] .*bytes from .* icmp_seq=(\d+)`)
 	pingSent  = regexp.MustCompile(`(\d+) packets transmitted`)
 )
 
@@ -47,7 +51,7 @@ var (
 // case stop is never reached) until stop.
 func startPings(t *testing.T, ns *lab.NS, dst string, every, max time.Duration) *pingStream {
 	t.Helper()
-	p := ns.Start(t, "ping", "-n", "-i", strconv.FormatFloat(every.Seconds(), 'f', 3, 64), "-W", "1",
+	p := ns.Start(t, "ping", "-n", "-D", "-i", strconv.FormatFloat(every.Seconds(), 'f', 3, 64), "-W", "1",
 		"-w", strconv.Itoa(int(max/time.Second)+1), dst)
 	return &pingStream{t: t, p: p, every: every}
 }
@@ -57,6 +61,7 @@ func startPings(t *testing.T, ns *lab.NS, dst string, every, max time.Duration) 
 // as lost.
 func (s *pingStream) stop() pingRun {
 	s.t.Helper()
+	stopped := time.Now()
 	syscall.Kill(s.p.PID(), syscall.SIGINT)
 	select {
 	case <-s.exited():
@@ -70,15 +75,22 @@ func (s *pingStream) stop() pingRun {
 	}
 	r := pingRun{every: s.every}
 	r.sent, _ = strconv.Atoi(m[1])
-	prev := 0
+	prev, last := 0, time.Time{}
 	for _, m := range pingReply.FindAllStringSubmatch(out, -1) {
-		seq, _ := strconv.Atoi(m[1])
+		seq, _ := strconv.Atoi(m[2])
 		if seq <= prev {
 			continue // a duplicate
 		}
+		at := unixTime(m[1])
+		if !last.IsZero() {
+			r.silence = max(r.silence, at.Sub(last)-s.every)
+		}
 		r.worst = max(r.worst, seq-prev-1)
 		r.answered++
-		prev = seq
+		prev, last = seq, at
+	}
+	if !last.IsZero() {
+		r.silence = max(r.silence, stopped.Sub(last)-2*s.every) // one may be on its way
 	}
 	if r.sent > 0 {
 		r.sent-- // the last one may still have been on its way
@@ -86,6 +98,15 @@ func (s *pingStream) stop() pingRun {
 	r.worst = max(r.worst, r.sent-prev) // lost until the end: never recovered
 	r.answered = min(r.answered, r.sent)
 	return r
+}
+
+// unixTime parses ping -D's seconds.microseconds.
+func unixTime(s string) time.Time {
+	sec, frac, _ := strings.Cut(s, ".")
+	secs, _ := strconv.ParseInt(sec, 10, 64)
+	frac = (frac + "000000000")[:9]
+	nsecs, _ := strconv.ParseInt(frac, 10, 64)
+	return time.Unix(secs, nsecs)
 }
 
 // exited is closed when the ping process has exited.
