@@ -20,13 +20,6 @@ import (
 	"github.com/switchyard/switchyard/internal/lab"
 )
 
-// rebalanceBuilt turns on TestClusterFailover's check that once edge 1 is
-// back, site A's connector and the laptop's client return to it as their
-// active edge by themselves (their home edge: the one their token named
-// first), losing at most a few pings. Set it to false on a tree where agents do not
-// rebalance yet.
-const rebalanceBuilt = true
-
 // clusterWorld is the cluster lab: one etcd member, two edges on it, sites A
 // and B behind connectors, and a laptop, joined by a "wan" router namespace.
 //
@@ -279,7 +272,7 @@ func (c *clusterWorld) killEdge(t *testing.T, i int, port int, moved ...string) 
 // sites and is reached from them. Edge 1 dies (SIGKILL) under a transfer
 // from A to B and a ping stream: the transfer completes and the gap is
 // measured. Edge 1 restarts and A's connector and the laptop return to it
-// (their home edge; with rebalanceBuilt) under a ping stream that loses at
+// (their home edge: the one their token named first) under a ping stream that loses at
 // most a few pings; then edge 2 dies, and everything flows through the
 // restarted edge 1.
 func TestClusterFailover(t *testing.T) {
@@ -363,17 +356,10 @@ func TestClusterFailover(t *testing.T) {
 		c.startEdge(t, 0)
 		c.waitHealthy(t, 1, 10*time.Second)
 		c.waitReplica(t, 0, "site-b", "edge-2", "edge-1", 15*time.Second)
-		if rebalanceBuilt {
-			c.waitReplica(t, 1, "site-a", "edge-1", "edge-2", 15*time.Second)
-			c.waitAgent(t, "connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
-			c.waitAgent(t, "client", laptopState, "edge-1", "edge-2", 5*time.Second)
-			t.Logf("site A's connector and the laptop are back on edge-1 %v after its restart", time.Since(restart).Round(time.Millisecond))
-		} else {
-			c.waitReplica(t, 1, "site-a", "edge-2", "edge-1", 15*time.Second)
-			c.waitAgent(t, "client", laptopState, "edge-2", "edge-1", 15*time.Second)
-			t.Logf("edge-1 holds every agent's standby session again %v after its restart; not checked: the return to it (rebalanceBuilt is false)",
-				time.Since(restart).Round(time.Millisecond))
-		}
+		c.waitReplica(t, 1, "site-a", "edge-1", "edge-2", 15*time.Second)
+		c.waitAgent(t, "connector", filepath.Join(c.dir, "gwa"), "edge-1", "edge-2", 5*time.Second)
+		c.waitAgent(t, "client", laptopState, "edge-1", "edge-2", 5*time.Second)
+		t.Logf("site A's connector and the laptop are back on edge-1 %v after its restart", time.Since(restart).Round(time.Millisecond))
 		time.Sleep(500 * time.Millisecond)
 		r := pings.stop()
 		t.Logf("edge-1's return: %d of %d pings from host A to host B lost (longest gap %v, longest time without a reply %v)",
@@ -381,14 +367,10 @@ func TestClusterFailover(t *testing.T) {
 		if r.lost() > 5 || r.silence > 100*time.Millisecond {
 			t.Errorf("edge-1's return lost %d pings (every %v), with %v without a reply; want at most 5 and 100 ms", r.lost(), r.every, r.silence)
 		}
-		if rebalanceBuilt {
-			c.wantTrunkTraffic(t, "A and B echo after A's return to edge 1", func() {
-				wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
-				wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
-			})
-		} else {
+		c.wantTrunkTraffic(t, "A and B echo after A's return to edge 1", func() {
 			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)
-		}
+			wantPeer(t, c.hostb, "tcp", hostAIP+":7000", hostBIP)
+		})
 	})
 	if t.Failed() {
 		return
