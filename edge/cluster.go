@@ -246,6 +246,14 @@ func edgeLister(st *etcdstore.Store, view *cluster.SessionView) func(context.Con
 	}
 }
 
+// viewSessions is the session registry's records for the API; nil without a cluster.
+func viewSessions(view *cluster.SessionView) func() []model.Session {
+	if view == nil {
+		return nil
+	}
+	return view.Sessions
+}
+
 // clusterConnections is the API's view of every tunnel's replicas across
 // the cluster: one entry per replica (connector), however many edges hold a
 // session of it. Edge names the edge that carries its traffic (the session

@@ -258,6 +258,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
 		Connections:    clusterConnections(dp.connections, view, name),
 		Failover:       dp.failover,
+		Sessions:       viewSessions(view),
 		LastSeen:       dp.lastSeen,
 		Stats:          dp.stats,
 		FlowLog:        dp.flows.tail,

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,9 +31,19 @@ func deviceCommand() *cli.Command {
 						return err
 					}
 					return render(c, devices, func(w *tabwriter.Writer) {
-						row(w, "ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "ENROLL TOKEN", "LAST SEEN", "REVOKED")
+						// A cluster's list also names the edges of each device's sessions.
+						cluster := slices.ContainsFunc(devices, func(d model.Device) bool { return d.Edge != "" })
+						head := []any{"ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "ENROLL TOKEN", "LAST SEEN", "REVOKED"}
+						if cluster {
+							head = append(head, "EDGE", "STANDBY")
+						}
+						row(w, head...)
 						for _, d := range devices {
-							row(w, d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, tokenID(d.EnrollToken), d.LastSeen, revokedCol(d))
+							cols := []any{d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, tokenID(d.EnrollToken), d.LastSeen, revokedCol(d)}
+							if cluster {
+								cols = append(cols, cmp.Or(d.Edge, "-"), cmp.Or(strings.Join(d.StandbyEdges, ","), "-"))
+							}
+							row(w, cols...)
 						}
 					})
 				}),

@@ -102,8 +102,8 @@ func TestLongPollsWakeWhenTheEdgesChange(t *testing.T) {
 	hb := func(s string) netip.Addr { return netip.MustParseAddr(s) }
 	var (
 		mu      sync.Mutex
-		back    bool                   // edge-a is healthy again
-		listed  int                    // calls of Edges
+		back    bool                  // edge-a is healthy again
+		listed  int                   // calls of Edges
 		changed = make(chan struct{}) // closed when back turns true
 	)
 	admin, _, srv := newPinnedAPIWith(t, func(o *api.Options) {

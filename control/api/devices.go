@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -45,7 +46,34 @@ func (s *Server) listDevices(r *http.Request) (any, error) {
 			}
 		}
 	}
+	if s.opts.Sessions != nil {
+		fillDeviceEdges(devices, s.opts.Sessions())
+	}
 	return devices, err
+}
+
+// fillDeviceEdges names, on each device, the edge of a cluster that carries
+// its traffic (its session that is not a standby: the active one when two
+// edges both say so for a moment) and the edges of its standby sessions.
+func fillDeviceEdges(devices []model.Device, sessions []model.Session) {
+	at := map[uuid.UUID]*model.Device{}
+	for i := range devices {
+		at[devices[i].ID] = &devices[i]
+	}
+	active := map[uuid.UUID]bool{}
+	for _, ss := range sessions {
+		d := at[ss.ID]
+		switch {
+		case ss.Kind != model.SessionDevice || d == nil:
+		case ss.Standby:
+			d.StandbyEdges = append(d.StandbyEdges, ss.Edge)
+		case d.Edge == "" || ss.Active && !active[ss.ID]:
+			d.Edge, active[ss.ID] = ss.Edge, ss.Active
+		}
+	}
+	for _, d := range at {
+		slices.Sort(d.StandbyEdges)
+	}
 }
 
 func (s *Server) revokeDevice(r *http.Request) (any, error) {

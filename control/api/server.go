@@ -51,6 +51,10 @@ type Options struct {
 	// hostname; empty means the best standby) and returns it; nil means the
 	// API cannot fail over.
 	Failover func(tunnel uuid.UUID, replica string) (model.Connection, error)
+	// Sessions lists the agent sessions of every edge of a cluster, from
+	// its session registry, for the edges device list shows; nil for a
+	// single edge.
+	Sessions func() []model.Session
 	// LastSeen reports when the edge last heard from each device; nil means never.
 	LastSeen func() map[uuid.UUID]time.Time
 	// Stats reports the data plane's counters for GET /v1/stats; nil means none.

@@ -30,6 +30,11 @@ type Device struct {
 	// EnrollToken is the enrollment token the device last enrolled with;
 	// uuid.Nil for devices enrolled before this was recorded.
 	EnrollToken uuid.UUID `json:"enroll_token,omitzero"`
+	// Edge and StandbyEdges name, in a cluster's device list, the edge that
+	// carries the device's traffic and those that hold its standby sessions;
+	// empty for a device offline or on a single edge. Never stored.
+	Edge         string   `json:"edge,omitempty"`
+	StandbyEdges []string `json:"standby_edges,omitempty"`
 }
 
 // Revoked reports whether the device was revoked.
