@@ -179,6 +179,9 @@ func TestAgentsOnTwoEdges(t *testing.T) {
 		}
 	}
 	waitFor(t, "the registry shows the replica active on edge-1, standby on edge-2", 10*time.Second, replicaOn("edge-1", "edge-2"))
+	if rt, err := e2.admin.GetRoute(ctx, "vnet-a", netip.MustParseAddr("192.0.2.10")); err != nil || rt.Edge != "edge-1" {
+		t.Errorf("route ip get 192.0.2.10 through edge-2: %+v, %v; want it carried by edge-1", rt, err)
+	}
 	waitFor(t, "device list shows the laptop on edge-1, standby on edge-2", 10*time.Second, func() (bool, string) {
 		devs, err := e2.admin.ListDevices(ctx, false)
 		return err == nil && len(devs) == 1 && devs[0].Edge == "edge-1" && slices.Equal(devs[0].StandbyEdges, []string{"edge-2"}), fmt.Sprintf("%+v %v", devs, err)

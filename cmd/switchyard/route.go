@@ -131,7 +131,12 @@ func routeGetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return render(c, rt, func(w *tabwriter.Writer) { routeTable(w, []model.Route{rt}) })
+			return render(c, rt, func(w *tabwriter.Writer) {
+				routeTable(w, []model.Route{rt})
+				if rt.Edge != "" {
+					fmt.Fprintf(w, "\nCarried by edge %s (the tunnel's active replica)\n", printable(rt.Edge))
+				}
+			})
 		}),
 	}
 }

@@ -194,7 +194,15 @@ func (s *Server) getRoute(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.reg.GetRoute(r.Context(), r.URL.Query().Get("vnet"), ip)
+	rt, err := s.reg.GetRoute(r.Context(), r.URL.Query().Get("vnet"), ip)
+	if err == nil && s.opts.Connections != nil {
+		for _, c := range s.opts.Connections()[rt.TunnelID] {
+			if c.State == model.ReplicaActive {
+				rt.Edge = c.Edge
+			}
+		}
+	}
+	return rt, err
 }
 
 func (s *Server) deleteRoute(r *http.Request) (any, error) {

@@ -97,6 +97,10 @@ type Route struct {
 	// device overlay range or the edge's address (0.0.0.0/0 of an egress
 	// site) leaves them to the edge.
 	Warnings []string `json:"warnings,omitempty"`
+	// Edge, in the answer to a route lookup in a cluster only (never
+	// stored), names the edge that carries the tunnel's active replica:
+	// where a packet to the address leaves the cluster.
+	Edge string `json:"edge,omitempty"`
 }
 
 // Deleted reports whether the route has been deleted.
