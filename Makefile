@@ -47,7 +47,8 @@ demo: build
 	./deploy/demo.sh $(BIN)
 
 # demo-cluster: etcd, two edges, two sites and a laptop in network namespaces;
-# an edge is killed under a running ping. Its etcd member is deploy/demo-etcd,
+# under a running ping an edge is killed, comes back and takes its site back,
+# then the other edge stops cleanly (drains). Its etcd member is deploy/demo-etcd,
 # etcd's server embedded (go.mod already has it), so no etcd package is needed.
 demo-cluster: build
 	$(GO) build -o bin/demo-etcd ./deploy/demo-etcd

@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # The Switchyard cluster demo. It builds a lab of network namespaces — an etcd
 # member, two edges on it with one cluster key, two sites behind connectors
-# (A: 10.1.0.0/16, which prefers edge 1; B: 10.2.0.0/16, which prefers edge 2)
-# and a laptop running the client — starts every daemon, and shows:
+# (A: 10.1.0.0/16, whose home is edge 1; B: 10.2.0.0/16, whose home is edge 2:
+# each prefers the edge its token came from) and a laptop running the client —
+# starts every daemon, and shows:
 #   1. the cluster from any edge (edge list, tunnel list);
 #   2. site A -> site B across the trunk between the edges, the server in B
 #      seeing the true source 10.1.2.3; the laptop reaching both sites;
 #   3. a ping every 20 ms from site A to site B while edge 1, which carries
 #      site A, is killed with SIGKILL: how many pings were lost and the gap;
-#   4. edge 1 started again, and the cluster's view once more.
-# It exits non-zero if a step fails. Everything it creates is removed at the
-# end, also after a failure or on Ctrl-C. Needs root, iproute2, ping, curl and
-# python3; the etcd member is deploy/demo-etcd (etcd's own Go server, embedded).
-# Traffic stays inside the lab's namespaces.
+#   4. edge 1 started again under a ping every 20 ms from A to B: site A's
+#      connector returns to its home edge once edge 1 has answered its
+#      heartbeats for 1.5 s; how long that took, the pings lost and the gap;
+#   5. a clean stop (SIGTERM) of edge 2, which carries site B, under a ping
+#      every 20 ms from A to B: edge 2 drains (B's connector moves to edge 1 at
+#      once), withdraws and exits by itself with status 0; the pings lost and
+#      the gap, and edge 2 down in edge list.
+# It exits non-zero if a step fails: among others, traffic stopped for more
+# than 3 s when edge 1 dies (the goal is under 1 s), no return to edge 1
+# within 15 s of its start, or more than 500 ms without a reply across the
+# return or the drain (the goal is under 100 ms). It takes about 35 s.
+# Everything it creates is removed at the end, also after a failure or on
+# Ctrl-C. Needs root, iproute2, ping, curl and python3; the etcd member is
+# deploy/demo-etcd (etcd's own Go server, embedded). Traffic stays inside the
+# lab's namespaces.
 set -euo pipefail
 bin=$(realpath "${1:-bin/switchyard}")
 etcd=$(realpath "${2:-bin/demo-etcd}")
@@ -59,6 +70,10 @@ cleanup() {
     echo "the lab's namespaces are still there: $(ip netns list | grep "^$p-" | tr '\n' ' ')" >&2
     [ $rc = 0 ] && rc=1
   fi
+  if ip -o link show | grep -q " $p-"; then # the veths live in the lab's namespaces only
+    echo "the lab's interfaces are still there: $(ip -o link show | grep " $p-" | awk '{print $2}' | tr '\n' ' ')" >&2
+    [ $rc = 0 ] && rc=1
+  fi
   case $rc in
   0) echo "   the lab is removed" ;;
   130 | 143) printf '\n\033[1m== interrupted; the lab is removed\033[0m\n' >&2 ;;
@@ -85,15 +100,75 @@ run() { local n=$1; shift; printf '\033[2m[%s]$ %s\033[0m\n' "$n" "$*"; nx "$n" 
 sy() { local e=$1; shift; nx "edge$e" "$bin" --config "$work/edge$e/admin.json" "$@"; }
 sayrun() { local e=$1; shift; printf '\033[2m[edge%s]$ switchyard %s\033[0m\n' "$e" "$*"; sy "$e" "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-# edge_until NAME COND SECONDS WHAT: wait until edge NAME's row of edge 2's
-# edge list (a dict e) meets the Python condition COND; fail after SECONDS.
+# edge_until VIA NAME COND SECONDS WHAT: wait until edge NAME's row of edge
+# VIA's edge list (a dict e) meets the Python condition COND; fail after SECONDS.
 edge_until() {
-  for _ in $(seq $(($3 * 5))); do
-    [ "$(sy 2 edge list -o json | json "[e for e in d if e['name'] == '$1' and ($2)] != []")" = True ] && return 0
+  for _ in $(seq $(($4 * 5))); do
+    [ "$(sy "$1" edge list -o json | json "[e for e in d if e['name'] == '$2' and ($3)] != []")" = True ] && return 0
     sleep 0.2
   done
-  fail "edge 2's edge list does not show $1 $4 after $3 s"
+  fail "edge $1's edge list does not show $2 $5 after $4 s"
 }
+# start_pinger LOG: a ping every 20 ms from host A to host B, until
+# stop_pinger (or -w SECONDS as a further argument); its PID is in $pinger.
+start_pinger() { bg hosta "$1" ping -D -n -i 0.02 -W 1 "${@:2}" 10.2.0.5; pinger=$!; agents+=("$pinger"); }
+stop_pinger() { kill -INT "$pinger" 2>/dev/null; wait "$pinger" 2>/dev/null || true; forget "$pinger"; }
+# pings LOG EVENT MAXGAP WHAT: the ping stream in LOG around WHAT, which
+# happened at time EVENT: the pings sent, those lost (one still on its way
+# when the ping stops is not) and the longest time between two replies (ping
+# -D times them as they arrive: ping sends late when starved), or after the
+# last one. Fails if that is past MAXGAP seconds or no reply came from half a
+# second after the event on.
+pings() {
+  python3 - "$work/$1.log" "$2" "$3" "$4" <<'PY'
+import re, sys
+log, event, maxgap, what = open(sys.argv[1]).read(), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+replies = [(float(t), int(q)) for t, q in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", log, re.M)]
+m = re.search(r"(\d+) packets transmitted", log)
+if not m or len(replies) < 2:
+    sys.exit("FAILED: the ping got no replies:\n" + log)
+times = [t for t, _ in replies]
+sent, last = int(m[1]), max(q for _, q in replies)
+tail = max(0, sent - last - 1)  # unanswered after the last reply, but for one on its way
+lost = last - len({q for _, q in replies}) + tail
+gap, at = max((b - a, a) for a, b in zip(times, times[1:]))
+if tail * 0.02 > gap:
+    gap, at = tail * 0.02, times[-1]
+off = (at - event) * 1000
+print(f"   {sent} pings sent every 20 ms, {lost} lost; the longest time between two replies: {gap * 1000:.0f} ms "
+      f"(starting {abs(off):.0f} ms {'after' if off >= 0 else 'before'} {what})")
+if not [t for t in times if t > event + 0.5]:
+    sys.exit(f"FAILED: site A's pings to site B did not come back after {what}")
+if gap > maxgap:
+    sys.exit(f"FAILED: site A's pings to site B stopped for {gap * 1000:.0f} ms across {what} (the bound is {maxgap * 1000:.0f} ms)")
+PY
+}
+# exited PID SECONDS: wait until PID (a child of this shell) ends by itself;
+# its exit status is then in $status. Fails after SECONDS.
+exited() {
+  for _ in $(seq $(($2 * 20))); do
+    if ! kill -0 "$1" 2>/dev/null; then
+      status=0
+      wait "$1" 2>/dev/null || status=$?
+      forget "$1"
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "PID $1 is still running $2 s after its SIGTERM"
+}
+# replica_edge TUNNEL: the edge that carries the traffic of the tunnel's
+# replica, as edge 1's tunnel list says.
+replica_edge() {
+  sy 1 tunnel list -o json | json "','.join(c.get('edge') or '-' for t in d if t['name'] == '$1' for c in t.get('connections') or [])"
+}
+# logged LOG TEXT: the last line of LOG that holds TEXT, without its time,
+# level and daemon (the daemons log with slog's text handler).
+logged() {
+  grep -F -- "$2" "$work/$1.log" | tail -n1 | sed -e 's/^time=[^ ]* level=[^ ]* msg=//' -e 's/ daemon=[^ ]*//' -e 's/^/   /'
+}
+# now: the time in seconds, as ping -D prints it.
+now() { date +%s.%N; }
 
 say "Building the lab (namespaces prefixed $p)"
 for n in "${namespaces[@]}"; do ip netns add "$p-$n"; nx "$n" ip link set lo up; done
@@ -130,7 +205,7 @@ start_edge() { # start_edge N [LOG]
 }
 start_edge 1; edge1=$!
 wait_for edge1 "edge started"    # the first edge creates the cluster's secrets
-start_edge 2
+start_edge 2; edge2=$!
 wait_for edge2 "edge started"
 sayrun 1 edge list
 
@@ -159,7 +234,7 @@ status() { # status GW: the connector's active and standby edges, as it reports 
 }
 echo "   site A's connector: $(status gwa)"
 echo "   site B's connector: $(status gwb)"
-for e in edge-1 edge-2; do edge_until $e "e['sessions'] == 3" 10 "with three sessions"; done
+for e in edge-1 edge-2; do edge_until 2 $e "e['sessions'] == 3" 10 "with three sessions"; done
 sayrun 2 tunnel list
 sayrun 1 edge list
 
@@ -193,48 +268,71 @@ run laptop curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from site B\n' htt
 seen web-b "$laptop_ip"
 
 say "2. A ping every 20 ms from site A to site B; edge 1, which carries site A, dies (SIGKILL)"
-bg hosta ping ping -D -n -i 0.02 -W 1 -w 8 10.2.0.5; pinger=$!; agents+=($pinger)
+start_pinger ping -w 8
 sleep 2.5
 [ "$(readlink /proc/$edge1/exe)" = "$bin" ] || fail "PID $edge1 is not edge-1's switchyard"
 printf '\033[2m$ kill -KILL %s   # edge-1'"'"'s PID\033[0m\n' "$edge1"
-killed_at=$(date +%s.%N)
+killed_at=$(now)
 kill -KILL "$edge1"
 wait "$edge1" 2>/dev/null || true
 forget "$edge1"
 wait "$pinger" 2>/dev/null || true
 forget "$pinger"
-python3 - "$work/ping.log" "$killed_at" <<'EOF' || exit 1
-import re, sys
-log, killed = open(sys.argv[1]).read(), float(sys.argv[2])
-times = [float(t) for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=\d+", log, re.M)]
-m = re.search(r"(\d+) packets transmitted, (\d+) received", log)
-if not m or len(times) < 2:
-    sys.exit("FAILED: the ping got no replies:\n" + log)
-sent, got = int(m[1]), int(m[2])
-gaps = [(b - a, a) for a, b in zip(times, times[1:])]
-gap, at = max(gaps)
-after = [t for t in times if t > killed]
-print(f"   {sent} pings sent every 20 ms, {got} answered: {sent - got} lost; traffic stopped for {gap * 1000:.0f} ms "
-      f"(the longest time between two replies; the last one before it came {(killed - at) * 1000:.0f} ms before the kill)")
-if not after or times[-1] < times[0] + 7:
-    sys.exit("FAILED: site A's pings to site B did not come back after edge 1 died")
-if gap > 3:  # the goal is under 1 s; fail only far beyond it
-    sys.exit(f"FAILED: site A's pings to site B stopped for {gap:.1f} s when edge 1 died")
-EOF
+pings ping "$killed_at" 3 "the kill" || exit 1 # the goal is under 1 s; fail only far beyond it
 echo "   site A's connector: $(status gwa)"
 echo "   waiting for edge-1's registration to expire (its etcd lease is 5 s)"
-edge_until edge-1 "not e['healthy'] and e['sessions'] == 0" 10 "down, with no sessions"
+edge_until 2 edge-1 "not e['healthy'] and e['sessions'] == 0" 10 "down, with no sessions"
 sayrun 2 edge list
 run hosta curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from 10.2.0.5, now through edge 2 alone\n' http://10.2.0.5:8080/
 seen web-b 10.1.2.3
 
-say "3. Edge 1 starts again, on the same data dir, name and etcd"
+say "3. Edge 1 starts again (same data dir, name and etcd) under a ping every 20 ms from A to B; site A returns to it"
+start_pinger ping-return
+sleep 0.5
 start_edge 1 edge1-again; edge1=$!
 wait_for edge1-again "edge started" 30
-echo "   waiting for the agents to hold their standby sessions to edge-1 again"
-edge_until edge-1 "e['healthy'] and e['sessions'] == 3" 30 "healthy, with the three agents' standby sessions"
+started_at=$(now)
+echo "   edge 1 is up; site A's connector returns to it, its home edge, once edge 1 has answered its heartbeats for 1.5 s"
+until [ "$(status gwa)" = "active edge-1, standby edge-2" ]; do
+  python3 -c "import sys; sys.exit(float('$(now)') - $started_at < 15)" && fail "site A's connector is not back on edge-1 15 s after edge 1 started (it is on $(status gwa))"
+  sleep 0.1
+done
+back_at=$(now)
+python3 -c "print('   site A\'s connector is active on edge-1 again, %.1f s after edge 1 started' % ($back_at - $started_at))"
+echo "   site A's connector: $(status gwa); its log:"
+logged conn-a "the traffic moved back to it"
+for _ in $(seq 25); do [ "$(replica_edge site-a)" = edge-1 ] && break; sleep 0.2; done
+[ "$(replica_edge site-a)" = edge-1 ] || fail "edge 1's tunnel list shows site-a on $(replica_edge site-a), not edge-1"
+sleep 1
+stop_pinger
+pings ping-return "$back_at" 0.5 "the return" || exit 1
+edge_until 2 edge-1 "e['healthy'] and e['sessions'] == 3" 15 "healthy, with the three agents' sessions"
+sayrun 1 tunnel list
 sayrun 2 edge list
-run hosta ping -c 3 -i 0.2 -W 2 10.2.0.5
-echo "   site A's connector: $(status gwa) (agents do not move back to a returning edge yet)"
+
+say "4. Edge 2, which carries site B, stops cleanly (SIGTERM) under a ping every 20 ms from A to B: it drains first"
+echo "   site B's connector: $(status gwb)"
+[ "$(status gwb)" = "active edge-2, standby edge-1" ] || fail "site B's connector is not active on edge-2 with edge-1 standby"
+start_pinger ping-drain
+sleep 1.5
+[ "$(readlink /proc/$edge2/exe)" = "$bin" ] || fail "PID $edge2 is not edge-2's switchyard"
+printf '\033[2m$ kill -TERM %s   # edge-2'"'"'s PID\033[0m\n' "$edge2"
+stopped_at=$(now)
+kill -TERM "$edge2"
+exited "$edge2" 8
+python3 -c "print('   edge 2 exited by itself %.1f s after its SIGTERM, with status $status' % ($(now) - $stopped_at))"
+[ "$status" = 0 ] || fail "edge 2 exited with status $status after its SIGTERM, not 0"
+echo "   edge 2's log and site B's connector's:"
+logged edge2 "draining:"
+logged conn-b "the active edge is stopping"
+sleep 1
+stop_pinger
+pings ping-drain "$stopped_at" 0.5 "the SIGTERM" || exit 1 # the goal is under 100 ms
+echo "   site B's connector: $(status gwb)"
+case "$(status gwb)" in "active edge-1,"*) ;; *) fail "site B's connector is not active on edge-1 after edge 2 stopped" ;; esac
+edge_until 1 edge-2 "not e['healthy']" 3 "down"
+sayrun 1 edge list
+run hosta curl -s -m 5 -o /dev/null -w '   HTTP %{http_code} from 10.2.0.5, now through edge 1 alone\n' http://10.2.0.5:8080/
+seen web-b 10.1.2.3
 
 say "Done: stopping every daemon and removing the lab"
