@@ -282,9 +282,10 @@ func (c *clusterWorld) drainEdge(t *testing.T, i, port int, moved ...string) {
 		drainedMsg = "the active edge is stopping; the traffic moved to the standby edge"
 		allMoved   = "draining: every agent with another edge moved its traffic there"
 	)
-	before, drained := map[string]int{}, map[string]int{}
+	before, drained, logged := map[string]int{}, map[string]int{}, map[string]int{}
 	for a, p := range c.agents {
-		before[a], drained[a] = strings.Count(p.Output(), movedMsg), strings.Count(p.Output(), drainedMsg)
+		out := p.Output()
+		before[a], drained[a], logged[a] = strings.Count(out, movedMsg), strings.Count(out, drainedMsg), len(out)
 	}
 	const d = 3 * time.Second // of transfer, about 1 MB/s
 	done := tcpTransfer(t, c.hosta, c.hostb, fmt.Sprintf("%s:%d", hostBIP, port), d)
@@ -334,6 +335,9 @@ func (c *clusterWorld) drainEdge(t *testing.T, i, port int, moved ...string) {
 	for a, p := range c.agents {
 		out := p.Output()
 		n := strings.Count(out, movedMsg)
+		if strings.Contains(out[logged[a]:], "unexpected end of JSON input") { // the edge's API ended a poll without an answer
+			t.Errorf("SIGTERM of %s: %s's configuration poll broke on an empty answer:\n%s", name, a, out[logged[a]:])
+		}
 		switch {
 		case !slices.Contains(moved, a):
 			if n != before[a] {
