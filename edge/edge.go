@@ -270,7 +270,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer apiSrv.Close() // after the HTTP server is shut down, before the store closes
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	// Requests end when the API shuts down, after the drain, not at the
+	// signal: while the edge drains, its API (and agents' long polls) serves on.
+	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRequests()
+	srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	log.Info("edge started", "api", apiURL, "listen", ln.Addr().String(), "wg_port", dp.ep.Port(), "public_addr", cfg.PublicAddr, "masque", masqueAddr, "data_dir", cfg.DataDir)
 
 	errc := make(chan error, 1)
@@ -297,6 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	endRequests() // long polls answer now rather than hold Shutdown for their wait
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}

@@ -169,8 +169,9 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, compute func(*
 			w.Header().Set("ETag", tag)
 			w.WriteHeader(http.StatusNotModified)
 			return
-		case <-ctx.Done():
+		case <-ctx.Done(): // the client went away, or the server stops: a body for the latter
 			s.feed.waiting.Add(-1)
+			writeError(w, model.Errorf(model.KindUnavailable, "watch configuration: the server is stopping"))
 			return
 		}
 	}
