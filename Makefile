@@ -18,8 +18,11 @@ build:
 # short run of every fuzz target. Network tests need root (CI runs as root).
 test: lint vulncheck unit fuzz
 
+# unit keeps what tests save for people to look at (the console's browser
+# screenshots) under bin/test-output/_artifacts/PACKAGE/TEST/.
 unit:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	mkdir -p bin/test-output
+	$(GO) test -race -count=1 -timeout 20m -artifacts -outputdir $(CURDIR)/bin/test-output $(PKGS)
 
 # fuzz runs each fuzz target for FUZZTIME (longer by hand: make fuzz FUZZTIME=5m).
 fuzz:

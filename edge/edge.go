@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/control/store/boltstore"
 	"github.com/switchyard/switchyard/control/store/etcdstore"
 	"github.com/switchyard/switchyard/transport/masque"
+	"github.com/switchyard/switchyard/web"
 )
 
 // Config configures an edge.
@@ -268,6 +269,15 @@ func Run(ctx context.Context, cfg Config) error {
 		EdgesChanged:   edgesChanged,
 	})
 	defer apiSrv.Close() // after the HTTP server is shut down, before the store closes
+	consoleEdge := ""
+	if etcdS != nil {
+		consoleEdge = name
+	}
+	console, err := web.New(web.Config{API: apiSrv, AdminTokenHash: id.adminHash, EdgeName: consoleEdge, Log: log.With("component", "console")})
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	apiSrv.SetConsole(console)
 	srv := apiSrv.HTTPServer(&tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS13})
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	// Requests end when the API shuts down, after the drain, not at the

@@ -78,13 +78,14 @@ type Options struct {
 
 // Server is the API's HTTP handler.
 type Server struct {
-	reg    *registry.Registry
-	opts   Options
-	limits Limits // opts.Limits with defaults
-	log    *slog.Logger
-	mux    *http.ServeMux
-	peers  peerAPIs    // the other edges' API addresses, for agents
-	feed   *configFeed // the store's changes, for configuration long polls
+	reg     *registry.Registry
+	opts    Options
+	limits  Limits // opts.Limits with defaults
+	log     *slog.Logger
+	mux     *http.ServeMux
+	peers   peerAPIs     // the other edges' API addresses, for agents
+	feed    *configFeed  // the store's changes, for configuration long polls
+	console http.Handler // the web console, at every path outside /v1; nil: none
 }
 
 // NewServer returns the API handler over reg. It watches reg's store for
@@ -141,10 +142,24 @@ func (s *Server) routes() {
 	s.agentRoutes()
 	s.deviceRoutes()
 	s.policyRoutes()
-	s.mux.HandleFunc("/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/v1/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.console == nil {
+			s.authorized(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s (the API is under /v1)", r.Method, r.URL.Path))
+			})(w, r)
+			return
+		}
+		s.console.ServeHTTP(w, r)
+	})
 }
+
+// SetConsole serves h (the operator's web console) at every path outside
+// /v1; call it before serving. Without one, those paths answer 404 like an
+// unknown API endpoint.
+func (s *Server) SetConsole(h http.Handler) { s.console = h }
 
 // SetAPIURL sets the API address that tokens carry; call it before serving
 // when the address is known only after listening.

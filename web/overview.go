@@ -1,0 +1,49 @@
+package web
+
+import (
+	"time"
+
+	"github.com/switchyard/switchyard/control/model"
+)
+
+// overview is what the overview page shows.
+type overview struct {
+	TunnelsUp, TunnelsDown int
+	Devices, DevicesOnline int
+	Edges                  []model.Edge
+}
+
+// deviceOnline is how recently a device must have been heard to count as online.
+const deviceOnline = 3 * time.Minute
+
+func (s *Server) overviewPage(q *req) error {
+	ctx := q.r.Context()
+	tunnels, err := q.api.ListTunnels(ctx, model.TunnelFilter{})
+	if err != nil {
+		return err
+	}
+	devices, err := q.api.ListDevices(ctx, false)
+	if err != nil {
+		return err
+	}
+	edges, err := q.api.Edges(ctx)
+	if err != nil {
+		return err
+	}
+	var o overview
+	for _, t := range tunnels {
+		if len(t.Connections) > 0 {
+			o.TunnelsUp++
+		} else {
+			o.TunnelsDown++
+		}
+	}
+	o.Devices = len(devices)
+	for _, d := range devices {
+		if d.LastSeen != nil && time.Since(*d.LastSeen) < deviceOnline {
+			o.DevicesOnline++
+		}
+	}
+	o.Edges = edges
+	return q.render("overview", "overview", "Overview", o)
+}
