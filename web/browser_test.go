@@ -79,7 +79,7 @@ func startLab(t *testing.T) *lab {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
+		chromedp.NoSandbox,                               // CI runs as root, where Chromium's sandbox cannot start
 		chromedp.Flag("ignore-certificate-errors", true), // the edge's own CA; the test checks no certificate
 		chromedp.WindowSize(1280, 900),
 		chromedp.UserDataDir(t.TempDir()),
