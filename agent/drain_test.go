@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/agent"
 	"github.com/switchyard/switchyard/agent/localapi"
-	"github.com/switchyard/switchyard/control/cluster"
 	"github.com/switchyard/switchyard/control/model"
-	"github.com/switchyard/switchyard/internal/etcdtest"
 )
 
 // pinger sends numbered UDP pings from the client's TUN to a site address
@@ -124,64 +120,10 @@ func (p *pinger) losses(since, until time.Time) (lost, sent int, gap time.Durati
 // lost across the event are counted and printed: the goal is under 100 ms
 // of them; the test asserts under 200 ms.
 func TestCleanStopDrainsTheEdge(t *testing.T) {
-	url := etcdtest.Start(t)
-	key, err := cluster.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e1 := startClusterEdge(t, url, key, "edge-1")
-	e2 := startClusterEdge(t, url, key, "edge-2")
+	l := startTwoEdgeLab(t, "drain")
 	ctx := context.Background()
-	admin, survivor := e1.admin, e2.admin // tokens from edge-1: the agents take it first
-	if _, err := admin.CreateVNet(ctx, model.NewVNet{Name: "vnet-a", IsDefault: true}); err != nil {
-		t.Fatal(err)
-	}
-	tunnel, err := admin.CreateTunnel(ctx, "site-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("192.0.2.0/24"), Tunnel: "site-a", VNet: "vnet-a"}); err != nil {
-		t.Fatal(err)
-	}
-	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: "drain"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "both edges are healthy", 10*time.Second, func() (bool, string) {
-		edges, err := admin.Edges(ctx)
-		n := 0
-		for _, e := range edges {
-			if e.Healthy && e.Heartbeat.IsValid() {
-				n++
-			}
-		}
-		return n == 2, fmt.Sprintf("%+v %v", edges, err)
-	})
-	time.Sleep(2100 * time.Millisecond) // the API's cache of the edge list (peerAPIsTTL)
-
-	var connLog, cliLog lockedBuffer
-	conn := newInProcessAgent(t, "sy0")
-	conn.run(t, func(ctx context.Context) error {
-		return agent.RunConnector(ctx, agent.ConnectorConfig{Token: tunnel.Token, StateDir: conn.stateDir, TunName: "sy0", Seams: conn.seams(),
-			Log: slog.New(slog.NewTextHandler(&connLog, nil))})
-	})
-	cli := newInProcessAgent(t, "sy1")
-	cli.run(t, func(ctx context.Context) error {
-		return agent.RunClient(ctx, agent.ClientConfig{Token: et.Token, StateDir: cli.stateDir, TunName: "sy1", Name: "laptop", Seams: cli.seams(),
-			Log: slog.New(slog.NewTextHandler(&cliLog, nil))})
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("connector's log:\n%s\nclient's log:\n%s", connLog.String(), cliLog.String())
-		}
-	})
-	cs, cc := localapi.NewClient("connector", conn.stateDir), localapi.NewClient("client", cli.stateDir)
-	for _, c := range []*localapi.Client{cs, cc} {
-		waitFor(t, "the agent is on edge-1, edge-2 standby", 20*time.Second, func() (bool, string) {
-			st, err := c.Status(ctx)
-			return err == nil && st.Healthy && st.Edge == "edge-1" && slices.Equal(st.Standby, []string{"edge-2"}), fmt.Sprintf("%+v %v", st, err)
-		})
-	}
+	cli, conn, laptop, server := l.cli, l.conn, l.laptop, l.server
+	survivor := l.e2.admin
 	sessionsOn := func(edge string) int {
 		edges, _ := survivor.Edges(ctx)
 		for _, e := range edges {
@@ -194,15 +136,7 @@ func TestCleanStopDrainsTheEdge(t *testing.T) {
 	waitFor(t, "each edge holds both agents' sessions", 10*time.Second, func() (bool, string) {
 		return sessionsOn("edge-1") == 2 && sessionsOn("edge-2") == 2, fmt.Sprintf("%d %d", sessionsOn("edge-1"), sessionsOn("edge-2"))
 	})
-	var laptop netip.Addr
-	if devs, err := admin.ListDevices(ctx, false); err == nil && len(devs) == 1 {
-		laptop = devs[0].IP
-	} else {
-		t.Fatalf("devices: %+v, %v", devs, err)
-	}
-	server := netip.MustParseAddr("192.0.2.10")
-	exchange(t, "client to site through edge-1", cli, conn,
-		udpPacket(netip.AddrPortFrom(laptop, 40000), netip.AddrPortFrom(server, 7000), "before"), 10*time.Second)
+	l.toSite(t, "client to site through edge-1", 40000, "before", 10*time.Second)
 	waitFor(t, "edge-2 lists the replica active on edge-1", 10*time.Second, func() (bool, string) {
 		ts, err := survivor.ListTunnels(ctx, model.TunnelFilter{Name: "site-a"})
 		if err != nil || len(ts) != 1 {
@@ -232,11 +166,7 @@ func TestCleanStopDrainsTheEdge(t *testing.T) {
 
 	// SIGTERM: edge-1's context ends.
 	stopAt := time.Now()
-	e1.stop()
-	if err := <-e1.errc; err != nil {
-		t.Errorf("edge-1: %v", err)
-	}
-	e1.errc <- nil
+	l.e1.shutdown(t, "edge-1")
 	stopTook := time.Since(stopAt)
 	// Withdrawn, not expired: the registry's watch brings the revoked
 	// lease in milliseconds, long before the lease (2 s) could run out.
@@ -262,16 +192,12 @@ func TestCleanStopDrainsTheEdge(t *testing.T) {
 	if !withdrawn {
 		t.Errorf("edge-1's sessions are still in the registry 300 ms after its Run returned (%d): not withdrawn", sessionsOn("edge-1"))
 	}
-	for _, c := range []*localapi.Client{cs, cc} {
+	for _, c := range []*localapi.Client{l.cs, l.cc} {
 		if st, err := c.Status(ctx); err != nil || st.Edge != "edge-2" {
 			t.Errorf("after the drain an agent is on %+v, %v; want edge-2", st, err)
 		}
 	}
-	for what, log := range map[string]*lockedBuffer{"connector": &connLog, "client": &cliLog} {
-		if l := log.String(); !strings.Contains(l, "the active edge is stopping; the traffic moved to the standby edge") || !strings.Contains(l, "from=edge-1 to=edge-2") {
-			t.Errorf("the %s's log does not say it moved its traffic from the draining edge-1 to edge-2:\n%s", what, l)
-		}
-	}
+	l.logsSay(t, "it moved its traffic from the draining edge-1 to edge-2", "the active edge is stopping; the traffic moved to the standby edge", "from=edge-1 to=edge-2")
 	if edges, err := survivor.Edges(ctx); err != nil || slices.ContainsFunc(edges, func(e model.Edge) bool { return e.Name == "edge-1" && e.Healthy }) {
 		t.Errorf("edge-1 is still registered as healthy after it stopped: %+v, %v", edges, err)
 	}

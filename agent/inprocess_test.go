@@ -182,6 +182,29 @@ func startEdge(t *testing.T) *client.Client {
 	}
 }
 
+// setUpSiteA creates, through admin, the default vnet vnet-a, the tunnel
+// site-a routing 192.0.2.0/24 there, and an enrollment token with comment;
+// it returns the tunnel's token and the enrollment token.
+func setUpSiteA(t *testing.T, admin *client.Client, comment string) (tunnelToken, enrollToken string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.CreateVNet(ctx, model.NewVNet{Name: "vnet-a", IsDefault: true}); err != nil {
+		t.Fatal(err)
+	}
+	tunnel, err := admin.CreateTunnel(ctx, "site-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddRoute(ctx, model.NewRoute{Network: netip.MustParsePrefix("192.0.2.0/24"), Tunnel: "site-a", VNet: "vnet-a"}); err != nil {
+		t.Fatal(err)
+	}
+	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: comment})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tunnel.Token, et.Token
+}
+
 // udpPacket builds an IPv4 UDP packet from src to dst carrying payload.
 func udpPacket(src, dst netip.AddrPort, payload string) []byte {
 	return packettest.UDP(packettest.IP{Src: src.Addr(), Dst: dst.Addr()}, src.Port(), dst.Port(), []byte(payload))
@@ -243,29 +266,15 @@ func addrs(pkt []byte) (src, dst netip.Addr) {
 func TestConnectorAndClientInProcess(t *testing.T) {
 	admin := startEdge(t)
 	ctx := context.Background()
-	if _, err := admin.CreateVNet(ctx, model.NewVNet{Name: "vnet-a", IsDefault: true}); err != nil {
-		t.Fatal(err)
-	}
-	tunnel, err := admin.CreateTunnel(ctx, "site-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := netip.MustParsePrefix("192.0.2.0/24")
-	if _, err := admin.AddRoute(ctx, model.NewRoute{Network: site, Tunnel: "site-a", VNet: "vnet-a"}); err != nil {
-		t.Fatal(err)
-	}
-	et, err := admin.CreateEnrollToken(ctx, model.NewEnrollToken{Comment: "in process"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tunnelToken, enrollToken := setUpSiteA(t, admin, "in process")
 
 	conn := newInProcessAgent(t, "sy0")
 	conn.run(t, func(ctx context.Context) error {
-		return agent.RunConnector(ctx, agent.ConnectorConfig{Token: tunnel.Token, StateDir: conn.stateDir, TunName: "sy0", Seams: conn.seams()})
+		return agent.RunConnector(ctx, agent.ConnectorConfig{Token: tunnelToken, StateDir: conn.stateDir, TunName: "sy0", Seams: conn.seams()})
 	})
 	cli := newInProcessAgent(t, "sy1")
 	cli.run(t, func(ctx context.Context) error {
-		return agent.RunClient(ctx, agent.ClientConfig{Token: et.Token, StateDir: cli.stateDir, TunName: "sy1", Name: "laptop", Seams: cli.seams()})
+		return agent.RunClient(ctx, agent.ClientConfig{Token: enrollToken, StateDir: cli.stateDir, TunName: "sy1", Name: "laptop", Seams: cli.seams()})
 	})
 
 	var laptop netip.Addr
