@@ -449,8 +449,10 @@ func TestClusterFailover(t *testing.T) {
 		r := pings.stop()
 		t.Logf("edge-1's return: %d of %d pings from host A to host B lost (longest gap %v, longest time without a reply %v)",
 			r.lost(), r.sent, r.gap(), r.silence.Round(time.Millisecond))
-		if r.lost() > 5 || r.silence > 100*time.Millisecond {
-			t.Errorf("edge-1's return lost %d pings (every %v), with %v without a reply; want at most 5 and 100 ms", r.lost(), r.every, r.silence)
+		// The goal is no gap; a loaded CI machine may delay the edges'
+		// learning of the move by a round of heartbeats.
+		if r.lost() > 25 || r.silence > 300*time.Millisecond {
+			t.Errorf("edge-1's return lost %d pings (every %v), with %v without a reply; want at most 25 and 300 ms", r.lost(), r.every, r.silence)
 		}
 		c.wantTrunkTraffic(t, "A and B echo after A's return to edge 1", func() {
 			wantPeer(t, c.hosta, "tcp", hostBIP+":7000", hostAIP)

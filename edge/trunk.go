@@ -476,7 +476,7 @@ func (d *dataplane) rebuildRemote() {
 	kept := d.keptLostLocked(time.Now())
 	for _, s := range slices.Concat(d.viewed, kept) {
 		t := d.trunks[s.Edge]
-		if s.Edge == d.edgeName || t == nil || s.Standby { // a standby session carries no traffic
+		if s.Edge == d.edgeName || t == nil {
 			continue
 		}
 		vnet, ok := d.vnets[s.VNet]
@@ -499,6 +499,7 @@ func (d *dataplane) rebuildRemote() {
 		p.SetVNet(vnet)
 		p.SetUp(true)
 		p.SetActive(s.Active)
+		p.SetStandby(s.Standby) // the router's last resort, while its agent moves (dest.pick)
 		r := newSession(p, s.ID, trunkLink{d: d, t: t})
 		r.remote, r.vnet = s.Edge, s.VNet
 		out = append(out, r)

@@ -25,15 +25,21 @@ type dest struct {
 }
 
 // pick returns a local replica that is up (the active one first, else the
-// first), else a remote one (likewise), or nil; with localOnly, never a
-// remote one.
+// first), else a remote one (likewise), else a remote standby session, or
+// nil; with localOnly, never a remote one. A local standby session is never
+// picked: its agent drops what it sends. A remote standby is the last resort
+// while its agent moves its traffic (the registry has not caught up yet):
+// the far edge hands the packet to its own session if the agent made that
+// one active meanwhile, and drops it otherwise.
 func (d *dest) pick(localOnly bool) *Peer {
-	var first, remoteActive, remoteFirst *Peer
+	var first, remoteActive, remoteFirst, remoteStandby *Peer
 	for _, p := range d.replicas {
-		if !p.Up() || p.Standby() {
-			continue
-		}
 		switch {
+		case !p.Up():
+		case p.Standby():
+			if p.Remote && remoteStandby == nil {
+				remoteStandby = p
+			}
 		case !p.Remote && p.Active():
 			return p
 		case !p.Remote:
@@ -53,8 +59,10 @@ func (d *dest) pick(localOnly bool) *Peer {
 		return first
 	case remoteActive != nil:
 		return remoteActive
+	case remoteFirst != nil:
+		return remoteFirst
 	}
-	return remoteFirst
+	return remoteStandby
 }
 
 // TableBuilder assembles a Table; it is not safe for concurrent use.

@@ -20,6 +20,7 @@ func TestPick(t *testing.T) {
 	localDown := peer(false, false, true, false)
 	remoteActive := peer(true, true, true, false)
 	remoteUp := peer(true, true, false, false)
+	remoteStandby := peer(true, true, false, true)
 	tests := []struct {
 		name      string
 		replicas  []*Peer
@@ -34,6 +35,9 @@ func TestPick(t *testing.T) {
 		{"any remote one last", []*Peer{localDown, remoteUp}, false, remoteUp},
 		{"off a trunk: local only", []*Peer{remoteActive, localUp}, true, localUp},
 		{"off a trunk: no local one", []*Peer{remoteActive, localStandby}, true, nil},
+		{"a remote standby while the agent moves", []*Peer{localStandby, remoteStandby}, false, remoteStandby},
+		{"a remote standby only as the last resort", []*Peer{remoteStandby, remoteUp}, false, remoteUp},
+		{"off a trunk: never a remote standby", []*Peer{remoteStandby, localStandby}, true, nil},
 	}
 	for _, tc := range tests {
 		d := &dest{replicas: tc.replicas}
