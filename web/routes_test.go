@@ -2,15 +2,21 @@ package web_test
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/switchyard/switchyard/agent"
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/routing/host/hosttest"
 )
 
 // waitFor waits until the JavaScript expression js is true in the page.
@@ -27,10 +33,55 @@ func (l *lab) mustVNet(t *testing.T, name string) {
 	}
 }
 
-func (l *lab) mustTunnel(t *testing.T, name string) {
+func (l *lab) mustTunnel(t *testing.T, name string) string {
 	t.Helper()
-	if _, err := l.admin.CreateTunnel(context.Background(), name); err != nil {
+	ct, err := l.admin.CreateTunnel(context.Background(), name)
+	if err != nil {
 		t.Fatalf("create tunnel %s: %v", name, err)
+	}
+	return ct.Token
+}
+
+// connect runs a connector of the tunnel whose token is given, in process
+// (tuntest's TUN, the host fake, loopback UDP), until t ends, and waits
+// until the edge lists its connection.
+func (l *lab) connect(t *testing.T, tunnel, token, hostname string) {
+	t.Helper()
+	tn := tuntest.NewChannelTUN()
+	fake := hosttest.New()
+	fake.AddLink("sy0", 7)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-tn.Inbound: // what the edge sends the site: dropped
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		done <- agent.RunConnector(ctx, agent.ConnectorConfig{Token: token, StateDir: filepath.Join(t.TempDir(), hostname),
+			TunName: "sy0", Log: slog.New(slog.DiscardHandler),
+			Seams: agent.Seams{TUN: tn.TUN(), Host: fake, Bind: conn.NewDefaultBind()}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the connector of %s did not stop within 10 s", tunnel)
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		tt, err := l.admin.GetTunnel(context.Background(), tunnel)
+		if err == nil && len(tt.Connections) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connector of %s did not connect within 15 s (%v)", tunnel, err)
+		}
 	}
 }
 
@@ -211,8 +262,12 @@ func TestRoutesScreenshot(t *testing.T) {
 	for _, v := range []string{"prod", "staging"} {
 		l.mustVNet(t, v)
 	}
+	tokens := map[string]string{}
 	for _, tn := range []string{"hq-gw", "dc1-gw", "dc2-gw", "stage-gw", "lab-gw"} {
-		l.mustTunnel(t, tn)
+		tokens[tn] = l.mustTunnel(t, tn)
+	}
+	for _, tn := range []string{"hq-gw", "dc1-gw", "stage-gw"} { // lab-gw and dc2-gw stay down
+		l.connect(t, tn, tokens[tn], tn+"-host")
 	}
 	for _, r := range [][4]string{
 		{"192.168.1.0/24", "hq-gw", "", "HQ office LAN"},
@@ -238,8 +293,13 @@ func TestRoutesScreenshot(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#reach-form button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#reach-table`)),
 	)
-	if got := l.text(t, `#lookup-result .lookup[data-vnet="prod"] .winner`); !strings.Contains(got, "10.10.8.0/21") {
-		t.Errorf("10.10.9.20 in prod: %q, want the /21", got)
+	if got := l.text(t, `#lookup-result .lookup[data-vnet="prod"] .winner`); !strings.Contains(got, "10.10.8.0/21") || !strings.Contains(got, "up") {
+		t.Errorf("10.10.9.20 in prod: %q, want the /21 via dc1-gw, up", got)
+	}
+	// Each tunnel's node says whether it is up: it is when its connector is connected.
+	states := get(t, l, "read the tunnels' states", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#route-map .tunnel")).map(g => g.querySelector("text").textContent + " " + (g.classList.contains("up") ? "up" : "down")).sort()`))
+	if got, want := strings.Join(states, ", "), "dc1-gw up, dc2-gw down, hq-gw up, lab-gw down, stage-gw up"; got != want {
+		t.Errorf("the map's tunnels: %s, want %s", got, want)
 	}
 	l.shot(t, "routes")
 	if os.Getenv("SWITCHYARD_DOCS") == "" {
