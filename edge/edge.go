@@ -263,6 +263,7 @@ func Run(ctx context.Context, cfg Config) error {
 		LastSeen:       dp.lastSeen,
 		Stats:          dp.stats,
 		FlowLog:        dp.flows.tail,
+		TestFlow:       flowTester(reg),
 		Log:            log.With("component", "api"),
 		Limits:         cfg.APILimits,
 		Edges:          edgeLister(etcdS, view),

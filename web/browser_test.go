@@ -22,6 +22,7 @@ import (
 type lab struct {
 	url   string // the console, https://127.0.0.1:PORT
 	token string // the admin token
+	dir   string // the edge's data dir
 	admin *client.Client
 	ctx   context.Context // the browser tab; every chromedp.Run uses it
 }
@@ -54,7 +55,7 @@ func startLab(t *testing.T) *lab {
 			t.Errorf("edge: %v", err)
 		}
 	})
-	l := &lab{}
+	l := &lab{dir: dir}
 	deadline := time.Now().Add(15 * time.Second)
 	for l.admin == nil {
 		select {

@@ -11,6 +11,7 @@ type overview struct {
 	TunnelsUp, TunnelsDown int
 	Devices, DevicesOnline int
 	Edges                  []model.Edge
+	Counters               counters
 }
 
 // deviceOnline is how recently a device must have been heard to count as online.
@@ -45,5 +46,8 @@ func (s *Server) overviewPage(q *req) error {
 		}
 	}
 	o.Edges = edges
+	if o.Counters, err = q.counters(); err != nil {
+		return err
+	}
 	return q.render("overview", "overview", "Overview", o)
 }

@@ -39,6 +39,9 @@ type Server struct {
 	pages  map[string]*template.Template
 	assets http.Handler
 	log    *slog.Logger
+	// samples are the forwarded-bytes counter over the last minutes, for
+	// the overview's chart.
+	samples sampler
 }
 
 // csp is the console's Content-Security-Policy: its own scripts, styles and

@@ -140,3 +140,11 @@ func sameSite(r *http.Request) bool {
 	}
 	return true
 }
+
+// live reports whether x is still signed in, without counting this as use:
+// a long-lived stream checks it to end when its session does.
+func (s *sessions) live(x *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[x.id] == x && s.now().Sub(x.created) <= sessionMax
+}

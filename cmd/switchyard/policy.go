@@ -205,6 +205,7 @@ func policyCommand() *cli.Command {
 					return nil
 				}),
 			},
+			policyTestCommand(),
 		},
 	}
 }

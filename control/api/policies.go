@@ -15,6 +15,7 @@ func (s *Server) policyRoutes() {
 		"PATCH /v1/policies/{ref}":     s.updatePolicy,
 		"DELETE /v1/policies/{ref}":    func(r *http.Request) (any, error) { return s.reg.DeletePolicy(r.Context(), r.PathValue("ref")) },
 		"POST /v1/policies/{ref}/move": s.movePolicy,
+		"POST /v1/policies/test":       s.testFlow,
 		"GET /v1/policy-default":       func(r *http.Request) (any, error) { return s.reg.PolicyDefault(r.Context()) },
 		"PUT /v1/policy-default":       s.setPolicyDefault,
 	} {

@@ -62,6 +62,10 @@ type Options struct {
 	// FlowLog emits the last n flow records that match the filter, then, if
 	// follow, new ones until ctx ends; nil means the server keeps no flow log.
 	FlowLog func(ctx context.Context, f model.FlowFilter, n int, follow bool, emit func(model.FlowRecord) error) error
+	// TestFlow judges a flow with the edge's own policy engine for POST
+	// /v1/policies/test, filling the verdict's Action, Silent, PolicyID,
+	// Rules and Rev; nil means the server cannot test flows.
+	TestFlow func(ctx context.Context, in model.FlowTestInput) (model.FlowVerdict, error)
 	// Edges lists the edges of the cluster for GET /v1/edges; nil means
 	// this edge alone, as Edge describes it.
 	Edges func(ctx context.Context) ([]model.Edge, error)

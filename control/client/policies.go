@@ -99,3 +99,10 @@ func (c *Client) Flows(ctx context.Context, q url.Values, emit func(model.FlowRe
 	}
 	return nil
 }
+
+// TestFlow asks which policy the edge's own engine applies to a flow, and
+// what it does.
+func (c *Client) TestFlow(ctx context.Context, t model.FlowTest) (model.FlowVerdict, error) {
+	var out model.FlowVerdict
+	return out, c.do(ctx, http.MethodPost, "/v1/policies/test", nil, t, &out)
+}
