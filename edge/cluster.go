@@ -322,7 +322,7 @@ func clusterConnections(local func() map[uuid.UUID][]model.Connection, view *clu
 			}
 			c := model.Connection{ID: id, OpenedAt: h.since, State: model.ReplicaStandby, Standby: h.standby}
 			if h.carrying != nil {
-				c.Edge, c.OpenedAt, c.State = h.carrying.Edge, h.carrying.Since, replicaState(h.carrying.Active)
+				c.Edge, c.OpenedAt, c.State, c.Transport = h.carrying.Edge, h.carrying.Since, replicaState(h.carrying.Active), h.carrying.Transport
 			} else if len(h.standby) > 0 {
 				c.Edge, c.Standby = h.standby[0], h.standby[1:]
 			}

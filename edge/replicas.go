@@ -265,8 +265,19 @@ func (d *dataplane) connection(s *session) model.Connection {
 		Preferred: s.preferred(),
 		State:     model.ReplicaStandby,
 		OriginIP:  s.link.remote().Addr().String(),
+		Transport: s.link.transport(),
 		// The held replica is the tunnel's active one.
 		MissedHeartbeats: s.held,
+	}
+	if wl, ok := s.link.(wgLink); ok {
+		if t := wl.s.LastHandshake(); !t.IsZero() {
+			t = t.UTC()
+			c.LastHandshake = &t
+		}
+	}
+	if ns := s.lastProbe.Load(); ns != 0 {
+		t := time.Unix(0, ns).UTC()
+		c.LastHeartbeat = &t
 	}
 	switch {
 	case s.peer.Active():

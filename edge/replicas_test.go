@@ -174,6 +174,14 @@ func TestReplicaElection(t *testing.T) {
 	if len(conns) != 2 || conns[0].ID.String() != low.id || conns[0].State != model.ReplicaActive || conns[1].State != model.ReplicaStandby {
 		t.Fatalf("connections after failover: %+v", conns)
 	}
+	// Each replica says how it is connected and when the edge last heard it.
+	for _, c := range conns {
+		if c.Transport != "wireguard" || c.LastHandshake == nil || c.LastHeartbeat == nil ||
+			time.Since(*c.LastHeartbeat) > time.Second || c.LastHandshake.After(time.Now()) || c.OriginIP == "" {
+			t.Fatalf("replica %s: transport %q, last handshake %v, last heartbeat %v, origin %q; want wireguard and both recent",
+				c.Hostname, c.Transport, c.LastHandshake, c.LastHeartbeat, c.OriginIP)
+		}
+	}
 	if _, err := l.dp.failover(tun.ID, "no-such-host"); err == nil {
 		t.Fatal("failover to an unknown replica succeeded")
 	}

@@ -45,6 +45,14 @@ type Connection struct {
 	OriginIP   string    `json:"origin_ip"`
 	OpenedAt   time.Time `json:"opened_at"` // when it last came up
 	ClientVers string    `json:"client_version,omitempty"`
+	// Transport is the session's transport: wireguard or masque.
+	Transport string `json:"transport,omitempty"`
+	// LastHandshake is when the replica's WireGuard session last completed
+	// a handshake; nil for MASQUE and for a replica another edge holds.
+	LastHandshake *time.Time `json:"last_handshake,omitempty"`
+	// LastHeartbeat is when the edge last heard the replica's heartbeat;
+	// nil before the first one and for a replica another edge holds.
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 	// State is active (the tunnel's traffic goes to it), standby, or leaving.
 	State ReplicaState `json:"state"`
 	// Priority is the replica's --priority; the highest up is active.
