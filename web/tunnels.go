@@ -26,6 +26,15 @@ type tunnelsView struct {
 	Created *connectView // set right after "create tunnel"
 }
 
+// Replicas counts the replicas of every tunnel.
+func (v tunnelsView) Replicas() int {
+	n := 0
+	for _, t := range v.Tunnels {
+		n += len(t.Connections)
+	}
+	return n
+}
+
 // connectView is what an operator pastes on a tunnel's gateway host.
 type connectView struct {
 	Tunnel model.Tunnel

@@ -1,5 +1,6 @@
 // Switchyard console, tunnels page: the live tables are swapped in afresh
 // every few seconds; keep the operator's sort order and filter across swaps.
+// Copy buttons for the commands to paste on a gateway host.
 (function () {
   "use strict";
   var sorted = {}; // table id -> {index, dir}
@@ -12,6 +13,18 @@
       index: Array.prototype.indexOf.call(th.parentNode.children, th),
       dir: th.getAttribute("aria-sort")
     };
+  });
+
+  // Copy buttons: data-copy names the element whose text they copy.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("button[data-copy]");
+    if (!b || !navigator.clipboard) return;
+    var el = document.getElementById(b.getAttribute("data-copy"));
+    if (!el) return;
+    navigator.clipboard.writeText(el.textContent).then(function () {
+      b.textContent = "Copied";
+      setTimeout(function () { b.textContent = "Copy"; }, 1500);
+    });
   });
 
   document.addEventListener("htmx:afterSettle", function (e) {
