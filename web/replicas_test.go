@@ -86,7 +86,7 @@ func TestTunnelReplicasLive(t *testing.T) {
 
 	l.run(t, "fail over", chromedp.Click(chromedp.CSS(`#tunnels tr[data-tunnel="site-a"] button.failover`)))
 	get(t, l, "the other replica becomes active", chromedp.Poll[bool](`(document.querySelector('#replicas tr[data-state="active"] td.priority')||{}).textContent === "100"`,
-			chromedp.WithPollingTimeout(10*time.Second)))
+		chromedp.WithPollingTimeout(10*time.Second)))
 	l.shot(t, "replicas-failed-over")
 	tun, err := l.admin.GetTunnel(ctx, "site-a")
 	if err != nil || len(tun.Connections) != 2 || tun.Connections[0].State != model.ReplicaActive || tun.Connections[0].Priority != 100 {

@@ -174,6 +174,20 @@ func TestVNets(t *testing.T) {
 	if err != nil || len(d) != 1 || d[0].Name != "staging" {
 		t.Fatalf("the default vnet is %+v, %v", d, err)
 	}
+	// Rename one, then delete it: the first click only asks.
+	l.run(t, "add and rename", add("lab"), chromedp.WaitVisible(chromedp.CSS(`#vnets tr[data-vnet="lab"]`)),
+		chromedp.SetValue(chromedp.CSS(`#vnets tr[data-vnet="lab"] form.rename input[name=name]`), "qa"),
+		chromedp.Click(chromedp.CSS(`#vnets tr[data-vnet="lab"] form.rename button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vnets tr[data-vnet="qa"]`)),
+		chromedp.Click(chromedp.CSS(`#vnets tr[data-vnet="qa"] a.delete`)),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-delete`)))
+	if vs, err := l.admin.ListVNets(context.Background(), model.VNetFilter{Name: "qa"}); err != nil || len(vs) != 1 {
+		t.Fatalf("asking to delete qa: %+v, %v; want it still there", vs, err)
+	}
+	l.run(t, "confirm", chromedp.Click(chromedp.CSS(`#confirm-delete`)), chromedp.WaitVisible(chromedp.CSS(`#vnets tr[data-vnet="staging"]`)))
+	if vs, err := l.admin.ListVNets(context.Background(), model.VNetFilter{}); err != nil || len(vs) != 2 {
+		t.Fatalf("after deleting qa: %+v, %v; want default and staging", vs, err)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
