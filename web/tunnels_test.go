@@ -56,6 +56,14 @@ func TestCreateTunnelShowsTheCommand(t *testing.T) {
 		t.Fatalf("failover without a replica showed %q", got)
 	}
 
+	// Connect shows an existing tunnel's command again.
+	l.run(t, "connect", chromedp.Click(chromedp.CSS(`#tunnels tr[data-tunnel="site-a"] a.connect`)),
+		chromedp.WaitVisible(chromedp.CSS(`#run-command`)))
+	if got, want := l.text(t, "#run-command"), "switchyard connector run --token "+tok.Token; got != want {
+		t.Fatalf("Connect shows %q, want %q", got, want)
+	}
+	l.run(t, "back", chromedp.Navigate(l.url+"/tunnels"), chromedp.WaitVisible(chromedp.CSS(`#tunnels tr[data-tunnel="site-a"]`)))
+
 	// Delete: the link only asks; the tunnel goes on the second click.
 	l.run(t, "ask to delete", chromedp.Click(chromedp.CSS(`#tunnels tr[data-tunnel="site-a"] a.delete`)),
 		chromedp.WaitVisible(chromedp.CSS(`#confirm-delete`)))
