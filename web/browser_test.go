@@ -43,41 +43,56 @@ func chromium(t *testing.T) string {
 func startLab(t *testing.T) *lab {
 	t.Helper()
 	dir := t.TempDir()
+	l := startEdge(t, edge.Config{DataDir: dir})
+	l.ctx = startBrowser(t)
+	return l
+}
+
+// startEdge runs edge.Run with cfg on loopback (its API, console and
+// WireGuard on free ports; no MASQUE; no log) until t ends, and returns a
+// lab without a browser once the edge's API answers.
+func startEdge(t *testing.T, cfg edge.Config) *lab {
+	t.Helper()
+	cfg.APIListen, cfg.WGListen, cfg.MASQUEListen = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Log = slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() {
-		errc <- edge.Run(ctx, edge.Config{DataDir: dir, APIListen: "127.0.0.1:0", WGListen: "127.0.0.1:0",
-			MASQUEListen: "", Log: slog.New(slog.DiscardHandler)})
-	}()
+	go func() { errc <- edge.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-errc; err != nil {
-			t.Errorf("edge: %v", err)
+			t.Errorf("edge %s: %v", cfg.EdgeName, err)
 		}
 	})
-	l := &lab{dir: dir}
-	deadline := time.Now().Add(15 * time.Second)
+	l := &lab{dir: cfg.DataDir}
+	deadline := time.Now().Add(30 * time.Second)
 	for l.admin == nil {
 		select {
 		case err := <-errc:
 			errc <- err
-			t.Fatalf("edge: %v", err)
+			t.Fatalf("edge %s: %v", cfg.EdgeName, err)
 		default:
 		}
-		cfg, err := client.LoadConfig(filepath.Join(dir, client.ConfigFile))
+		c, err := client.LoadConfig(filepath.Join(cfg.DataDir, client.ConfigFile))
 		if err == nil {
-			if admin, err := client.New(cfg.API, cfg.Token, []byte(cfg.CA)); err == nil {
+			if admin, err := client.New(c.API, c.Token, []byte(c.CA)); err == nil {
 				if _, err := admin.ListVNets(ctx, model.VNetFilter{}); err == nil {
-					l.admin, l.url, l.token = admin, strings.TrimSuffix(cfg.API, "/"), cfg.Token
+					l.admin, l.url, l.token = admin, strings.TrimSuffix(c.API, "/"), c.Token
 				}
 			}
 		}
 		if l.admin == nil && time.Now().After(deadline) {
-			t.Fatalf("the edge's API did not answer within 15 s: %v", err)
+			t.Fatalf("the API of edge %s did not answer within 30 s: %v", cfg.EdgeName, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return l
+}
 
+// startBrowser starts a headless Chromium, stopped when t ends, and returns
+// its tab.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
 		chromedp.NoSandbox,                               // CI runs as root, where Chromium's sandbox cannot start
@@ -91,8 +106,7 @@ func startLab(t *testing.T) *lab {
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
 		t.Fatalf("start Chromium: %v", err)
 	}
-	l.ctx = bctx
-	return l
+	return bctx
 }
 
 // run runs browser actions, bounded in time, failing t on error.

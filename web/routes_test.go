@@ -157,8 +157,32 @@ func TestRoutesAddDuplicateDelete(t *testing.T) {
 		t.Fatalf("a non-canonical CIDR added %+v", rs)
 	}
 
-	// Delete: gone from the API, the map and the table; the error box cleared.
-	l.run(t, "delete the route", chromedp.Click(chromedp.CSS(`#routes-table button.danger`)))
+	// Delete asks first: the first click reveals the confirm button and
+	// deletes nothing; Cancel takes it back.
+	sure := `#routes-table form.delete-route .sure`
+	visible := func(sel string) bool {
+		return get(t, l, "is "+sel+" shown", chromedp.Evaluate[bool](`(e => !!e && e.offsetParent !== null)(document.querySelector(`+"`"+sel+"`"+`))`))
+	}
+	if visible(sure) {
+		t.Fatalf("the confirm button shows before Delete is clicked")
+	}
+	l.run(t, "click Delete", chromedp.Click(chromedp.CSS(`#routes-table form.delete-route .ask`)), chromedp.WaitVisible(chromedp.CSS(sure)))
+	l.shot(t, "delete-asks")
+	time.Sleep(500 * time.Millisecond) // time for a request the first click should not have sent
+	if rs := l.routesTo(t, "192.0.2.0/24"); len(rs) != 1 {
+		t.Fatalf("the first click on Delete alone deleted the route: the API has %+v", rs)
+	}
+	if got := l.text(t, sure); !strings.Contains(got, "192.0.2.0/24") {
+		t.Errorf("the confirm button says %q, want the route's network", got)
+	}
+	l.run(t, "cancel", chromedp.Click(chromedp.CSS(`#routes-table form.delete-route .cancel`)), chromedp.WaitNotVisible(chromedp.CSS(sure)))
+	if !visible(`#routes-table form.delete-route .ask`) {
+		t.Fatalf("after Cancel the Delete button is not back")
+	}
+
+	// Delete, confirmed: gone from the API, the map and the table; the error box cleared.
+	l.run(t, "delete the route", chromedp.Click(chromedp.CSS(`#routes-table form.delete-route .ask`)),
+		chromedp.WaitVisible(chromedp.CSS(sure)), chromedp.Click(chromedp.CSS(sure)))
 	l.waitFor(t, "the deletion's notice", `(document.querySelector("#route-notice")||{}).textContent?.includes("Deleted")`)
 	if rs := l.routesTo(t, "192.0.2.0/24"); len(rs) != 0 {
 		t.Fatalf("after delete the API still has %+v", rs)

@@ -1,5 +1,5 @@
 // Routes page: after a lookup, mark the winning route on the map; after a
-// change, clear the add form. No inline script (the CSP forbids it).
+// change, clear the add form; a delete asks to be confirmed. No inline script (the CSP forbids it).
 (function () {
   "use strict";
 
@@ -12,6 +12,27 @@
       if (g) g.classList.add("hit");
     });
   }
+
+  // Delete asks first: the row's Delete reveals "Delete CIDR" (the submit)
+  // and Cancel, by the form's class; only the second button posts.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("form.delete-route button");
+    if (!b) return;
+    var f = b.form, ask = f.querySelector(".ask");
+    if (b.classList.contains("ask")) {
+      document.querySelectorAll("form.delete-route.asking").forEach(function (o) {
+        o.classList.remove("asking");
+        o.querySelector(".ask").setAttribute("aria-expanded", "false");
+      });
+      f.classList.add("asking");
+      ask.setAttribute("aria-expanded", "true");
+      f.querySelector(".sure").focus();
+    } else if (b.classList.contains("cancel")) {
+      f.classList.remove("asking");
+      ask.setAttribute("aria-expanded", "false");
+      ask.focus();
+    }
+  });
 
   document.addEventListener("htmx:afterSwap", markHits);
   document.addEventListener("routes-changed", function () {
