@@ -73,12 +73,9 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if cfg.TunName == "" {
 		cfg.TunName = DefaultClientTunName
 	}
-	log, k, err := prepare(cfg.StateDir, cfg.Log)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
 	var socks, httpc net.Listener // the userspace mode's proxies, open before anything else
 	if cfg.Userspace != nil {
+		var err error
 		if socks, httpc, err = listenProxies(cfg.Userspace); err != nil {
 			return fmt.Errorf("client: %w", err)
 		}
@@ -89,6 +86,10 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 				}
 			}
 		}()
+	}
+	log, k, err := prepare(cfg.StateDir, cfg.Log)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
 	}
 	loc := &local{role: roleClient}
 	stopLocal, err := serveLocal(cfg.StateDir, loc, log)
