@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/tun"
 )
 
 // credentialFile keeps an enrolled device's credential (mode 0600).
@@ -56,6 +59,9 @@ type ClientConfig struct {
 	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
 	// (plain HTTP); empty turns it off.
 	MetricsListen string
+	// Userspace, if set, runs the client without a TUN or privileges (see
+	// UserspaceConfig); TunName and Seams.TUN and Seams.Host are then unused.
+	Userspace *UserspaceConfig
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Seams replace the operating system in tests; production leaves them nil.
@@ -66,6 +72,20 @@ type ClientConfig struct {
 func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if cfg.TunName == "" {
 		cfg.TunName = DefaultClientTunName
+	}
+	var socks, httpc net.Listener // the userspace mode's proxies, open before anything else
+	if cfg.Userspace != nil {
+		var err error
+		if socks, httpc, err = listenProxies(cfg.Userspace); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		defer func() { // once startUserspace took them, closing again is harmless
+			for _, l := range []net.Listener{socks, httpc} {
+				if l != nil {
+					l.Close()
+				}
+			}
+		}()
 	}
 	log, k, err := prepare(cfg.StateDir, cfg.Log)
 	if err != nil {
@@ -88,11 +108,30 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
-	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams, edges: cfg.Edges}, log)
+	tc := tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams, edges: cfg.Edges}
+	var ns *tun.Netstack
+	if cfg.Userspace != nil {
+		// The overlay address lives in a stack of our own; the host is left alone.
+		if ns, err = tun.NewNetstack(conf.IP, tunMTU(cmp.Or(cfg.Protocol, ProtocolWireGuard), conf.MTU)); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		tc.seams.TUN, tc.seams.Host, tc.noHostState = ns.Device(), noHost{}, true
+	}
+	ht, err := openHostTunnel(cfg.StateDir, cfg.TunName, conf.MTU, k, conf.Edge, tc, log)
 	if err != nil {
+		if ns != nil {
+			ns.Device().Close()
+		}
 		return fmt.Errorf("client: %w", err)
 	}
 	defer ht.Close()
+	var us *userspace
+	if ns != nil {
+		if us, err = startUserspace(ns, cfg.Userspace, socks, httpc, log); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		defer us.close() // before ht.Close, which ends the stack
+	}
 	ht.followActive(loc.beat.Store)
 	loc.tunnel.Store(ht)
 	if cfg.MetricsListen != "" {
@@ -107,6 +146,9 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	apply := func(c model.DeviceConfig) {
 		routes, err := clientRoutes(c, apiHost)
+		if err == nil && us != nil {
+			us.split.set(routes)
+		}
 		if err == nil {
 			hc := &host.Config{Routes: routes}
 			if c.IP.Is4() {

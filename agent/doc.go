@@ -15,7 +15,12 @@
 // netlink and sysctls (routing/host.Ops) and wireguard-go's bind (a
 // conn.Bind), so that tests run connectors and clients in process.
 //
+// In the client's userspace mode (UserspaceConfig) the overlay address lives
+// in a tun.Netstack instead of a TUN, the host is left alone, and
+// agent/proxy's SOCKS5 and HTTP CONNECT servers and the --expose'd ports
+// carry the traffic.
+//
 // It imports control/client (never the server), routing, routing/host, tun,
-// transport/masque and agent/localapi; only routing/host and tun touch
+// transport/masque, agent/localapi and agent/proxy; only routing/host and tun touch
 // netlink, and Linux-only code lives in _linux.go files.
 package agent

@@ -68,6 +68,9 @@ type tunnelConfig struct {
 	// edges is how many edges of a cluster to keep sessions to (--edges);
 	// 0 means DefaultEdges. WireGuard only: MASQUE and auto use one.
 	edges int
+	// noHostState keeps no host state file: the userspace client changes
+	// nothing on the host, and must not sweep what a kernel run left.
+	noHostState bool
 }
 
 // openHostTunnel first undoes what a crashed previous run left behind (our
@@ -84,6 +87,9 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		}
 	}()
 	stateFile := filepath.Join(stateDir, "host-state.json")
+	if tc.noHostState {
+		stateFile = ""
+	}
 	if err := host.Sweep(ops, name, stateFile); err != nil {
 		log.Warn("cleaning up after a previous run", "err", err)
 	}

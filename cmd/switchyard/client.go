@@ -31,9 +31,17 @@ func clientCommand() *cli.Command {
 					edgesFlag,
 					metricsFlag,
 					debugFlag,
+					&cli.BoolFlag{Name: "userspace", Usage: "run without a TUN, routes or privileges: reach the sites through --socks5 or --http-proxy, and let them reach --expose'd ports"},
+					&cli.StringFlag{Name: "socks5", Usage: "with --userspace: serve a SOCKS5 proxy (CONNECT, UDP ASSOCIATE) on `ADDR`, e.g. 127.0.0.1:1080"},
+					&cli.StringFlag{Name: "http-proxy", Usage: "with --userspace: serve an HTTP CONNECT proxy on `ADDR`, e.g. 127.0.0.1:8080"},
+					&cli.StringSliceFlag{Name: "expose", Usage: "with --userspace: accept TCP connections to the overlay address on PORT and forward them to LOCALHOST:LOCALPORT (default 127.0.0.1:PORT); repeatable"},
 				},
 				Action: func(c *cli.Context) error {
 					proto, err := parseProtocol(c)
+					if err != nil {
+						return err
+					}
+					us, err := parseUserspace(c)
 					if err != nil {
 						return err
 					}
@@ -52,6 +60,7 @@ func clientCommand() *cli.Command {
 						User:           c.String("user"),
 						Version:        version,
 						MetricsListen:  c.String("metrics-listen"),
+						Userspace:      us,
 						Log:            daemonLog(c, "client"),
 					})
 				},
@@ -88,4 +97,29 @@ func clientCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// parseUserspace returns the userspace mode's configuration, nil without
+// --userspace (whose flags then are an error).
+func parseUserspace(c *cli.Context) (*agent.UserspaceConfig, error) {
+	if !c.Bool("userspace") {
+		for _, f := range []string{"socks5", "http-proxy", "expose"} {
+			if c.IsSet(f) {
+				return nil, fmt.Errorf("--%s needs --userspace", f)
+			}
+		}
+		return nil, nil
+	}
+	us := &agent.UserspaceConfig{SOCKS5: c.String("socks5"), HTTPProxy: c.String("http-proxy")}
+	for _, s := range c.StringSlice("expose") {
+		e, err := agent.ParseExpose(s)
+		if err != nil {
+			return nil, err
+		}
+		us.Expose = append(us.Expose, e)
+	}
+	if us.SOCKS5 == "" && us.HTTPProxy == "" && len(us.Expose) == 0 {
+		return nil, fmt.Errorf("--userspace needs --socks5, --http-proxy or --expose")
+	}
+	return us, nil
 }

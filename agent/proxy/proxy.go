@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Network opens connections on one path: the tunnel, or the host.
+type Network interface {
+	// DialTCP opens a TCP connection to dst.
+	DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+	// ListenUDP opens an unconnected UDP socket for WriteTo and ReadFrom
+	// with any peer on this path.
+	ListenUDP() (net.PacketConn, error)
+}
+
+// Router picks the path to a destination. The Networks it returns must be
+// comparable (a UDP association keeps one socket per Network).
+type Router interface {
+	Route(dst netip.Addr) Network
+}
+
+// Server serves the proxies; its zero value is not usable: set Router.
+type Server struct {
+	// Router picks each destination's path.
+	Router Router
+	// Resolve turns a hostname into an address; nil means the host's resolver.
+	Resolve func(ctx context.Context, host string) (netip.Addr, error)
+	// Log is the server's logger; nil discards.
+	Log *slog.Logger
+}
+
+// dialTimeout bounds one outgoing dial.
+const dialTimeout = 15 * time.Second
+
+// serve accepts on l until it fails or ctx ends, handling each connection
+// with handle; when it returns, every connection it accepted is closed and
+// its handler gone.
+func (s *Server) serve(ctx context.Context, l net.Listener, handle func(ctx context.Context, c net.Conn)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	defer func() {
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				c.Close()
+			}()
+			handle(ctx, c)
+		}()
+	}
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// resolve returns host as an address, resolving a name.
+func (s *Server) resolve(ctx context.Context, host string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap(), nil
+	}
+	if s.Resolve != nil {
+		return s.Resolve(ctx, host)
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: no address", host)
+	}
+	for _, a := range addrs { // IPv4 first: what most overlays and sites have
+		if a.Unmap().Is4() {
+			return a.Unmap(), nil
+		}
+	}
+	return addrs[0], nil
+}
+
+// dial resolves host and opens a TCP connection to host:port on its path.
+func (s *Server) dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	a, err := s.resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	return s.Router.Route(a).DialTCP(ctx, netip.AddrPortFrom(a, port))
+}
+
+// splitHostPort is net.SplitHostPort with a numeric port.
+func splitHostPort(hostport string) (string, uint16, error) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("address %q: bad port", hostport)
+	}
+	return host, uint16(port), nil
+}
+
+// closeWriter is a connection that can end its sending side alone.
+type closeWriter interface{ CloseWrite() error }
+
+// Splice copies a to b and b to a until both directions end, passing on
+// each direction's end as a half close where the connection has one, then
+// closes both.
+func Splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		if cw, ok := dst.(closeWriter); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	wg.Add(2)
+	go half(a, b)
+	go half(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
