@@ -48,6 +48,7 @@ func deviceCommand() *cli.Command {
 					})
 				}),
 			},
+			wgConfigCommand(),
 			{
 				Name:      "revoke",
 				Usage:     "revoke a device: the edge cuts it off at once",
