@@ -28,9 +28,10 @@ import (
 )
 
 // A peer that sends heartbeats is down once it misses its detect time (its
-// interval × multiplier, 500 ms by default). One that does not (an agent
+// interval × multiplier, 500 ms by default). A connector that does not (one
 // older than heartbeats) is down when nothing authenticated arrived from it
-// for livenessTimeout, three keepalive intervals. The edge checks every
+// for livenessTimeout, three keepalive intervals; a device that does not (a
+// stock WireGuard client) is down when its WireGuard session expires. The edge checks every
 // livenessTick, so traffic fails over within detect time + livenessTick. A
 // tunnel's active replica that goes down with no other replica up keeps its
 // traffic while its WireGuard session lasts (see elect).
@@ -591,6 +592,26 @@ func (d *dataplane) lastSeen() map[uuid.UUID]time.Time {
 				continue // a MASQUE session counts while it is up
 			}
 			if t := s.link.lastReceived(now); !t.IsZero() && t.After(out[id]) {
+				out[id] = t.UTC()
+			}
+		}
+	}
+	return out
+}
+
+// lastHandshakes reports when this edge last completed a WireGuard
+// handshake with each device, for the API.
+func (d *dataplane) lastHandshakes() map[uuid.UUID]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[uuid.UUID]time.Time{}
+	for id, ss := range d.agents {
+		for _, s := range ss {
+			wl, ok := s.link.(wgLink)
+			if !ok || s.peer.Kind != router.Client {
+				continue
+			}
+			if t := wl.s.LastHandshake(); !t.IsZero() && t.After(out[id]) {
 				out[id] = t.UTC()
 			}
 		}

@@ -261,6 +261,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Failover:       dp.failover,
 		Sessions:       viewSessions(view),
 		LastSeen:       dp.lastSeen,
+		LastHandshake:  dp.lastHandshakes,
 		Stats:          dp.stats,
 		FlowLog:        dp.flows.tail,
 		TestFlow:       flowTester(reg),

@@ -3,11 +3,14 @@ package edge
 import (
 	"context"
 	"time"
+
+	"github.com/switchyard/switchyard/router"
 )
 
 // Liveness at scale: a session that is heard from sits in a timer wheel at
 // the moment it would stop being heard (its last heartbeat plus its detect
-// time, or its last packet plus livenessTimeout). Every livenessTick the edge
+// time, or its last packet plus livenessTimeout; a device without heartbeats
+// a sweep later, while its WireGuard key lasts). Every livenessTick the edge
 // looks only at the sessions whose moment came: those heard from since go
 // back in at their new moment, the others go down at once (and their tunnel
 // elects another replica). Heartbeats never touch the wheel. Everything
@@ -100,6 +103,11 @@ func (d *dataplane) dueLocked(s *session, now time.Time) {
 func (s *session) stopsBeingHeard(now time.Time) int64 {
 	if detect := s.detect.Load(); detect > 0 {
 		return s.lastProbe.Load() + detect
+	}
+	if s.peer.Kind == router.Client {
+		// A device without heartbeats lives until its WireGuard key
+		// expires: look again at the next sweep.
+		return now.Add(livenessSweep).UnixNano()
 	}
 	return s.link.lastReceived(now).Add(livenessTimeout).UnixNano()
 }

@@ -102,14 +102,20 @@ func (s *session) forgetLeaving() {
 
 // alive reports whether the session was heard from recently at now: its link
 // can carry packets and, if the agent sends heartbeats, the last one came
-// within its detect time; else the link heard anything authenticated within
-// livenessTimeout (WireGuard keepalives, from an agent older than heartbeats).
+// within its detect time. A device that never sent one (a stock WireGuard
+// client, which may stay silent for minutes between keepalives) lives while
+// its link can carry packets: WireGuard's own session expiry. A connector
+// without heartbeats (older than them) must have been heard from, anything
+// authenticated, within livenessTimeout.
 func (s *session) alive(now time.Time) bool {
 	if !s.link.usable() {
 		return false
 	}
 	if detect := s.detect.Load(); detect > 0 {
 		return now.UnixNano()-s.lastProbe.Load() < detect
+	}
+	if s.peer.Kind == router.Client {
+		return true
 	}
 	return now.Sub(s.link.lastReceived(now)) < livenessTimeout
 }

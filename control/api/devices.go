@@ -16,6 +16,7 @@ func (s *Server) deviceRoutes() {
 		s.mux.HandleFunc(pattern, s.handle(fn))
 	}
 	h("GET /v1/devices", s.listDevices)
+	h("POST /v1/devices", s.registerDevice)
 	h("POST /v1/devices/{ref}/revoke", s.revokeDevice)
 	h("POST /v1/devices/{ref}/unrevoke", s.unrevokeDevice)
 	h("GET /v1/enroll-tokens", s.listEnrollTokens)
@@ -43,6 +44,14 @@ func (s *Server) listDevices(r *http.Request) (any, error) {
 		for i := range devices {
 			if t, ok := seen[devices[i].ID]; ok {
 				devices[i].LastSeen = &t
+			}
+		}
+	}
+	if s.opts.LastHandshake != nil {
+		hs := s.opts.LastHandshake()
+		for i := range devices {
+			if t, ok := hs[devices[i].ID]; ok {
+				devices[i].LastHandshake = &t
 			}
 		}
 	}
@@ -74,6 +83,25 @@ func fillDeviceEdges(devices []model.Device, sessions []model.Session) {
 	for _, d := range at {
 		slices.Sort(d.StandbyEdges)
 	}
+}
+
+// registerDevice registers a stock WireGuard device by its public key and
+// answers with its configuration, this edge as its peer.
+func (s *Server) registerDevice(r *http.Request) (any, error) {
+	var req model.RegisterDevice
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	d, err := s.reg.RegisterDevice(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.deviceConfigFor(r, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("wireguard device registered", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User)
+	return model.RegisteredDevice{Device: d, Config: cfg}, nil
 }
 
 func (s *Server) revokeDevice(r *http.Request) (any, error) {

@@ -57,6 +57,9 @@ type Options struct {
 	Sessions func() []model.Session
 	// LastSeen reports when the edge last heard from each device; nil means never.
 	LastSeen func() map[uuid.UUID]time.Time
+	// LastHandshake reports when this edge last completed a WireGuard
+	// handshake with each device; nil means never.
+	LastHandshake func() map[uuid.UUID]time.Time
 	// Stats reports the data plane's counters for GET /v1/stats; nil means none.
 	Stats func() any
 	// FlowLog emits the last n flow records that match the filter, then, if

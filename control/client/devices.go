@@ -29,6 +29,13 @@ func (c *Client) RevokeDevice(ctx context.Context, ref string) (model.Device, er
 	return out, c.do(ctx, http.MethodPost, "/v1/devices/"+seg(ref)+"/revoke", nil, nil, &out)
 }
 
+// RegisterDevice registers a stock WireGuard device by its public key and
+// returns it with its configuration.
+func (c *Client) RegisterDevice(ctx context.Context, req model.RegisterDevice) (model.RegisteredDevice, error) {
+	var out model.RegisteredDevice
+	return out, c.do(ctx, http.MethodPost, "/v1/devices", nil, req, &out)
+}
+
 // UnrevokeDevice lifts the revocation of the revoked device named by ref
 // (name or id): its key may enroll again.
 func (c *Client) UnrevokeDevice(ctx context.Context, ref string) (model.Device, error) {

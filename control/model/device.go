@@ -20,7 +20,10 @@ type Device struct {
 	Created    time.Time  `json:"created"`
 	Updated    time.Time  `json:"updated"`
 	LastSeen   *time.Time `json:"last_seen"`
-	User       string     `json:"user"`
+	// LastHandshake is when this edge last completed a WireGuard handshake
+	// with the device; nil for none (or a device on MASQUE). Never stored.
+	LastHandshake *time.Time `json:"last_handshake,omitempty"`
+	User          string     `json:"user"`
 	// VNetID is the virtual network the device selected; uuid.Nil means the default.
 	VNetID    uuid.UUID  `json:"vnet_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -151,6 +154,30 @@ type DeviceConfig struct {
 	VNetID       uuid.UUID    `json:"vnet_id"`
 	VNetName     string       `json:"vnet_name"`
 	SplitTunnel  SplitTunnel  `json:"split_tunnel"`
+}
+
+// DeviceTypeWireGuard is the device type of a stock WireGuard device, one an
+// admin registered with its public key (RegisterDevice) rather than a
+// Switchyard client that enrolled.
+const DeviceTypeWireGuard = "wireguard"
+
+// RegisterDevice is an admin's request to register a stock WireGuard device
+// by its public key: it holds no credential and sends no heartbeats.
+type RegisterDevice struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+	// VNet is the virtual network (name or id) it sends into; empty: the default.
+	VNet string `json:"vnet,omitempty"`
+	// User is the user policies match it as (user_email); empty: none.
+	User string `json:"user,omitempty"`
+}
+
+// RegisteredDevice is the answer to RegisterDevice: the device and the
+// configuration its WireGuard client needs (the edge serving the request
+// is its peer).
+type RegisteredDevice struct {
+	Device Device       `json:"device"`
+	Config DeviceConfig `json:"config"`
 }
 
 // SelectVNet is a client's request to switch virtual network.
