@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
+	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -111,6 +112,11 @@ type dataplane struct {
 	// to a replica that missed its heartbeats but is its tunnel's only one.
 	heartbeats, sentMissed atomic.Uint64
 
+	// mtu is the inner MTU a new agent session starts with (--mtu; less
+	// on MASQUE and trunks): each session keeps its own (router.Peer.MTU),
+	// which path MTU discovery may lower or raise later.
+	mtu int
+
 	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
 	wg      sync.WaitGroup
 }
@@ -120,6 +126,37 @@ type batch struct {
 	bufs  [][]byte
 	icmp  [][]byte // ICMP error buffers with headroom for the transport header
 	group [][]byte
+	// frags are fragment buffers (fragHeadroom in front), nfrag of them in
+	// use by this call: each its own array, as Send may use a buffer up to
+	// its capacity.
+	frags [][]byte
+	nfrag int
+}
+
+// fragHeadroom is the room in front of a fragment: a transport header and,
+// toward a session on another edge, the trunk header.
+const fragHeadroom = wireguard.Headroom + trunkHeaderSize
+
+// fragBuf returns the batch's next fragment buffer, with fragHeadroom
+// bytes, mtu bytes and wireguard.Tailroom.
+func (b *batch) fragBuf(mtu int) []byte {
+	if b.nfrag == len(b.frags) {
+		b.frags = append(b.frags, nil)
+	}
+	if need := fragHeadroom + mtu + wireguard.Tailroom; cap(b.frags[b.nfrag]) < need {
+		b.frags[b.nfrag] = make([]byte, need)
+	}
+	buf := b.frags[b.nfrag]
+	b.nfrag++
+	return buf[:cap(buf)]
+}
+
+// sessionMTUs is what the edge's sessions start with when the edge says
+// mtu (--mtu): WireGuard mtu, MASQUE no more than one QUIC datagram takes,
+// a trunk (toward a session another edge holds) mtu less its header. An mtu
+// of 0 (a data plane built without one, in tests) means no limit.
+func sessionMTUs(mtu int) (wg, masq, trunk int) {
+	return mtu, min(mtu, masque.MTU), mtu - trunkHeaderSize
 }
 
 func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *dataplane {
@@ -142,6 +179,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 	}
 	var cur *wireguard.Session
 	b.group = b.group[:0]
+	b.nfrag = 0
 	flush := func() {
 		if cur != nil && len(b.group) > 0 {
 			d.ep.Send(cur, b.group, wireguard.Headroom) // drops are counted by the endpoint
@@ -154,7 +192,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		from, _ := p.Session.Value().(*session)
 		if from == nil {
 			if t, ok := p.Session.Value().(*trunk); ok {
-				to, buf = d.fromTrunk(t, p, b.icmp[i][wireguard.Headroom:wireguard.Headroom+router.IcmpBufSize])
+				to, buf = d.fromTrunk(t, p, b.icmp[i][wireguard.Headroom:wireguard.Headroom+router.IcmpBufSize], b, &cur, flush)
 			}
 			if to == nil {
 				continue
@@ -184,6 +222,9 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 				}
 				to = wl.s
 				buf = p.Buf[p.Off-wireguard.Headroom : p.Off+dec.Len]
+			case router.ForwardFragments:
+				d.sendFragments(b, p.Data()[:dec.Len], dec, from, &cur, flush)
+				continue
 			case router.Reply:
 				to = p.Session
 				buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
@@ -199,6 +240,34 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 	}
 	flush()
 	clear(b.group[:cap(b.group)])
+}
+
+// sendFragments sends pkt to dec.To as fragments of at most dec.MTU bytes,
+// in b's fragment buffers: those for a WireGuard session join b.group (cur
+// is the group's session, flush sends it), others go at once.
+func (d *dataplane) sendFragments(b *batch, pkt []byte, dec router.Decision, from *session, cur **wireguard.Session, flush func()) {
+	dst := dec.To.Out.(*session)
+	wl, batched := dst.link.(wgLink)
+	for off := 0; ; {
+		fb := b.fragBuf(dec.MTU)
+		n, next := router.Fragment(fb[fragHeadroom:fragHeadroom+dec.MTU], pkt, dec.MTU, off)
+		if n == 0 {
+			return
+		}
+		if batched {
+			if *cur != wl.s {
+				flush()
+				*cur = wl.s
+			}
+			b.group = append(b.group, fb[fragHeadroom-wireguard.Headroom:fragHeadroom+n])
+		} else {
+			dst.link.send(fb[:fragHeadroom+n], fragHeadroom, from)
+		}
+		if next == 0 {
+			return
+		}
+		off = next
+	}
 }
 
 // heartbeatProbe reads a heartbeat probe out of pkt if it is one addressed
@@ -467,6 +536,8 @@ func (d *dataplane) addWireGuardLocked(a *agentRecord) *session {
 		return nil
 	}
 	s.link, s.key, s.host, s.vnet = wgLink{ep: d.ep, s: ws}, a.key, a.host, a.vnetID
+	mtu, _, _ := sessionMTUs(d.mtu)
+	s.peer.SetMTU(mtu)
 	d.byKey[a.key] = s
 	d.addLocked(s)
 	return s
@@ -660,6 +731,7 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock
 	d.self4, d.self6 = self4, self6
+	d.mtu = cmp.Or(cfg.MTU, DefaultMTU)
 	d.own4, d.own6 = id.heartbeat4, id.heartbeat6
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // everything is what the edge advertises to every MASQUE agent: it may send
@@ -113,6 +114,8 @@ func (h masqueHandler) Open(ms *masque.Session, g masque.Grant, _ []netip.Prefix
 	tp := twin.peer
 	p := &router.Peer{Name: tp.Name, Kind: tp.Kind, Tunnel: tp.Tunnel, Overlay: tp.Overlay, User: tp.User, Device: tp.Device}
 	p.SetVNet(tp.VNet())
+	_, mtu, _ := sessionMTUs(d.mtu)
+	p.SetMTU(mtu)
 	s := newSession(p, mg.id, masqueLink{ms})
 	s.host = twin.host
 	ms.SetValue(s)
@@ -123,7 +126,7 @@ func (h masqueHandler) Open(ms *masque.Session, g masque.Grant, _ []netip.Prefix
 	d.mu.Unlock()
 	d.rebuildTable()
 	d.log.Info("MASQUE session up", "peer", p.Name, "kind", p.Kind, "id", mg.id, "remote", ms.RemoteAddr())
-	return &masqueIn{d: d, from: s, icmp: make([]byte, router.IcmpBufSize)}, nil
+	return &masqueIn{d: d, from: s, icmp: make([]byte, router.IcmpBufSize), frags: &batch{}}, nil
 }
 
 // Closed removes the session from the directory.
@@ -148,9 +151,10 @@ func (h masqueHandler) Closed(ms *masque.Session, _ masque.Grant) {
 // masqueIn routes the packets of one MASQUE session; Receive runs on the
 // session's one delivering goroutine, so its scratch needs no lock.
 type masqueIn struct {
-	d    *dataplane
-	from *session
-	icmp []byte
+	d     *dataplane
+	from  *session
+	icmp  []byte
+	frags *batch // fragment buffers
 }
 
 // Receive routes each packet and hands it to its destination session;
@@ -169,6 +173,16 @@ func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 				m.d.sentMissed.Add(1)
 			}
 			dec.To.Out.(*session).link.send(buf[:masque.Headroom+dec.Len], masque.Headroom, m.from)
+		case router.ForwardFragments:
+			// Toward WireGuard the fragments go in one Send; others one
+			// by one.
+			m.frags.nfrag = 0
+			var cur *wireguard.Session
+			m.d.sendFragments(m.frags, pkt[:dec.Len], dec, m.from, &cur, func() {})
+			if cur != nil {
+				m.d.ep.Send(cur, m.frags.group, wireguard.Headroom)
+			}
+			m.frags.group = m.frags.group[:0]
 		case router.Reply:
 			m.from.link.send(dec.Reply, 0, nil)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -143,11 +144,24 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 		t.Fatal("site A received nothing from site C over MASQUE")
 	}
 	// A packet from C too large for a MASQUE datagram comes back to C as an
-	// ICMP "fragmentation needed".
-	big := packettest.UDP(packettest.IP{Src: netip.MustParseAddr("10.3.0.5"), Dst: netip.MustParseAddr("10.1.2.3")}, 0, 0, make([]byte, 1420-28))
+	// ICMP "fragmentation needed" naming the MASQUE session's MTU, with DF;
+	// without, it reaches A in fragments.
+	big := packettest.UDP(packettest.IP{Src: netip.MustParseAddr("10.3.0.5"), Dst: netip.MustParseAddr("10.1.2.3"), DF: true}, 0, 0, make([]byte, 1420-28))
 	c.send(t, big)
-	if p := c.recv(5 * time.Second); p == nil || p[9] != 1 || p[20] != 3 || p[21] != 4 {
-		t.Fatalf("site C got % x for a packet too large for MASQUE, want ICMP fragmentation needed", p[:min(len(p), 24)])
+	if p := c.recv(5 * time.Second); p == nil || p[9] != 1 || p[20] != 3 || p[21] != 4 || int(binary.BigEndian.Uint16(p[26:28])) != masque.MTU {
+		t.Fatalf("site C got % x for a packet too large for MASQUE, want ICMP fragmentation needed naming %d", p[:min(len(p), 28)], masque.MTU)
+	}
+	big = packettest.UDP(packettest.IP{Src: netip.MustParseAddr("10.3.0.5"), Dst: netip.MustParseAddr("10.1.2.3")}, 0, 0, make([]byte, 1420-28))
+	c.send(t, big)
+	for i, wantMF := range []bool{true, false} {
+		select {
+		case p := <-got:
+			if mf := p[6]&0x20 != 0; mf != wantMF || len(p) > masque.MTU {
+				t.Fatalf("site A got fragment %d of %d bytes with MF %v, want MF %v and at most %d bytes", i, len(p), mf, wantMF, masque.MTU)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("site A got %d fragments of a packet too large for MASQUE without DF, want 2", i)
+		}
 	}
 	// A spoofing C's prefix over MASQUE is dropped like over WireGuard.
 	before := l.dp.router.Dropped(router.ReasonSpoofed)

@@ -58,6 +58,7 @@ func (d *dataplane) samples() []metrics.Sample {
 		c("bytes_total", "IP bytes by direction.", st.ReceivedBytes, "direction", "in"),
 		c("bytes_total", "IP bytes by direction.", st.ForwardedBytes, "direction", "out"),
 		c("icmp_errors_total", "ICMP errors and TCP resets the edge generated.", st.Replied),
+		c("fragmented_total", "IPv4 packets without DF forwarded as fragments, larger than their destination session's MTU.", st.Fragmented),
 		c("handshakes_total", "WireGuard handshakes by event.", wg.HandshakesCompleted, "event", "completed"),
 		c("handshakes_total", "WireGuard handshakes by event.", wg.HandshakesInitiated, "event", "initiated"),
 		c("policy_decisions_total", "Policy decisions on new flows and re-evaluations, by action.", st.Policy.Allowed, "action", "allow"),

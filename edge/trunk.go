@@ -274,7 +274,7 @@ func (d *dataplane) toTrunk(p wireguard.Packet, n int, from, dst *session) (*wir
 // It returns the WireGuard session to send to and the buffer to send at
 // wireguard.Headroom, or nil when the packet was dropped or sent already
 // (another transport).
-func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, icmp []byte) (*wireguard.Session, []byte) {
+func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, icmp []byte, b *batch, cur **wireguard.Session, flush func()) (*wireguard.Session, []byte) {
 	h := p.Buf[p.Off-trunkHeaderSize : p.Off]
 	vnet, ok := d.vkeys.Load().index(vnetKey(binary.BigEndian.Uint64(h[4:12])))
 	if h[0]>>4 != trunkVersion || !ok {
@@ -285,6 +285,10 @@ func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, icmp []byte) (*wireg
 	t.rxPackets.Add(1)
 	t.rxBytes.Add(uint64(len(pkt)))
 	dec := d.router.RouteTrunk(vnet, pkt, t.edge, h[0]&trunkPolicyApplied != 0, icmp)
+	if dec.Verdict == router.ForwardFragments {
+		d.sendFragments(b, pkt[:dec.Len], dec, nil, cur, flush)
+		return nil, nil
+	}
 	if dec.Verdict != router.Forward {
 		return nil, nil
 	}
@@ -497,6 +501,8 @@ func (d *dataplane) rebuildRemote() {
 			continue
 		}
 		p.SetVNet(vnet)
+		_, _, mtu := sessionMTUs(d.mtu)
+		p.SetMTU(mtu) // the trunk's; the edge holding the session checks its own
 		p.SetUp(true)
 		p.SetActive(s.Active)
 		p.SetStandby(s.Standby) // the router's last resort, while its agent moves (dest.pick)

@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
@@ -104,6 +105,15 @@ func TestTrunkForwardingAllocatesNothing(t *testing.T) {
 		}
 	}()
 	run("off the trunk", tr.s, trunkHeaderSize+wireguard.Headroom+trunkHeaderSize, tuntest.Ping(trunkHostA, trunkHostB), aGot.Load)
+	// Larger than A's session's MTU, without DF: fragments, from the
+	// batch's buffers once they exist.
+	d.byKey[aKey].peer.SetMTU(1280)
+	frags := d.router.Stats().Fragmented
+	big := packettest.UDP(packettest.IP{Src: trunkHostB, Dst: trunkHostA}, 4000, 5000, packettest.Fill(1400-28))
+	run("off the trunk, in fragments", tr.s, trunkHeaderSize+wireguard.Headroom+trunkHeaderSize, big, aGot.Load)
+	if d.router.Stats().Fragmented == frags {
+		t.Fatal("the packet over A's MTU was not fragmented")
+	}
 	if st := tr; st.txPackets.Load() == 0 || st.rxPackets.Load() == 0 {
 		t.Fatalf("trunk counters out %d in %d, want both counted", st.txPackets.Load(), st.rxPackets.Load())
 	}

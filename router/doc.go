@@ -4,7 +4,10 @@
 // up in the peer's virtual network (longest prefix match; device overlay
 // addresses are reachable from every virtual network), decrement the TTL, and
 // name the peer to hand the packet to — or build the ICMP error to send back.
-// It never rewrites source or destination addresses.
+// A packet larger than its destination session's MTU (Peer.MTU) gets ICMPv4
+// Fragmentation Needed or ICMPv6 Packet Too Big naming that MTU, or, IPv4
+// without DF, goes in fragments (Fragment). It never rewrites source or
+// destination addresses.
 //
 // Forwarded packets then pass network policy: router/policy decides a flow's
 // first packet, router/flow keeps the decision for the rest of the flow and

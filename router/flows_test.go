@@ -292,7 +292,7 @@ func TestICMPErrorsOfAllowedFlows(t *testing.T) {
 	icmp := make([]byte, IcmpBufSize)
 	errorFor := func(p []byte, from string) []byte {
 		h, _ := parse(p)
-		return append([]byte(nil), buildICMPError(make([]byte, IcmpBufSize), ReasonNoRoute, mpa(from), p, h)...)
+		return append([]byte(nil), buildICMPError(make([]byte, IcmpBufSize), ReasonNoRoute, mpa(from), p, h, 0)...)
 	}
 	for _, tc := range []struct {
 		name     string

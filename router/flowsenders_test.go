@@ -37,7 +37,7 @@ func TestFlowBelongsToItsParties(t *testing.T) {
 	sipBack := func(flags uint8) []byte { return tcp(laptop, server, 5060, 5060, flags, 9) }
 	icmpAbout := func(p []byte, from string) []byte {
 		h, _ := parse(p)
-		return append([]byte(nil), buildICMPError(make([]byte, IcmpBufSize), ReasonNoRoute, mpa(from), p, h)...)
+		return append([]byte(nil), buildICMPError(make([]byte, IcmpBufSize), ReasonNoRoute, mpa(from), p, h, 0)...)
 	}
 
 	// Routing tables: "base" is the lab's; in "overlap" site C also routes

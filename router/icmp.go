@@ -54,6 +54,10 @@ func icmpType(reason Reason, v6 bool) (typ, code uint8) {
 		return 3, 13 // communication administratively prohibited
 	case reason == ReasonPolicy:
 		return 1, 1 // communication with destination administratively prohibited
+	case reason == ReasonTooBig && !v6:
+		return 3, 4 // fragmentation needed and DF set
+	case reason == ReasonTooBig:
+		return 2, 0 // packet too big
 	case !v6:
 		return 3, 0 // net unreachable
 	default:
@@ -62,8 +66,10 @@ func icmpType(reason Reason, v6 bool) (typ, code uint8) {
 }
 
 // buildICMPError writes into buf an ICMP error from src to the sender of pkt,
-// quoting as much of pkt as the limits allow; it returns nil if buf is too small.
-func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h header) []byte {
+// quoting as much of pkt as the limits allow; a too-big error names mtu (the
+// next-hop MTU of RFC 1191, the MTU of RFC 4443 3.2). It returns nil if buf
+// is too small.
+func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h header, mtu int) []byte {
 	typ, code := icmpType(reason, h.v6)
 	if !h.v6 {
 		n := min(len(pkt), maxICMP4-28)
@@ -82,6 +88,9 @@ func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h hea
 		copy(out[16:20], pkt[12:16])
 		binary.BigEndian.PutUint16(out[10:12], ^checksum.Fold(checksum.Sum(out[:20], 0)))
 		out[20], out[21] = typ, code
+		if reason == ReasonTooBig {
+			binary.BigEndian.PutUint16(out[26:28], uint16(mtu))
+		}
 		copy(out[28:], pkt[:n])
 		binary.BigEndian.PutUint16(out[22:24], ^checksum.Fold(checksum.Sum(out[20:], 0)))
 		return out
@@ -101,6 +110,9 @@ func buildICMPError(buf []byte, reason Reason, src netip.Addr, pkt []byte, h hea
 	copy(out[8:24], s16[:])
 	copy(out[24:40], pkt[8:24])
 	out[40], out[41] = typ, code
+	if reason == ReasonTooBig {
+		binary.BigEndian.PutUint32(out[44:48], uint32(mtu))
+	}
 	copy(out[48:], pkt[:n])
 	// Pseudo-header: addresses, upper-layer length, next header.
 	acc := checksum.Sum(out[8:40], 0)

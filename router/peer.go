@@ -62,6 +62,7 @@ type Peer struct {
 	active  atomic.Bool   // the replica its tunnel's traffic goes to
 	missed  atomic.Bool   // up only because its tunnel has no other replica
 	standby atomic.Bool   // the agent's standby session: never a destination
+	mtu     atomic.Uint32 // the session's inner MTU; 0: no limit
 }
 
 // TunnelID names a tunnel inside the router.
@@ -125,3 +126,13 @@ func (p *Peer) Standby() bool { return p.standby.Load() }
 
 // SetStandby records whether the peer is its agent's standby session.
 func (p *Peer) SetStandby(s bool) { p.standby.Store(s) }
+
+// MTU returns the largest IP packet the peer's session carries; 0 means no
+// limit.
+func (p *Peer) MTU() int { return int(p.mtu.Load()) }
+
+// SetMTU sets the largest IP packet the peer's session carries (0: no
+// limit); it may change at any time (path MTU discovery). A larger IPv4
+// packet without DF is fragmented to fit, any other answered with ICMPv4
+// Fragmentation Needed or ICMPv6 Packet Too Big.
+func (p *Peer) SetMTU(mtu int) { p.mtu.Store(uint32(max(mtu, 0))) }

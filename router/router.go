@@ -24,6 +24,10 @@ const (
 	// Local: the packet is addressed to the edge itself (its ICMP source
 	// address); Packet[:Len] is for the edge's own services, such as heartbeats.
 	Local
+	// ForwardFragments: Packet[:Len] (TTL already decremented), an IPv4
+	// packet without DF larger than the MTU of Decision.To, goes to To as
+	// fragments of at most Decision.MTU bytes each (see Fragment).
+	ForwardFragments
 )
 
 // Reason says why a packet was dropped or answered with an ICMP error.
@@ -41,10 +45,11 @@ const (
 	ReasonLinkLocal                 // link-local or multicast: never routed (e.g. a TUN's IPv6 neighbor discovery)
 	ReasonPolicy                    // a network policy blocks the flow
 	ReasonTransit                   // came over a trunk for a session on yet another edge: no transit
+	ReasonTooBig                    // larger than the destination session's MTU and not to be fragmented (DF, IPv6)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local", "policy", "transit"}
+var reasonNames = [numReasons]string{"malformed", "spoofed", "no_route", "ttl_exceeded", "tunnel_down", "loop", "no_vnet", "link_local", "policy", "transit", "too_big"}
 
 // String names the reason, as the counters do.
 func (r Reason) String() string {
@@ -65,6 +70,8 @@ type Decision struct {
 	Reply []byte
 	// Reason is set for Drop and Reply.
 	Reason Reason
+	// MTU is the largest fragment for ForwardFragments: the MTU of To.
+	MTU int
 }
 
 // Config configures a Router.
@@ -106,6 +113,7 @@ type Router struct {
 	drops   [numReasons]atomic.Uint64
 	fwd     atomic.Uint64
 	replies atomic.Uint64
+	frags   atomic.Uint64 // packets forwarded as fragments
 	pol     policyState
 	// local counts packets for the edge itself; every other packet in is
 	// counted as forwarded or as dropped, so packets in are their sum.
@@ -137,7 +145,10 @@ type Stats struct {
 	Forwarded uint64            `json:"forwarded"`
 	Replied   uint64            `json:"icmp_errors"` // ICMP errors generated
 	Dropped   map[string]uint64 `json:"dropped"`     // by reason
-	Policy    PolicyStats       `json:"policy"`
+	// Fragmented counts the forwarded IPv4 packets (without DF) that were
+	// larger than their destination session's MTU and went as fragments.
+	Fragmented uint64      `json:"fragmented"`
+	Policy     PolicyStats `json:"policy"`
 	// Received counts every packet peers sent in (forwarded, dropped, or for
 	// the edge itself); ReceivedBytes and ForwardedBytes their IP lengths.
 	Received       uint64 `json:"received"`
@@ -148,7 +159,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
 	s := Stats{Forwarded: r.fwd.Load(), Replied: r.replies.Load(), Dropped: map[string]uint64{}, Policy: r.policyStats(),
-		Received: r.local.Load(), ReceivedBytes: r.rxBytes.Load(), ForwardedBytes: r.fwdBytes.Load()}
+		Fragmented: r.frags.Load(), Received: r.local.Load(), ReceivedBytes: r.rxBytes.Load(), ForwardedBytes: r.fwdBytes.Load()}
 	s.Received += s.Forwarded
 	for i := range r.drops {
 		n := r.drops[i].Load()
@@ -223,10 +234,29 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	if dec, pass := r.filter(from, to, pkt, h, icmp, ""); !pass {
 		return dec
 	}
+	if mtu := to.MTU(); mtu > 0 && h.length > mtu {
+		if h.v6 || dontFragment(pkt) {
+			return r.tooBig(from, pkt[:h.length], h, mtu, icmp)
+		}
+		decrementTTL(pkt, false)
+		return r.fragment(h, to, mtu)
+	}
 	decrementTTL(pkt, h.v6)
 	r.fwd.Add(1)
 	r.fwdBytes.Add(uint64(h.length))
 	return Decision{Verdict: Forward, To: to, Len: h.length}
+}
+
+// fragment forwards an IPv4 packet without DF that is larger than mtu as
+// fragments of at most mtu bytes; an mtu too small for any fragment drops it.
+func (r *Router) fragment(h header, to *Peer, mtu int) Decision {
+	if mtu < h.ihl+8 {
+		return r.drop(ReasonTooBig)
+	}
+	r.fwd.Add(1)
+	r.frags.Add(1)
+	r.fwdBytes.Add(uint64(h.length))
+	return Decision{Verdict: ForwardFragments, To: to, Len: h.length, MTU: mtu}
 }
 
 // lookupDst finds where packets for dst go in virtual network vnet: a
@@ -257,6 +287,17 @@ func (r *Router) drop(reason Reason) Decision {
 // icmpError answers pkt with an ICMP error when that is allowed and within
 // the rate limit, and drops it otherwise.
 func (r *Router) icmpError(reason Reason, from *Peer, pkt []byte, h header, buf []byte) Decision {
+	return r.icmpErrorMTU(reason, from, pkt, h, 0, buf)
+}
+
+// tooBig answers pkt, larger than mtu and not to be fragmented, with ICMPv4
+// Fragmentation Needed or ICMPv6 Packet Too Big naming mtu (RFC 1191, 8201).
+func (r *Router) tooBig(from *Peer, pkt []byte, h header, mtu int, buf []byte) Decision {
+	return r.icmpErrorMTU(ReasonTooBig, from, pkt, h, mtu, buf)
+}
+
+// icmpErrorMTU is icmpError with the MTU that a too-big error names.
+func (r *Router) icmpErrorMTU(reason Reason, from *Peer, pkt []byte, h header, mtu int, buf []byte) Decision {
 	src := r.cfg.ICMPSource4
 	if h.v6 {
 		src = r.cfg.ICMPSource6
@@ -264,7 +305,7 @@ func (r *Router) icmpError(reason Reason, from *Peer, pkt []byte, h header, buf 
 	if !src.IsValid() || !mayAnswer(pkt, h) || !r.icmpAllowed() {
 		return r.drop(reason)
 	}
-	reply := buildICMPError(buf, reason, src, pkt, h)
+	reply := buildICMPError(buf, reason, src, pkt, h, mtu)
 	if reply == nil {
 		return r.drop(reason)
 	}
@@ -335,6 +376,9 @@ func parse(pkt []byte) (h header, ok bool) {
 	}
 	return h, false
 }
+
+// dontFragment reports whether IPv4 packet pkt has the DF flag.
+func dontFragment(pkt []byte) bool { return pkt[6]&0x40 != 0 }
 
 // routable reports whether the edge may route an address at all: not
 // link-local, multicast, loopback or unspecified.

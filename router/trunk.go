@@ -16,9 +16,11 @@ import "github.com/switchyard/switchyard/router/flow"
 // and its flow is recorded here as allowed, so that the replies, which this
 // edge judges first, belong to it. Without applied, policy is evaluated here.
 // No ICMP error is sent back across a trunk: what the router would answer is
-// dropped and counted. via names the edge at the trunk's far end, for the
-// flow's record (FlowMeta.Via): pass a constant of the trunk. RouteTrunk does
-// not allocate, except for a flow's first packet.
+// dropped and counted (a packet larger than the destination session's MTU
+// too, unless it is IPv4 without DF: that is fragmented). via names the edge
+// at the trunk's far end, for the flow's record (FlowMeta.Via): pass a
+// constant of the trunk. RouteTrunk does not allocate, except for a flow's
+// first packet.
 func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool, icmp []byte) Decision {
 	r.rxBytes.Add(uint64(len(pkt)))
 	h, ok := parse(pkt)
@@ -69,6 +71,12 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool, i
 			r.replies.Add(^uint64(0))
 		}
 		return Decision{Verdict: Drop, Reason: ReasonPolicy}
+	}
+	if mtu := to.MTU(); mtu > 0 && h.length > mtu {
+		if h.v6 || dontFragment(pkt) {
+			return r.drop(ReasonTooBig) // not answered across a trunk either
+		}
+		return r.fragment(h, to, mtu)
 	}
 	r.fwd.Add(1)
 	r.fwdBytes.Add(uint64(h.length))
