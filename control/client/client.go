@@ -90,6 +90,7 @@ func isLoopback(host string) bool {
 func newClient(u *url.URL, token string, tlsConf *tls.Config) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
+	tr.DialContext = dialAPI // a conservative MSS: the handshake crosses small, silent paths
 	// No client-wide timeout: long polls wait up to a minute; every call has a context.
 	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		// The API never redirects; following one elsewhere would carry the token along.
