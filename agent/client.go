@@ -91,7 +91,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	loc := &local{role: roleClient}
+	loc := &local{role: roleClient, userspace: cfg.Userspace != nil}
 	stopLocal, err := serveLocal(cfg.StateDir, loc, log)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
@@ -163,6 +163,12 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		log.Info("host configured", "ip", c.IP, "vnet", c.VNetName, "split_mode", c.SplitTunnel.Mode, "routes", len(routes))
 	}
 	apply(conf)
+	if us != nil { // with its routes: access tcp may dial
+		loc.us.Store(us)
+		if cfg.Userspace.ready != nil {
+			cfg.Userspace.ready(us)
+		}
+	}
 	err = follow(ctx, log, etag, func(ctx context.Context, etag string) (model.DeviceConfig, string, bool, error) {
 		return api.WatchDeviceConfig(ctx, etag, pollWait)
 	}, apply)

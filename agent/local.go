@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -28,9 +30,14 @@ type local struct {
 	beat      atomic.Pointer[beat]          // once the tunnel is up: the active edge's
 	tunnel    atomic.Pointer[hostTunnel]    // once the tunnel is up
 	api       atomic.Pointer[client.Client] // a client's device API, once enrolled
+	userspace bool                          // a client in userspace mode
+	us        atomic.Pointer[userspace]     // its stack and split decision, once up
 }
 
-var _ localapi.Agent = (*local)(nil)
+var (
+	_ localapi.Agent  = (*local)(nil)
+	_ localapi.Dialer = (*local)(nil)
+)
 
 // serveLocal opens the control socket of the agent in stateDir; stop
 // closes it and removes the socket.
@@ -99,4 +106,18 @@ func (l *local) deviceAPI() (*client.Client, error) {
 		return nil, model.Errorf(model.KindUnavailable, "select a virtual network: the client is not enrolled yet")
 	}
 	return api, nil
+}
+
+// DialTunnel implements localapi.Dialer: a userspace client dials through
+// its stack (access tcp); a kernel client's host routes already carry the
+// host's own connections.
+func (l *local) DialTunnel(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	if l.role != roleClient || !l.userspace {
+		return nil, model.Errorf(model.KindInvalid, "dial %s: the %s running with this state dir is not a userspace client; its host routes carry connections to the sites: connect directly", dst, l.role)
+	}
+	us := l.us.Load()
+	if us == nil {
+		return nil, model.Errorf(model.KindUnavailable, "dial %s: the userspace client is not up yet", dst)
+	}
+	return us.dial(ctx, dst)
 }

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard/switchyard/agent/proxy"
+	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/switchyard/switchyard/tun"
 )
@@ -31,6 +33,10 @@ type UserspaceConfig struct {
 	// Expose lists the ports of the overlay address that accept connections
 	// from the sites, each delivered to a local address.
 	Expose []Expose
+
+	// ready, if set, is called once the stack is up (access tcp's own
+	// session, which needs no proxy).
+	ready func(*userspace)
 }
 
 // Expose is one --expose: connections to the device's overlay address on
@@ -74,7 +80,7 @@ type userspace struct {
 // listenProxies opens the proxies' listeners, before anything else, so that
 // a port in use fails the start at once.
 func listenProxies(cfg *UserspaceConfig) (socks, httpc net.Listener, err error) {
-	if cfg.SOCKS5 == "" && cfg.HTTPProxy == "" && len(cfg.Expose) == 0 {
+	if cfg.SOCKS5 == "" && cfg.HTTPProxy == "" && len(cfg.Expose) == 0 && cfg.ready == nil {
 		return nil, nil, errors.New("userspace mode needs --socks5, --http-proxy or --expose")
 	}
 	if cfg.SOCKS5 != "" {
@@ -142,12 +148,44 @@ func (u *userspace) close() {
 	u.wg.Wait()
 }
 
+// dial opens a TCP connection to dst through the stack, for access tcp: a
+// destination the split tunnel does not carry is refused (the edge would
+// not route it), as is one the stack cannot reach within dialTimeout.
+func (u *userspace) dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if u.split.Route(dst.Addr()) != u.split.tunnel {
+		return nil, model.Errorf(model.KindInvalid, "dial %s: the split tunnel does not carry %s: connect to it directly", dst, dst.Addr())
+	}
+	ctx, cancel := context.WithTimeout(ctx, accessDialTimeout)
+	defer cancel()
+	c, err := u.ns.DialTCP(ctx, dst)
+	if err != nil {
+		return nil, model.Errorf(model.KindUnavailable, "dial %s through the tunnel: %v", dst, err)
+	}
+	return c, nil
+}
+
+// accessDialTimeout bounds one dial of access tcp through the stack.
+const accessDialTimeout = 15 * time.Second
+
 // forwardTo serves a listener of the stack by splicing each connection with
 // a new one to local on the host.
 func forwardTo(local string, log *slog.Logger) func(context.Context, net.Listener) error {
+	return forward(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", local)
+	}, local, log)
+}
+
+// forward serves a listener by splicing each connection it accepts with
+// one that dial opens (to what, for messages), until ctx ends or the
+// listener fails; each direction's end is passed on as a half close. When
+// it returns, the listener and every spliced connection are closed.
+func forward(dial func(context.Context) (net.Conn, error), to string, log *slog.Logger) func(context.Context, net.Listener) error {
 	return func(ctx context.Context, l net.Listener) error {
 		stop := context.AfterFunc(ctx, func() { l.Close() })
 		defer stop()
+		defer l.Close()
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		for {
@@ -161,10 +199,9 @@ func forwardTo(local string, log *slog.Logger) func(context.Context, net.Listene
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var d net.Dialer
-				out, err := d.DialContext(ctx, "tcp", local)
+				out, err := dial(ctx)
 				if err != nil {
-					log.Warn("forwarding an exposed port", "from", c.RemoteAddr().String(), "to", local, "err", err)
+					log.Warn("forwarding a connection", "from", c.RemoteAddr().String(), "to", to, "err", err)
 					c.Close()
 					return
 				}

@@ -143,7 +143,7 @@ func TestNetBench(t *testing.T) {
 		if err := needTools(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathSiteToSiteMASQUE, PathSiteToSiteTrunk) {
+		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathUserspaceClientToSite, PathSiteToSiteMASQUE, PathSiteToSiteTrunk) {
 			bin, cleanup, err := testbin.Build(false)
 			if err != nil {
 				t.Fatal(err)
@@ -166,7 +166,7 @@ func TestNetBench(t *testing.T) {
 				scenario{"go.mod wireguard-go direct", []string{PathWGDirectGomod}, benchWGDirect(cfg.wgGomod, PathWGDirectGomod)},
 				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)})
 		}
-		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite}, benchSwitchyardWG},
+		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite, PathUserspaceClientToSite}, benchSwitchyardWG},
 			scenario{"switchyard over MASQUE", []string{PathSiteToSiteMASQUE}, benchSwitchyardMASQUE},
 			scenario{"switchyard across two edges", []string{PathSiteToSiteTrunk}, benchSwitchyardTrunk})
 		for _, s := range scenarios {
@@ -322,6 +322,12 @@ type pathSpec struct {
 	// verify, if set, must pass once the path works, before it is measured:
 	// that the packets take the way the path is named for.
 	verify func(context.Context) error
+	// target, if set, is the iperf3 server's host:port for src instead of
+	// host B's (a local forwarder); with tcpOnly, no ping and no UDP run
+	// (the path carries TCP streams only), and a TCP connect to target
+	// checks that it works.
+	target  string
+	tcpOnly bool
 }
 
 // measure runs the repetitions of one path and records them.
@@ -333,8 +339,19 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		p.Errors = append(p.Errors, err.Error())
 		t.Error(err)
 	}
+	iperfHost, iperfP := hostB, iperfPort
+	if spec.target != "" {
+		iperfHost, iperfP, _ = net.SplitHostPort(spec.target)
+	}
+	works := func() error { return src.Ping(hostB, 1) }
+	if spec.tcpOnly {
+		works = func() error { // a 1 s iperf3 run through the forwarder
+			_, err := run(ctx, t, src, 10*time.Second, "iperf3", "-c", iperfHost, "-p", iperfP, "-t", "1", "--connect-timeout", "3000")
+			return err
+		}
+	}
 	// The path must work before it is measured (this also completes handshakes).
-	if err := eventually(ctx, 15*time.Second, func() error { return src.Ping(hostB, 1) }); err != nil {
+	if err := eventually(ctx, 15*time.Second, works); err != nil {
 		fail(fmt.Errorf("path does not work: %w", err))
 		return
 	}
@@ -348,9 +365,13 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	var tcp1, tcp4, udp, loss, rtt []float64
 	cpu := make([][]float64, len(daemons))
 	for rep := 0; rep < cfg.reps && ctx.Err() == nil; rep++ {
-		out, err := run(ctx, t, src, time.Duration(cfg.pings)/50*time.Second+10*time.Second,
-			"ping", "-q", "-n", "-c", strconv.Itoa(cfg.pings), "-i", "0.02", "-W", "1", hostB)
-		if err == nil {
+		var out string
+		var err error
+		if !spec.tcpOnly { // no ICMP through a TCP forwarder
+			out, err = run(ctx, t, src, time.Duration(cfg.pings)/50*time.Second+10*time.Second,
+				"ping", "-q", "-n", "-c", strconv.Itoa(cfg.pings), "-i", "0.02", "-W", "1", hostB)
+		}
+		if err == nil && !spec.tcpOnly {
 			var pg Ping
 			if pg, err = ParsePing([]byte(out)); err == nil {
 				rtt = append(rtt, pg.Avg)
@@ -376,7 +397,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				profiled = make(chan error, 1)
 				go func() { profiled <- spec.profile(time.Duration(cfg.seconds) * time.Second) }()
 			}
-			out, err := run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
+			out, err := run(ctx, t, src, limit, "iperf3", "-c", iperfHost, "-p", iperfP, "-J", "-t", strconv.Itoa(cfg.seconds),
 				"-P", strconv.Itoa(streams), "--connect-timeout", "3000")
 			if profiled != nil {
 				if err := <-profiled; err != nil {
@@ -411,6 +432,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 
 		if ctx.Err() != nil {
 			break
+		}
+		if spec.tcpOnly {
+			continue
 		}
 		out, err = run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
 			"-u", "-l", "64", "-b", "0", "--connect-timeout", "3000")
@@ -569,7 +593,35 @@ func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Resul
 		measure(ctx, t, cfg, res, pathSpec{name: PathClientToSite, desc: "client ═ edge ═ connector B → host B", src: tp.client,
 			daemons: []daemon{{"client", client}, {"edge", edge}, {"connector B", cb}}})
 	}
+	if cfg.want(PathUserspaceClientToSite) && ctx.Err() == nil {
+		access := startUserspaceAccess(t, cfg, tp, cli)
+		measure(ctx, t, cfg, res, pathSpec{name: PathUserspaceClientToSite, src: tp.client, target: "127.0.0.1:" + accessPort, tcpOnly: true,
+			desc:    "client's loopback → access tcp (userspace: netstack + wireguard-go, no TUN) ═ edge ═ connector B → host B; TCP only",
+			daemons: []daemon{{"access tcp", access}, {"edge", edge}, {"connector B", cb}}})
+	}
 	logEdgeStats(t, tp, cfg)
+}
+
+// accessPort is where the userspace path's access tcp listens on the
+// client's loopback.
+const accessPort = "15201"
+
+// startUserspaceAccess enrolls a second device in the client's namespace in
+// userspace mode (client up --userspace, stopped once configured), then runs
+// `access tcp` with its state dir and no client running: a session of its
+// own that forwards 127.0.0.1:accessPort to host B's iperf3 port.
+func startUserspaceAccess(t *testing.T, cfg config, tp *topo, cli func(...string) string) *lab.Proc {
+	var enroll struct{ Token string }
+	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
+	state := filepath.Join(tp.dir, "client-userspace")
+	us := tp.client.Start(t, cfg.bin, "client", "up", "--userspace", "--token", enroll.Token, "--state-dir", state,
+		"--name", "bench-userspace", "--socks5", "127.0.0.1:1080")
+	must(t, us.WaitFor("host configured", 20*time.Second))
+	must(t, us.Stop())
+	access := tp.client.Start(t, cfg.bin, "access", "tcp", "--listener", "127.0.0.1:"+accessPort,
+		"--destination", net.JoinHostPort(hostB, iperfPort), "--state-dir", state)
+	must(t, access.WaitFor("forwarding", 20*time.Second))
+	return access
 }
 
 // benchSwitchyardMASQUE: site to site with both connectors on MASQUE.

@@ -18,6 +18,10 @@ const (
 	PathWGHub        = "wggo-hub"          // three wireguard-go processes, the middle one forwarding
 	PathSiteToSite   = "switchyard-s2s"    // host A → connector A → edge → connector B → host B
 	PathClientToSite = "switchyard-client" // client → edge → connector B → host B
+	// PathUserspaceClientToSite is the userspace client (no TUN): iperf3 on
+	// the client's loopback → access tcp (gVisor netstack and wireguard-go in
+	// one unprivileged process) → edge → connector B → host B; TCP only.
+	PathUserspaceClientToSite = "switchyard-client-userspace"
 	// PathSiteToSiteMASQUE is site to site with both connectors on MASQUE.
 	PathSiteToSiteMASQUE = "switchyard-s2s-masque"
 	// PathSiteToSiteTrunk is site to site across a cluster: host A → connector
@@ -335,6 +339,18 @@ func (r *Results) writePaths(out io.Writer) {
 		r.writeRatios(out, s2s)
 	}
 	r.writeTrunkRatios(out)
+	r.writeUserspaceRatios(out)
+}
+
+// writeUserspaceRatios prints the userspace client's TCP throughput against
+// the kernel client's, when both ran.
+func (r *Results) writeUserspaceRatios(out io.Writer) {
+	us, k := r.Find(PathUserspaceClientToSite), r.Find(PathClientToSite)
+	if us == nil || k == nil {
+		return
+	}
+	writeRatioTable(out, "userspace client (access tcp) / kernel client (TCP only)", "—",
+		[]string{fmt.Sprintf("client userspace / kernel\t%s\t%s\t—\t—\t—\n", ratio(us.TCP1.Median, k.TCP1.Median), ratio(us.TCP4.Median, k.TCP4.Median))})
 }
 
 // writeRatios prints the single-edge site-to-site path against wireguard-go

@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +23,9 @@ import (
 // unprivileged user nobody in a laptop namespace where it creates no TUN:
 // curl through its SOCKS5 proxy reaches site A's web server, which sees the
 // device's overlay address; site A's host connects to the --expose'd port
-// and reaches the laptop's local server.
+// and reaches the laptop's local server; `access tcp` as nobody carries an
+// ssh-like session (round trips, a half close) to site A's host, through
+// the running client, on --stdio, and standalone with the client stopped.
 func TestUserspaceClient(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
@@ -42,6 +47,11 @@ func TestUserspaceClient(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
+	// Site A's ssh-like server, for access tcp.
+	sshLn, err := w.hosta.Listen("tcp", "10.1.2.3:22")
+	must(t, err)
+	defer sshLn.Close()
+	go serveSSHLike(sshLn)
 	// The laptop's own server, for --expose.
 	w.laptop.Echo(t, "127.0.0.1:9000")
 
@@ -115,5 +125,120 @@ func TestUserspaceClient(t *testing.T) {
 			t.Fatalf("a second client on the same port: %v\n%s", err, out)
 		}
 	})
+	nobody := []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", "env", "GORACE=atexit_sleep_ms=0", bin}
+	accessSession := func(t *testing.T, listen string) {
+		t.Helper()
+		err := eventually(15*time.Second, func() error {
+			c, err := w.laptop.Dial("tcp", listen)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			from, err := sshLikeSession(c, c.(*net.TCPConn).CloseWrite)
+			if err == nil && from != laptopIP {
+				t.Fatalf("the site's server saw %s, want the overlay IP %s", from, laptopIP)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("an ssh-like session through access tcp on %s: %v", listen, err)
+		}
+	}
+	t.Run("access tcp as nobody carries an ssh-like session through the running client", func(t *testing.T) {
+		access := w.laptop.Start(t, append(nobody, "access", "tcp", "--listener", "127.0.0.1:2222", "--destination", "10.1.2.3:22", "--state-dir", state)...)
+		if err := access.WaitFor("through the running client", 10*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, access.Output())
+		}
+		if err := access.WaitFor("forwarding", 10*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, access.Output())
+		}
+		accessSession(t, "127.0.0.1:2222")
+		accessSession(t, "127.0.0.1:2222")
+		must(t, access.Stop())
+	})
+	t.Run("access tcp --stdio, as ssh's ProxyCommand runs it", func(t *testing.T) {
+		// stdin ends after two lines: the half close; the server's last
+		// line after it reaches stdout, and access tcp exits.
+		cmd := strings.Join(append(nobody, "access", "tcp", "--stdio", "--destination", "10.1.2.3:22", "--state-dir", state), " ")
+		out, err := w.laptop.Exec("sh", "-c", "printf 'ls 0\\nls 1\\n' | timeout 20 "+cmd)
+		want := "hello " + laptopIP + "\necho ls 0\necho ls 1\nbye after 2 lines\n"
+		if err != nil || !strings.HasPrefix(out, "hello "+laptopIP+":") || !strings.HasSuffix(out, "\necho ls 0\necho ls 1\nbye after 2 lines\n") {
+			t.Fatalf("access tcp --stdio: %v\n%q, want %q with the port", err, out, want)
+		}
+	})
+	t.Run("access tcp to a malformed destination is a clear error", func(t *testing.T) {
+		out, err := w.laptop.Exec(append(nobody, "access", "tcp", "--listener", "127.0.0.1:2223", "--destination", "10.1.2.3", "--state-dir", state)...)
+		if err == nil || !strings.Contains(out, `destination "10.1.2.3" is not HOST:PORT`) {
+			t.Fatalf("a malformed destination: %v\n%s", err, out)
+		}
+	})
 	must(t, client.Stop())
+	t.Run("access tcp as nobody with no client running starts its own session", func(t *testing.T) {
+		access := w.laptop.Start(t, append(nobody, "access", "tcp", "--listener", "127.0.0.1:2222", "--destination", "10.1.2.3:22", "--state-dir", state)...)
+		if err := access.WaitFor("starting a userspace session", 10*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, access.Output())
+		}
+		if err := access.WaitFor("forwarding", 20*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, access.Output())
+		}
+		accessSession(t, "127.0.0.1:2222")
+		if links := w.laptop.MustExec(t, "ip", "-o", "link", "show"); strings.Contains(links, "tun") || strings.Contains(links, "sy1") {
+			t.Fatalf("standalone access tcp made a TUN:\n%s", links)
+		}
+		must(t, access.Stop())
+	})
+}
+
+// serveSSHLike serves what an ssh session needs of TCP on ln: a greeting
+// naming the peer it sees, an echo of each line, and after the client's
+// half close a last line, then the close.
+func serveSSHLike(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "hello %s\n", c.RemoteAddr())
+			r, n := bufio.NewReader(c), 0
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					break
+				}
+				n++
+				io.WriteString(c, "echo "+line)
+			}
+			fmt.Fprintf(c, "bye after %d lines\n", n)
+		}()
+	}
+}
+
+// sshLikeSession runs round trips and a half close against serveSSHLike on
+// c and returns the address the server saw.
+func sshLikeSession(c net.Conn, closeWrite func() error) (string, error) {
+	r := bufio.NewReader(c)
+	hello, err := r.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("greeting: %q, %w", hello, err)
+	}
+	for i := range 5 {
+		fmt.Fprintf(c, "ls %d\n", i)
+		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo ls %d\n", i) {
+			return "", fmt.Errorf("round trip %d: %q, %v", i, got, err)
+		}
+	}
+	if err := closeWrite(); err != nil {
+		return "", fmt.Errorf("half close: %w", err)
+	}
+	if got, err := r.ReadString('\n'); err != nil || got != "bye after 5 lines\n" {
+		return "", fmt.Errorf("after the half close: %q, %v", got, err)
+	}
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		return "", fmt.Errorf("after the server closed: %q, %v", rest, err)
+	}
+	host, _, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(hello, "hello ")), ":")
+	return host, nil
 }

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,11 +10,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/proxy"
 	"github.com/switchyard/switchyard/control/model"
 )
 
@@ -129,4 +133,58 @@ func (c *Client) dialError(err error) error {
 		return fmt.Errorf("the %s running with state dir %s did not answer on %s within %v", c.role, c.stateDir, c.path, DefaultTimeout)
 	}
 	return fmt.Errorf("reach the %s running with state dir %s on %s: %w", c.role, c.stateDir, c.path, err)
+}
+
+// dialTimeout bounds a Dial until the agent answers: its own dial through
+// the tunnel included.
+const dialTimeout = 20 * time.Second
+
+// Dial opens a TCP connection to dst through the tunnel of the userspace
+// client running with the state directory (POST /dial). The connection
+// half-closes (CloseWrite) like a TCP one.
+func (c *Client) Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	var d net.Dialer
+	uc, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return nil, c.dialError(err)
+	}
+	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	uc.SetDeadline(time.Now().Add(dialTimeout))
+	req, err := http.NewRequest(http.MethodPost, "http://agent/dial?"+url.Values{"addr": {dst.String()}}.Encode(), nil)
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("dial %s: %w", dst, err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", DialProtocol)
+	br := bufio.NewReader(uc)
+	resp, err := func() (*http.Response, error) {
+		if err := req.Write(uc); err != nil {
+			return nil, err
+		}
+		return http.ReadResponse(br, req)
+	}()
+	if err != nil {
+		uc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("dial %s through the %s running with state dir %s: %w", dst, c.role, c.stateDir, ctx.Err())
+		}
+		return nil, fmt.Errorf("dial %s through the %s running with state dir %s: %w", dst, c.role, c.stateDir, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer uc.Close()
+		buf, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e errorBody
+		if json.Unmarshal(buf, &e) != nil || e.Message == "" {
+			return nil, fmt.Errorf("dial %s on %s: HTTP %d: %s", dst, c.path, resp.StatusCode, strings.TrimSpace(string(buf)))
+		}
+		return nil, &model.Error{Kind: e.Kind, Code: e.Code, Message: e.Message}
+	}
+	if !stop() { // ctx ended as the answer came
+		uc.Close()
+		return nil, fmt.Errorf("dial %s: %w", dst, ctx.Err())
+	}
+	uc.SetDeadline(time.Time{})
+	return proxy.Buffered(uc, br), nil
 }

@@ -9,11 +9,16 @@
 //	PUT /preferred         {"preferred": bool}; answers the new Status (connectors)
 //	GET /vnets             the virtual networks the device may select (clients)
 //	PUT /vnet              {"vnet": "NAME|ID"}; answers the selected VNet (clients)
+//	POST /dial?addr=IP:PORT with "Connection: Upgrade" and "Upgrade: switchyard-tcp":
+//	                       a TCP connection through the tunnel (userspace clients,
+//	                       the Agent being a Dialer); "101 Switching Protocols"
+//	                       turns the socket into the connection's byte stream
 //
 // An error answers with its HTTP status and {"kind", "code", "message"}, the
 // fields of a model.Error, which Client returns as they were.
 //
-// Allowed imports: the standard library and control/model.
+// Allowed imports: the standard library, control/model and agent/proxy
+// (standard library only) for splicing a dial's stream.
 package localapi
 
 import (
@@ -24,11 +29,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/proxy"
 	"github.com/switchyard/switchyard/control/model"
 )
 
@@ -71,6 +79,16 @@ type Agent interface {
 	// identified by vnet.
 	SelectVNet(ctx context.Context, vnet string) (model.VNet, error)
 }
+
+// Dialer is the optional side of an Agent that opens TCP connections
+// through its tunnel (POST /dial): a userspace client's stack.
+type Dialer interface {
+	// DialTunnel opens a TCP connection to dst through the tunnel.
+	DialTunnel(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+}
+
+// DialProtocol is the Upgrade token of POST /dial.
+const DialProtocol = "switchyard-tcp"
 
 // preferredBody is the body of PUT /preferred.
 type preferredBody struct {
@@ -210,7 +228,48 @@ func Handler(a Agent) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, v)
 	})
+	mux.HandleFunc("POST /dial", func(w http.ResponseWriter, r *http.Request) { dial(w, r, a) })
 	return mux
+}
+
+// dial serves POST /dial: it opens the connection through the tunnel, then
+// takes the socket over and splices the two until both ends are done.
+func dial(w http.ResponseWriter, r *http.Request, a Agent) {
+	d, ok := a.(Dialer)
+	if !ok {
+		writeError(w, model.Errorf(model.KindInvalid, "dial: this agent does not dial through its tunnel"))
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), DialProtocol) {
+		writeError(w, model.Errorf(model.KindInvalid, "dial: the request needs Upgrade: %s", DialProtocol))
+		return
+	}
+	dst, err := netip.ParseAddrPort(r.URL.Query().Get("addr"))
+	if err != nil || dst.Port() == 0 {
+		writeError(w, model.Errorf(model.KindInvalid, "dial: addr %q is not IP:PORT", r.URL.Query().Get("addr")))
+		return
+	}
+	out, err := d.DialTunnel(r.Context(), dst)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		out.Close()
+		writeError(w, fmt.Errorf("dial %s: take over the socket: %w", dst, err))
+		return
+	}
+	c.SetDeadline(time.Time{}) // the server's read and write timeouts are for requests
+	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + DialProtocol + "\r\n\r\n"); err == nil {
+		err = brw.Flush()
+	}
+	if err != nil {
+		c.Close()
+		out.Close()
+		return
+	}
+	proxy.Splice(proxy.Buffered(c, brw.Reader), out)
 }
 
 // decode reads one JSON object of at most 64 KiB into v.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -163,3 +164,7 @@ func Splice(a, b net.Conn) {
 	a.Close()
 	b.Close()
 }
+
+// Buffered returns c reading first what r (a reader of c) buffered, with
+// c's half close: a connection handed on after a request was parsed.
+func Buffered(c net.Conn, r *bufio.Reader) net.Conn { return &bufferedConn{Conn: c, r: r} }

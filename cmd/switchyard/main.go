@@ -45,6 +45,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tunnelCommand(),
 			connectorCommand(),
 			clientCommand(),
+			accessCommand(),
 			deviceCommand(),
 			splitTunnelCommand(),
 			statsCommand(),
