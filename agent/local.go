@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
-	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
