@@ -260,10 +260,16 @@ func TestReplicaFailoverWithKeepalived(t *testing.T) {
 	ka1 := s.startKeepalived(s.r1, 150)
 	ka2 := s.startKeepalived(s.r2, 100)
 	s.waitGateway(s.r1, 10*time.Second)
-	for _, c := range s.replicas() {
-		if c.State == model.ReplicaActive && !c.Preferred {
-			t.Errorf("the active replica is not marked preferred: %+v", c)
+	// The replica says it holds the address in its next heartbeat.
+	if err := eventually(2*time.Second, func() error {
+		for _, c := range s.replicas() {
+			if c.State == model.ReplicaActive && !c.Preferred {
+				return fmt.Errorf("the active replica is not marked preferred: %+v", c)
+			}
 		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	s.server.Echo(t, serverIP+":7000")
 	wantPeer(t, s.laptop, "tcp", serverIP+":7000", s.laptopIP)
