@@ -137,7 +137,7 @@ func tcpTry(from, to *lab.NS, addr string, n int64, bound time.Duration) error {
 // ends' WireGuard sockets send them without DF (IP_PMTUDISC_DONT, issue 21,
 // item 3; see transport/wireguard/fragment_linux.go), so the hop fragments
 // them instead of dropping them; with DF (the kernel's default for single
-// sends) the transfers stall.
+// sends) the transfer out of the site behind the hop stalls.
 func TestSilentSmallHop(t *testing.T) {
 	// Not MASQUE behind the small hop yet (issue 21, item 4): QUIC packets
 	// are 1452 bytes from the first Initial on (masque.packetSize, discovery
