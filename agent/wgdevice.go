@@ -16,6 +16,7 @@ import (
 	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // wgDevice is a wireguard-go device whose peer is the edge, or, in a
@@ -47,6 +48,7 @@ func startDevice(tunDev wgtun.Device, bind conn.Bind, k key, edge model.EdgePeer
 		Errorf:   func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	}
 	if bind == nil {
+		wireguard.FragmentOuter() // outer datagrams may fragment on a small underlay
 		bind = conn.NewDefaultBind()
 	}
 	d := &wgDevice{dev: device.NewDevice(tunDev, bind, logger)}

@@ -1,6 +1,7 @@
 package wireguard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -87,10 +88,12 @@ func (b *AddrBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		network = "udp6"
 	}
 	la := netip.AddrPortFrom(b.addr, port)
-	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(la))
+	lc := net.ListenConfig{Control: fragmentControl} // see fragment_linux.go
+	pc, err := lc.ListenPacket(context.Background(), network, la.String())
 	if err != nil {
 		return nil, 0, fmt.Errorf("listen on %s: %w", la, err)
 	}
+	c := pc.(*net.UDPConn)
 	c.SetReadBuffer(addrBindBuffer) // best effort, as wireguard-go's bind
 	c.SetWriteBuffer(addrBindBuffer)
 	st.conn = c

@@ -129,6 +129,7 @@ func New(cfg Config) (*Endpoint, error) {
 	e.pub = PublicKey(e.key.PublicKey().Bytes())
 	e.cookies.init(e.pub)
 	if e.bind == nil {
+		FragmentOuter() // see fragment_linux.go
 		e.bind = conn.NewStdNetBind()
 	}
 	e.batchSize = e.bind.BatchSize()
