@@ -75,10 +75,10 @@ func (q *req) policyList() (policyList, error) {
 	if err != nil {
 		return policyList{}, err
 	}
-	names := q.objectNames()
+	names := q.api.ObjectNames(q.r.Context())
 	l := policyList{Default: def.Action, Rows: make([]policyRow, len(ps))}
 	for i, p := range ps {
-		m := withNames(p.Match, names)
+		m := p.Match.WithNames(names)
 		r := policyRow{Policy: p, Match: m.String()}
 		r.Conditions, r.Any = conditionsText(m)
 		if i > 0 {
@@ -90,24 +90,6 @@ func (q *req) policyList() (policyList, error) {
 		l.Rows[i] = r
 	}
 	return l, nil
-}
-
-// objectNames maps the ids of virtual networks and tunnels, which the edge
-// stores rules by, to their names; on error it is empty and ids show.
-func (q *req) objectNames() map[string]string {
-	ctx := q.r.Context()
-	names := map[string]string{}
-	if vnets, err := q.api.ListVNets(ctx, model.VNetFilter{}); err == nil {
-		for _, v := range vnets {
-			names[v.ID.String()] = v.Name
-		}
-	}
-	if tunnels, err := q.api.ListTunnels(ctx, model.TunnelFilter{}); err == nil {
-		for _, t := range tunnels {
-			names[t.ID.String()] = t.Name
-		}
-	}
-	return names
 }
 
 // showList answers a change with the list fragment.
@@ -220,7 +202,7 @@ func (s *Server) testFlow(q *req) error {
 	}
 	match := ""
 	if v.Policy != nil {
-		match = withNames(v.Policy.Match, q.objectNames()).String()
+		match = v.Policy.Match.WithNames(q.api.ObjectNames(q.r.Context())).String()
 	}
 	return q.fragment("policies", "verdict", struct {
 		model.FlowVerdict
@@ -301,28 +283,4 @@ func slicesContainComma(vs []string) bool {
 		}
 	}
 	return false
-}
-
-// withNames returns e with the vnet and tunnel ids replaced by their names.
-func withNames(e model.Expr, names map[string]string) model.Expr {
-	out := e
-	for _, g := range []*[]model.Expr{&out.And, &out.Or} {
-		if *g != nil {
-			kids := make([]model.Expr, len(*g))
-			for i, k := range *g {
-				kids[i] = withNames(k, names)
-			}
-			*g = kids
-		}
-	}
-	if e.Selector == model.SelVNet || e.Selector == model.SelTunnel {
-		out.Values = make([]string, len(e.Values))
-		for i, v := range e.Values {
-			out.Values[i] = v
-			if n, ok := names[v]; ok {
-				out.Values[i] = n
-			}
-		}
-	}
-	return out
 }

@@ -73,11 +73,11 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					names := objectNames(ctx, api)
+					names := api.ObjectNames(ctx)
 					return render(c, ps, func(w *tabwriter.Writer) {
 						row(w, "PRECEDENCE", "ID", "NAME", "ACTION", "MATCH")
 						for _, p := range ps {
-							row(w, p.Precedence, p.ID, p.Name, action(p), named(p.Match, names).String())
+							row(w, p.Precedence, p.ID, p.Name, action(p), p.Match.WithNames(names).String())
 						}
 						row(w, "-", "-", "(default)", def.Action, "everything else")
 					})
@@ -250,57 +250,16 @@ func action(p model.Policy) string {
 }
 
 func showPolicy(ctx context.Context, c *cli.Context, api *client.Client, p model.Policy) error {
-	names := objectNames(ctx, api)
+	names := api.ObjectNames(ctx)
 	return render(c, p, func(w *tabwriter.Writer) {
 		row(w, "ID:", p.ID)
 		row(w, "Name:", p.Name)
 		row(w, "Precedence:", p.Precedence)
 		row(w, "Action:", action(p))
-		row(w, "Match:", named(p.Match, names).String())
+		row(w, "Match:", p.Match.WithNames(names).String())
 		row(w, "Comment:", p.Comment)
 		row(w, "Updated:", p.UpdatedAt)
 	})
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// objectNames maps the ids of virtual networks and tunnels to their names,
-// which the edge stores rules by; on error it is empty and ids show.
-func objectNames(ctx context.Context, api *client.Client) map[string]string {
-	names := map[string]string{}
-	if vnets, err := api.ListVNets(ctx, model.VNetFilter{}); err == nil {
-		for _, v := range vnets {
-			names[v.ID.String()] = v.Name
-		}
-	}
-	if tunnels, err := api.ListTunnels(ctx, model.TunnelFilter{}); err == nil {
-		for _, t := range tunnels {
-			names[t.ID.String()] = t.Name
-		}
-	}
-	return names
-}
-
-// named returns e with the vnet and tunnel ids it holds replaced by names, for display.
-func named(e model.Expr, names map[string]string) model.Expr {
-	out := e
-	for _, g := range []*[]model.Expr{&out.And, &out.Or} {
-		if *g != nil {
-			kids := make([]model.Expr, len(*g))
-			for i, k := range *g {
-				kids[i] = named(k, names)
-			}
-			*g = kids
-		}
-	}
-	if e.Selector == model.SelVNet || e.Selector == model.SelTunnel {
-		out.Values = make([]string, len(e.Values))
-		for i, v := range e.Values {
-			out.Values[i] = v
-			if n, ok := names[v]; ok {
-				out.Values[i] = n
-			}
-		}
-	}
-	return out
-}

@@ -374,3 +374,21 @@ func (c *Client) Edges(ctx context.Context) ([]model.Edge, error) {
 	var out []model.Edge
 	return out, c.do(ctx, http.MethodGet, "/v1/edges", nil, nil, &out)
 }
+
+// ObjectNames maps the ids of virtual networks and tunnels, which the edge
+// stores policy rules by, to their names (see model.Expr.WithNames); on an
+// error it is partial or empty, and ids show.
+func (c *Client) ObjectNames(ctx context.Context) map[string]string {
+	names := map[string]string{}
+	if vnets, err := c.ListVNets(ctx, model.VNetFilter{}); err == nil {
+		for _, v := range vnets {
+			names[v.ID.String()] = v.Name
+		}
+	}
+	if tunnels, err := c.ListTunnels(ctx, model.TunnelFilter{}); err == nil {
+		for _, t := range tunnels {
+			names[t.ID.String()] = t.Name
+		}
+	}
+	return names
+}

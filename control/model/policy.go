@@ -316,3 +316,29 @@ func ParseCondition(s string) (Expr, error) {
 	}
 	return e, nil
 }
+
+// WithNames returns e with the virtual network and tunnel ids it holds (the
+// edge stores rules by id) replaced by names[id] where names has one, for
+// display; e is not changed.
+func (e Expr) WithNames(names map[string]string) Expr {
+	out := e
+	for _, g := range []*[]Expr{&out.And, &out.Or} {
+		if *g != nil {
+			kids := make([]Expr, len(*g))
+			for i, k := range *g {
+				kids[i] = k.WithNames(names)
+			}
+			*g = kids
+		}
+	}
+	if e.Selector == SelVNet || e.Selector == SelTunnel {
+		out.Values = make([]string, len(e.Values))
+		for i, v := range e.Values {
+			out.Values[i] = v
+			if n, ok := names[v]; ok {
+				out.Values[i] = n
+			}
+		}
+	}
+	return out
+}
