@@ -192,7 +192,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		from, _ := p.Session.Value().(*session)
 		if from == nil {
 			if t, ok := p.Session.Value().(*trunk); ok {
-				to, buf = d.fromTrunk(t, p, b.icmp[i][wireguard.Headroom:wireguard.Headroom+router.IcmpBufSize], b, &cur, flush)
+				to, buf = d.fromTrunk(t, p, b, &cur, flush)
 			}
 			if to == nil {
 				continue

@@ -184,8 +184,8 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte, via st
 	if v.Allow {
 		return Decision{}, true
 	}
-	if v.Silent || (tp.proto == policy.ProtoTCP && tp.flags&tcpRST != 0) {
-		return r.drop(ReasonPolicy), false // a RST is never answered
+	if v.Silent || buf == nil || (tp.proto == policy.ProtoTCP && tp.flags&tcpRST != 0) {
+		return r.drop(ReasonPolicy), false // a RST is never answered, nor anything without a buffer to answer in
 	}
 	if tp.proto == policy.ProtoTCP && tp.ports {
 		src := r.cfg.ICMPSource4

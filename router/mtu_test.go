@@ -297,13 +297,12 @@ func TestTooBigRateLimited(t *testing.T) {
 func TestTooBigOverTrunk(t *testing.T) {
 	l := newLab(t)
 	l.siteC.SetMTU(1280)
-	icmp := make([]byte, IcmpBufSize)
-	if d := l.r.RouteTrunk(0, big("10.1.2.3", "10.3.0.5", 1400, true), "edge-2", true, icmp); d.Verdict != Drop || d.Reason != ReasonTooBig {
+	if d := l.r.RouteTrunk(0, big("10.1.2.3", "10.3.0.5", 1400, true), "edge-2", true); d.Verdict != Drop || d.Reason != ReasonTooBig {
 		t.Fatalf("DF over a trunk: verdict %d reason %v, want a too_big drop", d.Verdict, d.Reason)
 	}
 	pkt := big("10.1.2.3", "10.3.0.5", 1400, false)
 	orig := slices.Clone(pkt)
-	d := l.r.RouteTrunk(0, pkt, "edge-2", true, icmp)
+	d := l.r.RouteTrunk(0, pkt, "edge-2", true)
 	if d.Verdict != ForwardFragments || d.To != l.siteC || d.MTU != 1280 {
 		t.Fatalf("without DF over a trunk: verdict %d to %v MTU %d, want fragments to C at 1280", d.Verdict, name(d.To), d.MTU)
 	}

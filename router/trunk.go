@@ -21,7 +21,7 @@ import "github.com/switchyard/switchyard/router/flow"
 // at the trunk's far end, for the flow's record (FlowMeta.Via): pass a
 // constant of the trunk. RouteTrunk does not allocate, except for a flow's
 // first packet.
-func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool, icmp []byte) Decision {
+func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool) Decision {
 	r.rxBytes.Add(uint64(len(pkt)))
 	h, ok := parse(pkt)
 	if !ok {
@@ -66,11 +66,8 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool, i
 	}
 	if applied {
 		r.admit(vnet, from, to, pkt, h, via)
-	} else if dec, pass := r.filter(from, to, pkt, h, icmp, via); !pass {
-		if dec.Verdict == Reply { // counted as a policy drop; never answered across a trunk
-			r.replies.Add(^uint64(0))
-		}
-		return Decision{Verdict: Drop, Reason: ReasonPolicy}
+	} else if dec, pass := r.filter(from, to, pkt, h, nil, via); !pass { // nil: never answered across a trunk
+		return dec
 	}
 	if mtu := to.MTU(); mtu > 0 && h.length > mtu {
 		if h.v6 || dontFragment(pkt) {

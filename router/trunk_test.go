@@ -63,12 +63,11 @@ func TestRouteTrunk(t *testing.T) {
 		{"malformed", 0, []byte{0x45, 0, 0}, true, nil, ReasonMalformed},
 		{"link-local", 0, udp("10.4.0.5", "169.254.1.1", 63), true, nil, ReasonLinkLocal},
 	}
-	icmp := make([]byte, IcmpBufSize)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			orig := bytes.Clone(tc.pkt)
 			before := l.r.Dropped(tc.reason)
-			d := l.r.RouteTrunk(tc.vnet, tc.pkt, "edge-2", tc.applied, icmp)
+			d := l.r.RouteTrunk(tc.vnet, tc.pkt, "edge-2", tc.applied)
 			if tc.to != nil {
 				if d.Verdict != Forward || d.To != tc.to {
 					t.Fatalf("RouteTrunk = verdict %d to %v (reason %v), want Forward to %v", d.Verdict, name(d.To), d.Reason, name(tc.to))
@@ -102,7 +101,7 @@ func TestRouteTrunkPolicyOnce(t *testing.T) {
 	icmp := make([]byte, IcmpBufSize)
 
 	syn := tcp("10.4.0.5", "10.1.2.3", 40000, 22, tcpSYN, 1000)
-	if d := l.r.RouteTrunk(0, syn, "edge-2", true, icmp); d.Verdict != Forward || d.To != l.siteA {
+	if d := l.r.RouteTrunk(0, syn, "edge-2", true); d.Verdict != Forward || d.To != l.siteA {
 		t.Fatalf("SYN the ingress edge allowed: %+v, want Forward to A", d)
 	}
 	// The reply goes back out over the trunk: Route hands it to site D's
@@ -115,7 +114,7 @@ func TestRouteTrunkPolicyOnce(t *testing.T) {
 
 	replied := l.r.Stats().Replied
 	other := tcp("10.4.0.5", "10.1.2.3", 40001, 22, tcpSYN, 1000)
-	d := l.r.RouteTrunk(0, other, "edge-2", false, icmp)
+	d := l.r.RouteTrunk(0, other, "edge-2", false)
 	if d.Verdict != Drop || d.Reason != ReasonPolicy || d.Reply != nil {
 		t.Fatalf("SYN not yet judged, blocked here: %+v, want a silent policy drop", d)
 	}
@@ -126,11 +125,10 @@ func TestRouteTrunkPolicyOnce(t *testing.T) {
 
 func TestRouteTrunkDoesNotAllocate(t *testing.T) {
 	l := newTrunkLab(t)
-	icmp := make([]byte, IcmpBufSize)
 	pkt := tcp("10.4.0.5", "10.1.2.3", 40000, 22, tcpACK, 1000)
-	l.r.RouteTrunk(0, pkt, "edge-2", true, icmp) // the flow's first packet allocates its entry
+	l.r.RouteTrunk(0, pkt, "edge-2", true) // the flow's first packet allocates its entry
 	allocs := testing.AllocsPerRun(1000, func() {
-		if d := l.r.RouteTrunk(0, pkt, "edge-2", true, icmp); d.Verdict != Forward {
+		if d := l.r.RouteTrunk(0, pkt, "edge-2", true); d.Verdict != Forward {
 			t.Fatalf("RouteTrunk: %+v", d)
 		}
 	})
@@ -184,7 +182,7 @@ func TestTrunkFlowsNameTheirEdges(t *testing.T) {
 	if m := last().Flow.Meta; m.To != b || !m.To.Remote || m.To.Edge != "edge-2" || m.Via != "" {
 		t.Fatalf("flow onto the trunk: to %+v via %q, want b's remote session on edge-2 and no via", m.To, m.Via)
 	}
-	if d := r.RouteTrunk(0, udp("198.51.100.11", "203.0.113.10", 63), "edge-2", true, icmp); d.Verdict != Forward || d.To != c {
+	if d := r.RouteTrunk(0, udp("198.51.100.11", "203.0.113.10", 63), "edge-2", true); d.Verdict != Forward || d.To != c {
 		t.Fatalf("from the trunk to c's site: %+v, want forwarded to c", d)
 	}
 	if m := last().Flow.Meta; m.Via != "edge-2" || m.To != c {
