@@ -17,6 +17,9 @@ type overview struct {
 // deviceOnline is how recently a device must have been heard to count as online.
 const deviceOnline = 3 * time.Minute
 
+// online reports whether a device last seen at t counts as online.
+func online(t *time.Time) bool { return t != nil && time.Since(*t) < deviceOnline }
+
 func (s *Server) overviewPage(q *req) error {
 	ctx := q.r.Context()
 	tunnels, err := q.api.ListTunnels(ctx, model.TunnelFilter{})
@@ -41,7 +44,7 @@ func (s *Server) overviewPage(q *req) error {
 	}
 	o.Devices = len(devices)
 	for _, d := range devices {
-		if d.LastSeen != nil && time.Since(*d.LastSeen) < deviceOnline {
+		if online(d.LastSeen) {
 			o.DevicesOnline++
 		}
 	}

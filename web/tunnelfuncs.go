@@ -23,8 +23,7 @@ func init() {
 		}
 		return d.Truncate(time.Minute).String() + " ago"
 	}
-	// online reports whether a device last seen at t counts as online.
-	funcs["online"] = func(t *time.Time) bool { return t != nil && time.Since(*t) < deviceOnline }
+	funcs["online"] = online
 	// sinceMillis is how many milliseconds ago t was, to sort by; a large
 	// number for nil.
 	funcs["sinceMillis"] = func(t *time.Time) int64 {
