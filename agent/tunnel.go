@@ -353,19 +353,25 @@ func (h *hostTunnel) failback() {
 	if home < 0 || home == h.on || h.beats[home].isDraining() || !h.beats[home].healthyFor(failbackHold, time.Now()) {
 		return
 	}
+	h.moveLocked(home, slog.LevelInfo, "the home edge answers heartbeats again; the traffic moved back to it")
+}
+
+// moveLocked moves the traffic to pair[to] in one IpcSet, then probes both
+// edges at once so that they (and through the registry every edge) learn
+// which session is active, and logs why at level; h.mu is held.
+func (h *hostTunnel) moveLocked(to int, level slog.Level, why string) {
 	start, from := time.Now(), h.on
-	if err := h.link.swap(home); err != nil {
-		h.log.Error("moving the traffic back to the home edge", "edge", h.pair[home].Name, "err", err)
+	if err := h.link.swap(to); err != nil {
+		h.log.Error("moving the traffic to another edge", "edge", h.pair[to].Name, "err", err)
 		return
 	}
-	h.beats[home].setStandby(false)
+	h.beats[to].setStandby(false)
 	h.beats[from].setStandby(true)
-	h.on = home
-	h.beats[home].probeNow()
+	h.on = to
+	h.beats[to].probeNow()
 	h.beats[from].probeNow()
-	h.log.Info("the home edge answers heartbeats again; the traffic moved back to it",
-		"from", h.pair[from].Name, "to", h.pair[home].Name, "took", time.Since(start).Round(time.Microsecond))
-	h.onSwap(h.beats[home])
+	h.log.Log(context.Background(), level, why, "from", h.pair[from].Name, "to", h.pair[to].Name, "took", time.Since(start).Round(time.Microsecond))
+	h.onSwap(h.beats[to])
 }
 
 // failover moves the traffic to the first standby edge that answers
@@ -391,22 +397,11 @@ func (h *hostTunnel) failover() {
 		if i == h.on || !h.beats[i].isHealthy() || h.beats[i].isDraining() {
 			continue
 		}
-		start := time.Now()
-		if err := h.link.swap(i); err != nil {
-			h.log.Error("moving the traffic to the standby edge", "edge", h.pair[i].Name, "err", err)
-			return
-		}
-		h.beats[i].setStandby(false)
-		h.beats[h.on].setStandby(true)
-		h.beats[i].probeNow()
-		h.beats[h.on].probeNow()
 		why := "the active edge stopped answering heartbeats; the traffic moved to the standby edge"
 		if draining {
 			why = "the active edge is stopping; the traffic moved to the standby edge"
 		}
-		h.log.Warn(why, "from", h.pair[h.on].Name, "to", h.pair[i].Name, "took", time.Since(start).Round(time.Microsecond))
-		h.on = i
-		h.onSwap(h.beats[i])
+		h.moveLocked(i, slog.LevelWarn, why)
 		return
 	}
 }
