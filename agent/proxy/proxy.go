@@ -33,8 +33,10 @@ type Router interface {
 type Server struct {
 	// Router picks each destination's path.
 	Router Router
-	// Resolve turns a hostname into an address; nil means the host's resolver.
-	Resolve func(ctx context.Context, host string) (netip.Addr, error)
+	// Resolve turns a hostname into its addresses (agent/dns's
+	// Stub.Lookup, with the client's DNS rules); nil means the host's
+	// resolver. The first IPv4 address is dialed if there is one.
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Log is the server's logger; nil discards.
 	Log *slog.Logger
 }
@@ -93,15 +95,19 @@ func (s *Server) log() *slog.Logger {
 	return s.Log
 }
 
-// resolve returns host as an address, resolving a name.
+// resolve returns host as an address, resolving a name with Resolve (or
+// the host's resolver) and taking its first IPv4 address if it has one.
 func (s *Server) resolve(ctx context.Context, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a.Unmap(), nil
 	}
-	if s.Resolve != nil {
-		return s.Resolve(ctx, host)
+	lookup := s.Resolve
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := lookup(ctx, host)
 	if err != nil {
 		return netip.Addr{}, err
 	}

@@ -125,11 +125,11 @@ func start(t *testing.T, s *Server) (socks, httpc string) {
 
 func newServer() (*Server, splitRouter) {
 	r := splitRouter{tunnel: &loopNet{name: "tunnel"}, direct: &loopNet{name: "direct"}}
-	return &Server{Router: r, Resolve: func(_ context.Context, host string) (netip.Addr, error) {
-		if host == "db.site.example" {
-			return netip.MustParseAddr("192.0.2.10"), nil
+	return &Server{Router: r, Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
+		if host == "db.site.example" { // IPv6 first: the proxy still dials the IPv4 address
+			return []netip.Addr{netip.MustParseAddr("2001:db8::10"), netip.MustParseAddr("192.0.2.10")}, nil
 		}
-		return netip.Addr{}, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}}, r
 }
 
