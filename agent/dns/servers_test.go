@@ -29,7 +29,6 @@ type seenQuery struct {
 // serve starts a testServer on host (port 0) answering with handle.
 func serve(t *testing.T, host string, handle func(network string, req *dns.Msg) *dns.Msg) *testServer {
 	t.Helper()
-	ts := &testServer{}
 	var pc net.PacketConn
 	var l net.Listener
 	for {
@@ -37,12 +36,18 @@ func serve(t *testing.T, host string, handle func(network string, req *dns.Msg) 
 		if pc, err = net.ListenPacket("udp", net.JoinHostPort(host, "0")); err != nil {
 			t.Fatal(err)
 		}
-		ts.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		if l, err = net.Listen("tcp", ts.addr.String()); err == nil {
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
 			break
 		}
 		pc.Close()
 	}
+	return serveOn(t, pc, l, handle)
+}
+
+// serveOn starts a testServer on pc and l (one address) answering with handle.
+func serveOn(t *testing.T, pc net.PacketConn, l net.Listener, handle func(network string, req *dns.Msg) *dns.Msg) *testServer {
+	t.Helper()
+	ts := &testServer{addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		network := "udp"
 		if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
