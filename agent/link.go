@@ -235,6 +235,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	ms, err := masque.Dial(dctx, masque.ClientConfig{
 		Addr: edge.MASQUE, TLS: l.auth.tls, Header: l.auth.header, Routes: routes,
 		ExpectAddress: l.auth.header.Get(masque.ConnectorHeader) == "",
+		Log:           l.log,
 	})
 	cancel()
 	if err != nil {
@@ -247,7 +248,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 		ms.Advertise(l.routes)
 	}
 	l.mu.Unlock()
-	l.log.Info("connected to the edge", "protocol", ProtocolMASQUE, "edge", edge.MASQUE, "mtu", masque.MTU)
+	l.log.Info("connected to the edge", "protocol", ProtocolMASQUE, "edge", edge.MASQUE, "mtu", ms.MTU())
 
 	served := make(chan error, 1)
 	pumped := make(chan struct{})
@@ -277,8 +278,8 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 }
 
 // pumpToEdge reads batches from the TUN and writes each packet to the
-// session until the view is closed. An ICMP error for a packet too large
-// goes back into the TUN.
+// session until the view is closed. A packet above the session's MTU is
+// refused, counted and logged by the session (masque.ErrTooBig).
 func pumpToEdge(view *tunView, s *masque.Session) {
 	n := view.BatchSize()
 	bufs := make([][]byte, n)
@@ -286,15 +287,10 @@ func pumpToEdge(view *tunView, s *masque.Session) {
 	for i := range bufs {
 		bufs[i] = make([]byte, masque.Headroom+maxPacket)
 	}
-	icmp := [][]byte{nil}
 	for {
 		count, err := view.Read(bufs, sizes, masque.Headroom)
 		for i := range count {
-			reply, _ := s.WritePacket(bufs[i][masque.Headroom : masque.Headroom+sizes[i]])
-			if reply != nil {
-				icmp[0] = append(make([]byte, masque.Headroom, masque.Headroom+len(reply)), reply...)
-				view.Write(icmp, masque.Headroom)
-			}
+			s.WritePacket(bufs[i][masque.Headroom : masque.Headroom+sizes[i]])
 		}
 		if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
 			return

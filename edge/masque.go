@@ -115,7 +115,10 @@ func (h masqueHandler) Open(ms *masque.Session, g masque.Grant, _ []netip.Prefix
 	p := &router.Peer{Name: tp.Name, Kind: tp.Kind, Tunnel: tp.Tunnel, Overlay: tp.Overlay, User: tp.User, Device: tp.Device}
 	p.SetVNet(tp.VNet())
 	_, mtu, _ := sessionMTUs(d.mtu)
-	p.SetMTU(mtu)
+	// The peer's MTU follows the session's datagram capacity as path MTU
+	// discovery grows it (or quic-go starts over), so the router answers
+	// ICMP at what the path carries now.
+	ms.NotifyMTU(func(inner int) { p.SetMTU(min(mtu, inner)) })
 	s := newSession(p, mg.id, masqueLink{ms})
 	s.host = twin.host
 	ms.SetValue(s)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,7 +122,7 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var in []byte
 	for in == nil && time.Now().Before(deadline) {
-		if _, err := a.WritePacket(ping("10.3.0.5", "10.1.2.3")); err != nil {
+		if err := a.WritePacket(ping("10.3.0.5", "10.1.2.3")); err != nil {
 			t.Fatal(err)
 		}
 		in = c.recv(200 * time.Millisecond)
@@ -145,7 +146,9 @@ func TestMASQUESessionsJoinTheRouter(t *testing.T) {
 	}
 	// A packet from C too large for a MASQUE datagram comes back to C as an
 	// ICMP "fragmentation needed" naming the MASQUE session's MTU, with DF;
-	// without, it reaches A in fragments.
+	// without, it reaches A in fragments. The session's MTU, which the
+	// peer's follows, reaches masque.MTU once discovery is done on loopback.
+	waitMASQUEPeerMTU(t, l.dp, masque.MTU)
 	big := packettest.UDP(packettest.IP{Src: netip.MustParseAddr("10.3.0.5"), Dst: netip.MustParseAddr("10.1.2.3"), DF: true}, 0, 0, make([]byte, 1420-28))
 	c.send(t, big)
 	if p := c.recv(5 * time.Second); p == nil || p[9] != 1 || p[20] != 3 || p[21] != 4 || int(binary.BigEndian.Uint16(p[26:28])) != masque.MTU {
@@ -328,5 +331,31 @@ func TestMASQUESessionsBoundedPerReplica(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("MASQUE peers: %d of replica a, %d of replica b; want %d and 1", na, nb, masque.DefaultMaxSessions)
 		}
+	}
+}
+
+// waitMASQUEPeerMTU waits until every MASQUE session's peer has MTU want
+// (it follows the session's path MTU discovery).
+func waitMASQUEPeerMTU(t *testing.T, d *dataplane, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var mtus []int
+		d.mu.Lock()
+		for _, ss := range d.agents {
+			for _, s := range ss {
+				if _, ok := s.link.(masqueLink); ok {
+					mtus = append(mtus, s.peer.MTU())
+				}
+			}
+		}
+		d.mu.Unlock()
+		if len(mtus) > 0 && !slices.ContainsFunc(mtus, func(m int) bool { return m != want }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MASQUE peers' MTUs %v after 10 s, want %d", mtus, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

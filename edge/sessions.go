@@ -163,14 +163,12 @@ func (wgLink) transport() string                  { return "wireguard" }
 // masqueLink is a CONNECT-IP session.
 type masqueLink struct{ s *masque.Session }
 
-// send writes the packet as one datagram. A packet too large for one (from a
-// WireGuard peer, whose MTU is larger) comes back as an ICMP error for its
-// sender, so that path MTU discovery works across the two transports.
-func (l masqueLink) send(buf []byte, off int, from *session) {
-	icmp, _ := l.s.WritePacket(buf[off:])
-	if icmp != nil && from != nil && from.link != link(l) {
-		from.link.send(icmp, 0, nil)
-	}
+// send writes the packet as one datagram. The router has already answered
+// a packet above the session's MTU (the peer's MTU follows the session's,
+// masqueHandler.Open); one that races a change is refused, counted and
+// logged by the session (masque.ErrTooBig).
+func (l masqueLink) send(buf []byte, off int, _ *session) {
+	l.s.WritePacket(buf[off:])
 }
 
 func (l masqueLink) remote() netip.AddrPort { return l.s.RemoteAddr() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 
@@ -29,6 +30,9 @@ type ClientConfig struct {
 	// ExpectAddress makes Dial wait for the edge's address assignment (a
 	// client's overlay address); connectors get none.
 	ExpectAddress bool
+	// Log gets the session's inner MTU changes and refused packets; nil
+	// discards.
+	Log *slog.Logger
 }
 
 // ClientSession is an agent's session to the edge.
@@ -89,7 +93,11 @@ func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig) (*ClientSes
 		}
 		return nil, err
 	}
-	sess := newSession(conn, qconn.RemoteAddr())
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sess := newSession(conn, qconn, log.With("component", "masque"))
 	// Closing the session also closes the QUIC connection it owns.
 	sess.onClose = func() { qconn.CloseWithError(0, "") }
 	cs := &ClientSession{Session: sess}

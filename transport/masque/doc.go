@@ -9,6 +9,23 @@
 // a dedicated reader per session so the library's small datagram queue is
 // drained at once, and WritePacket's in-place TTL decrement (Session.WritePacket).
 //
+// Path MTU: both sides start QUIC at 1232-byte packets, which cross any path
+// that carries IPv6 (and any IPv4 path of 1260 bytes or more), and quic-go's
+// path MTU discovery, with DF, grows them; Session.MTU is the inner MTU this
+// allows now (MinMTU at first, MTU on a 1500-byte path) and NotifyMTU
+// reports its changes, so the edge's router and the agent's TUN answer
+// larger packets with ICMP at the right MTU. A packet above it is refused
+// with ErrTooBig, counted and logged, never dropped silently.
+//
+// Limits: QUIC never fragments, so a path of less than about 1350 bytes
+// (IPv4; 1370 over IPv6) cannot carry 1280-byte inner IPv6 packets over
+// MASQUE at all: they are refused (ErrTooBig), and full-size IPv6 on such a
+// path needs WireGuard, whose outer datagrams may fragment (agents in auto
+// mode prefer it whenever its UDP port passes). quic-go v0.65 ignores ICMP
+// (it sends with IP_PMTUDISC_PROBE) and never lowers its packet size when a
+// path shrinks mid-session: full-size datagrams are then lost until the
+// session is redialed (the server starts over after a NAT rebinding).
+//
 // It imports neither the router, the control plane, netlink nor gVisor: the
 // edge and the agent plug in authentication and packet handling.
 package masque

@@ -21,6 +21,7 @@ type testHandler struct {
 	grant  Grant
 	opened chan []netip.Prefix // the agent's advertised routes, per session
 	closed chan *Session
+	served chan *Session // the edge's side of each session, if not nil
 }
 
 func (h *testHandler) Authenticate(r *http.Request) (Grant, error) {
@@ -35,6 +36,9 @@ func (h *testHandler) Authenticate(r *http.Request) (Grant, error) {
 
 func (h *testHandler) Open(s *Session, g Grant, routes []netip.Prefix) (Receiver, error) {
 	h.opened <- routes
+	if h.served != nil {
+		h.served <- s
+	}
 	return echo{}, nil
 }
 
@@ -159,11 +163,13 @@ func TestSessionCapsulesAndPackets(t *testing.T) {
 	go func() { done <- cs.Serve(got) }()
 	// A full-MTU packet from the agent's address to a host behind the edge
 	// comes back echoed, with the TTL it had: the hop connect-ip-go counts
-	// on each side is added back.
+	// on each side is added back. (Loopback carries MTU once discovery
+	// has confirmed it.)
+	waitMTU(t, cs.Session, MTU)
 	pkt := ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, MTU)
 	want := slices.Clone(pkt)
-	if icmp, err := cs.WritePacket(pkt); err != nil || icmp != nil {
-		t.Fatalf("WritePacket(%d bytes) = %x, %v", len(pkt), icmp, err)
+	if err := cs.WritePacket(pkt); err != nil {
+		t.Fatalf("WritePacket(%d bytes) = %v", len(pkt), err)
 	}
 	select {
 	case back := <-got:
@@ -174,11 +180,13 @@ func TestSessionCapsulesAndPackets(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no echo within 5 s")
 	}
-	// A packet as large as a whole QUIC packet cannot fit a datagram: an
-	// ICMP error comes back for its sender.
-	icmp, err := cs.WritePacket(ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, packetSize))
-	if err != nil || len(icmp) == 0 {
-		t.Errorf("WritePacket(%d bytes) = %d bytes of ICMP, %v; want an ICMP error", packetSize, len(icmp), err)
+	// A packet as large as a whole QUIC packet cannot fit a datagram: it
+	// is refused with ErrTooBig and counted.
+	if err := cs.WritePacket(ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, maxPacketSize)); !errors.Is(err, ErrTooBig) {
+		t.Errorf("WritePacket(%d bytes) = %v, want ErrTooBig", maxPacketSize, err)
+	}
+	if st := cs.Stats(); st.TxTooBig != 1 || st.TxErrors != 0 {
+		t.Errorf("stats after a refused packet: %+v, want tx_too_big 1, tx_errors 0", st)
 	}
 
 	cs.Close()

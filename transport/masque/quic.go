@@ -1,6 +1,7 @@
 package masque
 
 import (
+	"context"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -22,23 +23,45 @@ const ConnectorHeader = "Switchyard-Connector"
 // DefaultPort is the UDP port the edge serves MASQUE on unless told otherwise.
 const DefaultPort = 443
 
-// packetSize is the QUIC packet size both sides start with and never go
-// below: quic-go's default (1280, with PMTUD growing it later) leaves room for
-// inner packets of only about 1230 bytes, and SendDatagram rejects larger
-// ones until discovery catches up, so a TUN MTU of 1280 or more would lose
-// packets. 1452 is the most a 1500-byte path carries over IPv6 (1500 - 40 -
-// 8) and the most quic-go accepts.
-const packetSize = 1452
+// Packet sizes. Both sides start at initialPacketSize, which crosses every
+// path that carries IPv6 at all (1280 - 40 - 8; an IPv4 path of 576 does not
+// carry QUIC, whose minimum is 1200), so that the handshake completes behind
+// a hop that silently drops anything larger. quic-go's path MTU discovery
+// (binary search with probes sent with DF) then grows the size toward
+// maxPacketSize, the most quic-go sends (1500 - 40 - 8). Its search stops
+// within 21 bytes of its bound and never probes the bound itself, so on a
+// path that carries maxPacketSize it ends at fullPathPacketSize (probes of
+// 1342, 1397, 1424 and 1438 bytes all confirmed).
+const (
+	initialPacketSize  = 1232
+	maxPacketSize      = 1452
+	fullPathPacketSize = 1438
+)
 
-// MTU is the largest inner IP packet that fits one QUIC datagram of
-// packetSize: the short header (1 byte, a connection id of up to 20, a packet
-// number of up to 4), the AEAD tag (16), the DATAGRAM frame's type and length
-// (1 + 2), the quarter stream id and context id of RFC 9297/9484 (up to 2 for
-// the first streams), at their largest; quic-go between quic-go peers (4-byte
-// connection ids) takes 7 bytes more. Agents set their TUN's MTU to at most
-// this on the MASQUE path; TestSessionCapsulesAndPackets sends a packet of
-// this size.
-const MTU = packetSize - 1 - 20 - 4 - 16 - 3 - 2
+// Per-datagram overhead. quicOverhead is what quic-go subtracts from its
+// packet size for a DATAGRAM payload (estimateMaxPayloadSize: type byte,
+// a connection id of up to 20 bytes, AEAD tag; its 4-byte connection ids
+// leave room for the packet number and frame header). datagramOverhead is
+// RFC 9297's quarter stream id (1 byte for the first 64 streams, where a
+// connection's one CONNECT-IP request lives) and RFC 9484's context id 0.
+const (
+	quicOverhead     = 1 + 20 + 16
+	datagramOverhead = 1 + 1
+)
+
+// MTU is the ceiling of a session's inner MTU: the largest inner IP packet
+// one datagram carries once discovery has confirmed fullPathPacketSize,
+// which every 1500-byte path does. A session's current inner MTU
+// (Session.MTU) starts at MinMTU and grows to at most this.
+const MTU = fullPathPacketSize - quicOverhead - datagramOverhead
+
+// MinMTU is the inner MTU every session starts with, before path MTU
+// discovery has confirmed anything larger: what a datagram of
+// initialPacketSize holds. It is below IPv6's minimum link MTU of 1280, and
+// a path of less than about 1350 bytes (IPv4) or 1370 (IPv6) never carries
+// 1280-byte inner packets over MASQUE: QUIC never fragments, so such paths
+// need WireGuard for full-size IPv6 (see Session.MTU).
+const MinMTU = initialPacketSize - quicOverhead - datagramOverhead
 
 // keepAlive and idleTimeout decide how fast a dead path is noticed: the agent
 // pings every keepAlive, and either side drops the session after idleTimeout
@@ -52,12 +75,21 @@ const (
 func quicConfig() *quic.Config {
 	return &quic.Config{
 		EnableDatagrams:   true,
-		InitialPacketSize: packetSize,
-		// The path MTU is already assumed; discovery would only probe above
-		// 1452, which quic-go never sends.
-		DisablePathMTUDiscovery: true,
+		InitialPacketSize: initialPacketSize,
+		// Discovery stays on: it is what lifts the packet size above
+		// initialPacketSize (TestPathMTUDiscoveryGrows fails without it).
+		DisablePathMTUDiscovery: false,
 		KeepAlivePeriod:         keepAlive,
 		MaxIdleTimeout:          idleTimeout,
 		HandshakeIdleTimeout:    5 * time.Second,
 	}
+}
+
+// connKey is the request context's key for the QUIC connection a request
+// arrived on (http3.Server.ConnContext puts it there).
+type connKey struct{}
+
+// withConn is the server's http3.Server.ConnContext.
+func withConn(ctx context.Context, c *quic.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }

@@ -138,6 +138,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		QUICConfig:      quicConfig(),
 		EnableDatagrams: true,
 		IdleTimeout:     idleConnTimeout,
+		ConnContext:     withConn,
 	}
 	s.wg.Add(1)
 	go func() {
@@ -191,8 +192,13 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("opening a MASQUE session", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	remote, _ := net.ResolveUDPAddr("udp", r.RemoteAddr)
-	sess := newSession(conn, remote)
+	qconn, _ := r.Context().Value(connKey{}).(*quic.Conn)
+	if qconn == nil {
+		s.log.Error("MASQUE request without its QUIC connection", "remote", r.RemoteAddr)
+		conn.Close()
+		return
+	}
+	sess := newSession(conn, qconn, s.log)
 	if !s.track(sess) {
 		sess.Close()
 		return

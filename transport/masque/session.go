@@ -1,8 +1,10 @@
 package masque
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	connectip "github.com/quic-go/connect-ip-go"
+	"github.com/quic-go/quic-go"
 )
 
 // Buffer layout of received packets: Receive gets bufs[i][Headroom:] as the
@@ -19,7 +22,7 @@ import (
 const (
 	Headroom = 32
 	Tailroom = 32
-	bufSize  = Headroom + 2048 + Tailroom // a QUIC datagram is at most 1452 bytes
+	bufSize  = Headroom + 2048 + Tailroom // a QUIC datagram is at most maxPacketSize
 )
 
 // queueLen bounds the packets read off the connection but not yet handled.
@@ -45,6 +48,8 @@ type Stats struct {
 	// logs) those it refuses, such as a bad IPv4 checksum, without an error.
 	TxPackets uint64 `json:"tx_packets"`
 	TxErrors  uint64 `json:"tx_errors"`
+	// TxTooBig counts packets refused with ErrTooBig (not in TxErrors).
+	TxTooBig uint64 `json:"tx_too_big"`
 }
 
 // Session is one CONNECT-IP session: the edge holds one per connected agent,
@@ -54,18 +59,26 @@ type Session struct {
 	remote netip.AddrPort
 	opened time.Time
 	value  atomic.Value
+	log    *slog.Logger
+	watch  mtuWatch
+	done   chan struct{} // closed by Close
 
-	rx, tx, txErr atomic.Uint64
-	closeOnce     sync.Once
-	closeErr      error
-	onClose       func() // then closes what the session owns (an agent's QUIC connection)
+	rx, tx, txErr, tooBig atomic.Uint64
+	closeOnce             sync.Once
+	closeErr              error
+	onClose               func() // then closes what the session owns (an agent's QUIC connection)
 }
 
-func newSession(conn *connectip.Conn, remote net.Addr) *Session {
-	s := &Session{conn: conn, opened: time.Now()}
-	if u, ok := remote.(*net.UDPAddr); ok {
+// newSession wraps conn, which runs on qconn, and starts following its MTU.
+func newSession(conn *connectip.Conn, qconn *quic.Conn, log *slog.Logger) *Session {
+	s := &Session{conn: conn, opened: time.Now(), log: log, done: make(chan struct{})}
+	s.watch.qconn = qconn
+	s.watch.kick = make(chan struct{}, 1)
+	if u, ok := qconn.RemoteAddr().(*net.UDPAddr); ok {
 		s.remote = u.AddrPort()
 	}
+	s.watch.mtu.Store(int64(cmp.Or(capacityOf(qconn), MinMTU)))
+	go s.watchMTU()
 	return s
 }
 
@@ -83,24 +96,33 @@ func (s *Session) Value() any { return s.value.Load() }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	return Stats{RxPackets: s.rx.Load(), TxPackets: s.tx.Load(), TxErrors: s.txErr.Load()}
+	return Stats{RxPackets: s.rx.Load(), TxPackets: s.tx.Load(), TxErrors: s.txErr.Load(), TxTooBig: s.tooBig.Load()}
 }
 
 // WritePacket sends the IP packet pkt. connect-ip-go decrements its TTL (hop
 // limit) in place before it copies it into a datagram, so WritePacket first
 // adds that hop back: the router, or the kernel that forwarded the packet to
 // the TUN, has already counted it. pkt must therefore be the caller's own
-// buffer, and it is modified. A packet too large for a datagram comes back as
-// an ICMP error to deliver to its sender (icmp is nil otherwise).
-func (s *Session) WritePacket(pkt []byte) (icmp []byte, err error) {
+// buffer, and it is modified. A packet larger than MTU() is not sent: it
+// returns ErrTooBig (counted and logged), never connect-ip-go's ICMP reply,
+// which claims an MTU of 1280 from the packet's destination; the caller
+// answers with ICMP at MTU() from an address of its own.
+func (s *Session) WritePacket(pkt []byte) error {
+	if !s.fits(len(pkt)) {
+		return s.refuse(len(pkt))
+	}
 	restoreHop(pkt)
-	icmp, err = s.conn.WritePacket(pkt)
-	if err != nil || icmp != nil {
+	icmp, err := s.conn.WritePacket(pkt)
+	if icmp != nil { // quic-go's capacity fell below MTU() since fits
+		s.kickMTU()
+		return s.refuse(len(pkt))
+	}
+	if err != nil {
 		s.txErr.Add(1)
-		return icmp, err
+		return err
 	}
 	s.tx.Add(1)
-	return nil, nil
+	return nil
 }
 
 // restoreHop raises the TTL (hop limit) of pkt by one unless it is already
@@ -181,6 +203,7 @@ func (s *Session) Serve(r Receiver) error {
 // Close ends the session; Serve returns.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.done)
 		s.closeErr = s.conn.Close()
 		if s.onClose != nil {
 			s.onClose()
