@@ -43,6 +43,9 @@ type Stats struct {
 	Host uint64
 	// Failed counts the queries that no server answered (SERVFAIL).
 	Failed uint64
+	// Refused counts the queries refused because they came from another
+	// host (Stub.local).
+	Refused uint64
 }
 
 // Stub is the client's stub resolver. Its methods are safe for concurrent
@@ -54,7 +57,7 @@ type Stub struct {
 	host   forwarder
 	table  atomic.Pointer[table]
 
-	ntunnel, nhost, nfailed atomic.Uint64
+	ntunnel, nhost, nfailed, nrefused atomic.Uint64
 
 	ctx    context.Context // ends with Close: every forwarding in flight
 	cancel context.CancelFunc
@@ -155,7 +158,7 @@ func (s *Stub) Set(c Config) error {
 
 // Stats returns the stub's counters.
 func (s *Stub) Stats() Stats {
-	return Stats{Tunnel: s.ntunnel.Load(), Host: s.nhost.Load(), Failed: s.nfailed.Load()}
+	return Stats{Tunnel: s.ntunnel.Load(), Host: s.nhost.Load(), Failed: s.nfailed.Load(), Refused: s.nrefused.Load()}
 }
 
 // Close stops the servers, ends the queries in flight and waits for them.
@@ -205,13 +208,36 @@ func (s *Stub) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		network = "tcp"
 	}
-	r := s.resolve(s.ctx, req, network)
+	var r *dns.Msg
+	if s.local(w.RemoteAddr()) {
+		r = s.resolve(s.ctx, req, network)
+	} else {
+		s.nrefused.Add(1)
+		r = new(dns.Msg).SetRcode(req, dns.RcodeRefused)
+	}
 	if network == "udp" {
 		r.Truncate(udpSize(req))
 	}
 	if err := w.WriteMsg(r); err != nil && s.log.Enabled(s.ctx, slog.LevelDebug) {
 		s.log.LogAttrs(s.ctx, slog.LevelDebug, "dns stub: write answer", slog.String("to", w.RemoteAddr().String()), slog.Any("err", err))
 	}
+}
+
+// local reports whether a query from from was sent by this host: from
+// loopback or from the stub's own address (where a stub on the overlay IP
+// sees the host's own queries come from). Anyone else, a site's host
+// reaching the overlay IP through the tunnel among them, is refused: the
+// stub is no open resolver into the host's network.
+func (s *Stub) local(from net.Addr) bool {
+	var ip netip.Addr
+	switch a := from.(type) {
+	case *net.UDPAddr:
+		ip = a.AddrPort().Addr()
+	case *net.TCPAddr:
+		ip = a.AddrPort().Addr()
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip == s.addr.Addr().Unmap()
 }
 
 // resolve returns the answer to req: forwarded to its rule's servers or

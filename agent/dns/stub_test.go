@@ -302,3 +302,44 @@ func TestCloseEndsQueriesInFlight(t *testing.T) {
 		t.Errorf("close took %v with a query in flight, want it ended at once", took)
 	}
 }
+
+// fakeWriter is a dns.ResponseWriter for a query from remote.
+type fakeWriter struct {
+	dns.ResponseWriter
+	remote net.Addr
+	got    *dns.Msg
+}
+
+func (w *fakeWriter) LocalAddr() net.Addr       { return &net.UDPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 53} }
+func (w *fakeWriter) RemoteAddr() net.Addr      { return w.remote }
+func (w *fakeWriter) WriteMsg(m *dns.Msg) error { w.got = m; return nil }
+
+// TestRefusesOtherHosts: a query that reaches the stub from another host
+// (a site's host sending to the overlay IP through the tunnel) is refused
+// and forwarded nowhere; the host's own queries are answered.
+func TestRefusesOtherHosts(t *testing.T) {
+	upstream := serve(t, "127.0.0.1", answerA("198.51.100.1"))
+	var tunnel, host countingDialer
+	s := newTestStub(t, &tunnel, &host, upstream.addr)
+	for _, tc := range []struct {
+		from  string
+		rcode int
+	}{
+		{"198.51.100.20:40000", dns.RcodeRefused},
+		{"127.0.0.1:40000", dns.RcodeSuccess},
+	} {
+		req := new(dns.Msg).SetQuestion("example.org.", dns.TypeA)
+		w := &fakeWriter{remote: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.from))}
+		before := len(upstream.queries())
+		s.ServeDNS(w, req)
+		if w.got == nil || w.got.Rcode != tc.rcode {
+			t.Fatalf("query from %s: answer %v, want rcode %s", tc.from, w.got, dns.RcodeToString[tc.rcode])
+		}
+		if asked := len(upstream.queries()) - before; (tc.rcode == dns.RcodeRefused) != (asked == 0) {
+			t.Errorf("query from %s: the host upstream was asked %d times", tc.from, asked)
+		}
+	}
+	if st := s.Stats(); st.Refused != 1 || st.Host != 1 {
+		t.Errorf("stats %+v, want 1 refused, 1 host", st)
+	}
+}
