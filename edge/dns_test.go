@@ -235,3 +235,35 @@ func TestDNSAnswerSizes(t *testing.T) {
 		t.Fatalf("with EDNS: opt %v, truncated %v, %d answers", m.IsEdns0(), m.Truncated, len(m.Answer))
 	}
 }
+
+// FuzzAnswerDNS: whatever arrives at the edge's address, parsing it as a
+// UDP query and answering it never panics, and every answer is a DNS
+// message in a well-formed UDP packet back to the sender.
+func FuzzAnswerDNS(f *testing.F) {
+	names := buildNames("", 1, []model.Device{{Name: "laptop-7", IP: netip.MustParseAddr("100.96.0.2")}}, func(uuid.UUID) uint32 { return 0 })
+	q := new(dns.Msg)
+	q.SetQuestion("laptop-7.sy.internal.", dns.TypeA)
+	buf, _ := q.Pack()
+	src, dst := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("100.96.0.1")
+	f.Add(packettest.UDP(packettest.IP{Src: src, Dst: dst}, 40053, 53, buf))
+	f.Add(packettest.UDP(packettest.IP{Src: netip.MustParseAddr("2001:db8:1::3"), Dst: model.EdgeAddress6}, 40053, 53, buf))
+	f.Add(packettest.UDP(packettest.IP{Src: src, Dst: dst}, 40053, 53, []byte{0, 1, 0, 0, 0, 1}))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		s, d, sport, payload, ok := udpTo(pkt, dnsPort)
+		if !ok {
+			return
+		}
+		msg := answerQuery(payload, names, 0)
+		if msg == nil {
+			return
+		}
+		var m dns.Msg
+		if err := m.Unpack(msg); err != nil || !m.Response || len(msg) > dnsMaxUDP {
+			t.Fatalf("answer (%d bytes) does not parse as a response: %v", len(msg), err)
+		}
+		reply := udpReply(d, s, dnsPort, sport, msg)[wireguard.Headroom:]
+		if err := packettest.Verify(reply); err != nil {
+			t.Fatalf("reply packet: %v", err)
+		}
+	})
+}
