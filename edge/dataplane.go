@@ -117,6 +117,9 @@ type dataplane struct {
 	// which path MTU discovery may lower or raise later.
 	mtu int
 
+	// dns answers the overlay's names at the edge's own address (dns.go).
+	dns overlayDNS
+
 	scratch sync.Pool // *batch: per-Receive scratch, since Receive runs on several goroutines at once
 	wg      sync.WaitGroup
 }
@@ -228,7 +231,12 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 			case router.Reply:
 				to = p.Session
 				buf = b.icmp[i][:wireguard.Headroom+len(dec.Reply)]
-			default: // Local: nothing but the heartbeat responder listens on the edge's own address
+			case router.Local: // the edge's own address: heartbeats were answered above; DNS
+				if reply := d.answerDNS(from, p.Data()[:dec.Len]); reply != nil {
+					from.link.send(reply, wireguard.Headroom, nil)
+				}
+				continue
+			default:
 				continue
 			}
 		}
@@ -395,6 +403,7 @@ func (d *dataplane) apply(s registry.Snapshot) {
 	defer d.noteApplied(s, time.Now())
 	d.mu.Lock()
 	gone := d.applyLocked(s)
+	d.setNamesLocked()
 	d.applyPolicies(s)
 	d.mu.Unlock()
 	for _, g := range gone {
@@ -797,11 +806,16 @@ type Stats struct {
 	SentMissed uint64 `json:"sent_to_missed_replica"`
 	// Trunks are the sessions to the cluster's other edges, by edge.
 	Trunks []TrunkStats `json:"trunks,omitempty"`
+	// DNSAnswered counts the overlay-name queries the edge answered, and
+	// DNSLimited those dropped by the per-session rate limit.
+	DNSAnswered uint64 `json:"dns_answered"`
+	DNSLimited  uint64 `json:"dns_rate_limited"`
 }
 
 // stats returns the data plane's counters.
 func (d *dataplane) stats() any {
-	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats(), Heartbeats: d.heartbeats.Load(), SentMissed: d.sentMissed.Load()}
+	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats(), Heartbeats: d.heartbeats.Load(), SentMissed: d.sentMissed.Load(),
+		DNSAnswered: d.dns.answered.Load(), DNSLimited: d.dns.limited.Load()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st.Peers = len(d.byKey)

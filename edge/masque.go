@@ -188,6 +188,10 @@ func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 			m.frags.group = m.frags.group[:0]
 		case router.Reply:
 			m.from.link.send(dec.Reply, 0, nil)
+		case router.Local:
+			if reply := m.d.answerDNS(m.from, pkt[:dec.Len]); reply != nil {
+				m.from.link.send(reply, wireguard.Headroom, nil)
+			}
 		}
 	}
 }

@@ -48,6 +48,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			accessCommand(),
 			deviceCommand(),
 			splitTunnelCommand(),
+			dnsCommand(),
 			statsCommand(),
 			policyCommand(),
 			flowsCommand(),

@@ -149,6 +149,7 @@ func (s *Server) routes() {
 	s.agentRoutes()
 	s.deviceRoutes()
 	s.policyRoutes()
+	s.dnsRoutes()
 	s.mux.HandleFunc("/v1/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))

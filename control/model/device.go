@@ -154,6 +154,7 @@ type DeviceConfig struct {
 	VNetID       uuid.UUID    `json:"vnet_id"`
 	VNetName     string       `json:"vnet_name"`
 	SplitTunnel  SplitTunnel  `json:"split_tunnel"`
+	DNS          DeviceDNS    `json:"dns"`
 }
 
 // DeviceTypeWireGuard is the device type of a stock WireGuard device, one an

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,9 @@ type Configs struct {
 	defVNet    decoded[model.VNet]            // resolveVNet(tx, "")
 	routesErr  error                          // what liveRoutes would fail with
 	split      decoded[model.SplitTunnel]
+	dnsRules   []model.DNSResolver // every resolver rule, unless dnsErr
+	dnsZone    string
+	dnsErr     error // what reading the rules or the zone would fail with
 
 	// byVNet holds each virtual network's live routes sorted by network,
 	// and tunnelVNet the virtual network of each tunnel's first live route
@@ -108,6 +112,25 @@ func (r *Registry) Configs(ctx context.Context) (*Configs, error) {
 			return err
 		}
 		c.split.v, c.split.err = splitTunnel(tx) // now it can fail only to decode
+		if _, err := tx.Get(collSettings, keyDNSZone); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		_, rules, err := readAll[model.DNSResolver](tx, collDNSResolvers)
+		if err != nil {
+			return err
+		}
+		for _, res := range rules {
+			if res.err != nil {
+				c.dnsErr = res.err
+				break
+			}
+			c.dnsRules = append(c.dnsRules, res.v)
+		}
+		if z, err := dnsZone(tx); err != nil {
+			c.dnsErr = cmp.Or(c.dnsErr, err)
+		} else {
+			c.dnsZone = z
+		}
 		return nil
 	})
 	if err != nil {
@@ -211,7 +234,11 @@ func (c *Configs) DeviceConfig(deviceID uuid.UUID) (model.DeviceConfig, error) {
 	if c.split.err != nil {
 		return model.DeviceConfig{}, c.split.err
 	}
+	if c.dnsErr != nil {
+		return model.DeviceConfig{}, c.dnsErr
+	}
 	st := c.split.v
 	st.Entries = slices.Clone(st.Entries)
-	return model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: c.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st}, nil
+	return model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: c.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
+		DNS: deviceDNS(c.dnsRules, v.ID, c.dnsZone, model.EdgeAddress(c.overlay))}, nil
 }

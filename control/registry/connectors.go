@@ -185,6 +185,8 @@ type Snapshot struct {
 	// PolicyDefault the action when none matches.
 	Policies      []model.Policy
 	PolicyDefault string
+	// DNSZone is the zone the edge answers overlay names in.
+	DNSZone string
 }
 
 // Snapshot reads every live virtual network, tunnel, route and connector at one revision.
@@ -229,6 +231,9 @@ func (r *Registry) Snapshot(ctx context.Context) (Snapshot, error) {
 			s.Devices = append(s.Devices, d.Device)
 		}
 		if err != nil {
+			return err
+		}
+		if s.DNSZone, err = dnsZone(tx); err != nil {
 			return err
 		}
 		return snapshotPolicies(tx, &s)

@@ -328,7 +328,16 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 		if err != nil {
 			return err
 		}
-		cfg = model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: r.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st}
+		rules, err := loadAll[model.DNSResolver](tx, collDNSResolvers)
+		if err != nil {
+			return err
+		}
+		zone, err := dnsZone(tx)
+		if err != nil {
+			return err
+		}
+		cfg = model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: r.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
+			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay))}
 		return nil
 	})
 	return cfg, err

@@ -149,6 +149,9 @@ func (r *Registry) DeleteVNet(ctx context.Context, ref string, force bool) (int,
 		if deleted, err = r.deleteRoutes(tx, routes, now); err != nil {
 			return err
 		}
+		if err := deleteDNSResolvers(tx, v.ID); err != nil {
+			return err
+		}
 		v.DeletedAt = &now
 		return putJSON(tx, collVNets, v.ID, v)
 	})
