@@ -21,8 +21,8 @@ import (
 // every data Send its read side, so no data datagram ever leaves with DF.
 type ProbeBind struct {
 	conn.Bind
-	mu      sync.RWMutex
-	socks   atomic.Pointer[probeSockets]
+	mu    sync.RWMutex
+	socks atomic.Pointer[probeSockets]
 	// probers get the answers to their probes (prober.go).
 	probersMu sync.Mutex
 	probers   atomic.Pointer[[]*Prober]
