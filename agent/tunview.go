@@ -44,6 +44,8 @@ type tunView struct {
 	closed    atomic.Bool
 	events    chan wgtun.Event
 	closeOnce sync.Once
+	eventsMu  sync.Mutex   // orders setMTU's event before Close closes events
+	mtu       atomic.Int32 // setMTU; 0: the TUN's
 }
 
 var _ wgtun.Device = (*tunView)(nil)
@@ -71,15 +73,53 @@ func (v *tunView) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// Events returns the view's events: EventUp once, closed with the view.
+// MTU is what wireguard-go caps its padding at: the path MTU's inner size
+// once setMTU has set it (less than the TUN's on an IPv4 path below 1340
+// bytes), else the TUN's.
+func (v *tunView) MTU() (int, error) {
+	if m := v.mtu.Load(); m > 0 {
+		return int(m), nil
+	}
+	return v.sharedTUN.MTU()
+}
+
+// MTUOrZero is MTU, 0 on an error.
+func (v *tunView) MTUOrZero() int {
+	m, err := v.MTU()
+	if err != nil {
+		return 0
+	}
+	return m
+}
+
+// setMTU changes the MTU the view reports and tells the device.
+func (v *tunView) setMTU(mtu int) {
+	if v.mtu.Swap(int32(mtu)) == int32(mtu) {
+		return
+	}
+	v.eventsMu.Lock()
+	defer v.eventsMu.Unlock()
+	if v.closed.Load() {
+		return
+	}
+	select {
+	case v.events <- wgtun.EventMTUUpdate:
+	default: // one is pending; the device reads MTU when it takes it
+	}
+}
+
+// Events returns the view's events: EventUp once, EventMTUUpdate after
+// setMTU, closed with the view.
 func (v *tunView) Events() <-chan wgtun.Event { return v.events }
 
 // Close ends the view's reads; the TUN stays open.
 func (v *tunView) Close() error {
 	v.closeOnce.Do(func() {
+		v.eventsMu.Lock()
 		v.closed.Store(true)
 		v.sharedTUN.SetReadDeadline(time.Now())
 		close(v.events)
+		v.eventsMu.Unlock()
 	})
 	return nil
 }

@@ -32,6 +32,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +61,45 @@ type Status struct {
 	// Edge names the edge of a cluster that carries the agent's traffic,
 	// and Standby the other edges it keeps sessions to that answer its
 	// heartbeats; both empty with one edge.
-	Edge      string    `json:"edge,omitempty"`
-	Standby   []string  `json:"standby,omitempty"`
+	Edge    string   `json:"edge,omitempty"`
+	Standby []string `json:"standby,omitempty"`
+	// PathMTU is what path MTU discovery found on the WireGuard session
+	// that carries the traffic; nil over MASQUE.
+	PathMTU   *PathMTU  `json:"path_mtu,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PathMTU is a session's discovered inner MTU in each direction, in bytes
+// of IP packet; 0 while not decided.
+type PathMTU struct {
+	AgentToEdge int    `json:"agent_to_edge,omitempty"`
+	EdgeToAgent int    `json:"edge_to_agent,omitempty"`
+	State       string `json:"state"` // PathMTUProbing, PathMTUDone or PathMTUNotProbed
+}
+
+// PathMTU states.
+const (
+	PathMTUProbing   = "probing"
+	PathMTUDone      = "done"
+	PathMTUNotProbed = "not probed"
+)
+
+// String is what the CLI's tables show: both directions, or the state.
+func (p *PathMTU) String() string {
+	if p == nil || p.State == PathMTUNotProbed {
+		return PathMTUNotProbed
+	}
+	if p.State == PathMTUProbing && p.AgentToEdge == 0 && p.EdgeToAgent == 0 {
+		return PathMTUProbing
+	}
+	return mtuString(p.AgentToEdge) + "/" + mtuString(p.EdgeToAgent)
+}
+
+func mtuString(n int) string {
+	if n == 0 {
+		return "?"
+	}
+	return strconv.Itoa(n)
 }
 
 // Agent is what the socket serves: the running agent. An error that is a
