@@ -138,6 +138,16 @@ func (l *link) pathMTUStatus() *localapi.PathMTU {
 	return l.wg.pm.status()
 }
 
+// kickPathMTU makes the WireGuard sessions' path MTU searches run again
+// (their heartbeats came back after a loss).
+func (l *link) kickPathMTU() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wg != nil {
+		l.wg.pm.kick()
+	}
+}
+
 // setEdge applies a new edge configuration and the routes to advertise over
 // MASQUE (a connector's site prefixes, a client's overlay address). With a
 // pair (WireGuard only), the device's peers are its edges, pair[on] active.

@@ -184,6 +184,8 @@ func (h *hostTunnel) newEdgeBeat() *beat {
 		}
 	})
 	self.Store(b)
+	back := func() { h.link.kickPathMTU() }
+	b.back.Store(&back)
 	return b
 }
 

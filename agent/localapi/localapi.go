@@ -32,7 +32,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,38 +68,15 @@ type Status struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// PathMTU is a session's discovered inner MTU in each direction, in bytes
-// of IP packet; 0 while not decided.
-type PathMTU struct {
-	AgentToEdge int    `json:"agent_to_edge,omitempty"`
-	EdgeToAgent int    `json:"edge_to_agent,omitempty"`
-	State       string `json:"state"` // PathMTUProbing, PathMTUDone or PathMTUNotProbed
-}
+// PathMTU is a session's discovered inner MTU in each direction.
+type PathMTU = model.PathMTU
 
 // PathMTU states.
 const (
-	PathMTUProbing   = "probing"
-	PathMTUDone      = "done"
-	PathMTUNotProbed = "not probed"
+	PathMTUProbing   = model.PathMTUProbing
+	PathMTUDone      = model.PathMTUDone
+	PathMTUNotProbed = model.PathMTUNotProbed
 )
-
-// String is what the CLI's tables show: both directions, or the state.
-func (p *PathMTU) String() string {
-	if p == nil || p.State == PathMTUNotProbed {
-		return PathMTUNotProbed
-	}
-	if p.State == PathMTUProbing && p.AgentToEdge == 0 && p.EdgeToAgent == 0 {
-		return PathMTUProbing
-	}
-	return mtuString(p.AgentToEdge) + "/" + mtuString(p.EdgeToAgent)
-}
-
-func mtuString(n int) string {
-	if n == 0 {
-		return "?"
-	}
-	return strconv.Itoa(n)
-}
 
 // Agent is what the socket serves: the running agent. An error that is a
 // *model.Error reaches the CLI with its kind and code.

@@ -20,10 +20,11 @@ import (
 //	44  size  [2]    PROBE: its padded UDP payload; ACK: the payload received; RPROBE: its own
 //	46  rsize [2]    PROBE: the UDP payload of an RPROBE it asks for (0: none)
 //	48  rmtu  [2]    PROBE: the edge→agent inner MTU the agent decided (0: none yet)
-//	50  flags [1]    PROBE: probeFlagAck asks for an ACK
-//	51  pad   [1]
-//	52  mac   [16]   BLAKE2s-128 keyed with the probe key over bytes 0..52
-//	68  zero padding up to size, not covered by the MAC
+//	50  fmtu  [2]    PROBE: the agent→edge inner MTU the agent decided (0: none yet)
+//	52  flags [1]    PROBE: probeFlagAck asks for an ACK
+//	53  pad   [1]
+//	54  mac   [16]   BLAKE2s-128 keyed with the probe key over bytes 0..54
+//	70  zero padding up to size, not covered by the MAC
 const (
 	probeKindProbe  = 0x81 // agent → edge, padded, DF
 	probeKindAck    = 0x82 // edge → agent, small
@@ -31,7 +32,7 @@ const (
 
 	probeFlagAck = 1
 
-	probeMACOffset = 52
+	probeMACOffset = 54
 	// ProbeHeaderSize is the smallest probe message.
 	ProbeHeaderSize = probeMACOffset + macSize
 
@@ -46,6 +47,7 @@ type probeMsg struct {
 	size  int
 	rsize int
 	rmtu  int
+	fmtu  int
 	flags byte
 }
 
@@ -95,7 +97,8 @@ func putProbe(buf []byte, m *probeMsg, key *[32]byte) {
 	binary.LittleEndian.PutUint16(buf[44:46], uint16(m.size))
 	binary.LittleEndian.PutUint16(buf[46:48], uint16(m.rsize))
 	binary.LittleEndian.PutUint16(buf[48:50], uint16(m.rmtu))
-	buf[50] = m.flags
+	binary.LittleEndian.PutUint16(buf[50:52], uint16(m.fmtu))
+	buf[52] = m.flags
 	var mac [macSize]byte
 	probeMAC(key, buf, &mac)
 	copy(buf[probeMACOffset:], mac[:])
@@ -113,7 +116,8 @@ func parseProbe(msg []byte) (probeMsg, bool) {
 	m.size = int(binary.LittleEndian.Uint16(msg[44:46]))
 	m.rsize = int(binary.LittleEndian.Uint16(msg[46:48]))
 	m.rmtu = int(binary.LittleEndian.Uint16(msg[48:50]))
-	m.flags = msg[50]
+	m.fmtu = int(binary.LittleEndian.Uint16(msg[50:52]))
+	m.flags = msg[52]
 	return m, true
 }
 

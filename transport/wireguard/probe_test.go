@@ -28,7 +28,7 @@ func testProbeKeys(t *testing.T) (agent PrivateKey, edge PrivateKey, key [32]byt
 // message, and its MAC covers every header field but not the padding.
 func TestProbeCodec(t *testing.T) {
 	agent, _, key := testProbeKeys(t)
-	m := probeMsg{kind: probeKindProbe, agent: agent.PublicKey(), nonce: 0x0102030405060708, size: 1400, rsize: 1300, rmtu: 1220, flags: probeFlagAck}
+	m := probeMsg{kind: probeKindProbe, agent: agent.PublicKey(), nonce: 0x0102030405060708, size: 1400, rsize: 1300, rmtu: 1220, fmtu: 1340, flags: probeFlagAck}
 	buf := make([]byte, 1400)
 	putProbe(buf, &m, &key)
 	if typ := msgType(buf); typ >= msgTypeInitiation && typ <= msgTypeTransport {

@@ -152,7 +152,7 @@ func (p *Prober) run() {
 		res := p.resultLocked()
 		p.mu.Unlock()
 		for _, r := range reqs {
-			p.send(buf, r, res.Reverse)
+			p.send(buf, r, res)
 		}
 		if res != last {
 			p.report(last, res)
@@ -180,10 +180,10 @@ func (p *Prober) report(old, res PathMTU) {
 	}
 }
 
-// send sends one probe; rmtu is the decided edge→agent inner MTU, which
-// every probe reports to the edge.
-func (p *Prober) send(buf []byte, r probeReq, rmtu int) {
-	m := probeMsg{kind: probeKindProbe, agent: p.pub, nonce: r.nonce, rmtu: rmtu}
+// send sends one probe; every probe reports what is decided to the edge
+// (which applies the edge→agent MTU and shows both).
+func (p *Prober) send(buf []byte, r probeReq, res PathMTU) {
+	m := probeMsg{kind: probeKindProbe, agent: p.pub, nonce: r.nonce, rmtu: res.Reverse, fmtu: res.Forward}
 	n := ProbeHeaderSize
 	if r.dir == dirForward {
 		n = max(r.size-p.hdr, ProbeHeaderSize)

@@ -60,7 +60,10 @@ func testProberInterop(t *testing.T, edgeBind *ProbeBind) {
 	start := time.Now()
 	waitFor(t, 3*time.Second, "both directions at 1420", func() bool { return p.PathMTU() == PathMTU{Forward: 1420, Reverse: 1420} })
 	t.Logf("converged in %v", time.Since(start).Round(time.Millisecond))
-	waitFor(t, 3*time.Second, "the edge told the reverse MTU", func() bool { return sess.ReverseMTU() == 1420 && edgeSaw.Load() == 1420 })
+	waitFor(t, 3*time.Second, "the edge told both directions", func() bool {
+		m, probed := sess.PathMTU()
+		return probed && m == PathMTU{Forward: 1420, Reverse: 1420} && edgeSaw.Load() == 1420
+	})
 	pingThroughDevice(t, tn, edgeIP, agentIP, 5*time.Second)
 	if st := e.Stats(); st.ProbesAnswered == 0 || st.DroppedProbe != 0 {
 		t.Fatalf("edge probe counters: %+v", st)

@@ -49,6 +49,13 @@ func (s *Session) allowProbe(now int64) bool {
 	return true
 }
 
+// PathMTU returns what the session's agent last reported from its probes:
+// the inner MTU of each direction (0: not decided yet), and whether it has
+// sent a valid probe at all.
+func (s *Session) PathMTU() (m PathMTU, probed bool) {
+	return PathMTU{Forward: int(s.forwardMTU.Load()), Reverse: int(s.reverseMTU.Load())}, s.probed.Load()
+}
+
 // ReverseMTU returns the edge→agent inner MTU the session's agent last
 // reported from its probes; 0 if none.
 func (s *Session) ReverseMTU() int { return int(s.reverseMTU.Load()) }
@@ -75,6 +82,10 @@ func (e *Endpoint) handleProbe(msg []byte, now int64) {
 	if box == nil || !s.allowProbe(now) {
 		e.stats.probeDropped.Add(1)
 		return
+	}
+	s.probed.Store(true)
+	if m.fmtu > 0 {
+		s.forwardMTU.Store(int32(m.fmtu))
 	}
 	if m.rmtu > 0 && int32(m.rmtu) != s.reverseMTU.Load() {
 		old := s.reverseMTU.Swap(int32(m.rmtu))

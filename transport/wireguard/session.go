@@ -93,6 +93,8 @@ type Session struct {
 	probeMu    sync.Mutex
 	probeLimit probeAllow   // probeMu
 	reverseMTU atomic.Int32 // edge→agent inner MTU the agent reported
+	forwardMTU atomic.Int32 // agent→edge, likewise
+	probed     atomic.Bool  // a valid probe came
 	padMTU     atomic.Int32 // SetMTU
 
 	cfgEndpoint *netip.AddrPort // last configured endpoint, nil if none; Endpoint.peersMu
