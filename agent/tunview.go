@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"net/netip"
+
 	"errors"
+	"github.com/switchyard/switchyard/router"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +49,12 @@ type tunView struct {
 	closeOnce sync.Once
 	eventsMu  sync.Mutex   // orders setMTU's event before Close closes events
 	mtu       atomic.Int32 // setMTU; 0: the TUN's
+	icmp      []byte       // Read's buffer for ICMP errors (one reader)
+	lastICMP  time.Time    // Read's rate limit of them
 }
+
+// icmpGap is the least time between two ICMP errors a view writes.
+const icmpGap = 10 * time.Millisecond
 
 var _ wgtun.Device = (*tunView)(nil)
 
@@ -69,7 +77,38 @@ func (v *tunView) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			continue // Close interrupted the read
 		}
+		if m := int(v.mtu.Load()); m > 0 && m < minIPv6MTU {
+			v.tooBig4(bufs[:n], sizes, offset, m)
+		}
 		return n, err
+	}
+}
+
+// tooBig4 answers IPv4 packets with DF larger than mtu, an IPv4 path MTU
+// below the 1280 bytes the TUN keeps for IPv6, with ICMP Fragmentation
+// Needed written back into the TUN, and takes them out of the batch (size
+// 0, which wireguard-go skips). The error comes from the packet's
+// destination, an address the host routes into the TUN, so that reverse
+// path filters pass it. Larger IPv4 packets without DF go on: their outer
+// datagrams fragment.
+func (v *tunView) tooBig4(bufs [][]byte, sizes []int, offset, mtu int) {
+	for i := range bufs {
+		pkt := bufs[i][offset : offset+sizes[i]]
+		if len(pkt) <= mtu || len(pkt) < 20 || pkt[0]>>4 != 4 {
+			continue
+		}
+		if v.icmp == nil {
+			v.icmp = make([]byte, offset+router.IcmpBufSize)
+		}
+		reply := router.FragNeeded(v.icmp[offset:], netip.AddrFrom4([4]byte(pkt[16:20])), pkt, mtu)
+		if reply == nil {
+			continue
+		}
+		sizes[i] = 0
+		if now := time.Now(); now.Sub(v.lastICMP) >= icmpGap {
+			v.lastICMP = now
+			v.sharedTUN.Write([][]byte{v.icmp[:offset+len(reply)]}, offset)
+		}
 	}
 }
 

@@ -366,3 +366,32 @@ func TestTooBigIPv6Floor(t *testing.T) {
 	}
 	wantTooBig(t, d.Reply, o, 3, 4, mtu)
 }
+
+// TestFragNeeded: the agent's helper answers an IPv4 DF packet over the MTU
+// from the source given, and nothing else.
+func TestFragNeeded(t *testing.T) {
+	buf := make([]byte, IcmpBufSize)
+	src := mpa("10.3.0.5")
+	pkt := big("10.1.2.3", "10.3.0.5", 1300, true)
+	r := FragNeeded(buf, src, pkt, 1220)
+	if r == nil {
+		t.Fatal("no answer to an IPv4 DF packet over the MTU")
+	}
+	if err := packettest.Verify(r); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parse(r)
+	if h.src != src || h.dst != mpa("10.1.2.3") || r[20] != 3 || r[21] != 4 || binary.BigEndian.Uint16(r[26:28]) != 1220 {
+		t.Fatalf("answer from %v to %v type %d code %d mtu %d", h.src, h.dst, r[20], r[21], binary.BigEndian.Uint16(r[26:28]))
+	}
+	for name, p := range map[string][]byte{
+		"at the MTU": big("10.1.2.3", "10.3.0.5", 1220, true),
+		"without DF": big("10.1.2.3", "10.3.0.5", 1300, false),
+		"IPv6":       big("2001:db8:1::1", "2001:db8:3::5", 1300, false),
+		"an error":   unreachDF("10.1.2.3", "10.3.0.5", 1300),
+	} {
+		if FragNeeded(buf, src, p, 1220) != nil {
+			t.Errorf("%s: answered", name)
+		}
+	}
+}
