@@ -93,7 +93,6 @@ type pmtuSearch struct {
 	timeout time.Duration
 	nonce   func() uint64
 	d       [2]dirSearch
-	changed [2]bool // cur changed since the caller last looked (takeChanged)
 }
 
 func newPMTUSearch(ceiling int, ipv6 bool, nonce func() uint64) *pmtuSearch {
@@ -257,12 +256,12 @@ func (s *pmtuSearch) finish(d *dirSearch, dir pmtuDir, now time.Duration) {
 			return
 		}
 	}
-	if d.lo != d.cur {
-		d.cur = d.lo
-		s.changed[dir] = true
-	}
 	d.searched, d.lastSearch, d.misses = true, now, 0
 	d.next = now + confirmEvery
+	if d.lo != d.cur {
+		d.cur = d.lo
+		d.next = now // a confirmation at once tells the edge (every probe carries the result)
+	}
 }
 
 // searching reports whether dir has not decided a size yet.
