@@ -37,7 +37,7 @@ type beat struct {
 	preferred func() bool // this host holds its site's gateway address (connector promote)
 	lost      func()
 	back      atomic.Pointer[func()] // called when the edge answers again after a loss (path MTU searches again)
-	drained   func() // the edge began to drain (its replies say Draining); nil: nothing to do
+	drained   func()                 // the edge began to drain (its replies say Draining); nil: nothing to do
 	// noSocket: the agent's TUN is not the host's (Seams.TUN), so a host
 	// socket cannot reach the edge through it: probes are written into the
 	// TUN as packets by inject (none are sent without it), and replies come

@@ -3,6 +3,8 @@ package agent
 import (
 	"encoding/base64"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"sync"
 
@@ -73,8 +75,15 @@ func (m *pathMTU) sync(edges map[string]string, active string) {
 			if err != nil || len(pub) != wireguard.KeySize {
 				continue
 			}
-			p, err := m.bind.StartProber(wireguard.ProberConfig{Agent: m.priv, Edge: wireguard.PublicKey(pub), Endpoint: endpoint,
-				MTU: m.conf, Logger: m.log, OnChange: func(wireguard.PathMTU) { go m.applyActive() }})
+			addr, err := net.ResolveUDPAddr("udp", endpoint) // as setEdgeLocked does
+			if err != nil {
+				m.log.Warn("starting path MTU probes", "edge", k, "err", err)
+				continue
+			}
+			ap := addr.AddrPort()
+			p, err := m.bind.StartProber(wireguard.ProberConfig{Agent: m.priv, Edge: wireguard.PublicKey(pub),
+				Endpoint: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(),
+				MTU:      m.conf, Logger: m.log, OnChange: func(wireguard.PathMTU) { go m.applyActive() }})
 			if err != nil {
 				m.log.Warn("starting path MTU probes", "edge", k, "err", err)
 				continue

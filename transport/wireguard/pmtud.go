@@ -16,15 +16,16 @@ import (
 // search up runs every researchEvery, and on Kick.
 const (
 	// PMTUBase is the search's safe base: the IPv6 minimum link MTU.
-	PMTUBase      = 1280
-	coarseStep    = 64
-	fineStep      = 8
-	maxTries      = 3
-	confirmEvery  = 2 * time.Second
-	confirmMisses = 3
-	researchEvery = 10 * time.Minute
-	retryFailed   = 5 * time.Second // after a search where nothing passed
-	probeTimeout  = 300 * time.Millisecond
+	PMTUBase        = 1280
+	coarseStep      = 64
+	fineStep        = 8
+	maxTries        = 3
+	confirmEvery    = 2 * time.Second
+	confirmMisses   = 3
+	researchEvery   = 10 * time.Minute
+	retryFailed     = 5 * time.Second // after a search where nothing passed
+	probeTimeout    = 300 * time.Millisecond
+	maxProbeTimeout = time.Second
 )
 
 // belowBase is where an IPv4 path goes when the base fails.

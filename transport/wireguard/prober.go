@@ -145,7 +145,9 @@ func (p *Prober) run() {
 	last := PathMTU{}
 	for {
 		p.mu.Lock()
-		p.s.timeout = max(probeTimeout, 3*p.rt)
+		// Three answer times, at least probeTimeout, at most maxProbeTimeout
+		// (a queue full of bulk data must not slow noticing a shrink).
+		p.s.timeout = min(max(probeTimeout, 3*p.rt), maxProbeTimeout)
 		var wake time.Duration
 		now := p.now()
 		reqs, wake = p.s.step(now, reqs[:0])
