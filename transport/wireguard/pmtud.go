@@ -25,7 +25,7 @@ const (
 	researchEvery   = 10 * time.Minute
 	retryFailed     = 5 * time.Second // after a search where nothing passed
 	probeTimeout    = 300 * time.Millisecond
-	maxProbeTimeout = time.Second
+	maxProbeTimeout = 600 * time.Millisecond
 )
 
 // belowBase is where an IPv4 path goes when the base fails.
