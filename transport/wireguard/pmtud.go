@@ -12,8 +12,8 @@ import (
 // coarse one left; a size passes if any of maxTries tries is answered. If
 // the base fails, an IPv4 path goes down belowBase. The decided size is
 // confirmed every confirmEvery; confirmMisses misses in a row (retried at
-// once) search again, so a path that shrinks is noticed within seconds; a
-// search up runs every researchEvery, and on Kick.
+// once) fall back to the base and search again, so a path that shrinks is
+// noticed within seconds; a search up runs every researchEvery, and on Kick.
 const (
 	// PMTUBase is the search's safe base: the IPv6 minimum link MTU.
 	PMTUBase        = 1280
@@ -26,6 +26,9 @@ const (
 	retryFailed     = 5 * time.Second // after a search where nothing passed
 	probeTimeout    = 300 * time.Millisecond
 	maxProbeTimeout = 600 * time.Millisecond
+	// belowBaseResearch is how soon a result below the base is searched up
+	// again (the base may have failed only while the path was down).
+	belowBaseResearch = time.Minute
 )
 
 // belowBase is where an IPv4 path goes when the base fails.
@@ -124,12 +127,14 @@ func (s *pmtuSearch) start(d *dirSearch, k roundKind, sizes []int) {
 	}
 }
 
-// kick makes both directions search again now.
+// kick makes both directions search again now, or once the search under
+// way ends (its result may predate what the kick reports).
 func (s *pmtuSearch) kick(now time.Duration) {
 	for i := range s.d {
 		d := &s.d[i]
+		d.force = true
 		if d.round != roundCoarse && d.round != roundFine && d.round != roundBelow {
-			d.round, d.next, d.force = roundNone, now, true
+			d.round, d.next = roundNone, now
 		}
 	}
 }
@@ -220,9 +225,14 @@ func (s *pmtuSearch) finish(d *dirSearch, dir pmtuDir, now time.Duration) {
 		if d.tries[0].answered {
 			d.misses = 0
 			d.next = now + confirmEvery
-		} else {
-			d.misses++
-			d.next = now // a quick retry, or a search after confirmMisses
+			return
+		}
+		d.misses++
+		d.next = now // a quick retry, or a search after confirmMisses
+		if d.misses >= confirmMisses && d.cur > PMTUBase {
+			// A black hole (RFC 8899, 4.3): fall back to the base at once,
+			// then search up from it.
+			d.cur = PMTUBase
 		}
 		return
 	}
@@ -242,8 +252,8 @@ func (s *pmtuSearch) finish(d *dirSearch, dir pmtuDir, now time.Duration) {
 			return
 		}
 		// Nothing passed: the path is down rather than small. Keep what
-		// was decided and search again later.
-		d.next = now + retryFailed
+		// was decided and search again (not confirm) later.
+		d.next, d.force = now+retryFailed, true
 		return
 	}
 	if k != roundFine && d.hi-d.lo > fineStep {
@@ -258,6 +268,9 @@ func (s *pmtuSearch) finish(d *dirSearch, dir pmtuDir, now time.Duration) {
 		}
 	}
 	d.searched, d.lastSearch, d.misses = true, now, 0
+	if d.lo < PMTUBase {
+		d.lastSearch = now - researchEvery + belowBaseResearch // the base may come back
+	}
 	d.next = now + confirmEvery
 	if d.lo != d.cur {
 		d.cur = d.lo

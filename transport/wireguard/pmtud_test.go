@@ -101,10 +101,18 @@ func TestPMTUSearchShrink(t *testing.T) {
 		t.Fatalf("confirming sends %.1f probes a second", per)
 	}
 	f.fwd, f.rev = 1280, 1280
-	f.run(5 * time.Second)
+	f.run(confirmEvery + confirmMisses*probeTimeout + 10*time.Millisecond)
 	if gf, gr := f.cur(); gf != 1280 || gr != 1280 {
-		t.Fatalf("5s after the path shrank: %d %d, want 1280", gf, gr)
+		t.Fatalf("%v after the path shrank: %d %d, want 1280", confirmEvery+confirmMisses*probeTimeout, gf, gr)
 	}
+	f.fwd, f.rev = 1400, 1400 // the search up from the base finds the rest
+	f.s.kick(f.now)
+	f.run(2 * time.Second)
+	if gf, gr := f.cur(); gf != 1400 || gr != 1400 {
+		t.Fatalf("1400 after the black hole: %d %d", gf, gr)
+	}
+	f.fwd, f.rev = 1280, 1280
+	f.run(5 * time.Second)
 	f.down = true
 	f.run(30 * time.Second)
 	if gf, gr := f.cur(); gf != 1280 || gr != 1280 {
@@ -115,6 +123,19 @@ func TestPMTUSearchShrink(t *testing.T) {
 	f.run(2 * time.Second)
 	if gf, gr := f.cur(); gf != ceiling || gr != ceiling {
 		t.Fatalf("after a kick: %d %d, want the ceiling", gf, gr)
+	}
+	// Down at the ceiling: a black hole falls back to the base (a dead
+	// path looks like a small one), and the searches while nothing passes
+	// find the ceiling again soon after the path is back, kick or not.
+	f.down = true
+	f.run(10 * time.Second)
+	if gf, gr := f.cur(); gf != PMTUBase || gr != PMTUBase {
+		t.Fatalf("down: %d %d, want the base", gf, gr)
+	}
+	f.down = false
+	f.run(retryFailed + 2*time.Second)
+	if gf, gr := f.cur(); gf != ceiling || gr != ceiling {
+		t.Fatalf("back without a kick: %d %d, want the ceiling", gf, gr)
 	}
 }
 
@@ -127,5 +148,21 @@ func TestPMTUSearchUp(t *testing.T) {
 	f.run(researchEvery + 5*time.Second)
 	if gf, gr := f.cur(); gf != ceiling || gr != ceiling {
 		t.Fatalf("after %v: %d %d, want the ceiling", researchEvery, gf, gr)
+	}
+}
+
+// TestPMTUSearchBelowBaseUp: a result below the base is searched up again
+// within belowBaseResearch, not researchEvery.
+func TestPMTUSearchBelowBaseUp(t *testing.T) {
+	const ceiling = 1420 + OverheadIPv4
+	f := newFakePath(ceiling, false, 1200, 1200)
+	f.run(3 * time.Second)
+	if gf, gr := f.cur(); gf != 1196 || gr != 1196 {
+		t.Fatalf("below the base: %d %d, want 1196", gf, gr)
+	}
+	f.fwd, f.rev = 1500, 1500
+	f.run(belowBaseResearch + 3*time.Second)
+	if gf, gr := f.cur(); gf != ceiling || gr != ceiling {
+		t.Fatalf("%v later: %d %d, want the ceiling", belowBaseResearch, gf, gr)
 	}
 }
