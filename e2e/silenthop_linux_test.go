@@ -274,7 +274,7 @@ func testShrink(t *testing.T, w *world, s *silentSite, gws *lab.Proc, tokS strin
 	}
 	shrunk := time.Now()
 	t.Logf("the hop's link went from 1500 to %d %v into the transfer", mtu, shrunk.Sub(began).Round(time.Millisecond))
-	took := w.wantPathMTU(t, s, innerMTU(mtu), 5*time.Second)
+	took := w.wantPathMTU(t, s, innerMTU(mtu), 6*time.Second) // confirmEvery + 3 misses of up to 600ms each, and the report
 	t.Logf("the path MTU dropped %v after the link shrank", took)
 	if err := <-done; err != nil {
 		t.Fatalf("the transfer across the shrinking path: %v", err)
