@@ -93,7 +93,8 @@ func (b *probeRecBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 
 // TestProbeResponder: the edge answers a probe of a known session whose MAC
 // verifies, to the session's endpoint and not the probe's source; a wrong
-// key, an unknown key or a tampered header get nothing and are counted, and
+// key, an unknown key, a tampered header or an RPROBE larger than any MTU
+// get nothing and are counted, and
 // a flood is rate-limited.
 func TestProbeResponder(t *testing.T) {
 	agent, edgeKey, key := testProbeKeys(t)
@@ -142,6 +143,13 @@ func TestProbeResponder(t *testing.T) {
 	if n := drain(); n != 2 {
 		t.Fatalf("a good probe got %d answers, want an ACK and an RPROBE", n)
 	}
+	big := probeMsg{kind: probeKindProbe, agent: agent.PublicKey(), nonce: 8, rsize: maxRProbe + 1}
+	buf := make([]byte, ProbeHeaderSize)
+	putProbe(buf, &big, &key)
+	e.handleProbe(buf, now)
+	if n := drain(); n != 0 {
+		t.Fatalf("a probe asking for an RPROBE of %d bytes got %d answers", maxRProbe+1, n)
+	}
 	if sess.ReverseMTU() != 1220 || fmt.Sprint(reported) != "[1220]" {
 		t.Fatalf("ReverseMTU %d, reported %v; want 1220 once", sess.ReverseMTU(), reported)
 	}
@@ -151,8 +159,8 @@ func TestProbeResponder(t *testing.T) {
 	if n := drain(); n != 2*(probeBurst-1) {
 		t.Fatalf("a flood of %d probes got %d answers, want %d (the rest of the burst, ACK and RPROBE each)", 2*probeBurst, n, 2*(probeBurst-1))
 	}
-	if got := e.Stats().DroppedProbe; got != 3+probeBurst+1 {
-		t.Fatalf("DroppedProbe = %d after a flood, want %d", got, 3+probeBurst+1)
+	if got := e.Stats().DroppedProbe; got != 4+probeBurst+1 {
+		t.Fatalf("DroppedProbe = %d after a flood, want %d", got, 4+probeBurst+1)
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 const (
 	probeBurst = 64
 	probeRate  = 32 // per second
+	// maxRProbe bounds the RPROBE a probe may ask for: the largest outer
+	// datagram of the edge's largest MTU (9000) over IPv6, less the IP and
+	// UDP headers.
+	maxRProbe = 9000 + OverheadIPv6 - 48
 )
 
 // DFSender is a conn.Bind that can send one datagram with DF set while its
@@ -69,7 +73,7 @@ func (s *Session) SetMTU(mtu int) { s.padMTU.Store(int32(max(mtu, 0))) }
 // handleProbe answers a probe message received on the endpoint's port.
 func (e *Endpoint) handleProbe(msg []byte, now int64) {
 	m, ok := parseProbe(msg)
-	if !ok || m.kind != probeKindProbe {
+	if !ok || m.kind != probeKindProbe || m.rsize > maxRProbe {
 		e.stats.probeDropped.Add(1)
 		return
 	}
@@ -101,7 +105,7 @@ func (e *Endpoint) handleProbe(msg []byte, now int64) {
 		putProbe(buf[:], &ack, &s.probeKey)
 		e.sendProbeMsg(buf[:], box.ep, false)
 	}
-	if m.rsize >= ProbeHeaderSize && m.rsize <= MaxMessageSize {
+	if m.rsize >= ProbeHeaderSize {
 		rp := make([]byte, m.rsize)
 		r := probeMsg{kind: probeKindRProbe, agent: m.agent, nonce: m.nonce, size: m.rsize}
 		putProbe(rp, &r, &s.probeKey)
