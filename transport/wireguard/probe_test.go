@@ -94,8 +94,7 @@ func (b *probeRecBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 // TestProbeResponder: the edge answers a probe of a known session whose MAC
 // verifies, to the session's endpoint and not the probe's source; a wrong
 // key, an unknown key, a tampered header or an RPROBE larger than any MTU
-// get nothing and are counted, and
-// a flood is rate-limited.
+// get nothing and are counted, and a flood is rate-limited.
 func TestProbeResponder(t *testing.T) {
 	agent, edgeKey, key := testProbeKeys(t)
 	rec := &probeRecBind{Bind: conn.NewStdNetBind(), sent: make(chan []byte, 1024), to: make(chan string, 1024)}
