@@ -36,7 +36,8 @@ type beat struct {
 	priority  uint8
 	preferred func() bool // this host holds its site's gateway address (connector promote)
 	lost      func()
-	drained   func() // the edge began to drain (its replies say Draining); nil: nothing to do
+	back      atomic.Pointer[func()] // called when the edge answers again after a loss (path MTU searches again)
+	drained   func()                 // the edge began to drain (its replies say Draining); nil: nothing to do
 	// noSocket: the agent's TUN is not the host's (Seams.TUN), so a host
 	// socket cannot reach the edge through it: probes are written into the
 	// TUN as packets by inject (none are sent without it), and replies come
@@ -178,7 +179,7 @@ func (b *beat) tick(now time.Time) {
 	// loaded host), the edge had no probe to answer meanwhile, and the
 	// probes before the stall were answered.
 	healthy := b.probing() && !b.lastReply.IsZero() && b.seq-b.answered <= heartbeat.DefaultMultiplier
-	wasHealthy := b.healthy
+	wasHealthy, wasEver := b.healthy, b.everHealthy
 	b.healthy = healthy
 	switch {
 	case !healthy:
@@ -203,6 +204,9 @@ func (b *beat) tick(now time.Time) {
 		}
 		if healthy {
 			b.log.Info("edge answers heartbeats", "active", active)
+			if f := b.back.Load(); f != nil && wasEver {
+				(*f)()
+			}
 		} else {
 			b.log.Warn("edge stopped answering heartbeats; restarting the handshake")
 		}

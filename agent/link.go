@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/switchyard/switchyard/agent/localapi"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -77,6 +78,7 @@ type masqueAuth struct {
 type link struct {
 	tun   sharedTUN // the host's TUN (with the MSS clamp); never closed here
 	bind  conn.Bind // Seams.Bind, or nil for wireguard-go's default
+	pmc   pathMTUConfig
 	k     key
 	proto Protocol
 	auth  masqueAuth
@@ -101,11 +103,11 @@ func startLink(tun sharedTUN, k key, tc tunnelConfig, edge model.EdgePeer, log *
 	if retry <= 0 {
 		retry = DefaultWireGuardRetry
 	}
-	l := &link{tun: tun, bind: tc.seams.Bind, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
+	l := &link{tun: tun, bind: tc.seams.Bind, pmc: tc.pathMTU, k: k, proto: proto, auth: tc.auth, retry: retry, log: log, edge: edge,
 		done: make(chan struct{})}
 	if proto == ProtocolWireGuard {
 		// The plain protocol starts synchronously, as it always has.
-		wg, err := startDevice(newTUNView(tun), l.bind, k, edge, log.With("component", "wireguard-go"))
+		wg, err := startDevice(newTUNView(tun), l.bind, k, edge, l.pmc, log.With("component", "wireguard-go"))
 		if err != nil {
 			return nil, err
 		}
@@ -117,6 +119,33 @@ func startLink(tun sharedTUN, k key, tc tunnelConfig, edge model.EdgePeer, log *
 	l.cancel = cancel
 	go func() { defer close(l.done); l.run(ctx) }()
 	return l, nil
+}
+
+// pathMTUConfig is what a WireGuard device's path MTU probes need from the
+// host tunnel: the ceiling, and how to apply a result.
+type pathMTUConfig struct {
+	mtu   int                     // the edge's inner MTU (the TUN's at start)
+	apply func(tunMTU, clamp int) // sets the TUN's MTU and the MSS clamp; nil: nothing
+}
+
+// pathMTUStatus is the active WireGuard session's path MTU; nil over MASQUE.
+func (l *link) pathMTUStatus() *localapi.PathMTU {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wg == nil {
+		return nil
+	}
+	return l.wg.pm.status()
+}
+
+// kickPathMTU makes the WireGuard sessions' path MTU searches run again
+// (their heartbeats came back after a loss).
+func (l *link) kickPathMTU() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wg != nil {
+		l.wg.pm.kick()
+	}
 }
 
 // setEdge applies a new edge configuration and the routes to advertise over
@@ -182,7 +211,7 @@ func (l *link) run(ctx context.Context) {
 // fallbackAfter, or ctx ended).
 func (l *link) runWireGuard(ctx context.Context) bool {
 	l.mu.Lock()
-	wg, err := startDevice(newTUNView(l.tun), l.bind, l.k, l.edge, l.log.With("component", "wireguard-go"))
+	wg, err := startDevice(newTUNView(l.tun), l.bind, l.k, l.edge, l.pmc, l.log.With("component", "wireguard-go"))
 	if err != nil {
 		l.mu.Unlock()
 		l.log.Warn("starting WireGuard", "err", err)

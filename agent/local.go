@@ -62,6 +62,7 @@ func (l *local) Status() localapi.Status {
 	}
 	if h := l.tunnel.Load(); h != nil {
 		st.Edge, st.Standby = h.edgeStatus()
+		st.PathMTU = h.pathMTUStatus()
 	}
 	st.Role = l.role
 	st.Preferred = l.role == roleConnector && l.preferred.Load()

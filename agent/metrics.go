@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/switchyard/switchyard/control/model"
 	"net"
 	"strconv"
 	"strings"
@@ -50,7 +51,13 @@ func (h *hostTunnel) samples(role string) []metrics.Sample {
 		}
 	}
 	labels := func(more ...string) []string { return append([]string{"role", role, "tun", h.name}, more...) }
+	var pm model.PathMTU
+	if p := h.pathMTUStatus(); p != nil {
+		pm = *p
+	}
 	return []metrics.Sample{
+		{Name: "switchyard_agent_path_mtu_bytes", Help: "The inner MTU path MTU discovery found on the active WireGuard session, by direction (0: probing, not probed, or MASQUE).", Value: float64(pm.AgentToEdge), Labels: labels("direction", "agent_to_edge")},
+		{Name: "switchyard_agent_path_mtu_bytes", Help: "The inner MTU path MTU discovery found on the active WireGuard session, by direction (0: probing, not probed, or MASQUE).", Value: float64(pm.EdgeToAgent), Labels: labels("direction", "edge_to_agent")},
 		{Name: "switchyard_agent_transport", Help: "The transport the agent reaches the edge over (1 for the one in use).", Value: 1, Labels: labels("transport", transport)},
 		{Name: "switchyard_agent_bytes_total", Help: "WireGuard bytes exchanged with the edge, by direction.", Counter: true, Value: rx, Labels: labels("direction", "in")},
 		{Name: "switchyard_agent_bytes_total", Help: "WireGuard bytes exchanged with the edge, by direction.", Counter: true, Value: tx, Labels: labels("direction", "out")},

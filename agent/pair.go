@@ -169,6 +169,7 @@ func (d *wgDevice) setPair(pair []model.ClusterEdge, on int) error {
 		return fmt.Errorf("configure the edge peers: %w", err)
 	}
 	d.pair, d.on, d.edge = slices.Clone(pair), on, model.EdgePeer{}
+	d.syncProbesLocked()
 	return nil
 }
 
@@ -205,6 +206,7 @@ func (d *wgDevice) swap(to int) error {
 		return fmt.Errorf("move the traffic to edge %s: %w", d.pair[to].Name, err)
 	}
 	d.on = to
+	d.syncProbesLocked()
 	return nil
 }
 
@@ -234,4 +236,14 @@ func (d *wgDevice) restartPeerLocked(i int) error {
 		return fmt.Errorf("restart the session with edge %s: %w", e.Name, err)
 	}
 	return nil
+}
+
+// syncProbesLocked probes every edge of the pair, the active one's result
+// applying; d.mu must be held.
+func (d *wgDevice) syncProbesLocked() {
+	edges := make(map[string]string, len(d.pair))
+	for _, e := range d.pair {
+		edges[e.PublicKey] = e.Endpoint
+	}
+	d.pm.sync(edges, d.pair[d.on].PublicKey)
 }

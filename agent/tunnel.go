@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchyard/switchyard/agent/localapi"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -68,6 +69,8 @@ type tunnelConfig struct {
 	// edges is how many edges of a cluster to keep sessions to (--edges);
 	// 0 means DefaultEdges. WireGuard only: MASQUE and auto use one.
 	edges int
+	// pathMTU is set by openHostTunnel.
+	pathMTU pathMTUConfig
 	// noHostState keeps no host state file: the userspace client changes
 	// nothing on the host, and must not sweep what a kernel run left.
 	noHostState bool
@@ -117,6 +120,17 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		}
 	}()
 	shared := shareTUN(clamped)
+	kernel := tc.seams.TUN == nil
+	tc.pathMTU = pathMTUConfig{mtu: mtu, apply: func(tunMTU, clamp int) {
+		if kernel {
+			if err := tun.SetLinkMTU(name, tunMTU); err != nil {
+				log.Warn("setting the TUN's MTU", "mtu", tunMTU, "err", err)
+			}
+		}
+		if err := clamped.SetMTU(clamp); err != nil {
+			log.Warn("setting the MSS clamp", "mtu", clamp, "err", err)
+		}
+	}}
 	l, err := startLink(shared, k, tc, edge, log)
 	if err != nil {
 		shared.Close()
@@ -170,6 +184,8 @@ func (h *hostTunnel) newEdgeBeat() *beat {
 		}
 	})
 	self.Store(b)
+	back := func() { h.link.kickPathMTU() }
+	b.back.Store(&back)
 	return b
 }
 
@@ -423,6 +439,9 @@ func (h *hostTunnel) activeEdge() string {
 
 // edgeStatus names the edge that carries the traffic and the standby edges
 // that answer heartbeats; empty for one edge.
+func (h *hostTunnel) pathMTUStatus() *localapi.PathMTU { return h.link.pathMTUStatus() }
+
+// edgeStatus names the active edge and the healthy standbys.
 func (h *hostTunnel) edgeStatus() (active string, standby []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

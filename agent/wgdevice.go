@@ -13,7 +13,6 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
-	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/transport/wireguard"
@@ -24,7 +23,8 @@ import (
 // everything, the standby's only that edge's own heartbeat addresses.
 type wgDevice struct {
 	dev *device.Device
-	ipc ipcer // dev, but in tests
+	ipc ipcer    // dev, but in tests
+	pm  *pathMTU // path MTU probes of its edge sessions
 
 	mu   sync.Mutex // serializes configuration
 	edge model.EdgePeer
@@ -42,16 +42,20 @@ type ipcer interface {
 // startDevice runs a wireguard-go device on tunDev and bind (nil: the
 // default bind) with the edge as its peer. The device owns tunDev and bind
 // from then on: Close closes them.
-func startDevice(tunDev wgtun.Device, bind conn.Bind, k key, edge model.EdgePeer, log *slog.Logger) (*wgDevice, error) {
+func startDevice(tunDev *tunView, bind conn.Bind, k key, edge model.EdgePeer, pmc pathMTUConfig, log *slog.Logger) (*wgDevice, error) {
 	logger := &device.Logger{
 		Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
 		Errorf:   func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	}
-	if bind == nil {
-		wireguard.FragmentOuter() // outer datagrams may fragment on a small underlay
-		bind = conn.NewDefaultBind()
+	// Outer datagrams may fragment on a small underlay; path MTU probes go
+	// with DF on the same socket (transport/wireguard's ProbeBind).
+	pb := wireguard.NewProbeBind(bind)
+	pm := &pathMTU{bind: pb, priv: wireguard.PrivateKey(k.private), conf: pmc.mtu, apply: pmc.apply, view: tunDev,
+		log: log.With("component", "pathmtu")}
+	if pm.conf == 0 {
+		pm.conf = tunDev.MTUOrZero()
 	}
-	d := &wgDevice{dev: device.NewDevice(tunDev, bind, logger)}
+	d := &wgDevice{dev: device.NewDevice(tunDev, pb, logger), pm: pm}
 	d.ipc = d.dev
 	if err := d.ipc.IpcSet("private_key=" + hexKey(k.private[:]) + "\n"); err != nil {
 		d.dev.Close()
@@ -114,11 +118,15 @@ func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
 		return fmt.Errorf("configure edge peer %s at %s: %w", edge.PublicKey, edge.Endpoint, err)
 	}
 	d.edge, d.pair, d.on = edge, nil, 0
+	d.pm.sync(map[string]string{edge.PublicKey: edge.Endpoint}, edge.PublicKey)
 	return nil
 }
 
-// Close stops the device and closes its TUN.
-func (d *wgDevice) Close() { d.dev.Close() }
+// Close stops the probes and the device and closes its TUN.
+func (d *wgDevice) Close() {
+	d.pm.close()
+	d.dev.Close()
+}
 
 // lastHandshake is when the device last completed a handshake with the
 // edge; zero if never.

@@ -5,15 +5,21 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/localapi"
+	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/internal/lab"
 )
 
@@ -27,9 +33,15 @@ import (
 //	site S 10.4.0.0/16 ─ gws 198.51.100.2 ─(1500)─ hop ─(mtu, silent)─ wan
 type silentSite struct {
 	gw, hop, host *lab.NS
+	wanIf, hopIf  string // the small link's ends, in w.wan and hop
 }
 
-const silentHostIP = "10.4.0.5"
+// The host behind the hop, dual-stack (the smallest IPv6 setup: one /64 on
+// the site's LAN, routed to the site).
+const (
+	silentHostIP  = "10.4.0.5"
+	silentHostIP6 = "2001:db8:4::5"
+)
 
 // silentSite adds the site to w, with mtu on the hop's wan link.
 func (w *world) silentSite(mtu int) *silentSite {
@@ -49,6 +61,10 @@ func (w *world) silentSite(mtu int) *silentSite {
 	must(t, s.gw.Route("add", "default", "via", "198.51.100.1"))
 	w.l.Link(s.gw, "10.4.0.1/16", s.host, silentHostIP+"/16")
 	must(t, s.host.Route("add", "default", "via", "10.4.0.1"))
+	must(t, s.gw.AddAddr(lanIf(t, s.gw, "10.4."), "2001:db8:4::1/64"))
+	must(t, s.host.AddAddr(lanIf(t, s.host, "10.4."), silentHostIP6+"/64"))
+	must(t, s.host.Route("add", "default", "via", "2001:db8:4::1"))
+	s.wanIf, s.hopIf = wanIf, hopIf
 	for _, e := range []struct {
 		ns     *lab.NS
 		ifname string
@@ -132,12 +148,24 @@ func tcpTry(from, to *lab.NS, addr string, n int64, bound time.Duration) error {
 // which drops bigger packets without an ICMP error enrolls over the API
 // (TLS, whose certificates would fill 1500-byte segments) and comes up, and
 // a 1 MiB TCP transfer crosses between its site and another in each
-// direction, at 1500 (the control) and behind the 1280-byte hop. There the
-// session's inner MTU (1420) needs outer packets larger than the hop: both
-// ends' WireGuard sockets send them without DF (IP_PMTUDISC_DONT, issue 21,
-// item 3; see transport/wireguard/fragment_linux.go), so the hop fragments
-// them instead of dropping them; with DF (the kernel's default for single
-// sends) the transfer out of the site behind the hop stalls.
+// direction, at 1500 (the control) and behind the 1280-byte hop. Both
+// ends' WireGuard sockets send data without DF (IP_PMTUDISC_DONT, issue
+// 21, item 3; see transport/wireguard/fragment_linux.go), so the hop
+// fragments what is too big for it rather than dropping it.
+//
+// Over WireGuard the connector's path MTU probes (issue 21, item 2; DF
+// probes on the WireGuard port) find the hop: the session's inner MTU is
+// the hop's less 60 both ways (1220 at 1280, 1420 at 1500), as connector
+// status and tunnel list report within seconds; a ping with DF one byte
+// larger gets Fragmentation Needed naming it, from either side, and one of
+// that size crosses; 1400-byte UDP datagrams with the kernel's default
+// (DF until the path MTU is learnt) cross both ways; an IPv6 packet of
+// 1280 bytes crosses the 1280-byte underlay (its outer datagram
+// fragments). The shrinking case starts at 1500 and brings the hop's link
+// to 1280 in the middle of a transfer: it completes, the reported MTU
+// drops to 1220 within seconds, and a connector started after the path
+// shrank comes up with it. With SWITCHYARD_PATH_MTU=off in the
+// environment (no probes) the MTU checks fail.
 func TestSilentSmallHop(t *testing.T) {
 	// Not MASQUE behind the small hop yet (issue 21, item 4): QUIC packets
 	// are 1452 bytes from the first Initial on (masque.packetSize, discovery
@@ -145,26 +173,237 @@ func TestSilentSmallHop(t *testing.T) {
 	for _, tc := range []struct {
 		protocol string
 		mtu      int
-	}{{"wireguard", 1280}, {"wireguard", 1500}, {"masque", 1500}} {
-		t.Run(fmt.Sprintf("%s/%d", tc.protocol, tc.mtu), func(t *testing.T) { testSilentSmallHop(t, tc.protocol, tc.mtu) })
+		shrink   bool // start at 1500, go to mtu during a transfer
+	}{{"wireguard", 1280, false}, {"wireguard", 1500, false}, {"wireguard", 1280, true}, {"masque", 1500, false}} {
+		name := fmt.Sprintf("%s/%d", tc.protocol, tc.mtu)
+		if tc.shrink {
+			name = fmt.Sprintf("%s/1500-to-%d", tc.protocol, tc.mtu)
+		}
+		t.Run(name, func(t *testing.T) { testSilentSmallHop(t, tc.protocol, tc.mtu, tc.shrink) })
 	}
 }
 
-func testSilentSmallHop(t *testing.T, protocol string, mtu int) {
+// innerMTU is what path MTU discovery should find behind a hop of mtu: the
+// hop less WireGuard's 60 bytes over IPv4, at most the edge's MTU.
+func innerMTU(mtu int) int { return min(mtu-60, edge.DefaultMTU) }
+
+func testSilentSmallHop(t *testing.T, protocol string, mtu int, shrink bool) {
 	w := newWorld(t)
-	s := w.silentSite(mtu)
-	s.wantSilent(t, mtu)
+	start := mtu
+	if shrink {
+		start = 1500
+	}
+	s := w.silentSite(start)
+	s.wantSilent(t, start)
 	w.startEdge()
 	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
 	tokC, tokS := w.tunnelToken("site-c"), w.tunnelToken("site-s")
 	w.cli("tunnel", "route", "ip", "add", "10.3.0.0/16", "site-c")
 	w.cli("tunnel", "route", "ip", "add", "10.4.0.0/16", "site-s")
+	w.cli("tunnel", "route", "ip", "add", "2001:db8:3::/48", "site-c")
+	w.cli("tunnel", "route", "ip", "add", "2001:db8:4::/48", "site-s")
 	w.startConnector(w.gwc, "gwc", tokC)
 	w.protocol = protocol
-	start := time.Now()
-	w.startConnector(s.gw, "gws", tokS)
-	t.Logf("the connector behind the %d-byte hop came up in %v", mtu, time.Since(start).Round(time.Millisecond))
+	began := time.Now()
+	gws := w.startConnector(s.gw, "gws", tokS)
+	t.Logf("the connector behind the %d-byte hop came up in %v", start, time.Since(began).Round(time.Millisecond))
 	must(t, eventually(10*time.Second, func() error { return w.hostc.Ping(silentHostIP, 1) }))
-	must(t, tcpTry(w.hostc, s.host, silentHostIP+":7400", 1<<20, 20*time.Second))
-	must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7401", 1<<20, 20*time.Second))
+	if protocol == "wireguard" {
+		w.wantPathMTU(t, s, innerMTU(start), 5*time.Second)
+	}
+	if shrink {
+		testShrink(t, w, s, gws, tokS, mtu)
+	} else {
+		must(t, tcpTry(w.hostc, s.host, silentHostIP+":7400", 1<<20, 20*time.Second))
+		must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7401", 1<<20, 20*time.Second))
+	}
+	if protocol != "wireguard" {
+		return
+	}
+	inner := innerMTU(mtu)
+	// DF pings one byte too big get the error naming the inner MTU, from
+	// the edge (toward the site behind the hop) or the connector behind it
+	// (outward); at the inner MTU they cross.
+	for _, p := range []struct {
+		from *lab.NS
+		to   string
+	}{{w.hostc, silentHostIP}, {s.host, "10.3.0.5"}} {
+		wantTooBigAt(t, p.from, p.to, inner+1, inner)
+		if out, ok := pingDF(t, p.from, p.to, inner, "do"); !ok {
+			t.Fatalf("ping -M do of %d bytes %s → %s did not cross:\n%s", inner, p.from, p.to, out)
+		}
+	}
+	// A QUIC-like flow: 1400-byte datagrams with the kernel's default DF
+	// behaviour (IP_PMTUDISC_WANT) cross once the sender's PMTU cache has
+	// learnt the path, both ways.
+	must(t, udpTry(w.hostc, s.host, silentHostIP+":7410", 1400, 5*time.Second))
+	must(t, udpTry(s.host, w.hostc, "10.3.0.5:7411", 1400, 5*time.Second))
+	// IPv6 inner packets of 1280 bytes cross an underlay of 1280, both ways.
+	for _, p := range []struct {
+		from *lab.NS
+		to   string
+	}{{w.hostc, silentHostIP6}, {s.host, "2001:db8:3::5"}} {
+		if err := eventually(5*time.Second, func() error {
+			if out, ok := pingDF(t, p.from, p.to, 1280, "do"); !ok {
+				return fmt.Errorf("an IPv6 ping of 1280 bytes %s → %s did not cross:\n%s", p.from, p.to, out)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// testShrink runs a transfer from the other site to the host behind the hop
+// (paced so that it lasts seconds) and brings the hop's link from 1500 to
+// mtu in the middle of it: it completes, and the reported path MTU drops
+// within seconds. Then the connector behind the hop restarts, on the small
+// path from the start, and comes up with the small MTU.
+func testShrink(t *testing.T, w *world, s *silentSite, gws *lab.Proc, tokS string, mtu int) {
+	w.wan.MustExec(t, "tc", "qdisc", "add", "dev", s.wanIf, "root", "tbf", "rate", "40mbit", "burst", "64kb", "latency", "400ms")
+	const n = 16 << 20 // about 3.5 s at 40 Mbit/s
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- tcpTry(w.hostc, s.host, silentHostIP+":7402", n, 60*time.Second) }()
+	time.Sleep(time.Second)
+	for _, e := range []struct {
+		ns     *lab.NS
+		ifname string
+	}{{w.wan, s.wanIf}, {s.hop, s.hopIf}} {
+		e.ns.MustExec(t, "ip", "link", "set", e.ifname, "mtu", strconv.Itoa(mtu))
+	}
+	shrunk := time.Now()
+	t.Logf("the hop's link went from 1500 to %d %v into the transfer", mtu, shrunk.Sub(began).Round(time.Millisecond))
+	took := w.wantPathMTU(t, s, innerMTU(mtu), 6*time.Second) // confirmEvery + 3 misses of up to 600ms each, and the report
+	t.Logf("the path MTU dropped %v after the link shrank", took)
+	if err := <-done; err != nil {
+		t.Fatalf("the transfer across the shrinking path: %v", err)
+	}
+	t.Logf("the %d MiB transfer completed in %v", n>>20, time.Since(began).Round(time.Millisecond))
+	s.wantSilent(t, mtu)
+	w.wan.MustExec(t, "tc", "qdisc", "del", "dev", s.wanIf, "root")
+	must(t, gws.Stop())
+	began = time.Now()
+	w.startConnector(s.gw, "gws", tokS)
+	t.Logf("the connector restarted behind the shrunk path came up in %v", time.Since(began).Round(time.Millisecond))
+	must(t, eventually(10*time.Second, func() error { return w.hostc.Ping(silentHostIP, 1) }))
+	w.wantPathMTU(t, s, innerMTU(mtu), 5*time.Second)
+	must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7403", 1<<20, 20*time.Second))
+}
+
+// wantPathMTU waits up to d for the connector behind the hop to report an
+// inner path MTU of want in both directions, in connector status and in the
+// edge's tunnel list, and returns how long that took.
+func (w *world) wantPathMTU(t *testing.T, s *silentSite, want int, d time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	var last string
+	err := eventually(d, func() error {
+		out, _ := s.gw.Exec(binary, "connector", "status", "--state-dir", filepath.Join(w.dir, "gws"), "-o", "json")
+		var st localapi.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return fmt.Errorf("connector status: %v: %s", err, out)
+		}
+		var tunnels []model.Tunnel
+		if err := json.Unmarshal([]byte(w.cli("tunnel", "list", "-o", "json")), &tunnels); err != nil {
+			return err
+		}
+		var edgeSays *model.PathMTU
+		for _, tn := range tunnels {
+			if tn.Name == "site-s" && len(tn.Connections) > 0 {
+				edgeSays = tn.Connections[0].PathMTU
+			}
+		}
+		last = fmt.Sprintf("connector status %s, tunnel list %s", st.PathMTU.String(), edgeSays.String())
+		wantBoth := model.PathMTU{AgentToEdge: want, EdgeToAgent: want, State: model.PathMTUDone}
+		if st.PathMTU == nil || *st.PathMTU != wantBoth || edgeSays == nil || *edgeSays != wantBoth {
+			return fmt.Errorf("path MTU: %s; want %d/%d in both", last, want, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after %v: %v", d, err)
+	}
+	t.Logf("path MTU %s after %v", last, time.Since(began).Round(time.Millisecond))
+	return time.Since(began).Round(time.Millisecond)
+}
+
+// wantTooBigAt pings addr from ns with DF at size bytes and wants an ICMP
+// too-big error naming mtu back (from whichever hop of the tunnel).
+func wantTooBigAt(t *testing.T, ns *lab.NS, addr string, size, mtu int) {
+	t.Helper()
+	var out string
+	err := eventually(3*time.Second, func() error {
+		var ok bool
+		out, ok = pingDF(t, ns, addr, size, "do")
+		m := tooBigRE.FindStringSubmatch(out)
+		if l := cachedTooBigRE.FindStringSubmatch(out); !ok && m == nil && l != nil {
+			m = []string{l[0], "the sender's PMTU cache", l[1], ""} // learnt from an earlier error
+		}
+		if ok || m == nil {
+			return fmt.Errorf("ping -M do of %d bytes %s → %s: want a too-big error, got:\n%s", size, ns, addr, out)
+		}
+		if got := m[2] + m[3]; got != strconv.Itoa(mtu) {
+			return fmt.Errorf("ping -M do of %d bytes %s → %s: the error from %s names MTU %s, want %d:\n%s", size, ns, addr, m[1], got, mtu, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ping -M do of %d bytes %s → %s: %s%s", size, ns, addr, tooBigRE.FindString(out), cachedTooBigRE.FindString(out))
+}
+
+// cachedTooBigRE matches ping's report of a too-big error its own kernel
+// gives from the path MTU it learnt from an earlier ICMP error.
+var cachedTooBigRE = regexp.MustCompile(`local error: message too long, mtu=(\d+)`)
+
+// udpTry sends datagrams of size bytes of payload from one namespace to a
+// listener in another, one every 100 ms from a socket with the kernel's
+// default path MTU discovery, until one arrives whole or bound passes.
+func udpTry(from, to *lab.NS, addr string, size int, bound time.Duration) error {
+	ln, err := to.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := ln.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n == size {
+				got <- n
+				return
+			}
+		}
+	}()
+	pc, err := from.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	dst, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	sent := 0
+	var lastErr error
+	for time.Since(began) < bound {
+		if _, err := pc.WriteTo(make([]byte, size), dst); err != nil {
+			lastErr = err
+		} else {
+			sent++
+		}
+		select {
+		case <-got:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("UDP %s → %s: none of %d datagrams of %d bytes arrived in %v (last send error %v)", from, to, sent, size, bound, lastErr)
 }

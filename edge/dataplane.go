@@ -547,6 +547,11 @@ func (d *dataplane) addWireGuardLocked(a *agentRecord) *session {
 	s.link, s.key, s.host, s.vnet = wgLink{ep: d.ep, s: ws}, a.key, a.host, a.vnetID
 	mtu, _, _ := sessionMTUs(d.mtu)
 	s.peer.SetMTU(mtu)
+	ws.SetMTU(mtu)                   // the padding cap; a discovered MTU lowers both (onPathMTU)
+	if m := ws.ReverseMTU(); m > 0 { // an update of a peer that kept its session
+		s.peer.SetMTU(min(mtu, m))
+		ws.SetMTU(min(mtu, m))
+	}
 	d.byKey[a.key] = s
 	d.addLocked(s)
 	return s
@@ -699,6 +704,23 @@ func (d *dataplane) lastHandshakes() map[uuid.UUID]time.Time {
 	return out
 }
 
+// pathMTUs reports what path MTU discovery found on each device's
+// WireGuard session, for the API.
+func (d *dataplane) pathMTUs() map[uuid.UUID]model.PathMTU {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[uuid.UUID]model.PathMTU{}
+	for id, ss := range d.agents {
+		for _, s := range ss {
+			if m := s.pathMTU(); m != nil && s.peer.Kind == router.Client {
+				out[id] = *m
+				break // the first is the WireGuard one (addLocked)
+			}
+		}
+	}
+	return out
+}
+
 // connections lists the live replicas of each tunnel, the active one first,
 // then by how long they have been up, for the API.
 func (d *dataplane) connections() map[uuid.UUID][]model.Connection {
@@ -745,8 +767,9 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	ep, err := wireguard.New(wireguard.Config{
 		PrivateKey: wireguard.PrivateKey(id.wgPrivate),
 		ListenPort: port,
-		Bind:       bind,
+		Bind:       wireguard.NewProbeBind(bind), // RPROBEs go with DF, data without
 		Receiver:   d,
+		OnPathMTU:  d.onPathMTU,
 		Logger:     log, // the endpoint adds component=wireguard
 		// Room for a trunk header in front of every packet from an agent.
 		ReceiveHeadroom: trunkHeaderSize,
@@ -756,6 +779,20 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	}
 	d.ep = ep
 	return d, nil
+}
+
+// onPathMTU applies the edge→agent inner MTU an agent's path MTU probes
+// found to its session: the router's MTU for it (larger packets are
+// fragmented or answered with ICMP) and the endpoint's padding cap.
+func (d *dataplane) onPathMTU(ws *wireguard.Session, mtu int) {
+	s, ok := ws.Value().(*session)
+	if !ok {
+		return
+	}
+	conf, _, _ := sessionMTUs(d.mtu)
+	mtu = min(conf, mtu)
+	s.peer.SetMTU(mtu)
+	ws.SetMTU(mtu)
 }
 
 // wgBind parses --wg-listen HOST:PORT: an empty or unspecified host

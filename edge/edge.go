@@ -262,6 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Sessions:       viewSessions(view),
 		LastSeen:       dp.lastSeen,
 		LastHandshake:  dp.lastHandshakes,
+		PathMTU:        dp.pathMTUs,
 		Stats:          dp.stats,
 		FlowLog:        dp.flows.tail,
 		TestFlow:       flowTester(reg),

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/switchyard/switchyard/control/registry"
@@ -80,6 +81,7 @@ func (d *dataplane) samples() []metrics.Sample {
 		"malformed": wg.DroppedMalformed, "replay": wg.DroppedReplay, "auth": wg.DroppedAuth, "unknown_index": wg.DroppedUnknownIndex,
 		"expired": wg.DroppedExpired, "mac1": wg.DroppedMAC1, "unauthorized": wg.DroppedUnauthorized,
 		"rate_limited": wg.DroppedRateLimited, "queue_full": wg.DroppedQueueFull, "no_session": wg.DroppedNoSession,
+		"probe": wg.DroppedProbe,
 	} {
 		drop("wireguard", reason, v)
 	}
@@ -87,6 +89,13 @@ func (d *dataplane) samples() []metrics.Sample {
 		kind      router.Kind
 		transport string
 	}
+	out = append(out, c("path_mtu_probes_answered_total", "Path MTU probes from agents the edge answered (ACK and RPROBE).", wg.ProbesAnswered))
+	type mtuKey struct {
+		kind      router.Kind
+		direction string
+		mtu       int
+	}
+	mtus := map[mtuKey]int{}
 	up := map[kind]int{}
 	for _, k := range []router.Kind{router.Connector, router.Client} {
 		up[kind{k, "wireguard"}], up[kind{k, "masque"}] = 0, 0
@@ -96,6 +105,10 @@ func (d *dataplane) samples() []metrics.Sample {
 		for _, s := range ss {
 			if s.peer.Up() {
 				up[kind{s.peer.Kind, s.link.transport()}]++
+				if m := s.pathMTU(); m != nil {
+					mtus[mtuKey{s.peer.Kind, "agent_to_edge", m.AgentToEdge}]++
+					mtus[mtuKey{s.peer.Kind, "edge_to_agent", m.EdgeToAgent}]++
+				}
 			}
 		}
 	}
@@ -111,6 +124,10 @@ func (d *dataplane) samples() []metrics.Sample {
 	}
 	for k, n := range up {
 		out = append(out, g("sessions", "Live sessions by kind and transport.", float64(n), "kind", k.kind.String(), "transport", k.transport))
+	}
+	for k, n := range mtus {
+		out = append(out, g("sessions_path_mtu", "Live WireGuard sessions by the inner MTU their path MTU discovery found, per direction (mtu 0: probing or not probed).",
+			float64(n), "kind", k.kind.String(), "direction", k.direction, "mtu", strconv.Itoa(k.mtu)))
 	}
 	if a := d.applied.Load(); a != nil {
 		for vnet, n := range a.routes {

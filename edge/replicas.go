@@ -275,6 +275,7 @@ func (d *dataplane) connection(s *session) model.Connection {
 			c.LastHandshake = &t
 		}
 	}
+	c.PathMTU = s.pathMTU()
 	if ns := s.lastProbe.Load(); ns != 0 {
 		t := time.Unix(0, ns).UTC()
 		c.LastHeartbeat = &t

@@ -178,6 +178,23 @@ func (masqueLink) usable() bool                         { return true }
 func (masqueLink) lastReceived(now time.Time) time.Time { return now }
 func (masqueLink) transport() string                    { return "masque" }
 
+// pathMTU is what the agent's path MTU probes found on s, nil for MASQUE.
+func (s *session) pathMTU() *model.PathMTU {
+	wl, ok := s.link.(wgLink)
+	if !ok {
+		return nil
+	}
+	m, probed := wl.s.PathMTU()
+	if !probed {
+		return &model.PathMTU{State: model.PathMTUNotProbed}
+	}
+	st := &model.PathMTU{AgentToEdge: m.Forward, EdgeToAgent: m.Reverse, State: model.PathMTUDone}
+	if m.Forward == 0 || m.Reverse == 0 {
+		st.State = model.PathMTUProbing
+	}
+	return st
+}
+
 // sessionRegistry is where a cluster's edges record the sessions they hold
 // (cluster.SessionPublisher); Set and Remove never block.
 type sessionRegistry interface {

@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/switchyard/switchyard/internal/checksum"
 )
@@ -89,4 +90,18 @@ func copiedOptions(dst, opts []byte) int {
 		n++
 	}
 	return n
+}
+
+// FragNeeded writes into buf (at least IcmpBufSize bytes) the ICMPv4
+// Fragmentation Needed error that answers pkt, an IPv4 packet with DF
+// larger than mtu, from src, and returns it; nil if pkt is not such a
+// packet or may not be answered (an ICMP error, a fragment). An agent uses
+// it where its TUN's MTU cannot go as low as its IPv4 path MTU (it stays
+// at 1280 for IPv6).
+func FragNeeded(buf []byte, src netip.Addr, pkt []byte, mtu int) []byte {
+	h, ok := parse(pkt)
+	if !ok || h.v6 || h.length <= mtu || !dontFragment(pkt) || !mayAnswer(pkt[:h.length], h) {
+		return nil
+	}
+	return buildICMPError(buf, ReasonTooBig, src, pkt[:h.length], h, mtu)
 }

@@ -338,3 +338,60 @@ func TestTooBigAllocs(t *testing.T) {
 		t.Fatalf("the too-big path allocates %.1f times per packet, want 0", allocs)
 	}
 }
+
+// TestTooBigIPv6Floor: on a session whose MTU is below 1280 (a small IPv4
+// underlay) an IPv6 packet of up to 1280 bytes is forwarded (its outer
+// datagram fragments), a larger one is answered naming 1280, never less;
+// IPv4 keeps the session's MTU.
+func TestTooBigIPv6Floor(t *testing.T) {
+	const mtu = 1196
+	l := newLab(t)
+	l.siteC.SetMTU(mtu)
+	icmp := make([]byte, IcmpBufSize)
+	if d := l.r.Route(l.siteA, big("2001:db8:1::1", "2001:db8:3::5", 1280, false), icmp); d.Verdict != Forward {
+		t.Fatalf("IPv6 of 1280 bytes on a %d-byte session: verdict %d (%v), want Forward", mtu, d.Verdict, d.Reason)
+	}
+	orig := big("2001:db8:1::1", "2001:db8:3::5", 1300, false)
+	o := slices.Clone(orig)
+	d := l.r.Route(l.siteA, orig, icmp)
+	if d.Verdict != Reply {
+		t.Fatalf("IPv6 of 1300 bytes: verdict %d, want Reply", d.Verdict)
+	}
+	wantTooBig(t, d.Reply, o, 2, 0, 1280)
+	orig = big("10.1.2.3", "10.3.0.5", mtu+1, true)
+	o = slices.Clone(orig)
+	d = l.r.Route(l.siteA, orig, icmp)
+	if d.Verdict != Reply {
+		t.Fatalf("IPv4 DF of %d bytes: verdict %d, want Reply", mtu+1, d.Verdict)
+	}
+	wantTooBig(t, d.Reply, o, 3, 4, mtu)
+}
+
+// TestFragNeeded: the agent's helper answers an IPv4 DF packet over the MTU
+// from the source given, and nothing else.
+func TestFragNeeded(t *testing.T) {
+	buf := make([]byte, IcmpBufSize)
+	src := mpa("10.3.0.5")
+	pkt := big("10.1.2.3", "10.3.0.5", 1300, true)
+	r := FragNeeded(buf, src, pkt, 1220)
+	if r == nil {
+		t.Fatal("no answer to an IPv4 DF packet over the MTU")
+	}
+	if err := packettest.Verify(r); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parse(r)
+	if h.src != src || h.dst != mpa("10.1.2.3") || r[20] != 3 || r[21] != 4 || binary.BigEndian.Uint16(r[26:28]) != 1220 {
+		t.Fatalf("answer from %v to %v type %d code %d mtu %d", h.src, h.dst, r[20], r[21], binary.BigEndian.Uint16(r[26:28]))
+	}
+	for name, p := range map[string][]byte{
+		"at the MTU": big("10.1.2.3", "10.3.0.5", 1220, true),
+		"without DF": big("10.1.2.3", "10.3.0.5", 1300, false),
+		"IPv6":       big("2001:db8:1::1", "2001:db8:3::5", 1300, false),
+		"an error":   unreachDF("10.1.2.3", "10.3.0.5", 1300),
+	} {
+		if FragNeeded(buf, src, p, 1220) != nil {
+			t.Errorf("%s: answered", name)
+		}
+	}
+}

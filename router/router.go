@@ -234,7 +234,7 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 	if dec, pass := r.filter(from, to, pkt, h, icmp, ""); !pass {
 		return dec
 	}
-	if mtu := to.MTU(); mtu > 0 && h.length > mtu {
+	if mtu := linkMTU(to.MTU(), h.v6); mtu > 0 && h.length > mtu {
 		if h.v6 || dontFragment(pkt) {
 			return r.tooBig(from, pkt[:h.length], h, mtu, icmp)
 		}
@@ -288,6 +288,20 @@ func (r *Router) drop(reason Reason) Decision {
 // the rate limit, and drops it otherwise.
 func (r *Router) icmpError(reason Reason, from *Peer, pkt []byte, h header, buf []byte) Decision {
 	return r.icmpErrorMTU(reason, from, pkt, h, 0, buf)
+}
+
+// minIPv6MTU is the IPv6 minimum link MTU.
+const minIPv6MTU = 1280
+
+// linkMTU is the MTU a session of mtu has for an IPv4 or IPv6 packet: an
+// IPv6 link is never smaller than 1280 (RFC 8200), so an IPv6 sender is
+// never asked for less and an IPv6 packet of up to 1280 bytes goes on a
+// smaller session too, its outer datagram fragmenting on the underlay.
+func linkMTU(mtu int, v6 bool) int {
+	if v6 && mtu > 0 && mtu < minIPv6MTU {
+		return minIPv6MTU
+	}
+	return mtu
 }
 
 // tooBig answers pkt, larger than mtu and not to be fragmented, with ICMPv4

@@ -69,7 +69,7 @@ func (r *Router) RouteTrunk(vnet uint32, pkt []byte, via string, applied bool) D
 	} else if dec, pass := r.filter(from, to, pkt, h, nil, via); !pass { // nil: never answered across a trunk
 		return dec
 	}
-	if mtu := to.MTU(); mtu > 0 && h.length > mtu {
+	if mtu := linkMTU(to.MTU(), h.v6); mtu > 0 && h.length > mtu {
 		if h.v6 || dontFragment(pkt) {
 			return r.drop(ReasonTooBig) // not answered across a trunk either
 		}

@@ -27,3 +27,19 @@ func AddAddress(name string, p netip.Prefix) error {
 	}
 	return nil
 }
+
+// SetLinkMTU sets the MTU of the interface name (path MTU discovery
+// changes a TUN's while flows run over it).
+func SetLinkMTU(name string, mtu int) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("set mtu %d of %s: %w", mtu, name, err)
+	}
+	if link.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("set mtu %d of %s: %w", mtu, name, err)
+	}
+	return nil
+}

@@ -19,3 +19,8 @@ func CreateKernel(name string, mtu int) (wgtun.Device, error) {
 func AddAddress(name string, p netip.Prefix) error {
 	return fmt.Errorf("add address %s to %s: %w", p, name, errors.ErrUnsupported)
 }
+
+// SetLinkMTU is unsupported off Linux.
+func SetLinkMTU(name string, mtu int) error {
+	return fmt.Errorf("set mtu %d of %s: %w", mtu, name, errors.ErrUnsupported)
+}

@@ -60,10 +60,23 @@ type Status struct {
 	// Edge names the edge of a cluster that carries the agent's traffic,
 	// and Standby the other edges it keeps sessions to that answer its
 	// heartbeats; both empty with one edge.
-	Edge      string    `json:"edge,omitempty"`
-	Standby   []string  `json:"standby,omitempty"`
+	Edge    string   `json:"edge,omitempty"`
+	Standby []string `json:"standby,omitempty"`
+	// PathMTU is what path MTU discovery found on the WireGuard session
+	// that carries the traffic; nil over MASQUE.
+	PathMTU   *PathMTU  `json:"path_mtu,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// PathMTU is a session's discovered inner MTU in each direction.
+type PathMTU = model.PathMTU
+
+// PathMTU states.
+const (
+	PathMTUProbing   = model.PathMTUProbing
+	PathMTUDone      = model.PathMTUDone
+	PathMTUNotProbed = model.PathMTUNotProbed
+)
 
 // Agent is what the socket serves: the running agent. An error that is a
 // *model.Error reaches the CLI with its kind and code.

@@ -69,12 +69,12 @@ func connectorCommand() *cli.Command {
 					}
 					if err := render(c, st, func(w *tabwriter.Writer) {
 						if st.Edge != "" { // on edges of a cluster: which carries the traffic, which stand by
-							row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "EDGE", "STANDBY", "UPDATED")
-							row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.Edge, strings.Join(st.Standby, ","), st.UpdatedAt)
+							row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "PATH MTU", "EDGE", "STANDBY", "UPDATED")
+							row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.PathMTU.String(), st.Edge, strings.Join(st.Standby, ","), st.UpdatedAt)
 							return
 						}
-						row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "UPDATED")
-						row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.UpdatedAt)
+						row(w, "PID", "HEALTHY", "ACTIVE", "PREFERRED", "PRIORITY", "RTT", "PATH MTU", "UPDATED")
+						row(w, st.PID, st.Healthy, st.Active, st.Preferred, st.Priority, st.RTT, st.PathMTU.String(), st.UpdatedAt)
 					}); err != nil {
 						return err
 					}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/google/uuid"
@@ -153,6 +154,9 @@ func replicaState(r model.Connection) string {
 	}
 	for _, e := range r.Standby {
 		s += " standby-edge=" + printable(e)
+	}
+	if r.PathMTU != nil { // agent→edge/edge→agent, or probing / not probed
+		s += " path-mtu=" + strings.ReplaceAll(r.PathMTU.String(), " ", "-")
 	}
 	return s
 }

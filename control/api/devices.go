@@ -55,6 +55,14 @@ func (s *Server) listDevices(r *http.Request) (any, error) {
 			}
 		}
 	}
+	if s.opts.PathMTU != nil {
+		pm := s.opts.PathMTU()
+		for i := range devices {
+			if m, ok := pm[devices[i].ID]; ok {
+				devices[i].PathMTU = &m
+			}
+		}
+	}
 	if s.opts.Sessions != nil {
 		fillDeviceEdges(devices, s.opts.Sessions())
 	}

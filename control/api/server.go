@@ -60,6 +60,9 @@ type Options struct {
 	// LastHandshake reports when this edge last completed a WireGuard
 	// handshake with each device; nil means never.
 	LastHandshake func() map[uuid.UUID]time.Time
+	// PathMTU reports what path MTU discovery found on each device's
+	// WireGuard session with this edge; nil means none.
+	PathMTU func() map[uuid.UUID]model.PathMTU
 	// Stats reports the data plane's counters for GET /v1/stats; nil means none.
 	Stats func() any
 	// FlowLog emits the last n flow records that match the filter, then, if

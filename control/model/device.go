@@ -23,7 +23,10 @@ type Device struct {
 	// LastHandshake is when this edge last completed a WireGuard handshake
 	// with the device; nil for none (or a device on MASQUE). Never stored.
 	LastHandshake *time.Time `json:"last_handshake,omitempty"`
-	User          string     `json:"user"`
+	// PathMTU is what path MTU discovery found on the device's WireGuard
+	// session with this edge; nil for none. Never stored.
+	PathMTU *PathMTU `json:"path_mtu,omitempty"`
+	User    string   `json:"user"`
 	// VNetID is the virtual network the device selected; uuid.Nil means the default.
 	VNetID    uuid.UUID  `json:"vnet_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`

@@ -71,6 +71,9 @@ type Connection struct {
 	// Standby names the other edges that hold a standby session of the
 	// replica (its agent keeps sessions to two edges).
 	Standby []string `json:"standby_edges,omitempty"`
+	// PathMTU is what the replica's WireGuard session found by path MTU
+	// discovery; nil for MASQUE and for a replica another edge holds.
+	PathMTU *PathMTU `json:"path_mtu,omitempty"`
 }
 
 // ReplicaState is a connector replica's role in its tunnel.

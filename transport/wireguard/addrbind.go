@@ -88,7 +88,7 @@ func (b *AddrBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		network = "udp6"
 	}
 	la := netip.AddrPortFrom(b.addr, port)
-	lc := net.ListenConfig{Control: fragmentControl} // see fragment_linux.go
+	lc := net.ListenConfig{Control: outerControl} // see fragment_linux.go
 	pc, err := lc.ListenPacket(context.Background(), network, la.String())
 	if err != nil {
 		return nil, 0, fmt.Errorf("listen on %s: %w", la, err)

@@ -2,7 +2,11 @@
 
 package wireguard
 
-import "testing"
+import (
+	"testing"
+
+	"golang.zx2c4.com/wireguard/conn"
+)
 
 // TestZeroAllocs: encrypting and sending a batch, then receiving,
 // decrypting and forwarding it (decrypt + encrypt, the hub's path) does not
@@ -19,5 +23,21 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(50, run); n != 0 {
 		t.Fatalf("%v allocations per batch of 64, want 0", n)
+	}
+}
+
+// nopBind is a conn.Bind whose Send does nothing.
+type nopBind struct{ conn.Bind }
+
+func (nopBind) Send([][]byte, conn.Endpoint) error { return nil }
+
+// TestProbeBindSendAllocs: a data Send through a ProbeBind (its read lock)
+// does not allocate.
+func TestProbeBindSendAllocs(t *testing.T) {
+	b := &ProbeBind{Bind: nopBind{}}
+	bufs := [][]byte{make([]byte, 1400)}
+	ep := &conn.StdNetEndpoint{}
+	if n := testing.AllocsPerRun(100, func() { b.Send(bufs, ep) }); n != 0 {
+		t.Fatalf("%v allocations per Send, want 0", n)
 	}
 }

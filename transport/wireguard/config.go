@@ -111,6 +111,10 @@ type Config struct {
 	// header of its own when it forwards the packet (the edge's trunk
 	// header) without copying it. It must not be negative; 0 means none.
 	ReceiveHeadroom int
+	// OnPathMTU, if set, is told each new edge→agent inner MTU an agent's
+	// path MTU probes report for its session (probe.go); it is called on a
+	// receive goroutine and must not block.
+	OnPathMTU func(s *Session, mtu int)
 }
 
 func (c *Config) workers() int {

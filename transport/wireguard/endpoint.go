@@ -41,12 +41,15 @@ type Stats struct {
 	HandshakesInitiated uint64 `json:"handshakes_initiated"`  // initiations sent
 	HandshakesCompleted uint64 `json:"handshakes_completed"`  // handshakes completed, either role
 	SendErrors          uint64 `json:"send_errors"`           // failed bind sends
+	ProbesAnswered      uint64 `json:"probes_answered"`       // path MTU probes answered
+	DroppedProbe        uint64 `json:"dropped_probe"`         // probes unanswered: unknown key, bad MAC, no endpoint, rate limit
 }
 
 type counters struct {
 	malformed, unknownIndex, auth, replay, expired, mac1    atomic.Uint64
 	unauthorized, rateLimited, queueFull, noSession, cookie atomic.Uint64
 	hsInitiated, hsCompleted, sendErrors                    atomic.Uint64
+	probesAnswered, probeDropped                            atomic.Uint64
 }
 
 // Endpoint is a WireGuard endpoint that terminates sessions for many peers
@@ -68,6 +71,7 @@ type Endpoint struct {
 	batchSize int
 	workers   int
 	rxRoom    int // Config.ReceiveHeadroom
+	onPathMTU func(s *Session, mtu int)
 
 	peersMu sync.RWMutex
 	peers   map[PublicKey]*Session
@@ -105,20 +109,21 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("wireguard.New: receive headroom %d outside 0..%d", cfg.ReceiveHeadroom, maxFraming)
 	}
 	e := &Endpoint{
-		log:      cfg.Logger,
-		t:        cfg.Timers.withDefaults(),
-		priv:     cfg.PrivateKey,
-		bind:     cfg.Bind,
-		recv:     cfg.Receiver,
-		epoch:    time.Now(),
-		index:    newIndexTable(cfg.MaxSessions),
-		workers:  cfg.workers(),
-		peers:    make(map[PublicKey]*Session),
-		hsQueue:  make(chan *hsJob, handshakeQueueSize),
-		kickWake: make(chan struct{}, 1),
-		crypto:   make(chan *cryptoJob, 64),
-		closed:   make(chan struct{}),
-		rxRoom:   cfg.ReceiveHeadroom,
+		log:       cfg.Logger,
+		t:         cfg.Timers.withDefaults(),
+		priv:      cfg.PrivateKey,
+		bind:      cfg.Bind,
+		recv:      cfg.Receiver,
+		epoch:     time.Now(),
+		index:     newIndexTable(cfg.MaxSessions),
+		workers:   cfg.workers(),
+		peers:     make(map[PublicKey]*Session),
+		hsQueue:   make(chan *hsJob, handshakeQueueSize),
+		kickWake:  make(chan struct{}, 1),
+		crypto:    make(chan *cryptoJob, 64),
+		closed:    make(chan struct{}),
+		rxRoom:    cfg.ReceiveHeadroom,
+		onPathMTU: cfg.OnPathMTU,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -216,7 +221,7 @@ func (e *Endpoint) Stats() Stats {
 		DroppedRateLimited: c.rateLimited.Load(), DroppedQueueFull: c.queueFull.Load(),
 		DroppedNoSession: c.noSession.Load(), CookieRepliesSent: c.cookie.Load(),
 		HandshakesInitiated: c.hsInitiated.Load(), HandshakesCompleted: c.hsCompleted.Load(),
-		SendErrors: c.sendErrors.Load(),
+		SendErrors: c.sendErrors.Load(), ProbesAnswered: c.probesAnswered.Load(), DroppedProbe: c.probeDropped.Load(),
 	}
 }
 
@@ -273,7 +278,7 @@ func (e *Endpoint) AddPeer(pc PeerConfig) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("wireguard: add peer %s: %w", pc.PublicKey, err)
 		}
-		s = &Session{e: e, key: pc.PublicKey, staticStatic: ss}
+		s = &Session{e: e, key: pc.PublicKey, staticStatic: ss, probeKey: probeKey(&ss)}
 		e.peers[pc.PublicKey] = s
 	}
 	s.mu.Lock()

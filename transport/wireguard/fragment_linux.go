@@ -1,6 +1,7 @@
 package wireguard
 
 import (
+	"fmt"
 	"sync"
 	"syscall"
 	_ "unsafe" // go:linkname
@@ -34,7 +35,61 @@ var fragmentOnce sync.Once
 // wireguard-go's StdNetBind in this process let its datagrams fragment
 // (IP_PMTUDISC_DONT, IPV6_PMTUDISC_DONT); AddrBind always does.
 func FragmentOuter() {
-	fragmentOnce.Do(func() { wgControlFns = append(wgControlFns, fragmentControl) })
+	fragmentOnce.Do(func() { wgControlFns = append(wgControlFns, fragmentControl, captureControl) })
+}
+
+// outerControl is AddrBind's listen control: fragmentControl, and the
+// socket recorded for a ProbeBind (probebind.go).
+func outerControl(network, address string, c syscall.RawConn) error {
+	if err := fragmentControl(network, address, c); err != nil {
+		return err
+	}
+	return captureControl(network, address, c)
+}
+
+// setProbeDF switches the socket between IP_PMTUDISC_PROBE (DF set, for one
+// probe) and IP_PMTUDISC_DONT (data).
+func setProbeDF(rc syscall.RawConn, is6, on bool) error {
+	var err error
+	cerr := rc.Control(func(fd uintptr) {
+		if is6 {
+			mode := unix.IPV6_PMTUDISC_DONT
+			if on {
+				mode = unix.IPV6_PMTUDISC_PROBE
+			}
+			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, mode)
+			return
+		}
+		mode := unix.IP_PMTUDISC_DONT
+		if on {
+			mode = unix.IP_PMTUDISC_PROBE
+		}
+		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, mode)
+	})
+	if cerr != nil {
+		return fmt.Errorf("set probe df: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("set probe df: %w", err)
+	}
+	return nil
+}
+
+// socketPort returns the local port of a socket and whether it is IPv6.
+func socketPort(rc syscall.RawConn) (port uint16, is6, ok bool) {
+	rc.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil {
+			return
+		}
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			port, ok = uint16(a.Port), true
+		case *unix.SockaddrInet6:
+			port, is6, ok = uint16(a.Port), true, true
+		}
+	})
+	return port, is6, ok
 }
 
 // fragmentControl is a net.ListenConfig.Control that lets the socket's

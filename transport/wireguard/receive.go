@@ -197,6 +197,10 @@ func (e *Endpoint) processBatch(b *rxBatch, n int) {
 		case msgTypeInitiation, msgTypeResponse, msgTypeCookieReply:
 			e.enqueueHandshake(b, msg, b.eps[i], now)
 		default:
+			if isProbe(msg) {
+				e.handleProbe(msg, now)
+				continue
+			}
 			e.stats.malformed.Add(1)
 		}
 	}

@@ -94,6 +94,10 @@ func (e *Endpoint) send(s *Session, bufs [][]byte, offset int, keepalive bool) e
 	}
 	tx := e.txPool.Get().(*txBatch)
 	tx.kp = kp
+	padCap := int(s.padMTU.Load())
+	if padCap == 0 {
+		padCap = MaxPacketSize
+	}
 	var (
 		err     error
 		bytes   uint64
@@ -113,6 +117,9 @@ func (e *Endpoint) send(s *Session, bufs [][]byte, offset int, keepalive bool) e
 				continue
 			}
 			padded := min((plen+paddingMultiple-1)&^(paddingMultiple-1), MaxPacketSize)
+			if padded > padCap {
+				padded = max(plen, padCap) // as wireguard-go: never past the session MTU
+			}
 			var msg []byte
 			if len(buf)+padded-plen+16 <= cap(buf) {
 				msg = buf[offset-transportHeaderSize : offset+padded]

@@ -88,6 +88,14 @@ type Session struct {
 
 	// immutable after creation
 	staticStatic [32]byte
+	probeKey     [32]byte // path MTU probes' MAC key (probe.go)
+
+	probeMu    sync.Mutex
+	probeLimit probeAllow   // probeMu
+	reverseMTU atomic.Int32 // edge→agent inner MTU the agent reported
+	forwardMTU atomic.Int32 // agent→edge, likewise
+	probed     atomic.Bool  // a valid probe came
+	padMTU     atomic.Int32 // SetMTU
 
 	cfgEndpoint *netip.AddrPort // last configured endpoint, nil if none; Endpoint.peersMu
 	value       atomic.Pointer[valueBox]
