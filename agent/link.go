@@ -17,6 +17,7 @@ import (
 	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/transport/masque"
 )
 
@@ -128,10 +129,14 @@ type pathMTUConfig struct {
 	apply func(tunMTU, clamp int) // sets the TUN's MTU and the MSS clamp; nil: nothing
 }
 
-// pathMTUStatus is the active WireGuard session's path MTU; nil over MASQUE.
+// pathMTUStatus is the active WireGuard session's path MTU; over MASQUE the
+// agent→edge one its QUIC discovered (the edge knows the other direction).
 func (l *link) pathMTUStatus() *localapi.PathMTU {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.ms != nil {
+		return &localapi.PathMTU{AgentToEdge: l.ms.MTU(), State: localapi.PathMTUDone}
+	}
 	if l.wg == nil {
 		return nil
 	}
@@ -271,6 +276,15 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 		return err
 	}
 	view := newTUNView(l.tun)
+	// The session's inner MTU follows QUIC's path MTU discovery: the TUN's
+	// MTU (at least 1280, for IPv6; the view answers larger IPv4 DF
+	// packets below that) and the MSS clamp follow it.
+	ms.NotifyMTU(func(mtu int) {
+		view.setMTU(mtu)
+		if l.pmc.apply != nil {
+			l.pmc.apply(max(mtu, minIPv6MTU), mtu)
+		}
+	})
 	l.mu.Lock()
 	l.ms = ms
 	if !slices.Equal(routes, l.routes) { // changed while dialing
@@ -294,6 +308,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	l.mu.Lock()
 	l.ms = nil
 	l.mu.Unlock()
+	ms.NotifyMTU(nil) // returns after a running notification: none touches the next transport's TUN
 	ms.Close()
 	view.Close()
 	<-pumped
@@ -316,16 +331,35 @@ func pumpToEdge(view *tunView, s *masque.Session) {
 	for i := range bufs {
 		bufs[i] = make([]byte, masque.Headroom+maxPacket)
 	}
+	frag := make([]byte, maxPacket)
 	for {
 		count, err := view.Read(bufs, sizes, masque.Headroom)
 		for i := range count {
-			s.WritePacket(bufs[i][masque.Headroom : masque.Headroom+sizes[i]])
+			pkt := bufs[i][masque.Headroom : masque.Headroom+sizes[i]]
+			if mtu := s.MTU(); len(pkt) > mtu && ipv4NoDF(pkt) {
+				// QUIC never fragments: an IPv4 packet that may be
+				// fragmented is, here (one with DF got Fragmentation
+				// Needed from the view or the kernel).
+				for off, more := 0, true; more; {
+					n, next := router.Fragment(frag, pkt, mtu, off)
+					if n == 0 {
+						break
+					}
+					s.WritePacket(frag[:n])
+					off, more = next, next != 0
+				}
+				continue
+			}
+			s.WritePacket(pkt)
 		}
 		if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
 			return
 		}
 	}
 }
+
+// ipv4NoDF reports whether pkt is an IPv4 packet without Don't Fragment.
+func ipv4NoDF(pkt []byte) bool { return len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[6]&0x40 == 0 }
 
 // maxPacket bounds what one TUN read returns per buffer: the TUN's MTU,
 // at most masque.MTU whenever MASQUE may run (tunMTU); segmentation

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/internal/lab"
+	"github.com/switchyard/switchyard/transport/masque"
 )
 
 // silentSite is a site whose connector reaches the wan through a router
@@ -167,14 +168,11 @@ func tcpTry(from, to *lab.NS, addr string, n int64, bound time.Duration) error {
 // shrank comes up with it. With SWITCHYARD_PATH_MTU=off in the
 // environment (no probes) the MTU checks fail.
 func TestSilentSmallHop(t *testing.T) {
-	// Not MASQUE behind the small hop yet (issue 21, item 4): QUIC packets
-	// are 1452 bytes from the first Initial on (masque.packetSize, discovery
-	// off), so the handshake never completes there.
 	for _, tc := range []struct {
 		protocol string
 		mtu      int
 		shrink   bool // start at 1500, go to mtu during a transfer
-	}{{"wireguard", 1280, false}, {"wireguard", 1500, false}, {"wireguard", 1280, true}, {"masque", 1500, false}} {
+	}{{"wireguard", 1280, false}, {"wireguard", 1500, false}, {"wireguard", 1280, true}, {"masque", 1280, false}, {"masque", 1500, false}} {
 		name := fmt.Sprintf("%s/%d", tc.protocol, tc.mtu)
 		if tc.shrink {
 			name = fmt.Sprintf("%s/1500-to-%d", tc.protocol, tc.mtu)
@@ -184,8 +182,15 @@ func TestSilentSmallHop(t *testing.T) {
 }
 
 // innerMTU is what path MTU discovery should find behind a hop of mtu: the
-// hop less WireGuard's 60 bytes over IPv4, at most the edge's MTU.
-func innerMTU(mtu int) int { return min(mtu-60, edge.DefaultMTU) }
+// hop less WireGuard's 60 bytes over IPv4, at most the edge's MTU; over
+// MASQUE less IPv4 and UDP (28), QUIC's short header and AEAD tag (37) and
+// the HTTP datagram's stream and context ids (2), at most masque.MTU.
+func innerMTU(protocol string, mtu int) int {
+	if protocol == "masque" {
+		return min(mtu-28-37-2, masque.MTU)
+	}
+	return min(mtu-60, edge.DefaultMTU)
+}
 
 func testSilentSmallHop(t *testing.T, protocol string, mtu int, shrink bool) {
 	w := newWorld(t)
@@ -208,19 +213,18 @@ func testSilentSmallHop(t *testing.T, protocol string, mtu int, shrink bool) {
 	gws := w.startConnector(s.gw, "gws", tokS)
 	t.Logf("the connector behind the %d-byte hop came up in %v", start, time.Since(began).Round(time.Millisecond))
 	must(t, eventually(10*time.Second, func() error { return w.hostc.Ping(silentHostIP, 1) }))
-	if protocol == "wireguard" {
-		w.wantPathMTU(t, s, innerMTU(start), 5*time.Second)
+	settle := 5 * time.Second // the probes' search
+	if protocol == "masque" {
+		settle = 20 * time.Second // quic-go's discovery: about 8 s at 1280
 	}
+	w.wantPathMTU(t, s, protocol, innerMTU(protocol, start), settle)
 	if shrink {
 		testShrink(t, w, s, gws, tokS, mtu)
 	} else {
 		must(t, tcpTry(w.hostc, s.host, silentHostIP+":7400", 1<<20, 20*time.Second))
 		must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7401", 1<<20, 20*time.Second))
 	}
-	if protocol != "wireguard" {
-		return
-	}
-	inner := innerMTU(mtu)
+	inner := innerMTU(protocol, mtu)
 	// DF pings one byte too big get the error naming the inner MTU, from
 	// the edge (toward the site behind the hop) or the connector behind it
 	// (outward); at the inner MTU they cross.
@@ -238,6 +242,13 @@ func testSilentSmallHop(t *testing.T, protocol string, mtu int, shrink bool) {
 	// learnt the path, both ways.
 	must(t, udpTry(w.hostc, s.host, silentHostIP+":7410", 1400, 5*time.Second))
 	must(t, udpTry(s.host, w.hostc, "10.3.0.5:7411", 1400, 5*time.Second))
+	if inner < 1280 {
+		// QUIC never fragments: below about 1347 bytes of IPv4 path no
+		// 1280-byte IPv6 packet fits a datagram (README, MTU and ICMP;
+		// transport/masque/doc.go); such packets are refused and counted.
+		t.Logf("MASQUE's inner MTU %d carries no 1280-byte IPv6 packet", inner)
+		return
+	}
 	// IPv6 inner packets of 1280 bytes cross an underlay of 1280, both ways.
 	for _, p := range []struct {
 		from *lab.NS
@@ -274,7 +285,7 @@ func testShrink(t *testing.T, w *world, s *silentSite, gws *lab.Proc, tokS strin
 	}
 	shrunk := time.Now()
 	t.Logf("the hop's link went from 1500 to %d %v into the transfer", mtu, shrunk.Sub(began).Round(time.Millisecond))
-	took := w.wantPathMTU(t, s, innerMTU(mtu), 6*time.Second) // confirmEvery + 3 misses of up to 600ms each, and the report
+	took := w.wantPathMTU(t, s, "wireguard", innerMTU("wireguard", mtu), 6*time.Second) // confirmEvery + 3 misses of up to 600ms each, and the report
 	t.Logf("the path MTU dropped %v after the link shrank", took)
 	if err := <-done; err != nil {
 		t.Fatalf("the transfer across the shrinking path: %v", err)
@@ -287,14 +298,15 @@ func testShrink(t *testing.T, w *world, s *silentSite, gws *lab.Proc, tokS strin
 	w.startConnector(s.gw, "gws", tokS)
 	t.Logf("the connector restarted behind the shrunk path came up in %v", time.Since(began).Round(time.Millisecond))
 	must(t, eventually(10*time.Second, func() error { return w.hostc.Ping(silentHostIP, 1) }))
-	w.wantPathMTU(t, s, innerMTU(mtu), 5*time.Second)
+	w.wantPathMTU(t, s, "wireguard", innerMTU("wireguard", mtu), 5*time.Second)
 	must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7403", 1<<20, 20*time.Second))
 }
 
 // wantPathMTU waits up to d for the connector behind the hop to report an
 // inner path MTU of want in both directions, in connector status and in the
-// edge's tunnel list, and returns how long that took.
-func (w *world) wantPathMTU(t *testing.T, s *silentSite, want int, d time.Duration) time.Duration {
+// edge's tunnel list, and returns how long that took. Over MASQUE each side
+// knows its own sending direction only (QUIC's discovery).
+func (w *world) wantPathMTU(t *testing.T, s *silentSite, protocol string, want int, d time.Duration) time.Duration {
 	t.Helper()
 	began := time.Now()
 	var last string
@@ -315,8 +327,12 @@ func (w *world) wantPathMTU(t *testing.T, s *silentSite, want int, d time.Durati
 			}
 		}
 		last = fmt.Sprintf("connector status %s, tunnel list %s", st.PathMTU.String(), edgeSays.String())
-		wantBoth := model.PathMTU{AgentToEdge: want, EdgeToAgent: want, State: model.PathMTUDone}
-		if st.PathMTU == nil || *st.PathMTU != wantBoth || edgeSays == nil || *edgeSays != wantBoth {
+		wantAgent := model.PathMTU{AgentToEdge: want, EdgeToAgent: want, State: model.PathMTUDone}
+		wantEdge := wantAgent
+		if protocol == "masque" {
+			wantAgent.EdgeToAgent, wantEdge.AgentToEdge = 0, 0
+		}
+		if st.PathMTU == nil || *st.PathMTU != wantAgent || edgeSays == nil || *edgeSays != wantEdge {
 			return fmt.Errorf("path MTU: %s; want %d/%d in both", last, want, want)
 		}
 		return nil

@@ -178,8 +178,13 @@ func (masqueLink) usable() bool                         { return true }
 func (masqueLink) lastReceived(now time.Time) time.Time { return now }
 func (masqueLink) transport() string                    { return "masque" }
 
-// pathMTU is what the agent's path MTU probes found on s, nil for MASQUE.
+// pathMTU is what the agent's path MTU probes found on s. On MASQUE, where
+// each side's QUIC discovers its own sending direction, the edge knows the
+// edge→agent one only (the agent→edge one shows as unknown).
 func (s *session) pathMTU() *model.PathMTU {
+	if ml, ok := s.link.(masqueLink); ok {
+		return &model.PathMTU{EdgeToAgent: ml.s.MTU(), State: model.PathMTUDone}
+	}
 	wl, ok := s.link.(wgLink)
 	if !ok {
 		return nil
