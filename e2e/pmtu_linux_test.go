@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -77,6 +78,23 @@ func TestPathMTUErrors(t *testing.T) {
 	if masqueMTU >= tunMTU {
 		t.Fatalf("the test needs a MASQUE MTU (%d) below the WireGuard one (%d)", masqueMTU, tunMTU)
 	}
+	// MASQUE's inner MTU grows from masque.MinMTU with QUIC's path MTU
+	// discovery: wait until the edge's session has reached the ceiling.
+	must(t, eventually(10*time.Second, func() error {
+		var tunnels []model.Tunnel
+		if err := json.Unmarshal([]byte(w.cli("tunnel", "list", "-o", "json")), &tunnels); err != nil {
+			return err
+		}
+		for _, tn := range tunnels {
+			if tn.Name == "site-c" && len(tn.Connections) > 0 && tn.Connections[0].PathMTU != nil {
+				if got := tn.Connections[0].PathMTU.EdgeToAgent; got != masqueMTU {
+					return fmt.Errorf("site-c's MASQUE session: edge→agent MTU %d, want %d", got, masqueMTU)
+				}
+				return nil
+			}
+		}
+		return errors.New("site-c has no connection with a path MTU in tunnel list")
+	}))
 	for _, sysctl := range []string{"net.ipv4.ip_forward", "net.ipv4.ip_forward_use_pmtu", "net.ipv4.ip_no_pmtu_disc"} {
 		v, err := w.gwa.ReadSysctl(sysctl)
 		must(t, err)
