@@ -108,7 +108,7 @@ func TestClientRoutesNeverTheEdge(t *testing.T) {
 		Edge:         model.EdgePeer{Endpoint: "203.0.113.2:51820"},
 		SplitTunnel:  model.SplitTunnel{Mode: model.SplitExclude, Entries: model.DefaultExcludes()},
 	}
-	routes, err := clientRoutes(c, "198.51.100.7")
+	routes, err := clientRoutes(c, "198.51.100.7", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestClientRoutesNeverTheEdge(t *testing.T) {
 		}
 	}
 	c.SplitTunnel = model.SplitTunnel{Mode: model.SplitInclude, Entries: []model.SplitEntry{{Address: mpp("10.1.0.0/16")}}}
-	if routes, err = clientRoutes(c, ""); err != nil || fmt.Sprint(routes) != "[10.1.0.0/16 100.96.0.0/12]" {
+	if routes, err = clientRoutes(c, "", nil, nil); err != nil || fmt.Sprint(routes) != "[10.1.0.0/16 100.96.0.0/12]" {
 		t.Fatalf("include mode routes = %v, %v", routes, err)
 	}
 }

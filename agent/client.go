@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/token"
 	"github.com/switchyard/switchyard/internal/atomicfile"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/routing"
 	"github.com/switchyard/switchyard/routing/host"
 	"github.com/switchyard/switchyard/tun"
@@ -62,6 +64,14 @@ type ClientConfig struct {
 	// Userspace, if set, runs the client without a TUN or privileges (see
 	// UserspaceConfig); TunName and Seams.TUN and Seams.Host are then unused.
 	Userspace *UserspaceConfig
+	// NoDNS leaves DNS alone: no stub, the host's resolver configuration
+	// untouched, the proxies resolving with the host's resolver, and the
+	// split tunnel's domain entries unused (for operators who manage DNS
+	// themselves). A client on a Seams.TUN has no DNS either: its overlay
+	// address is on no host interface.
+	NoDNS bool
+	// DNS says how the kernel mode meets the host's DNS.
+	DNS DNSHost
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Seams replace the operating system in tests; production leaves them nil.
@@ -125,42 +135,111 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer ht.Close()
+	// The host's routes follow the configuration and the addresses the DNS
+	// stub learns for the split tunnel's domains; mu serializes the two.
+	var mu sync.Mutex
+	var cur *model.DeviceConfig
+	var cd *clientDNS
 	var us *userspace
+	var ip currentIP
+	ip.set(conf.IP)
+	setRoutesLocked := func() (int, error) {
+		var learned, dnsRoutes []netip.Prefix
+		if cd != nil {
+			var gen uint64
+			learned, gen = cd.routes.snapshot()
+			defer cd.routes.applied(gen)
+			dnsRoutes = toDNS(*cur).TunnelRoutes()
+		}
+		routes, err := clientRoutes(*cur, apiHost, dnsRoutes, learned)
+		if err != nil {
+			return 0, err
+		}
+		if us != nil {
+			us.split.set(routes)
+		}
+		hc := &host.Config{Routes: routes}
+		if cur.IP.Is4() {
+			hc.Src4 = cur.IP
+		}
+		return len(routes), ht.set(cur.Edge, cur.OverlayRange, []netip.Prefix{netip.PrefixFrom(cur.IP, cur.IP.BitLen())}, hc)
+	}
+	routes := newDomainRoutes(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur == nil {
+			return
+		}
+		if _, err := setRoutesLocked(); err != nil {
+			log.Warn("routing the split tunnel's domain addresses", "err", err)
+		}
+	})
+	dnsOff := cfg.NoDNS || (cfg.Userspace == nil && cfg.Seams.TUN != nil)
 	if ns != nil {
-		if us, err = startUserspace(ns, cfg.Userspace, socks, httpc, log); err != nil {
+		var resolve func(context.Context, string) ([]netip.Addr, error)
+		if !dnsOff {
+			if cd, err = startUserspaceDNS(ns, routes, log); err != nil {
+				return fmt.Errorf("client: %w", err)
+			}
+			resolve = cd.stub.Lookup
+		}
+		if us, err = startUserspace(ns, cfg.Userspace, socks, httpc, resolve, log); err != nil {
+			if cd != nil {
+				cd.close(ctx)
+			}
 			return fmt.Errorf("client: %w", err)
 		}
 		defer us.close() // before ht.Close, which ends the stack
 	}
 	ht.followActive(loc.beat.Store)
 	loc.tunnel.Store(ht)
+	if err := ht.addAddress(netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+
+	switch {
+	case dnsOff:
+		log.Info("dns left to the host", "no_dns", cfg.NoDNS)
+	case us == nil:
+		if cd, err = startKernelDNS(ctx, cfg, ip.get, routes, log); err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+	}
+	if cd != nil {
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		var sweep sync.WaitGroup
+		sweep.Go(func() { routes.run(sweepCtx, domainRouteSweep) })
+		defer func() { stopSweep(); sweep.Wait() }() // before ht.Close removes every route
+		defer cd.close(ctx)                          // first: the host's DNS back while the TUN exists
+	}
 	if cfg.MetricsListen != "" {
-		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client")
+		var more []func() []metrics.Sample
+		if cd != nil {
+			more = append(more, cd.samples)
+		}
+		stop, err := ht.serveMetrics(ctx, cfg.MetricsListen, "client", more...)
 		if err != nil {
 			return fmt.Errorf("client: %w", err)
 		}
 		defer stop()
 	}
-	if err := ht.addAddress(netip.PrefixFrom(conf.IP, conf.IP.BitLen())); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
 	apply := func(c model.DeviceConfig) {
-		routes, err := clientRoutes(c, apiHost)
-		if err == nil && us != nil {
-			us.split.set(routes)
+		mu.Lock()
+		defer mu.Unlock()
+		cur = &c
+		ip.set(c.IP)
+		if cd != nil {
+			cd.routes.setDomains(splitDomains(c.SplitTunnel))
 		}
-		if err == nil {
-			hc := &host.Config{Routes: routes}
-			if c.IP.Is4() {
-				hc.Src4 = c.IP
-			}
-			err = ht.set(c.Edge, c.OverlayRange, []netip.Prefix{netip.PrefixFrom(c.IP, c.IP.BitLen())}, hc)
+		n, err := setRoutesLocked()
+		if cd != nil {
+			cd.set(ctx, c)
 		}
 		if err != nil {
 			log.Error("configuring the host", "err", err)
 			return
 		}
-		log.Info("host configured", "ip", c.IP, "vnet", c.VNetName, "split_mode", c.SplitTunnel.Mode, "routes", len(routes))
+		log.Info("host configured", "ip", c.IP, "vnet", c.VNetName, "split_mode", c.SplitTunnel.Mode, "routes", n)
 	}
 	apply(conf)
 	if us != nil { // with its routes: access tcp may dial
@@ -233,16 +312,23 @@ func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 }
 
 // clientRoutes is what the client routes into its TUN: the split tunnel's
-// result, plus the overlay range, never the edge's own addresses (its
-// WireGuard endpoint and its API host).
-func clientRoutes(c model.DeviceConfig, apiHost string) ([]netip.Prefix, error) {
-	list := make([]netip.Prefix, len(c.SplitTunnel.Entries))
-	for i, e := range c.SplitTunnel.Entries {
-		list[i] = e.Address
+// result, its prefixes and the addresses learned for its domains (learned:
+// into the tunnel in Include mode, around it in Exclude mode), plus the
+// overlay range and the DNS servers the stub reaches through the tunnel
+// (dns, in either mode), never the edge's own addresses (its WireGuard
+// endpoint and its API host).
+func clientRoutes(c model.DeviceConfig, apiHost string, dns, learned []netip.Prefix) ([]netip.Prefix, error) {
+	var list []netip.Prefix
+	for _, e := range c.SplitTunnel.Entries {
+		if e.Address.IsValid() { // a domain entry counts through learned
+			list = append(list, e.Address)
+		}
 	}
+	list = append(list, learned...)
 	never, err := underlay(c.Edge, apiHost)
 	if err != nil {
 		return nil, err
 	}
-	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, []netip.Prefix{c.OverlayRange}, never)
+	always := append([]netip.Prefix{c.OverlayRange}, dns...)
+	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, always, never)
 }

@@ -20,7 +20,13 @@
 // agent/proxy's SOCKS5 and HTTP CONNECT servers and the --expose'd ports
 // carry the traffic.
 //
+// A client's DNS is agent/dns's stub (clientdns.go): the vnet's private
+// resolvers through the tunnel, every other name to the host's resolvers,
+// with systemd-resolved or a rewritten resolv.conf (kernel mode) or the
+// proxies' lookups (userspace mode). The addresses it relays for the split
+// tunnel's domain entries are routed for their TTL (domainroutes.go).
+//
 // It imports control/client (never the server), routing, routing/host, tun,
-// transport/masque, agent/localapi and agent/proxy; only routing/host and tun touch
+// transport/masque, agent/localapi, agent/proxy and agent/dns; only routing/host and tun touch
 // netlink, and Linux-only code lives in _linux.go files.
 package agent

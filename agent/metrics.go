@@ -13,9 +13,10 @@ import (
 	"github.com/switchyard/switchyard/internal/metrics"
 )
 
-// serveMetrics serves the agent's Prometheus /metrics on addr until the
-// returned stop is called (stop waits for the server to end).
-func (h *hostTunnel) serveMetrics(ctx context.Context, addr, role string) (stop func(), err error) {
+// serveMetrics serves the agent's Prometheus /metrics on addr, with the
+// samples of more (the client's DNS), until the returned stop is called
+// (stop waits for the server to end).
+func (h *hostTunnel) serveMetrics(ctx context.Context, addr, role string, more ...func() []metrics.Sample) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
@@ -23,7 +24,13 @@ func (h *hostTunnel) serveMetrics(ctx context.Context, addr, role string) (stop 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := metrics.Serve(ctx, ln, h.log, metrics.Func(func() []metrics.Sample { return h.samples(role) })); err != nil {
+		if err := metrics.Serve(ctx, ln, h.log, metrics.Func(func() []metrics.Sample {
+			s := h.samples(role)
+			for _, m := range more {
+				s = append(s, m()...)
+			}
+			return s
+		})); err != nil {
 			h.log.Error("metrics server stopped", "err", err)
 		}
 	})

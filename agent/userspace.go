@@ -99,11 +99,12 @@ func listenProxies(cfg *UserspaceConfig) (socks, httpc net.Listener, err error) 
 	return socks, httpc, nil
 }
 
-// startUserspace serves the proxies on socks and httpc (either may be nil)
-// and the exposed ports on ns, until close.
-func startUserspace(ns *tun.Netstack, cfg *UserspaceConfig, socks, httpc net.Listener, log *slog.Logger) (*userspace, error) {
+// startUserspace serves the proxies on socks and httpc (either may be nil),
+// resolving their hostnames with resolve (the DNS stub's Lookup; nil: the
+// host's resolver), and the exposed ports on ns, until close.
+func startUserspace(ns *tun.Netstack, cfg *UserspaceConfig, socks, httpc net.Listener, resolve func(context.Context, string) ([]netip.Addr, error), log *slog.Logger) (*userspace, error) {
 	u := &userspace{ns: ns, split: &splitRouter{tunnel: &stackNet{ns}, direct: &hostNet{}}, socks: socks, httpc: httpc, log: log}
-	u.srv = &proxy.Server{Router: u.split, Log: log.With("component", "proxy")}
+	u.srv = &proxy.Server{Router: u.split, Resolve: resolve, Log: log.With("component", "proxy")}
 	var exposed []net.Listener
 	for _, e := range cfg.Expose {
 		l, err := ns.ListenTCP(e.Port)

@@ -32,7 +32,7 @@ func TestSplitRouter(t *testing.T) {
 		for _, e := range tc.entries {
 			c.SplitTunnel.Entries = append(c.SplitTunnel.Entries, model.SplitEntry{Address: netip.MustParsePrefix(e)})
 		}
-		routes, err := clientRoutes(c, "203.0.113.1")
+		routes, err := clientRoutes(c, "203.0.113.1", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

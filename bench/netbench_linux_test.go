@@ -582,7 +582,7 @@ func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Resul
 	var enroll struct{ Token string }
 	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
 	client := tp.client.Start(t, cfg.bin, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(tp.dir, "client"),
-		"--tun-name", "sy1", "--name", "bench")
+		"--tun-name", "sy1", "--name", "bench", "--no-dns") // the namespaces share /etc/resolv.conf
 	must(t, client.WaitFor("host configured", 20*time.Second))
 
 	if cfg.want(PathSiteToSite) {

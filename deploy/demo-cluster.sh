@@ -222,7 +222,7 @@ say "Starting the connectors (each prefers the edge its token came from) and the
 bg gwa conn-a "$bin" connector run --token "$tok_a" --state-dir "$work/gwa" --tun-name sy0; agents+=($!)
 bg gwb conn-b "$bin" connector run --token "$tok_b" --state-dir "$work/gwb" --tun-name sy0; agents+=($!)
 enroll=$(sy 2 device enroll-token create -o json | json 'd["token"]')
-bg laptop client "$bin" client up --token "$enroll" --state-dir "$work/laptop" --tun-name sy1 --name laptop; agents+=($!)
+bg laptop client "$bin" client up --token "$enroll" --state-dir "$work/laptop" --tun-name sy1 --name laptop --resolv-conf "$work/laptop-resolv.conf"; agents+=($!)
 for l in conn-a conn-b client; do wait_for "$l" "host configured"; done
 # Each agent holds a session to both edges: the one it prefers active, the other standby.
 wait_for conn-a "sessions=2 active=edge-1"

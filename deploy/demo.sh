@@ -88,7 +88,7 @@ bg gwa conn-a "$bin" connector run --token "$tok_a" --state-dir "$work/gwa" --tu
 bg gwb conn-b "$bin" connector run --token "$tok_b" --state-dir "$work/gwb" --tun-name sy0
 bg gwc conn-c "$bin" connector run --token "$tok_c" --state-dir "$work/gwc" --tun-name sy0
 enroll=$(sy device enroll-token create -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-bg laptop client "$bin" client up --token "$enroll" --state-dir "$work/laptop" --tun-name sy1 --name laptop
+bg laptop client "$bin" client up --token "$enroll" --state-dir "$work/laptop" --tun-name sy1 --name laptop --resolv-conf "$work/laptop-resolv.conf"
 for l in conn-a conn-b conn-c client; do wait_for "$l" "host configured"; done
 sy tunnel list
 sy device list

@@ -176,7 +176,8 @@ func (w *world) startConnector(ns *lab.NS, name, token string, extra ...string) 
 }
 
 // startClient enrolls a device called name and runs its client in ns with
-// state in w.dir/name and TUN sy1, with extra flags; a --user among them
+// state in w.dir/name and TUN sy1, with extra flags (and, unless they say
+// otherwise, --resolv-conf w.dir/name-resolv.conf); a --user among them
 // goes to the enrollment token too (the token sets the device's user). It
 // returns the client and its overlay IP.
 func (w *world) startClient(ns *lab.NS, name string, extra ...string) (*lab.Proc, string) {
@@ -187,8 +188,13 @@ func (w *world) startClient(ns *lab.NS, name string, extra ...string) (*lab.Proc
 	}
 	var enroll model.EnrollToken
 	must(w.t, json.Unmarshal([]byte(w.cli(create...)), &enroll))
-	client := ns.Start(w.t, append([]string{binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
-		"--tun-name", "sy1", "--name", name, "--protocol", w.protocol}, extra...)...)
+	args := []string{binary, "client", "up", "--token", enroll.Token, "--state-dir", filepath.Join(w.dir, name),
+		"--tun-name", "sy1", "--name", name, "--protocol", w.protocol}
+	if !slices.Contains(extra, "--resolv-conf") && !slices.Contains(extra, "--no-dns") {
+		// The namespaces share the machine's /etc: the client's DNS gets a file of its own.
+		args = append(args, "--resolv-conf", filepath.Join(w.dir, name+"-resolv.conf"))
+	}
+	client := ns.Start(w.t, append(args, extra...)...)
 	must(w.t, client.WaitFor("host configured", 20*time.Second))
 	var devices []model.Device
 	must(w.t, json.Unmarshal([]byte(w.cli("device", "list", "-o", "json")), &devices))

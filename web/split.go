@@ -49,20 +49,35 @@ func (s *Server) setSplitMode(q *req) error {
 }
 
 func (s *Server) addSplitEntry(q *req) error {
-	a := strings.TrimSpace(q.r.FormValue("address"))
-	p, err := netip.ParsePrefix(a)
-	if err != nil {
-		ip, ierr := netip.ParseAddr(a)
-		if ierr != nil {
-			return model.Errorf(model.KindInvalid, "split tunnel address %q: give a CIDR such as 192.0.2.0/24 or an IP", a)
-		}
-		p = netip.PrefixFrom(ip, ip.BitLen())
-	}
-	st, err := q.api.AddSplitEntry(q.r.Context(), model.SplitEntry{Address: p, Description: q.r.FormValue("description")})
+	e, err := parseSplitEntry(strings.TrimSpace(q.r.FormValue("address")))
 	if err != nil {
 		return err
 	}
-	return q.splitChanged(st, p.String()+" added.")
+	e.Description = q.r.FormValue("description")
+	st, err := q.api.AddSplitEntry(q.r.Context(), e)
+	if err != nil {
+		return err
+	}
+	return q.splitChanged(st, e.Key()+" added.")
+}
+
+// parseSplitEntry reads the form's entry: a CIDR, an IP (its host
+// prefix), or a domain (corp.example, *.corp.example).
+func parseSplitEntry(a string) (model.SplitEntry, error) {
+	if p, err := netip.ParsePrefix(a); err == nil {
+		return model.SplitEntry{Address: p}, nil
+	}
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return model.SplitEntry{Address: netip.PrefixFrom(ip, ip.BitLen())}, nil
+	}
+	if strings.Contains(a, "/") || strings.Trim(a, "0123456789.:") == "" {
+		return model.SplitEntry{}, model.Errorf(model.KindInvalid, "split tunnel address %q: give a CIDR such as 192.0.2.0/24, an IP, or a domain such as *.corp.example", a)
+	}
+	d, err := model.ParseSplitDomain(a)
+	if err != nil {
+		return model.SplitEntry{}, err
+	}
+	return model.SplitEntry{Domain: d}, nil
 }
 
 func (s *Server) removeSplitEntry(q *req) error {

@@ -237,6 +237,17 @@ func TestSplitTunnel(t *testing.T) {
 	if st, err = l.admin.SplitTunnel(ctx); err != nil || st.Mode != model.SplitInclude || len(st.Entries) != 0 {
 		t.Fatalf("split tunnel in include mode: %+v, %v", st, err)
 	}
+	// A domain goes in the same field, canonical, and is listed and removed by name.
+	drow := `#entries tr[data-address="*.corp.example"]`
+	l.run(t, "add a domain", chromedp.SendKeys(chromedp.CSS(`#entry-address`), "*.Corp.Example"),
+		chromedp.Click(chromedp.CSS(`#add-entry-button`)), chromedp.WaitVisible(chromedp.CSS(drow)))
+	if st, err = l.admin.SplitTunnel(ctx); err != nil || len(st.Entries) != 1 || st.Entries[0].Domain != "*.corp.example" {
+		t.Fatalf("split tunnel after adding a domain: %+v, %v", st, err)
+	}
+	l.run(t, "remove the domain", chromedp.Click(chromedp.CSS(drow+` button.remove`)), chromedp.WaitNotPresent(chromedp.CSS(drow)))
+	if st, err = l.admin.SplitTunnel(ctx); err != nil || len(st.Entries) != 0 {
+		t.Fatalf("split tunnel after removing the domain: %+v, %v", st, err)
+	}
 }
 
 func hasEntry(st model.SplitTunnel, p string) bool {

@@ -17,6 +17,12 @@ type Config struct {
 	Zone string
 	// Server is the edge's overlay address, which answers Zone on port 53.
 	Server netip.Addr
+	// Watched are domains (and their subdomains) the host must ask the
+	// stub for although no rule sends them through the tunnel: the stub
+	// forwards them to the host's resolvers and StubConfig.OnAnswer sees
+	// their answers (the domain split tunnel's names). Only resolved's
+	// routing domains need them; with resolv.conf the stub sees every name.
+	Watched []string
 }
 
 // Rule sends the queries for Domain and its subdomains to Servers.
@@ -46,6 +52,11 @@ func (c Config) rules() ([]Rule, error) {
 			errs = append(errs, err)
 		}
 	}
+	for _, d := range c.Watched {
+		if err := CheckDomain(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return rules, errors.Join(errs...)
 }
 
@@ -56,13 +67,19 @@ func (c Config) Validate() error {
 	return err
 }
 
-// Domains lists the domains the tunnel answers: every rule's and the zone.
+// Domains lists the domains the host must ask the stub for: every rule's,
+// the zone and the watched ones.
 func (c Config) Domains() []string {
 	rules, _ := c.rules()
 	var out []string
 	for _, r := range rules {
 		if !slices.Contains(out, r.Domain) {
 			out = append(out, r.Domain)
+		}
+	}
+	for _, d := range c.Watched {
+		if CheckDomain(d) == nil && !slices.Contains(out, d) {
+			out = append(out, d)
 		}
 	}
 	return out

@@ -9,7 +9,9 @@
 //
 // Config mirrors the device configuration's DNS part (control/model's
 // DeviceDNS) so that this package does not import control; agent
-// translates one into the other.
+// translates one into the other. StubConfig.OnAnswer sees the addresses
+// of every answer before the application gets it, so that the client's
+// domain split tunnel routes them first.
 //
 // Allowed imports: the standard library and github.com/miekg/dns; never
 // agent, control, tun or gVisor. Linux-only code lives in _linux.go files.

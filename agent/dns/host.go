@@ -50,6 +50,9 @@ type HostConfig struct {
 	// Loopback is the stub's address without resolved; invalid means
 	// DefaultLoopback.
 	Loopback netip.Addr
+	// Mode forces an integration: "resolved" or "resolv.conf"; empty
+	// means resolved when it runs, else resolv.conf.
+	Mode string
 	// Run runs resolvectl and busctl; nil means os/exec.
 	Run Runner
 	// Log is the logger; nil discards.
@@ -83,6 +86,15 @@ func OpenHost(ctx context.Context, hc HostConfig) (Host, error) {
 		hc.Log = slog.New(slog.DiscardHandler)
 	}
 	hc.Log = hc.Log.With("component", "dns")
+	switch hc.Mode {
+	case "resolved":
+		return openResolved(hc)
+	case "resolv.conf":
+		return openResolvConf(hc)
+	case "":
+	default:
+		return nil, fmt.Errorf("dns: host integration %q is neither resolved nor resolv.conf", hc.Mode)
+	}
 	if resolvedRunning(ctx, hc) {
 		return openResolved(hc)
 	}

@@ -276,6 +276,29 @@ func TestDetectResolved(t *testing.T) {
 	}
 }
 
+// TestHostMode: HostConfig.Mode forces an integration whatever the host
+// runs; an unknown one is refused.
+func TestHostMode(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ mode, busctl, want string }{
+		{"resolv.conf", "b true\n", "resolv.conf"},
+		{"resolved", "", "resolved"},
+	} {
+		hc := hostDirs(t, &fakeRun{busctl: tc.busctl})
+		write(t, hc.ResolvConf, original)
+		hc.Mode = tc.mode
+		h, err := OpenHost(ctx, hc)
+		if err != nil || h.Mode() != tc.want {
+			t.Errorf("Mode %q with busctl %q: %v, %v; want %s", tc.mode, tc.busctl, h, err, tc.want)
+		}
+	}
+	hc := hostDirs(t, &fakeRun{})
+	hc.Mode = "networkmanager"
+	if _, err := OpenHost(ctx, hc); err == nil || !strings.Contains(err.Error(), "networkmanager") {
+		t.Errorf("an unknown mode: %v", err)
+	}
+}
+
 func TestResolvectl(t *testing.T) {
 	ctx := context.Background()
 	f := &fakeRun{busctl: "b true\n"}
@@ -305,6 +328,12 @@ func TestResolvectl(t *testing.T) {
 	step("set", func() error { return h.Set(ctx, corp) },
 		"resolvectl dns sy1 192.0.2.7",
 		"resolvectl domain sy1 ~corp.example ~sy.internal",
+		"resolvectl default-route sy1 false")
+	watched := corp
+	watched.Watched = []string{"apps.example"} // a split tunnel domain: asked of the stub too
+	step("set with a watched domain", func() error { return h.Set(ctx, watched) },
+		"resolvectl dns sy1 192.0.2.7",
+		"resolvectl domain sy1 ~corp.example ~sy.internal ~apps.example",
 		"resolvectl default-route sy1 false")
 	step("no rules", func() error { return h.Set(ctx, Config{}) }, "resolvectl revert sy1")
 	step("close after revert", func() error { return h.Close(ctx) })

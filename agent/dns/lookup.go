@@ -35,6 +35,13 @@ func (s *Stub) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 		s.nfailed.Add(1)
 		return nil, fmt.Errorf("lookup %s on the host: %w", host, err)
 	}
+	if s.cfg.OnAnswer != nil && len(addrs) > 0 {
+		as := make([]Answer, len(addrs))
+		for i, a := range addrs {
+			as[i] = Answer{Addr: a.Unmap()}
+		}
+		s.cfg.OnAnswer(canonical(host), as)
+	}
 	return addrs, nil
 }
 
@@ -63,6 +70,7 @@ func (s *Stub) lookupTunnel(ctx context.Context, host string, servers []netip.Ad
 			notFound = false
 			continue
 		}
+		s.answered(host, r)
 		if r.Rcode != dns.RcodeNameError && r.Rcode != dns.RcodeSuccess {
 			notFound = false
 		}

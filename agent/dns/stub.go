@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -31,8 +33,21 @@ type StubConfig struct {
 	// HostLookup resolves, for Lookup, a name no rule matches; nil means
 	// net.DefaultResolver.
 	HostLookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// OnAnswer, if set, sees every forwarded answer (and every Lookup's
+	// addresses) before the application gets it: the question's name
+	// (lower case, no trailing dot) and the answer's A and AAAA records.
+	// The answer waits for it to return, so that what it does (the domain
+	// split tunnel's routes) is in place before the first connection.
+	OnAnswer func(name string, addrs []Answer)
 	// Log is the stub's logger; nil discards.
 	Log *slog.Logger
+}
+
+// Answer is one address of an answer, with its record's TTL (0 when the
+// host's resolver gave no TTL, for Lookup).
+type Answer struct {
+	Addr netip.Addr
+	TTL  time.Duration
 }
 
 // Stats counts the stub's queries (and Lookup's).
@@ -263,8 +278,36 @@ func (s *Stub) resolve(ctx context.Context, req *dns.Msg, network string) *dns.M
 		s.log.Warn("dns query failed", "name", name, "rule", domain, "servers", fmt.Sprint(servers), "err", err)
 		return servfail(req)
 	}
+	s.answered(name, r)
 	return r
 }
+
+// answered hands r's addresses to OnAnswer.
+func (s *Stub) answered(name string, r *dns.Msg) {
+	if s.cfg.OnAnswer == nil || r.Rcode != dns.RcodeSuccess {
+		return
+	}
+	var addrs []Answer
+	for _, rr := range r.Answer {
+		ttl := time.Duration(rr.Header().Ttl) * time.Second
+		switch rr := rr.(type) {
+		case *dns.A:
+			if a, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+				addrs = append(addrs, Answer{Addr: a, TTL: ttl})
+			}
+		case *dns.AAAA:
+			if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+				addrs = append(addrs, Answer{Addr: a.Unmap(), TTL: ttl})
+			}
+		}
+	}
+	if len(addrs) > 0 {
+		s.cfg.OnAnswer(canonical(name), addrs)
+	}
+}
+
+// canonical is name in lower case without the trailing dot.
+func canonical(name string) string { return strings.TrimSuffix(strings.ToLower(name), ".") }
 
 // servfail is the stub's own SERVFAIL answer to req, with an OPT record
 // when req had one.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/agent"
 	"github.com/switchyard/switchyard/agent/localapi"
+	"github.com/switchyard/switchyard/control/model"
 )
 
 var clientStateDir = &cli.StringFlag{Name: "state-dir", Usage: "`DIR` for the key, the device credential and the host state", Value: "/var/lib/switchyard-client"}
@@ -35,6 +36,8 @@ func clientCommand() *cli.Command {
 					&cli.StringFlag{Name: "socks5", Usage: "with --userspace: serve a SOCKS5 proxy (CONNECT, UDP ASSOCIATE) on `ADDR`, e.g. 127.0.0.1:1080"},
 					&cli.StringFlag{Name: "http-proxy", Usage: "with --userspace: serve an HTTP CONNECT proxy on `ADDR`, e.g. 127.0.0.1:8080"},
 					&cli.StringSliceFlag{Name: "expose", Usage: "with --userspace: accept TCP connections to the overlay address on PORT and forward them to LOCALHOST:LOCALPORT (default 127.0.0.1:PORT); repeatable"},
+					&cli.BoolFlag{Name: "no-dns", Usage: "leave DNS alone: no stub resolver, no change to systemd-resolved or resolv.conf, the host's resolver for every name (and the split tunnel's domain entries unused)"},
+					&cli.StringFlag{Name: "resolv-conf", Usage: "rewrite (and on exit restore) this resolver configuration `FILE` instead of using systemd-resolved or /etc/resolv.conf (a container's own file)"},
 				},
 				Action: func(c *cli.Context) error {
 					proto, err := parseProtocol(c)
@@ -49,6 +52,9 @@ func clientCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					if c.String("resolv-conf") != "" && (c.Bool("no-dns") || us != nil) {
+						return model.Errorf(model.KindInvalid, "--resolv-conf is for the kernel mode's DNS: not with --no-dns or --userspace")
+					}
 					return agent.RunClient(c.Context, agent.ClientConfig{
 						Protocol:       proto,
 						Edges:          edges,
@@ -61,6 +67,8 @@ func clientCommand() *cli.Command {
 						Version:        version,
 						MetricsListen:  c.String("metrics-listen"),
 						Userspace:      us,
+						NoDNS:          c.Bool("no-dns"),
+						DNS:            agent.DNSHost{ResolvConf: c.String("resolv-conf")},
 						Log:            daemonLog(c, "client"),
 					})
 				},

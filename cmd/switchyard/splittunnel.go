@@ -15,9 +15,9 @@ func splitTunnelCommand() *cli.Command {
 	show := func(c *cli.Context, st model.SplitTunnel) error {
 		return render(c, st, func(w *tabwriter.Writer) {
 			fmt.Fprintf(w, "Mode: %s\n", st.Mode)
-			row(w, "ADDRESS", "DESCRIPTION")
+			row(w, "ENTRY", "DESCRIPTION")
 			for _, e := range st.Entries {
-				row(w, e.Address, e.Description)
+				row(w, e.Key(), e.Description)
 			}
 		})
 	}
@@ -55,31 +55,46 @@ func splitTunnelCommand() *cli.Command {
 				}),
 			},
 			{
-				Name:      "add",
-				Usage:     "add a CIDR to the list",
-				ArgsUsage: "CIDR [DESCRIPTION]",
+				Name: "add",
+				Usage: "add a CIDR, or with --domain a domain, to the list (a domain's addresses are learned " +
+					"from the DNS answers the clients' stub relays: corp.example is it and its subdomains, *.corp.example its subdomains only)",
+				ArgsUsage: "[CIDR] [DESCRIPTION]",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "domain", Usage: "a domain (corp.example) or its subdomains (*.corp.example) instead of a CIDR"}},
 				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
-					if err := checkArgs(c, 1, 2, "CIDR [DESCRIPTION]"); err != nil {
-						return err
+					var e model.SplitEntry
+					if d := c.String("domain"); d != "" {
+						if err := checkArgs(c, 0, 1, "--domain DOMAIN [DESCRIPTION]"); err != nil {
+							return err
+						}
+						var err error
+						if e.Domain, err = model.ParseSplitDomain(d); err != nil {
+							return err
+						}
+						e.Description = c.Args().Get(0)
+					} else {
+						if err := checkArgs(c, 1, 2, "CIDR [DESCRIPTION]"); err != nil {
+							return err
+						}
+						p, err := model.ParsePrefix(c.Args().Get(0))
+						if err != nil {
+							return err
+						}
+						e = model.SplitEntry{Address: p, Description: c.Args().Get(1)}
 					}
-					p, err := model.ParsePrefix(c.Args().Get(0))
+					st, err := api.AddSplitEntry(ctx, e)
 					if err != nil {
 						return err
 					}
-					st, err := api.AddSplitEntry(ctx, model.SplitEntry{Address: p, Description: c.Args().Get(1)})
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "Added %s to the %s list (%d entries)\n", p, st.Mode, len(st.Entries))
+					fmt.Fprintf(c.App.Writer, "Added %s to the %s list (%d entries)\n", e.Key(), st.Mode, len(st.Entries))
 					return nil
 				}),
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove a CIDR from the list",
-				ArgsUsage: "CIDR",
+				Usage:     "remove a CIDR or a domain from the list",
+				ArgsUsage: "CIDR|DOMAIN",
 				Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
-					s, err := oneArg(c, "CIDR")
+					s, err := oneArg(c, "CIDR|DOMAIN")
 					if err != nil {
 						return err
 					}

@@ -134,11 +134,14 @@ func renderWGQuick(d model.Device, cfg model.DeviceConfig, privateKey string) (s
 // the split tunnel's list, in Exclude mode its complement over 0.0.0.0/0
 // and ::/0; the overlay range always; never the edge's endpoint address
 // (wg-quick installs a route per prefix, and one covering the endpoint
-// would loop the tunnel into itself).
+// would loop the tunnel into itself). Domain entries need the client's DNS
+// stub: a stock device has none and skips them.
 func stockAllowedIPs(cfg model.DeviceConfig) ([]netip.Prefix, error) {
-	list := make([]netip.Prefix, len(cfg.SplitTunnel.Entries))
-	for i, e := range cfg.SplitTunnel.Entries {
-		list[i] = e.Address
+	var list []netip.Prefix
+	for _, e := range cfg.SplitTunnel.Entries {
+		if e.Address.IsValid() {
+			list = append(list, e.Address)
+		}
 	}
 	var never []netip.Addr
 	if ap, err := netip.ParseAddrPort(cfg.Edge.Endpoint); err == nil {

@@ -27,6 +27,8 @@ func stockConfig(mode, endpoint string, entries ...string) model.DeviceConfig {
 }
 
 func TestStockAllowedIPs(t *testing.T) {
+	withDomain := stockConfig(model.SplitInclude, "203.0.113.10:51820", "192.0.2.0/24")
+	withDomain.SplitTunnel.Entries = append(withDomain.SplitTunnel.Entries, model.SplitEntry{Domain: "*.corp.example"})
 	tests := []struct {
 		name string
 		cfg  model.DeviceConfig
@@ -40,6 +42,7 @@ func TestStockAllowedIPs(t *testing.T) {
 			[]string{"0.0.0.0/1", "8000::/1"}},
 		{"exclude: the overlay comes back", stockConfig(model.SplitExclude, "edge.example.com:51820", "64.0.0.0/2", "0.0.0.0/2", "128.0.0.0/1", "::/0"),
 			[]string{"100.96.0.0/12"}},
+		{"include: a domain entry is skipped (no DNS stub)", withDomain, []string{"100.96.0.0/12", "192.0.2.0/24"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

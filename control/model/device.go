@@ -126,10 +126,23 @@ type SplitTunnel struct {
 	Entries []SplitEntry `json:"entries"`
 }
 
-// SplitEntry is one prefix of the split tunnel list.
+// SplitEntry is one entry of the split tunnel list: a prefix (Address) or
+// a domain (Domain), exactly one of them.
 type SplitEntry struct {
-	Address     netip.Prefix `json:"address"`
-	Description string       `json:"description"`
+	Address netip.Prefix `json:"address,omitzero"`
+	// Domain is canonical (ParseSplitDomain): "corp.example" is that name
+	// and its subdomains, "*.corp.example" its subdomains only. Clients
+	// route the addresses their DNS stub relays for it.
+	Domain      string `json:"domain,omitempty"`
+	Description string `json:"description"`
+}
+
+// Key names the entry: its prefix or its domain.
+func (e SplitEntry) Key() string {
+	if e.Domain != "" {
+		return e.Domain
+	}
+	return e.Address.String()
 }
 
 // DefaultExcludes is the Exclude-mode list users know: local, link-local,

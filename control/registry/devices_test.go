@@ -355,6 +355,33 @@ func TestSplitTunnel(t *testing.T) {
 	if len(st.Entries) != 0 {
 		t.Fatalf("after remove: %+v", st)
 	}
+	// Domains: canonical, exactly one of address and domain, removable by name.
+	st = must(r.AddSplitEntry(ctx, model.SplitEntry{Domain: "*.Corp.Example."}))(t)
+	must(r.AddSplitEntry(ctx, model.SplitEntry{Domain: "corp.example"}))(t)
+	if len(st.Entries) != 1 || st.Entries[0].Domain != "*.corp.example" || st.Entries[0].Address.IsValid() {
+		t.Fatalf("after adding *.Corp.Example.: %+v", st)
+	}
+	if _, err := r.AddSplitEntry(ctx, model.SplitEntry{Domain: "*.corp.example"}); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("adding a duplicate domain: %v", err)
+	}
+	for _, bad := range []model.SplitEntry{
+		{Domain: "corp..example"}, {Domain: "a.*.example"}, {Domain: "192.0.2.1"},
+		{Domain: "corp.example", Address: mpp("192.0.2.0/24")}, {},
+	} {
+		if _, err := r.AddSplitEntry(ctx, bad); !errors.Is(err, model.ErrInvalid) {
+			t.Errorf("adding %+v: %v, want invalid", bad, err)
+		}
+	}
+	st = must(r.RemoveSplitEntry(ctx, "*.corp.example"))(t)
+	if len(st.Entries) != 1 || st.Entries[0].Domain != "corp.example" {
+		t.Fatalf("after removing *.corp.example: %+v", st)
+	}
+	if _, err := r.RemoveSplitEntry(ctx, "other.example"); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("removing a domain not listed: %v", err)
+	}
+	if _, err := r.RemoveSplitEntry(ctx, "10.1.0.1/16"); !errors.Is(err, model.ErrInvalid) {
+		t.Fatalf("removing a bad CIDR: %v", err)
+	}
 	if _, err := r.SetSplitMode(ctx, "sometimes"); !errors.Is(err, model.ErrInvalid) {
 		t.Fatalf("bad mode: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/store"
@@ -41,10 +42,22 @@ func (r *Registry) SetSplitMode(ctx context.Context, mode string) (model.SplitTu
 	return st, err
 }
 
-// AddSplitEntry adds a prefix to the split tunnel list of the current mode.
+// AddSplitEntry adds a prefix or a domain (exactly one) to the split
+// tunnel list of the current mode.
 func (r *Registry) AddSplitEntry(ctx context.Context, e model.SplitEntry) (model.SplitTunnel, error) {
-	if err := model.ValidatePrefix(e.Address); err != nil {
-		return model.SplitTunnel{}, err
+	switch {
+	case e.Domain != "" && e.Address.IsValid():
+		return model.SplitTunnel{}, model.Errorf(model.KindInvalid, "split tunnel entry has both an address (%s) and a domain (%s): give one", e.Address, e.Domain)
+	case e.Domain != "":
+		d, err := model.ParseSplitDomain(e.Domain)
+		if err != nil {
+			return model.SplitTunnel{}, err
+		}
+		e.Domain = d
+	default:
+		if err := model.ValidatePrefix(e.Address); err != nil {
+			return model.SplitTunnel{}, err
+		}
 	}
 	if err := model.ValidateComment(e.Description); err != nil {
 		return model.SplitTunnel{}, err
@@ -55,8 +68,8 @@ func (r *Registry) AddSplitEntry(ctx context.Context, e model.SplitEntry) (model
 		if st, err = splitTunnel(tx); err != nil {
 			return err
 		}
-		if slices.ContainsFunc(st.Entries, func(o model.SplitEntry) bool { return o.Address == e.Address }) {
-			return model.Errorf(model.KindConflict, "%s is already in the %s list", e.Address, st.Mode)
+		if slices.ContainsFunc(st.Entries, func(o model.SplitEntry) bool { return o.Key() == e.Key() }) {
+			return model.Errorf(model.KindConflict, "%s is already in the %s list", e.Key(), st.Mode)
 		}
 		if len(st.Entries) >= maxSplitEntries {
 			return model.Errorf(model.KindConflict, "the split tunnel list is full (%d entries)", maxSplitEntries)
@@ -67,9 +80,9 @@ func (r *Registry) AddSplitEntry(ctx context.Context, e model.SplitEntry) (model
 	return st, err
 }
 
-// RemoveSplitEntry removes a prefix from the split tunnel list.
+// RemoveSplitEntry removes a prefix or a domain from the split tunnel list.
 func (r *Registry) RemoveSplitEntry(ctx context.Context, addr string) (model.SplitTunnel, error) {
-	p, err := model.ParsePrefix(addr)
+	key, err := splitKey(addr)
 	if err != nil {
 		return model.SplitTunnel{}, err
 	}
@@ -79,14 +92,23 @@ func (r *Registry) RemoveSplitEntry(ctx context.Context, addr string) (model.Spl
 		if st, err = splitTunnel(tx); err != nil {
 			return err
 		}
-		i := slices.IndexFunc(st.Entries, func(o model.SplitEntry) bool { return o.Address == p })
+		i := slices.IndexFunc(st.Entries, func(o model.SplitEntry) bool { return o.Key() == key })
 		if i < 0 {
-			return model.Errorf(model.KindNotFound, "%s is not in the %s list", p, st.Mode)
+			return model.Errorf(model.KindNotFound, "%s is not in the %s list", key, st.Mode)
 		}
 		st.Entries = slices.Delete(st.Entries, i, i+1)
 		return putSplitTunnel(tx, st)
 	})
 	return st, err
+}
+
+// splitKey is the Key of the entry s names: a CIDR, or else a domain.
+func splitKey(s string) (string, error) {
+	if strings.Contains(s, "/") || strings.Trim(s, "0123456789.:abcdefABCDEF") == "" {
+		p, err := model.ParsePrefix(s)
+		return p.String(), err
+	}
+	return model.ParseSplitDomain(s)
 }
 
 func splitTunnel(tx store.Tx) (model.SplitTunnel, error) {
