@@ -44,6 +44,7 @@ type beat struct {
 	// to gotReply (hostTunnel.takeReply).
 	noSocket bool
 	inject   func(pkt []byte)
+	big      bigProbes // padded probes into a MASQUE session (shrink.go)
 
 	port uint16 // the edge's heartbeat port: heartbeat.Port but in tests
 	// edge is the WireGuard key of the edge of a pair the beat probes
@@ -67,6 +68,7 @@ type beat struct {
 	everHealthy  bool
 	healthySince time.Time // when healthy last turned true; zero while unhealthy
 	lastLost     time.Time
+	bigs         bigState
 
 	changed chan struct{} // a reply changed what the edge says
 	stop    chan struct{}
@@ -84,7 +86,7 @@ func newBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func())
 // aiming at the edge's port.
 func makeBeat(log *slog.Logger, stateDir string, hc heartbeatConfig, lost func(), port uint16) *beat {
 	b := &beat{log: log, stateDir: stateDir, replica: hc.replica, priority: hc.priority, preferred: hc.preferred,
-		noSocket: hc.noSocket, inject: hc.inject, lost: lost, drained: hc.drained, port: port,
+		noSocket: hc.noSocket, inject: hc.inject, big: hc.big, lost: lost, drained: hc.drained, port: port,
 		sent: map[uint32]time.Time{}, changed: make(chan struct{}, 1), stop: make(chan struct{}),
 		lastLost: time.Now()} // give the first handshake a second before restarting it
 	if b.preferred == nil {
@@ -214,6 +216,10 @@ func (b *beat) tick(now time.Time) {
 	if lost && b.lost != nil && !b.leavingNow() {
 		b.lost()
 	}
+	if mtu := b.shrunk(); mtu > 0 {
+		b.log.Warn("MASQUE path shrank below the session's MTU; redialing", "mtu", mtu)
+		b.big.shrank(mtu)
+	}
 }
 
 func (b *beat) leavingNow() bool {
@@ -316,6 +322,10 @@ func (b *beat) sendLocked(now time.Time) {
 	}
 	b.sent[b.seq] = now
 	delete(b.sent, b.seq-2*heartbeat.DefaultMultiplier)
+	if size := b.padLocked(); size > 0 {
+		b.sendBigLocked(m, size)
+		return
+	}
 	if b.conn == nil { // through the TUN
 		src := b.src
 		if !src.IsValid() { // the edge answers by session, whatever the source
@@ -360,6 +370,9 @@ func (b *beat) gotReply(m heartbeat.Message) {
 	now := time.Now()
 	b.mu.Lock()
 	at, ok := b.sent[m.Seq]
+	if ok && m.Seq == b.bigs.seq {
+		b.bigs.answered = true
+	}
 	if ok {
 		b.lastReply, b.rtt = now, now.Sub(at)
 		if int32(m.Seq-b.answered) > 0 {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -95,6 +96,8 @@ type link struct {
 	ms     *masque.ClientSession // the active MASQUE session, or nil
 	cancel context.CancelFunc
 	done   chan struct{}
+	// shrinks counts MASQUE sessions closed because their path shrank (shrink.go).
+	shrinks atomic.Uint64
 }
 
 // startLink starts carrying packets; for wireguard it fails at once if the

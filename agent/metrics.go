@@ -69,6 +69,7 @@ func (h *hostTunnel) samples(role string) []metrics.Sample {
 		{Name: "switchyard_agent_bytes_total", Help: "WireGuard bytes exchanged with the edge, by direction.", Counter: true, Value: rx, Labels: labels("direction", "in")},
 		{Name: "switchyard_agent_bytes_total", Help: "WireGuard bytes exchanged with the edge, by direction.", Counter: true, Value: tx, Labels: labels("direction", "out")},
 		{Name: "switchyard_agent_last_handshake_timestamp_seconds", Help: "When the latest WireGuard handshake with the edge completed (0: never).", Value: hsSec + hsNsec/1e9, Labels: labels()},
+		{Name: "switchyard_agent_masque_shrink_redials_total", Help: "MASQUE sessions closed and redialed because their path stopped carrying full-size packets.", Counter: true, Value: float64(h.link.shrinks.Load()), Labels: labels()},
 		{Name: "switchyard_agent_routes", Help: "Host routes into the tunnel.", Value: float64(h.routes.Load()), Labels: labels()},
 		{Name: "switchyard_agent_config_applies_total", Help: "Configurations from the edge applied to the host.", Counter: true, Value: float64(h.applies.Load()), Labels: labels()},
 	}

@@ -156,6 +156,9 @@ func openHostTunnel(stateDir, name string, mtu int, k key, edge model.EdgePeer, 
 		p.setTake(h.takeReply)
 	}
 	h.hb.stateDir = stateDir
+	if tc.protocol != ProtocolWireGuard {
+		h.hb.big = bigProbes{mtu: l.probeMTU, write: l.writeProbe, shrank: l.shrank}
+	}
 	h.hb.drained = func() {
 		select {
 		case h.kick <- struct{}{}:
@@ -207,6 +210,7 @@ type heartbeatConfig struct {
 	inject    func([]byte) // writes a packet into the TUN as if the host sent it; nil: no probes without a socket
 	stateDir  string       // for more beats than the first
 	drained   func()       // called when an edge's replies begin to say it drains
+	big       bigProbes    // padded probes into the MASQUE session (shrink.go)
 }
 
 // set points the link at edge, advertising routes over MASQUE, and makes the

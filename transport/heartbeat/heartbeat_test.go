@@ -146,3 +146,27 @@ func FuzzParsePacket(f *testing.F) {
 		checksumOK(t, out)
 	})
 }
+
+// TestPaddedPacket: a probe padded to a path's MTU is that size, valid, and
+// still parses as the probe it carries (the edge answers it).
+func TestPaddedPacket(t *testing.T) {
+	probe := Message{Type: Probe, Multiplier: 5, Interval: 100 * time.Millisecond, Seq: 3}
+	for _, c := range []struct {
+		src, dst string
+		size     int
+	}{
+		{"192.0.2.10:40000", "100.96.0.1:51821", 1399},
+		{"[2001:db8::10]:40000", "[fd00:5359:6564:6765::1]:51821", 1280},
+		{"192.0.2.10:40000", "100.96.0.1:51821", 10}, // smaller than a probe: unpadded
+	} {
+		pkt := AppendPaddedPacket(nil, netip.MustParseAddrPort(c.src), netip.MustParseAddrPort(c.dst), probe, c.size)
+		want := max(c.size, len(AppendPacket(nil, netip.MustParseAddrPort(c.src), netip.MustParseAddrPort(c.dst), probe)))
+		if len(pkt) != want {
+			t.Errorf("%s: padded to %d bytes, want %d", c.dst, len(pkt), want)
+		}
+		checksumOK(t, pkt)
+		if got, ok := ParsePacket(pkt); !ok || got != probe {
+			t.Errorf("%s: ParsePacket of the padded probe = %+v, %v; want %+v", c.dst, got, ok, probe)
+		}
+	}
+}

@@ -95,8 +95,19 @@ func AppendReply(buf, probe []byte, reply Message) []byte {
 // AppendPacket appends to buf an IP packet (IPv4 or IPv6, as the addresses
 // are) carrying m in a UDP datagram from src to dst, checksums filled in.
 func AppendPacket(buf []byte, src, dst netip.AddrPort, m Message) []byte {
+	return AppendPaddedPacket(buf, src, dst, m, 0)
+}
+
+// AppendPaddedPacket is AppendPacket with the datagram padded with zeros
+// so that the IP packet is size bytes (if that is more than it needs): a
+// probe of a path's MTU, which the edge answers like any other.
+func AppendPaddedPacket(buf []byte, src, dst netip.AddrPort, m Message, size int) []byte {
 	start := len(buf)
-	udpLen := 8 + Len
+	ipLen := 40
+	if src.Addr().Is4() {
+		ipLen = 20
+	}
+	udpLen := max(8+Len, min(size, 0xffff)-ipLen)
 	if src.Addr().Is4() {
 		buf = append(buf, 0x45, 0)
 		buf = binary.BigEndian.AppendUint16(buf, uint16(20+udpLen))
@@ -117,6 +128,7 @@ func AppendPacket(buf []byte, src, dst netip.AddrPort, m Message) []byte {
 	buf = binary.BigEndian.AppendUint16(buf, uint16(udpLen))
 	buf = append(buf, 0, 0)
 	buf = m.Append(buf)
+	buf = append(buf, make([]byte, udpLen-8-Len)...)
 	// Checksum over the pseudo-header (addresses, protocol, length) and the datagram.
 	acc := checksum.Sum(src.Addr().AsSlice(), 0)
 	acc = checksum.Sum(dst.Addr().AsSlice(), acc)
