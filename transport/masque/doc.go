@@ -24,7 +24,12 @@
 // mode prefer it whenever its UDP port passes). quic-go v0.65 ignores ICMP
 // (it sends with IP_PMTUDISC_PROBE) and never lowers its packet size when a
 // path shrinks mid-session: full-size datagrams are then lost until the
-// session is redialed (the server starts over after a NAT rebinding).
+// session is redialed (the server starts over after a NAT rebinding). The
+// agent notices: every 2 s one of its heartbeats goes padded to MTU(), and
+// when three in a row are lost while small ones pass it closes the session
+// and dials a new one, which starts at 1232 again (agent/shrink.go). That
+// probes the agent→edge direction only: a path that shrinks toward the
+// agent alone stays black-holed for full-size packets until a redial.
 //
 // It imports neither the router, the control plane, netlink nor gVisor: the
 // edge and the agent plug in authentication and packet handling.
