@@ -128,6 +128,12 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 		log.Warn("SNAT is on: servers in this site see this host's address, not the true source")
 	}
 
+	// The host's site addresses, for its name at the edge: the first
+	// enrollment could not know the site's prefixes.
+	sites := &siteReporter{req: req, log: log, enroll: func(ctx context.Context, r model.ConnectorEnrollment) error {
+		_, err := api.EnrollConnector(ctx, r)
+		return err
+	}}
 	var apiHost string
 	if u, err := url.Parse(tok.API); err == nil {
 		apiHost = u.Hostname()
@@ -151,6 +157,7 @@ func RunConnector(ctx context.Context, cfg ConnectorConfig) error {
 			return
 		}
 		log.Info("host configured", "routes", len(routes), "site", c.SitePrefixes)
+		sites.report(ctx, siteAddrs(addrs, c.SitePrefixes, model.EdgeOwned(c.OverlayRange)))
 	}
 	apply(conf)
 	err = follow(ctx, log, "", func(ctx context.Context, etag string) (model.ConnectorConfig, string, bool, error) {

@@ -108,6 +108,8 @@ type dataplane struct {
 	// single edge), where it answers heartbeats too.
 	self4, self6 netip.Addr
 	own4, own6   netip.Addr
+	// overlay is the device overlay range (no connector host is named in it).
+	overlay netip.Prefix
 	// heartbeats counts the probes answered; sentMissed the packets forwarded
 	// to a replica that missed its heartbeats but is its tunnel's only one.
 	heartbeats, sentMissed atomic.Uint64
@@ -762,6 +764,7 @@ func startDataplane(cfg Config, id *identity, reg *registry.Registry, log *slog.
 	d := newDataplane(log.With("component", "dataplane"), reg, r)
 	d.flows, d.clock = flows, clock
 	d.self4, d.self6 = self4, self6
+	d.overlay = cfg.OverlayRange
 	d.mtu = cmp.Or(cfg.MTU, DefaultMTU)
 	d.own4, d.own6 = id.heartbeat4, id.heartbeat6
 	ep, err := wireguard.New(wireguard.Config{
@@ -847,12 +850,16 @@ type Stats struct {
 	// DNSLimited those dropped by the per-session rate limit.
 	DNSAnswered uint64 `json:"dns_answered"`
 	DNSLimited  uint64 `json:"dns_rate_limited"`
+	// DNSRefusedSiteAddrs is how many site addresses connectors report
+	// that the names leave out, lying outside the connector's own site.
+	DNSRefusedSiteAddrs int64 `json:"dns_refused_site_addrs"`
 }
 
 // stats returns the data plane's counters.
 func (d *dataplane) stats() any {
 	st := Stats{Router: d.router.Stats(), WireGuard: d.ep.Stats(), Heartbeats: d.heartbeats.Load(), SentMissed: d.sentMissed.Load(),
-		DNSAnswered: d.dns.answered.Load(), DNSLimited: d.dns.limited.Load()}
+		DNSAnswered: d.dns.answered.Load(), DNSLimited: d.dns.limited.Load(),
+		DNSRefusedSiteAddrs: d.dns.refused.Load()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st.Peers = len(d.byKey)

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/internal/checksum"
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
@@ -19,9 +20,10 @@ import (
 // Overlay names: the edge answers DNS queries (UDP) to its own address,
 // port 53, for NAME.ZONE, A and AAAA, where NAME is a device's name as a
 // label (model.DNSLabel) and ZONE the registry's zone (sy.internal unless
-// set). Names are per virtual network: a query sees the devices of the
-// vnet its sender sends into. Connectors report no address of their site
-// side, so connector hosts have no names yet. The router has checked the
+// set). A connector host is named too, by its hostname as a label, at the
+// site addresses its connector reports that lie in its own site (see
+// buildNames). Names are per virtual network: a query sees the devices and
+// connector hosts of the vnet its sender sends into. The router has checked the
 // query's source (anti-spoofing) before it reaches here; the reply goes
 // from the address the query was sent to, to its source, into the session
 // it came from. Only packets to the edge's own address that are UDP to
@@ -52,6 +54,11 @@ type overlayDNS struct {
 	// answered and limited count the queries answered and those dropped by
 	// the per-session rate limit.
 	answered, limited atomic.Uint64
+	// refused is how many connector site addresses the names leave out
+	// (outside the connector's site); refusedSeen those already logged,
+	// under the data plane's mu.
+	refused     atomic.Int64
+	refusedSeen map[refusedAddr]bool
 
 	mu      sync.Mutex
 	buckets map[*session]*dnsBucket
@@ -63,35 +70,117 @@ type dnsBucket struct {
 	last   time.Time
 }
 
-// buildNames makes the names of a snapshot's devices; vnetIndex maps a
-// vnet id to the router's index.
-func buildNames(zone string, rev int64, devices []model.Device, vnetIndex func(uuid.UUID) uint32) *overlayNames {
+// refusedAddr is a site address a connector reported that the edge will
+// not publish: outside the prefixes routed to its own tunnel.
+type refusedAddr struct {
+	connector uuid.UUID
+	addr      netip.Addr
+}
+
+// buildNames makes the names of a snapshot's devices and connector hosts;
+// vnetIndex maps a vnet id to the router's index, and owned holds what no
+// connector host may be named at (model.EdgeOwned). A connector host's
+// address counts only where the longest prefix routed in its vnet is one of
+// its own tunnel's: a connector names nothing outside its own site. A
+// device's name wins over a connector host's of the same label in a vnet.
+// It returns the addresses refused.
+func buildNames(s registry.Snapshot, owned []netip.Prefix, vnetIndex func(uuid.UUID) uint32) (*overlayNames, []refusedAddr) {
+	zone := s.DNSZone
 	if zone == "" {
 		zone = model.DefaultDNSZone
 	}
-	n := &overlayNames{zone: dns.Fqdn(strings.ToLower(zone)), serial: uint32(rev), byVNet: map[uint32]map[string][]netip.Addr{}}
-	for _, d := range devices {
-		label := model.DNSLabel(d.Name)
-		if label == "" || !d.IP.IsValid() {
-			continue
-		}
-		v := vnetIndex(d.VNetID)
+	n := &overlayNames{zone: dns.Fqdn(strings.ToLower(zone)), serial: uint32(s.Rev), byVNet: map[uint32]map[string][]netip.Addr{}}
+	add := func(v uint32, label string, a netip.Addr) {
 		m := n.byVNet[v]
 		if m == nil {
 			m = map[string][]netip.Addr{}
 			n.byVNet[v] = m
 		}
 		if len(m[label]) < dnsMaxAnswers {
-			m[label] = append(m[label], d.IP)
+			m[label] = append(m[label], a)
 		}
 	}
-	return n
+	for _, d := range s.Devices {
+		if label := model.DNSLabel(d.Name); label != "" && d.IP.IsValid() {
+			add(vnetIndex(d.VNetID), label, d.IP)
+		}
+	}
+	devices := map[uint32]map[string]bool{} // the labels devices hold
+	for v, m := range n.byVNet {
+		devices[v] = map[string]bool{}
+		for label := range m {
+			devices[v][label] = true
+		}
+	}
+	var refused []refusedAddr
+	for _, c := range s.Connectors {
+		vnet, ok := connectorVNet(s, c.TunnelID)
+		label := model.DNSLabel(c.Hostname)
+		for _, a := range c.SiteAddrs {
+			if !ok || containsAddr(owned, a) || routedTunnel(s.Routes, vnet, a) != c.TunnelID {
+				refused = append(refused, refusedAddr{connector: c.ID, addr: a})
+				continue
+			}
+			if v := vnetIndex(vnet); label != "" && !devices[v][label] {
+				add(v, label, a)
+			}
+		}
+	}
+	return n, refused
+}
+
+// connectorVNet is the vnet a tunnel's routes are in; false for a tunnel
+// without routes, whose connectors have no site to name.
+func connectorVNet(s registry.Snapshot, tunnel uuid.UUID) (uuid.UUID, bool) {
+	for _, rt := range s.Routes {
+		if rt.TunnelID == tunnel {
+			return rt.VNetID, true
+		}
+	}
+	return uuid.Nil, false
+}
+
+// routedTunnel is the tunnel of the longest prefix routed in vnet that
+// holds a, or uuid.Nil.
+func routedTunnel(routes []model.Route, vnet uuid.UUID, a netip.Addr) uuid.UUID {
+	best, bits := uuid.Nil, -1
+	for _, rt := range routes {
+		if rt.VNetID == vnet && rt.Network.Bits() > bits && rt.Network.Contains(a) {
+			best, bits = rt.TunnelID, rt.Network.Bits()
+		}
+	}
+	return best
+}
+
+// containsAddr reports whether one of ps holds a.
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // setNamesLocked rebuilds the names from the applied snapshot; d.mu must be
-// held (for d.vnets). It also forgets the rate limits of sessions gone.
+// held (for d.vnets). It logs each site address refused once, while it is
+// reported, and forgets the rate limits of sessions gone.
 func (d *dataplane) setNamesLocked() {
-	d.dns.names.Store(buildNames(d.last.DNSZone, d.last.Rev, d.last.Devices, func(id uuid.UUID) uint32 { return d.vnets[id] }))
+	overlay := d.overlay
+	if !overlay.IsValid() {
+		overlay = model.DefaultOverlayRange
+	}
+	names, refused := buildNames(d.last, model.EdgeOwned(overlay), func(id uuid.UUID) uint32 { return d.vnets[id] })
+	d.dns.names.Store(names)
+	d.dns.refused.Store(int64(len(refused)))
+	seen := make(map[refusedAddr]bool, len(refused))
+	for _, r := range refused {
+		if !d.dns.refusedSeen[r] {
+			d.log.Warn("not naming a connector host at an address outside its site", "connector", r.connector, "addr", r.addr)
+		}
+		seen[r] = true
+	}
+	d.dns.refusedSeen = seen
 	d.dns.mu.Lock()
 	for s := range d.dns.buckets {
 		if s.gone.Load() {

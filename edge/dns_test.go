@@ -213,7 +213,7 @@ func TestDNSAnswerSizes(t *testing.T) {
 	for i := range dnsMaxAnswers + 4 {
 		devices = append(devices, model.Device{Name: "many", IP: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)})})
 	}
-	names := buildNames("", 1, devices, func(uuid.UUID) uint32 { return 0 })
+	names, _ := buildNames(registry.Snapshot{Rev: 1, Devices: devices}, nil, func(uuid.UUID) uint32 { return 0 })
 	q := new(dns.Msg)
 	q.SetQuestion("many.sy.internal.", dns.TypeAAAA)
 	buf, _ := q.Pack()
@@ -240,7 +240,7 @@ func TestDNSAnswerSizes(t *testing.T) {
 // UDP query and answering it never panics, and every answer is a DNS
 // message in a well-formed UDP packet back to the sender.
 func FuzzAnswerDNS(f *testing.F) {
-	names := buildNames("", 1, []model.Device{{Name: "laptop-7", IP: netip.MustParseAddr("100.96.0.2")}}, func(uuid.UUID) uint32 { return 0 })
+	names, _ := buildNames(registry.Snapshot{Rev: 1, Devices: []model.Device{{Name: "laptop-7", IP: netip.MustParseAddr("100.96.0.2")}}}, nil, func(uuid.UUID) uint32 { return 0 })
 	q := new(dns.Msg)
 	q.SetQuestion("laptop-7.sy.internal.", dns.TypeA)
 	buf, _ := q.Pack()

@@ -44,8 +44,12 @@ type Connector struct {
 	PublicKey string    `json:"public_key"`
 	Hostname  string    `json:"hostname"`
 	Version   string    `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// SiteAddrs are the host's addresses inside its tunnel's routed
+	// prefixes, as the connector reports them; the edge names the host with
+	// those it checks lie in its own site.
+	SiteAddrs []netip.Addr `json:"site_addrs,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
 }
 
 // ConnectorEnrollment is a connector's request to enroll.
@@ -53,7 +57,13 @@ type ConnectorEnrollment struct {
 	PublicKey string `json:"public_key"`
 	Hostname  string `json:"hostname"`
 	Version   string `json:"version"`
+	// SiteAddrs are the host's site-side addresses (at most MaxSiteAddrs);
+	// nil (JSON null) keeps those enrolled before, empty clears them.
+	SiteAddrs []netip.Addr `json:"site_addrs"`
 }
+
+// MaxSiteAddrs bounds the site addresses one connector reports.
+const MaxSiteAddrs = 16
 
 // EdgePeer is how an agent reaches the edge's WireGuard endpoint.
 type EdgePeer struct {

@@ -30,6 +30,9 @@ func (r *Registry) EnrollConnector(ctx context.Context, tunnelID uuid.UUID, secr
 	if err := model.ValidateText("version", req.Version, maxTextLen); err != nil {
 		return model.Connector{}, err
 	}
+	if err := validateSiteAddrs(req.SiteAddrs); err != nil {
+		return model.Connector{}, err
+	}
 	if _, err := r.AuthenticateTunnel(ctx, tunnelID, secret); err != nil {
 		return model.Connector{}, err
 	}
@@ -60,9 +63,28 @@ func (r *Registry) EnrollConnector(ctx context.Context, tunnelID uuid.UUID, secr
 			}
 		}
 		c.PublicKey, c.Hostname, c.Version, c.UpdatedAt = req.PublicKey, req.Hostname, req.Version, now
+		if req.SiteAddrs != nil {
+			c.SiteAddrs = slices.Clone(req.SiteAddrs)
+		}
 		return putJSON(tx, collConnectors, c.ID, c)
 	})
 	return c, err
+}
+
+// validateSiteAddrs refuses more than model.MaxSiteAddrs site addresses, or
+// one no host could be reached at (unspecified, loopback, link-local,
+// multicast). Whether an address lies in the connector's own site is the
+// edge's check, against the routes at the time it builds its names.
+func validateSiteAddrs(addrs []netip.Addr) error {
+	if len(addrs) > model.MaxSiteAddrs {
+		return model.Errorf(model.KindInvalid, "site addresses: %d, at most %d", len(addrs), model.MaxSiteAddrs)
+	}
+	for _, a := range addrs {
+		if !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" {
+			return model.Errorf(model.KindInvalid, "site address %s: not a host's unicast address", a)
+		}
+	}
+	return nil
 }
 
 // ConnectorConfig computes the configuration of an enrolled connector; the API

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/switchyard/switchyard/control/model"
@@ -63,4 +64,36 @@ func TestEnrollConnector(t *testing.T) {
 	if _, err := r.ConnectorConfig(ctx, c.ID); !errors.Is(err, model.ErrNotFound) {
 		t.Fatalf("config of a deleted tunnel's connector: %v", err)
 	}
+}
+
+// TestConnectorSiteAddrs: a connector's site addresses are kept across an
+// enrollment that gives none (nil), replaced by one that gives some, and
+// refused when too many or not a host's unicast address.
+func TestConnectorSiteAddrs(t *testing.T) {
+	r := newRegistry(t)
+	fra, secret := must2(t)(r.CreateTunnel(ctx, model.NewTunnel{Name: "fra"}))
+	key := newKey()
+	a := []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("2001:db8:1::1")}
+	c := must(r.EnrollConnector(ctx, fra.ID, secret, model.ConnectorEnrollment{PublicKey: key, Hostname: "gw1", SiteAddrs: a}))(t)
+	if fmt.Sprint(c.SiteAddrs) != "[10.1.0.1 2001:db8:1::1]" {
+		t.Fatalf("site addresses %v", c.SiteAddrs)
+	}
+	c = must(r.EnrollConnector(ctx, fra.ID, secret, model.ConnectorEnrollment{PublicKey: key, Hostname: "gw1"}))(t)
+	if len(c.SiteAddrs) != 2 {
+		t.Fatalf("enrolling without addresses dropped them: %v", c.SiteAddrs)
+	}
+	c = must(r.EnrollConnector(ctx, fra.ID, secret, model.ConnectorEnrollment{PublicKey: key, Hostname: "gw1", SiteAddrs: a[1:]}))(t)
+	if snap := must(r.Snapshot(ctx))(t); fmt.Sprint(snap.Connectors[0].SiteAddrs) != "[2001:db8:1::1]" {
+		t.Fatalf("snapshot site addresses %v", snap.Connectors[0].SiteAddrs)
+	}
+	for _, bad := range []string{"127.0.0.1", "fe80::1", "0.0.0.0", "224.0.0.1", "::ffff:10.1.0.1"} {
+		_, err := r.EnrollConnector(ctx, fra.ID, secret, model.ConnectorEnrollment{PublicKey: key, SiteAddrs: []netip.Addr{netip.MustParseAddr(bad)}})
+		wantKind(t, err, model.ErrInvalid, "not a host's unicast address")
+	}
+	many := make([]netip.Addr, model.MaxSiteAddrs+1)
+	for i := range many {
+		many[i] = netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)})
+	}
+	_, err := r.EnrollConnector(ctx, fra.ID, secret, model.ConnectorEnrollment{PublicKey: key, SiteAddrs: many})
+	wantKind(t, err, model.ErrInvalid, "at most")
 }
