@@ -143,8 +143,9 @@ func (l *edgeLab) connector(t *testing.T, tunnel string, vnet string, prefixes .
 func (l *edgeLab) waitUp(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	up := 0
 	for time.Now().Before(deadline) {
-		up := 0
+		up = 0
 		l.dp.mu.Lock()
 		for _, s := range l.dp.byKey {
 			if s.peer.Up() {
@@ -157,7 +158,7 @@ func (l *edgeLab) waitUp(t *testing.T, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("fewer than %d agents came up", n)
+	t.Fatalf("%d agents up, want %d", up, n)
 }
 
 // ping returns an ICMP echo request from src to dst with valid checksums.

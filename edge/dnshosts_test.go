@@ -98,8 +98,10 @@ func TestConnectorHostNamesServed(t *testing.T) {
 	enroll([]netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("203.0.113.5")})
 	laptop, laptopIP := l.device(t, "laptop-7", "")
 	edge4 := model.EdgeAddress(model.DefaultOverlayRange)
+	// Both peers keep alive, so both sessions come up: wait for both.
+	site.send(t, ping(edge4.String(), "10.1.0.1"))
 	laptop.send(t, ping(edge4.String(), laptopIP.String()))
-	l.waitUp(t, 1)
+	l.waitUp(t, 2)
 	const wait = 2 * time.Second
 	eventually(t, "the host's name", 5*time.Second, func() bool { return len(l.dp.dns.names.Load().byVNet[0]["gw1"]) == 2 })
 	wantAnswer(t, "gw1 A", query(t, laptop, laptopIP, edge4, "gw1.sy.internal", dns.TypeA, wait), dns.RcodeSuccess, "10.1.0.1")
