@@ -142,6 +142,7 @@ func TestRefusedWrongCA(t *testing.T) {
 func TestSessionCapsulesAndPackets(t *testing.T) {
 	all4 := netip.MustParsePrefix("0.0.0.0/0")
 	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	h.served = make(chan *Session, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := Dial(ctx, ClientConfig{
@@ -164,8 +165,10 @@ func TestSessionCapsulesAndPackets(t *testing.T) {
 	// A full-MTU packet from the agent's address to a host behind the edge
 	// comes back echoed, with the TTL it had: the hop connect-ip-go counts
 	// on each side is added back. (Loopback carries MTU once discovery
-	// has confirmed it.)
+	// has confirmed it, on each side: each discovers its own direction.)
+	edge := <-h.served
 	waitMTU(t, cs.Session, MTU)
+	waitMTU(t, edge, MTU)
 	pkt := ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, MTU)
 	want := slices.Clone(pkt)
 	if err := cs.WritePacket(pkt); err != nil {
