@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/localapi"
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/internal/lab"
@@ -79,8 +81,17 @@ func TestPathMTUErrors(t *testing.T) {
 		t.Fatalf("the test needs a MASQUE MTU (%d) below the WireGuard one (%d)", masqueMTU, tunMTU)
 	}
 	// MASQUE's inner MTU grows from masque.MinMTU with QUIC's path MTU
-	// discovery: wait until the edge's session has reached the ceiling.
+	// discovery, each side its own direction: wait until the connector's
+	// and the edge's have reached the ceiling.
 	must(t, eventually(10*time.Second, func() error {
+		out, _ := w.gwc.Exec(binary, "connector", "status", "--state-dir", filepath.Join(w.dir, "gwc"), "-o", "json")
+		var st localapi.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return fmt.Errorf("connector status: %v: %s", err, out)
+		}
+		if st.PathMTU == nil || st.PathMTU.AgentToEdge != masqueMTU {
+			return fmt.Errorf("site-c's connector: path MTU %s, want %d agent→edge", st.PathMTU.String(), masqueMTU)
+		}
 		var tunnels []model.Tunnel
 		if err := json.Unmarshal([]byte(w.cli("tunnel", "list", "-o", "json")), &tunnels); err != nil {
 			return err
