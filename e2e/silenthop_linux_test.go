@@ -231,6 +231,15 @@ func testSilentSmallHop(t *testing.T, protocol string, mtu int, shrink bool) {
 		must(t, tcpTry(s.host, w.hostc, "10.3.0.5:7401", 1<<20, 20*time.Second))
 	}
 	inner := innerMTU(protocol, mtu)
+	if shrink {
+		// The senders' PMTU caches hold what they learnt across the
+		// shrink and the restart (a new MASQUE session starts at
+		// masque.MinMTU): start them afresh, so that the errors below are
+		// the ones the path gives now.
+		for _, ns := range []*lab.NS{w.hostc, s.host} {
+			ns.MustExec(t, "ip", "-4", "route", "flush", "cache")
+		}
+	}
 	// DF pings one byte too big get the error naming the inner MTU, from
 	// the edge (toward the site behind the hop) or the connector behind it
 	// (outward); at the inner MTU they cross.
