@@ -132,6 +132,19 @@ type pathMTUConfig struct {
 	apply func(tunMTU, clamp int) // sets the TUN's MTU and the MSS clamp; nil: nothing
 }
 
+// applyInner applies an inner MTU the path carries: to view (wireguard-go's
+// padding cap, and the IPv4 errors below 1280), the TUN's MTU (never below
+// 1280, for IPv6) and the MSS clamp (clamp). WireGuard's probes and
+// MASQUE's discovery both end here.
+func (c pathMTUConfig) applyInner(view *tunView, inner, clamp int) {
+	if view != nil {
+		view.setMTU(inner)
+	}
+	if c.apply != nil {
+		c.apply(max(inner, minIPv6MTU), clamp)
+	}
+}
+
 // pathMTUStatus is the active WireGuard session's path MTU; over MASQUE the
 // agent→edge one its QUIC discovered (the edge knows the other direction).
 func (l *link) pathMTUStatus() *localapi.PathMTU {
@@ -282,12 +295,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	// The session's inner MTU follows QUIC's path MTU discovery: the TUN's
 	// MTU (at least 1280, for IPv6; the view answers larger IPv4 DF
 	// packets below that) and the MSS clamp follow it.
-	ms.NotifyMTU(func(mtu int) {
-		view.setMTU(mtu)
-		if l.pmc.apply != nil {
-			l.pmc.apply(max(mtu, minIPv6MTU), mtu)
-		}
-	})
+	ms.NotifyMTU(func(mtu int) { l.pmc.applyInner(view, mtu, mtu) })
 	l.mu.Lock()
 	l.ms = ms
 	if !slices.Equal(routes, l.routes) { // changed while dialing

@@ -27,12 +27,11 @@ const minIPv6MTU = 1280
 // A standby keeps its own result until it becomes active. The edge applies
 // the edge→agent result, which every probe reports to it.
 type pathMTU struct {
-	bind  *wireguard.ProbeBind
-	priv  wireguard.PrivateKey
-	conf  int                  // the edge's configured inner MTU: the ceiling
-	apply func(fwd, clamp int) // sets the TUN MTU and the clamp; nil: none
-	view  *tunView             // the device's view: its MTU is the padding cap
-	log   *slog.Logger
+	bind *wireguard.ProbeBind
+	priv wireguard.PrivateKey
+	pmc  pathMTUConfig // pmc.mtu, the edge's configured inner MTU, is the ceiling
+	view *tunView      // the device's view: its MTU is the padding cap
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	probers map[string]*edgeProber // by the edge's base64 key
@@ -83,7 +82,7 @@ func (m *pathMTU) sync(edges map[string]string, active string) {
 			ap := addr.AddrPort()
 			p, err := m.bind.StartProber(wireguard.ProberConfig{Agent: m.priv, Edge: wireguard.PublicKey(pub),
 				Endpoint: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(),
-				MTU:      m.conf, Logger: m.log, OnChange: func(wireguard.PathMTU) { go m.applyActive() }})
+				MTU:      m.pmc.mtu, Logger: m.log, OnChange: func(wireguard.PathMTU) { go m.applyActive() }})
 			if err != nil {
 				m.log.Warn("starting path MTU probes", "edge", k, "err", err)
 				continue
@@ -104,7 +103,7 @@ func (m *pathMTU) applyActive() {
 
 func (m *pathMTU) applyLocked() {
 	r := m.resultLocked()
-	fwd, rev := m.conf, m.conf
+	fwd, rev := m.pmc.mtu, m.pmc.mtu
 	if r.Forward > 0 {
 		fwd = min(fwd, r.Forward)
 	}
@@ -115,12 +114,7 @@ func (m *pathMTU) applyLocked() {
 	if want == m.applied {
 		return
 	}
-	if m.view != nil {
-		m.view.setMTU(fwd)
-	}
-	if m.apply != nil {
-		m.apply(max(fwd, minIPv6MTU), want[1])
-	}
+	m.pmc.applyInner(m.view, fwd, want[1])
 	m.applied = want
 }
 

@@ -50,10 +50,10 @@ func startDevice(tunDev *tunView, bind conn.Bind, k key, edge model.EdgePeer, pm
 	// Outer datagrams may fragment on a small underlay; path MTU probes go
 	// with DF on the same socket (transport/wireguard's ProbeBind).
 	pb := wireguard.NewProbeBind(bind)
-	pm := &pathMTU{bind: pb, priv: wireguard.PrivateKey(k.private), conf: pmc.mtu, apply: pmc.apply, view: tunDev,
+	pm := &pathMTU{bind: pb, priv: wireguard.PrivateKey(k.private), pmc: pmc, view: tunDev,
 		log: log.With("component", "pathmtu")}
-	if pm.conf == 0 {
-		pm.conf = tunDev.MTUOrZero()
+	if pm.pmc.mtu == 0 {
+		pm.pmc.mtu = tunDev.MTUOrZero()
 	}
 	d := &wgDevice{dev: device.NewDevice(tunDev, pb, logger), pm: pm}
 	d.ipc = d.dev
