@@ -27,6 +27,17 @@ type Device struct {
 	// session with this edge; nil for none. Never stored.
 	PathMTU *PathMTU `json:"path_mtu,omitempty"`
 	User    string   `json:"user"`
+	// Subject and Groups are the user's OpenID Connect subject and groups
+	// from their last sign-in; empty for a device enrolled with a token.
+	Subject string   `json:"subject,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	// SessionExpiresAt is when the user's sign-in ends: the edge then drops
+	// the device's traffic until they sign in again. nil: no session (a
+	// token-enrolled device, which lasts until revoked).
+	SessionExpiresAt *time.Time `json:"session_expires_at,omitempty"`
+	// Posture is what the device last reported about its host; nil before
+	// its first report.
+	Posture *Posture `json:"posture,omitempty"`
 	// VNetID is the virtual network the device selected; uuid.Nil means the default.
 	VNetID    uuid.UUID  `json:"vnet_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -94,6 +105,12 @@ type DeviceEnrollment struct {
 	// User must be empty or the enrollment token's user: a device's user
 	// comes from its token, never from the device.
 	User string `json:"user,omitempty"`
+	// Login is the handle of a completed OpenID Connect sign-in
+	// (POST /v1/agent/login): the device enrolls as that user, under the
+	// first enrollment rule that admits them, instead of with a token.
+	Login string `json:"login,omitempty"`
+	// Posture is the device's first posture report; nil: none yet.
+	Posture *Posture `json:"posture,omitempty"`
 	// KeyProof is a secret the device derives from its private key
 	// (KeyProofLen bytes). The first enrollment of a key registers it;
 	// re-enrolling the key needs the same proof or Credential.
@@ -171,6 +188,11 @@ type DeviceConfig struct {
 	VNetName     string       `json:"vnet_name"`
 	SplitTunnel  SplitTunnel  `json:"split_tunnel"`
 	DNS          DeviceDNS    `json:"dns"`
+	// SessionExpiresAt is when the user's sign-in ends; nil: no session.
+	SessionExpiresAt *time.Time `json:"session_expires_at,omitempty"`
+	// PostureNetworks are the networks the client checks its addresses
+	// against for Posture.Network.
+	PostureNetworks []PostureNetwork `json:"posture_networks,omitempty"`
 }
 
 // DeviceTypeWireGuard is the device type of a stock WireGuard device, one an
