@@ -57,6 +57,12 @@ type Device struct {
 // Revoked reports whether the device was revoked.
 func (d *Device) Revoked() bool { return d.RevokedAt != nil }
 
+// SessionEnded reports whether the device's user's sign-in ended by now;
+// false for a device without a session.
+func (d *Device) SessionEnded(now time.Time) bool {
+	return d.SessionExpiresAt != nil && !now.Before(*d.SessionExpiresAt)
+}
+
 // KeyBanned reports whether the device's key is refused at enrollment: it
 // was revoked and no admin lifted the revocation.
 func (d *Device) KeyBanned() bool { return d.RevokedAt != nil && d.UnrevokedAt == nil }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -26,6 +27,7 @@ type Configs struct {
 	Rev int64
 
 	overlay    netip.Prefix
+	now        func() time.Time // the registry's clock, for sessions' expiry
 	connectors map[string]decoded[model.Connector]
 	tunnels    map[string]decoded[tunnelRecord]
 	devices    map[string]decoded[deviceRecord]
@@ -62,7 +64,7 @@ type vnetRoute struct {
 // configurations that read it, as it does in the Registry's methods; a
 // store that cannot answer fails the whole read.
 func (r *Registry) Configs(ctx context.Context) (*Configs, error) {
-	c := &Configs{overlay: r.overlay, byVNet: map[uuid.UUID][]vnetRoute{}, tunnelVNet: map[uuid.UUID]uuid.UUID{}}
+	c := &Configs{overlay: r.overlay, now: r.now, byVNet: map[uuid.UUID][]vnetRoute{}, tunnelVNet: map[uuid.UUID]uuid.UUID{}}
 	err := r.st.View(ctx, func(tx store.Tx) error {
 		c.Rev = tx.Rev()
 		var err error
@@ -222,6 +224,9 @@ func (c *Configs) DeviceConfig(deviceID uuid.UUID) (model.DeviceConfig, error) {
 	if err != nil || d.Revoked() {
 		return model.DeviceConfig{}, model.Errorf(model.KindUnauthorized, "device %s is revoked or unknown", deviceID)
 	}
+	if d.SessionEnded(c.now()) {
+		return model.DeviceConfig{}, model.ErrSessionExpired(d.ID.String(), *d.SessionExpiresAt)
+	}
 	v, err := c.defVNet.v, c.defVNet.err
 	if d.VNetID != uuid.Nil { // deviceVNet: the selected one while it exists
 		if sel, selErr := get(c.vnets, d.VNetID); selErr == nil && !sel.Deleted() {
@@ -240,5 +245,5 @@ func (c *Configs) DeviceConfig(deviceID uuid.UUID) (model.DeviceConfig, error) {
 	st := c.split.v
 	st.Entries = slices.Clone(st.Entries)
 	return model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: c.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
-		DNS: deviceDNS(c.dnsRules, v.ID, c.dnsZone, model.EdgeAddress(c.overlay))}, nil
+		DNS: deviceDNS(c.dnsRules, v.ID, c.dnsZone, model.EdgeAddress(c.overlay)), SessionExpiresAt: d.SessionExpiresAt}, nil
 }

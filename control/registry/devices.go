@@ -108,19 +108,8 @@ func (r *Registry) DeleteEnrollToken(ctx context.Context, id uuid.UUID) error {
 // anything else is refused and leaves the device untouched. A revoked key
 // is refused until an admin lifts the revocation (UnrevokeDevice).
 func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.DeviceEnrollment, own Credential) (model.Device, []byte, error) {
-	if err := model.ValidateKey(req.PublicKey); err != nil {
+	if err := validateEnrollment(req); err != nil {
 		return model.Device{}, nil, err
-	}
-	if err := model.ValidateName("device", req.Name); err != nil {
-		return model.Device{}, nil, err
-	}
-	for _, s := range []string{req.DeviceType, req.OSVersion, req.Version, req.User} {
-		if err := model.ValidateText("device field", s, maxTextLen); err != nil {
-			return model.Device{}, nil, err
-		}
-	}
-	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {
-		return model.Device{}, nil, model.Errorf(model.KindInvalid, "enroll device: key proof is %d bytes, want %d", len(req.KeyProof), model.KeyProofLen)
 	}
 	secret := newSecret()
 	var d deviceRecord
@@ -138,28 +127,8 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 		if req.User != "" && req.User != t.User {
 			return model.Errorf(model.KindForbidden, "enroll device: a device's user comes from its enrollment token, whose user is %q, not %q (device enroll-token create --user)", t.User, req.User)
 		}
-		all, err := loadAll[deviceRecord](tx, collDevices)
-		if err != nil {
+		if d, err = r.claimKey(tx, req, own); err != nil {
 			return err
-		}
-		now := r.stamp()
-		if i := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && !o.Revoked() }); i >= 0 {
-			d = all[i]
-			if !d.ownedBy(req.KeyProof, own) {
-				return model.Errorf(model.KindConflict, "enroll device: public key %s is already enrolled as device %q (%s); re-enrolling it needs that device's credential or key proof", req.PublicKey, d.Name, d.ID)
-			}
-		} else {
-			if j := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && o.KeyBanned() }); j >= 0 {
-				return model.Errorf(model.KindForbidden, "enroll device: public key %s was revoked with device %q (%s); it stays refused until an admin lifts that: switchyard device unrevoke %s", req.PublicKey, all[j].Name, all[j].ID, all[j].ID)
-			}
-			if err := checkKeyUnused(tx, req.PublicKey, uuid.Nil); err != nil {
-				return err
-			}
-			ip, err := r.allocate(all)
-			if err != nil {
-				return err
-			}
-			d = deviceRecord{Device: model.Device{ID: uuid.New(), IP: ip, Key: req.PublicKey, Created: now}}
 		}
 		if d.EnrollToken != t.ID { // a device counts once against a token, however often it re-enrolls with it
 			if t.MaxUses > 0 && t.Uses >= t.MaxUses {
@@ -170,18 +139,72 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 				return err
 			}
 		}
-		d.Name, d.DeviceType, d.OSVersion, d.Version = req.Name, req.DeviceType, req.OSVersion, req.Version
 		d.User, d.EnrollToken = t.User, t.ID
-		if req.KeyProof != nil {
-			d.ProofHash = hashSecret(req.KeyProof)
-		}
-		d.Updated, d.SecretHash = now, hashSecret(secret)
-		return putJSON(tx, collDevices, d.ID, d)
+		d.Subject, d.Groups, d.SessionExpiresAt = "", nil, nil // a token's device has no session
+		return r.saveEnrolled(tx, &d, req, secret)
 	})
 	if err != nil {
 		return model.Device{}, nil, err
 	}
 	return d.Device, secret, nil
+}
+
+// validateEnrollment checks the fields of an enrollment request.
+func validateEnrollment(req model.DeviceEnrollment) error {
+	if err := model.ValidateKey(req.PublicKey); err != nil {
+		return err
+	}
+	if err := model.ValidateName("device", req.Name); err != nil {
+		return err
+	}
+	for _, s := range []string{req.DeviceType, req.OSVersion, req.Version, req.User} {
+		if err := model.ValidateText("device field", s, maxTextLen); err != nil {
+			return err
+		}
+	}
+	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {
+		return model.Errorf(model.KindInvalid, "enroll device: key proof is %d bytes, want %d", len(req.KeyProof), model.KeyProofLen)
+	}
+	return nil
+}
+
+// claimKey returns the live device holding req's key when the request
+// proves it is that device (key proof or credential own), or a new device
+// record with a free overlay address when no live device holds it.
+func (r *Registry) claimKey(tx store.Tx, req model.DeviceEnrollment, own Credential) (deviceRecord, error) {
+	all, err := loadAll[deviceRecord](tx, collDevices)
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	if i := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && !o.Revoked() }); i >= 0 {
+		d := all[i]
+		if !d.ownedBy(req.KeyProof, own) {
+			return deviceRecord{}, model.Errorf(model.KindConflict, "enroll device: public key %s is already enrolled as device %q (%s); re-enrolling it needs that device's credential or key proof", req.PublicKey, d.Name, d.ID)
+		}
+		return d, nil
+	}
+	if j := slices.IndexFunc(all, func(o deviceRecord) bool { return o.Key == req.PublicKey && o.KeyBanned() }); j >= 0 {
+		return deviceRecord{}, model.Errorf(model.KindForbidden, "enroll device: public key %s was revoked with device %q (%s); it stays refused until an admin lifts that: switchyard device unrevoke %s", req.PublicKey, all[j].Name, all[j].ID, all[j].ID)
+	}
+	if err := checkKeyUnused(tx, req.PublicKey, uuid.Nil); err != nil {
+		return deviceRecord{}, err
+	}
+	ip, err := r.allocate(all)
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	return deviceRecord{Device: model.Device{ID: uuid.New(), IP: ip, Key: req.PublicKey, Created: r.stamp()}}, nil
+}
+
+// saveEnrolled sets the fields the device reports and its new credential
+// secret on d, and stores it.
+func (r *Registry) saveEnrolled(tx store.Tx, d *deviceRecord, req model.DeviceEnrollment, secret []byte) error {
+	d.Name, d.DeviceType, d.OSVersion, d.Version = req.Name, req.DeviceType, req.OSVersion, req.Version
+	if req.KeyProof != nil {
+		d.ProofHash = hashSecret(req.KeyProof)
+	}
+	d.Updated, d.SecretHash = r.stamp(), hashSecret(secret)
+	return putJSON(tx, collDevices, d.ID, d)
 }
 
 // ownedBy reports whether proof or own proves the request comes from d:
@@ -227,6 +250,9 @@ func (r *Registry) AuthenticateDevice(ctx context.Context, id uuid.UUID, secret 
 	}
 	if err != nil || d.Revoked() || subtle.ConstantTimeCompare(hashSecret(secret), d.SecretHash) != 1 {
 		return model.Device{}, model.Errorf(model.KindUnauthorized, "invalid device credential (revoked or unknown device)")
+	}
+	if d.SessionEnded(r.now()) {
+		return model.Device{}, model.ErrSessionExpired(d.ID.String(), *d.SessionExpiresAt)
 	}
 	return d.Device, nil
 }
@@ -320,6 +346,9 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 		if err != nil || d.Revoked() {
 			return model.Errorf(model.KindUnauthorized, "device %s is revoked or unknown", deviceID)
 		}
+		if d.SessionEnded(r.now()) {
+			return model.ErrSessionExpired(d.ID.String(), *d.SessionExpiresAt)
+		}
 		v, err := deviceVNet(tx, d.Device)
 		if err != nil {
 			return err
@@ -337,7 +366,7 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 			return err
 		}
 		cfg = model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: r.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
-			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay))}
+			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay)), SessionExpiresAt: d.SessionExpiresAt}
 		return nil
 	})
 	return cfg, err
