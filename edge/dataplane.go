@@ -57,6 +57,13 @@ type dataplane struct {
 	// policyKey is what the current rule set was compiled from.
 	policyKey []byte
 
+	// applyMu serializes applying snapshots (follow's, and expiry's again
+	// at a session's end); raw is the last snapshot as read, expired
+	// devices included (guarded by applyMu).
+	applyMu sync.Mutex
+	raw     registry.Snapshot
+	expiry  expiry
+
 	// mu guards the session directory: its indexes below, and each
 	// session's election state. Heartbeats and packets do not take it.
 	mu sync.Mutex
@@ -170,6 +177,7 @@ func newDataplane(log *slog.Logger, reg *registry.Registry, r *router.Router) *d
 		trunks: map[string]*trunk{}}
 	d.vkeys.Store(&vnetKeys{})
 	d.scratch.New = func() any { return &batch{} }
+	d.expiry.kick = make(chan struct{}, 1)
 	d.wheel.at = time.Now().UnixNano()
 	return d
 }
@@ -331,6 +339,8 @@ const (
 // the edge catches up by itself when the store is back. It returns an error
 // only once the store is closed.
 func (d *dataplane) follow(ctx context.Context) error {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.expireSessions(ctx) }()
 	var wait time.Duration // the current backoff; 0 while the store answers
 	for ctx.Err() == nil {
 		err := d.followFrom(ctx, func() {
@@ -400,8 +410,20 @@ func (d *dataplane) followFrom(ctx context.Context, applied func()) error {
 // apply brings the session directory and the routing table up to a
 // snapshot: sessions of new agents are added, those of agents that left are
 // removed (their MASQUE sessions closed), and the others keep their record,
-// liveness and election state.
+// liveness and election state. Devices whose user's session ended are left
+// out, and applied again at the next session's end (expiry.go).
 func (d *dataplane) apply(s registry.Snapshot) {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	d.raw = s
+	d.applyLive(s, time.Now())
+}
+
+// applyLive is apply of s without the devices whose session ended by now;
+// d.applyMu must be held.
+func (d *dataplane) applyLive(s registry.Snapshot, now time.Time) {
+	s, next := liveSessions(s, now)
+	d.expiry.set(next)
 	defer d.noteApplied(s, time.Now())
 	d.mu.Lock()
 	gone := d.applyLocked(s)

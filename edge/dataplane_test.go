@@ -88,6 +88,13 @@ type edgeLab struct {
 
 func newEdgeLab(t *testing.T) *edgeLab {
 	t.Helper()
+	return newEdgeLabClock(t, nil)
+}
+
+// newEdgeLabClock is newEdgeLab with the registry on clock now (nil: the
+// wall clock).
+func newEdgeLabClock(t *testing.T, now func() time.Time) *edgeLab {
+	t.Helper()
 	dir := t.TempDir()
 	st := memstore.New(memstore.Options{})
 	t.Cleanup(func() { st.Close() })
@@ -95,7 +102,7 @@ func newEdgeLab(t *testing.T) *edgeLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: id.master})
+	reg, err := registry.New(context.Background(), st, registry.Options{Secrets: id.master, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
