@@ -84,6 +84,15 @@ type Options struct {
 	// Limits bound connections and their timeouts (see HTTPServer and
 	// Listener); zero fields take the defaults.
 	Limits Limits
+	// Logins is the edge's OIDC sign-in service (control/oidc.RP); nil:
+	// the login endpoints answer that sign-in is not configured.
+	Logins Logins
+	// AdminGroup is the identity provider's group whose members may sign
+	// in as admins; empty: nobody may.
+	AdminGroup string
+	// AdminSessionTTL is how long an admin sign-in lasts; zero means
+	// DefaultAdminSessionTTL.
+	AdminSessionTTL time.Duration
 }
 
 // Server is the API's HTTP handler.
@@ -96,12 +105,13 @@ type Server struct {
 	peers   peerAPIs     // the other edges' API addresses, for agents
 	feed    *configFeed  // the store's changes, for configuration long polls
 	console http.Handler // the web console, at every path outside /v1; nil: none
+	admins  *adminSessions
 }
 
 // NewServer returns the API handler over reg. It watches reg's store for
 // the agents' configuration long polls until Close, or until the store closes.
 func NewServer(reg *registry.Registry, opts Options) *Server {
-	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: http.NewServeMux()}
+	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: http.NewServeMux(), admins: newAdminSessions()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +163,7 @@ func (s *Server) routes() {
 	s.deviceRoutes()
 	s.policyRoutes()
 	s.dnsRoutes()
+	s.loginRoutes()
 	s.mux.HandleFunc("/v1/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
@@ -207,7 +218,7 @@ func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], s.opts.AdminTokenHash[:]) != 1 {
+		if subtle.ConstantTimeCompare(sum[:], s.opts.AdminTokenHash[:]) != 1 && !s.admins.valid(sum) {
 			writeError(w, model.Errorf(model.KindUnauthorized, "invalid token"))
 			return
 		}
