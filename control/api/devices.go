@@ -169,16 +169,21 @@ func (s *Server) removeSplitEntry(r *http.Request) (any, error) {
 	return s.reg.RemoveSplitEntry(r.Context(), r.PathValue("addr"))
 }
 
-// enrollDevice enrolls a device with the enrollment token in its Authorization header.
+// enrollDevice enrolls a device with the enrollment token in its
+// Authorization header or, when the request names a finished sign-in
+// (Login), as the user it verified.
 func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	bearer, _ := token.Bearer(r.Header.Get("Authorization"))
-	tok, err := token.DecodeSecret(bearer, token.KindEnroll)
-	if err != nil {
-		writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
-		return
-	}
 	var req model.DeviceEnrollment
+	var tok token.Secret
+	if h := r.Header.Get("Authorization"); h != "" {
+		bearer, _ := token.Bearer(h)
+		var err error
+		if tok, err = token.DecodeSecret(bearer, token.KindEnroll); err != nil {
+			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
+			return
+		}
+	}
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
 		return
@@ -192,7 +197,20 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		own = registry.Credential{ID: cred.ID, Secret: cred.Secret}
 	}
-	d, secret, err := s.reg.EnrollDevice(r.Context(), registry.Credential{ID: tok.ID, Secret: tok.Secret}, req, own)
+	var d model.Device
+	var secret []byte
+	var err error
+	switch {
+	case req.Login != "":
+		var id model.UserIdentity
+		if id, err = s.loginIdentity(r, req.Login); err == nil {
+			d, secret, err = s.reg.EnrollUserDevice(r.Context(), id, req, own)
+		}
+	case tok.ID == uuid.Nil:
+		err = model.Errorf(model.KindUnauthorized, "enroll device: no enrollment token (Authorization: Bearer) and no sign-in (login)")
+	default:
+		d, secret, err = s.reg.EnrollDevice(r.Context(), registry.Credential{ID: tok.ID, Secret: tok.Secret}, req, own)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -203,7 +221,11 @@ func (s *Server) enrollDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred := token.Secret{Kind: token.KindDevice, ID: d.ID, Secret: secret, API: s.opts.Edge.API, APIs: s.otherAPIs(r.Context()), CAPin: s.opts.Edge.CAPin}.Encode()
-	s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User, "enroll_token", tok.ID)
+	if req.Login != "" {
+		s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User, "session_expires_at", d.SessionExpiresAt)
+	} else {
+		s.log.Info("device enrolled", "device", d.ID, "name", d.Name, "ip", d.IP, "user", d.User, "enroll_token", tok.ID)
+	}
 	writeJSON(w, http.StatusCreated, model.EnrolledDevice{Device: d, Credential: cred, Config: cfg})
 }
 

@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	s.policyRoutes()
 	s.dnsRoutes()
 	s.loginRoutes()
+	s.userRoutes()
 	s.mux.HandleFunc("/v1/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))

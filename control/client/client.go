@@ -153,7 +153,9 @@ func (c *Client) try(ctx context.Context, base *url.URL, method, path string, q 
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" { // a sign-in client has none
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
