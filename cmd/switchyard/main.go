@@ -47,6 +47,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clientCommand(),
 			accessCommand(),
 			deviceCommand(),
+			enrollmentCommand(),
+			userCommand(),
 			splitTunnelCommand(),
 			dnsCommand(),
 			statsCommand(),
