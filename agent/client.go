@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,6 +73,17 @@ type ClientConfig struct {
 	NoDNS bool
 	// DNS says how the kernel mode meets the host's DNS.
 	DNS DNSHost
+	// Login enrolls by signing in with the edge's identity provider
+	// instead of with Token, and signs in again when the device's session
+	// ended; LoginFlow is client.LoginFlowDevice (empty) or
+	// client.LoginFlowBrowser, and LoginOut where the sign-in's address
+	// and code are printed (nil: stderr).
+	Login     bool
+	LoginFlow string
+	LoginOut  io.Writer
+	// EdgeAPI and EdgeCAPin name the edge a device without a token or
+	// credential signs in at (switchyard enrollment login-command).
+	EdgeAPI, EdgeCAPin string
 	// Log is the daemon's logger; nil discards.
 	Log *slog.Logger
 	// Seams replace the operating system in tests; production leaves them nil.
@@ -113,9 +125,14 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 	}
 	loc.api.Store(api)
 	conf, etag, _, err := api.WatchDeviceConfig(ctx, "", 0)
+	if client.SessionExpired(err) {
+		return sessionStop(cfg.StateDir, nil, log)
+	}
 	if err != nil {
 		return fmt.Errorf("client: fetch configuration: %w", err)
 	}
+	clearSessionEnded(cfg.StateDir)
+	loc.session.Store(conf.SessionExpiresAt)
 	log.Info("device ready", "ip", conf.IP, "vnet", conf.VNetName, "edge", conf.Edge.Endpoint)
 
 	tc := tunnelConfig{protocol: cfg.Protocol, wireGuardRetry: cfg.WireGuardRetry, auth: auth, seams: cfg.Seams, edges: cfg.Edges}
@@ -223,7 +240,14 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		}
 		defer stop()
 	}
+	// The run ends at the session's end, when the edge cuts the traffic.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	session := &sessionTimer{onEnd: func(at time.Time) { stopRun(sessionExpired(at)) }}
+	defer session.stop()
 	apply := func(c model.DeviceConfig) {
+		session.set(c.SessionExpiresAt)
+		loc.session.Store(c.SessionExpiresAt)
 		mu.Lock()
 		defer mu.Unlock()
 		cur = &c
@@ -248,9 +272,15 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 			cfg.Userspace.ready(us)
 		}
 	}
-	err = follow(ctx, log, etag, func(ctx context.Context, etag string) (model.DeviceConfig, string, bool, error) {
+	err = follow(runCtx, log, etag, func(ctx context.Context, etag string) (model.DeviceConfig, string, bool, error) {
 		return api.WatchDeviceConfig(ctx, etag, pollWait)
 	}, apply)
+	if client.SessionExpired(err) || errors.Is(context.Cause(runCtx), ErrSessionExpired) && ctx.Err() == nil {
+		mu.Lock()
+		last := cur
+		mu.Unlock()
+		return sessionStop(cfg.StateDir, last, log)
+	}
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -263,8 +293,17 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, string, masqueAuth, error) {
 	path := filepath.Join(cfg.StateDir, credentialFile)
 	buf, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist) && cfg.Login:
+		if buf, err = signIn(ctx, cfg, k, "", log); err == nil {
+			err = atomicfile.WriteFile(path, buf, 0o600)
+		}
+	case errors.Is(err, os.ErrNotExist):
 		if buf, err = enrollDevice(ctx, cfg, k, log); err == nil {
+			err = atomicfile.WriteFile(path, buf, 0o600)
+		}
+	case err == nil && cfg.Login && sessionEnded(ctx, strings.TrimSpace(string(buf))):
+		if buf, err = signIn(ctx, cfg, k, strings.TrimSpace(string(buf)), log); err == nil {
 			err = atomicfile.WriteFile(path, buf, 0o600)
 		}
 	}
@@ -289,7 +328,7 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 // its credential.
 func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) ([]byte, error) {
 	if cfg.Token == "" {
-		return nil, errors.New("not enrolled yet: pass --token with an enrollment token (switchyard device enroll-token create)")
+		return nil, errors.New("not enrolled yet: pass --token with an enrollment token (switchyard device enroll-token create), or sign in with --login")
 	}
 	enroller, err := client.NewEnroller(cfg.Token)
 	if err != nil {
@@ -331,4 +370,26 @@ func clientRoutes(c model.DeviceConfig, apiHost string, dns, learned []netip.Pre
 	}
 	always := append([]netip.Prefix{c.OverlayRange}, dns...)
 	return routing.SplitRoutes(c.SplitTunnel.Mode != model.SplitInclude, list, always, never)
+}
+
+// sessionEnded reports whether the edge refuses the device credential cur
+// because the device's session ended.
+func sessionEnded(ctx context.Context, cur string) bool {
+	api, err := client.NewDevice(cur)
+	if err != nil {
+		return false
+	}
+	_, _, _, err = api.WatchDeviceConfig(ctx, "", 0)
+	return client.SessionExpired(err)
+}
+
+// sessionStop is how a client's run ends when its session ended: it says
+// so in the log and in the state directory (client status), and returns
+// the error for RunClient, whose deferred calls bring the tunnel down.
+func sessionStop(stateDir string, cfg *model.DeviceConfig, log *slog.Logger) error {
+	at := expiredAt(cfg)
+	err := sessionExpired(at)
+	log.Error("the sign-in ended: the tunnel is down", "session_expired_at", at, "err", err)
+	writeSessionEnded(stateDir, at, log)
+	return fmt.Errorf("client: %w", err)
 }

@@ -32,6 +32,7 @@ type local struct {
 	api       atomic.Pointer[client.Client] // a client's device API, once enrolled
 	userspace bool                          // a client in userspace mode
 	us        atomic.Pointer[userspace]     // its stack and split decision, once up
+	session   atomic.Pointer[time.Time]     // a client's session end; nil: none
 }
 
 var (
@@ -65,6 +66,7 @@ func (l *local) Status() localapi.Status {
 		st.PathMTU = h.pathMTUStatus()
 	}
 	st.Role = l.role
+	st.SessionExpiresAt = l.session.Load()
 	st.Preferred = l.role == roleConnector && l.preferred.Load()
 	return st
 }

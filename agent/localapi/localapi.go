@@ -64,8 +64,10 @@ type Status struct {
 	Standby []string `json:"standby,omitempty"`
 	// PathMTU is what path MTU discovery found on the WireGuard session
 	// that carries the traffic; nil over MASQUE.
-	PathMTU   *PathMTU  `json:"path_mtu,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	PathMTU *PathMTU `json:"path_mtu,omitempty"`
+	// SessionExpiresAt is when a client's user's sign-in ends; nil: none.
+	SessionExpiresAt *time.Time `json:"session_expires_at,omitempty"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // PathMTU is a session's discovered inner MTU in each direction.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -8,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/agent"
 	"github.com/switchyard/switchyard/agent/localapi"
+	"github.com/switchyard/switchyard/control/client"
 	"github.com/switchyard/switchyard/control/model"
 )
 
@@ -20,9 +23,13 @@ func clientCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "up",
-				Usage: "enroll (first time, with --token) and send matching traffic through the edge",
+				Usage: "enroll (first time, with --token or --login) and send matching traffic through the edge",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "token", Usage: "enrollment `TOKEN` from switchyard device enroll-token create", EnvVars: []string{"SWITCHYARD_ENROLL_TOKEN"}},
+					&cli.BoolFlag{Name: "login", Usage: "enroll by signing in with the edge's identity provider (and sign in again when the session ended), instead of with --token"},
+					&cli.StringFlag{Name: "login-flow", Usage: "with --login: `FLOW` device (a URL and a code, for any device) or browser (a URL to open on this host)", Value: "device"},
+					&cli.StringFlag{Name: "edge", Usage: "with --login, before the first enrollment: the edge's API `URL` (switchyard enrollment login-command prints it)"},
+					&cli.StringFlag{Name: "edge-ca-pin", Usage: "with --login, before the first enrollment: the `PIN` of the edge's CA"},
 					clientStateDir,
 					&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultClientTunName},
 					&cli.StringFlag{Name: "name", Usage: "device `NAME` (default: the hostname)"},
@@ -52,6 +59,14 @@ func clientCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					if flow := c.String("login-flow"); flow != client.LoginFlowDevice && flow != client.LoginFlowBrowser {
+						return model.Errorf(model.KindInvalid, "--login-flow %q: give device or browser", flow)
+					}
+					for _, f := range []string{"login-flow", "edge", "edge-ca-pin"} {
+						if c.IsSet(f) && !c.Bool("login") {
+							return model.Errorf(model.KindInvalid, "--%s needs --login", f)
+						}
+					}
 					if c.String("resolv-conf") != "" && (c.Bool("no-dns") || us != nil) {
 						return model.Errorf(model.KindInvalid, "--resolv-conf is for the kernel mode's DNS: not with --no-dns or --userspace")
 					}
@@ -60,6 +75,11 @@ func clientCommand() *cli.Command {
 						Edges:          edges,
 						WireGuardRetry: c.Duration(wireGuardRetryFlag.Name),
 						Token:          c.String("token"),
+						Login:          c.Bool("login"),
+						LoginFlow:      c.String("login-flow"),
+						LoginOut:       c.App.ErrWriter,
+						EdgeAPI:        c.String("edge"),
+						EdgeCAPin:      c.String("edge-ca-pin"),
 						StateDir:       c.String("state-dir"),
 						TunName:        c.String("tun-name"),
 						Name:           c.String("name"),
@@ -71,6 +91,35 @@ func clientCommand() *cli.Command {
 						DNS:            agent.DNSHost{ResolvConf: c.String("resolv-conf")},
 						Log:            daemonLog(c, "client"),
 					})
+				},
+			},
+			{
+				Name:  "status",
+				Usage: "print the running client's view of its tunnel and session; exit status 1 unless the edge answers it (or when the session ended)",
+				Flags: []cli.Flag{clientStateDir, outputFlag},
+				Action: func(c *cli.Context) error {
+					st, err := localapi.NewClient("client", c.String("state-dir")).Status(c.Context)
+					if errors.Is(err, localapi.ErrNotRunning) {
+						if ended, ok := agent.ReadSessionEnded(c.String("state-dir")); ok {
+							if err := render(c, ended, func(w *tabwriter.Writer) { fmt.Fprintln(w, ended.Message) }); err != nil {
+								return err
+							}
+							return cli.Exit("", 1)
+						}
+					}
+					if err != nil {
+						return err
+					}
+					if err := render(c, st, func(w *tabwriter.Writer) {
+						row(w, "PID", "HEALTHY", "RTT", "PATH MTU", "EDGE", "SESSION EXPIRES", "UPDATED")
+						row(w, st.PID, st.Healthy, st.RTT, st.PathMTU.String(), cmp.Or(st.Edge, "-"), sessionCol(st.SessionExpiresAt), st.UpdatedAt)
+					}); err != nil {
+						return err
+					}
+					if !st.Healthy {
+						return cli.Exit("", 1)
+					}
+					return nil
 				},
 			},
 			{
