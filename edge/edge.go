@@ -61,6 +61,9 @@ type Config struct {
 	// APILimits bound the API's connections and their timeouts (idle, read,
 	// write); zero fields take the defaults (DefaultAPIMaxConns connections).
 	APILimits api.Limits
+	// OIDC makes the edge a relying party of the operator's identity
+	// provider for user and admin sign-in; nil: sign-in is off.
+	OIDC *OIDCConfig
 	// MASQUEMaxSessions bounds the MASQUE sessions one agent (a connector
 	// replica or a device) holds at once; 0 means DefaultMASQUEMaxSessions.
 	MASQUEMaxSessions int
@@ -254,6 +257,13 @@ func Run(ctx context.Context, cfg Config) error {
 		dp.wg.Add(1)
 		go func() { defer dp.wg.Done(); ew.follow(runCtx, etcdS.Client(), etcdS.Prefix()) }()
 	}
+	logins, err := startOIDC(ctx, cfg.OIDC, apiURL, log.With("component", "oidc"))
+	if err != nil {
+		return err
+	}
+	if logins != nil {
+		defer logins.Close()
+	}
 	apiSrv := api.NewServer(reg, api.Options{
 		AdminTokenHash: id.adminHash,
 		Edge:           api.EdgeInfo{API: apiURL, CAPin: pki.Pin(id.ca.Cert), Endpoint: cfg.PublicAddr, EdgeKey: id.wgPublic, MTU: cfg.MTU, MASQUE: masqueAddr},
@@ -270,6 +280,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Limits:         cfg.APILimits,
 		Edges:          edgeLister(etcdS, view),
 		EdgesChanged:   edgesChanged,
+		Logins:         loginsOption(logins),
+		AdminGroup:     cfg.OIDC.adminGroup(),
 	})
 	defer apiSrv.Close() // after the HTTP server is shut down, before the store closes
 	consoleEdge := ""

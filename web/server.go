@@ -104,6 +104,8 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("GET /signin", s.signInPage)
 	s.mux.HandleFunc("POST /signin", s.signIn)
+	s.mux.HandleFunc("GET /signin/sso", s.ssoStart)
+	s.mux.HandleFunc("GET "+ssoDone, s.ssoFinish)
 	s.page("POST /signout", s.signOut)
 	s.page("GET /{$}", s.overviewPage)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	stdlog "log"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,6 +37,11 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "etcd-key", Usage: "`FILE`: client key for etcd"},
 			&cli.StringFlag{Name: "cluster-key", Usage: "`FILE` with the key that seals the cluster's secrets in etcd (required with --store etcd://; see edge cluster-key create)"},
 			&cli.StringFlag{Name: "edge-name", Usage: "`NAME` of this edge in the cluster, unique (default: the hostname)"},
+			&cli.StringFlag{Name: "oidc-issuer", Usage: "issuer `URL` of the OpenID Connect provider users and admins sign in with (discovered at start); empty: sign-in is off"},
+			&cli.StringFlag{Name: "oidc-client-id", Usage: "the edge's client `ID` at the OpenID Connect provider"},
+			&cli.StringFlag{Name: "oidc-client-secret-file", Usage: "`FILE` with the edge's client secret at the OpenID Connect provider"},
+			&cli.StringFlag{Name: "oidc-groups-claim", Usage: "ID token `CLAIM` with the user's groups", Value: "groups"},
+			&cli.StringFlag{Name: "oidc-admin-group", Usage: "`GROUP` whose members may sign in as admins (API and console); empty: none"},
 			metricsFlag,
 			debugFlag,
 			debugAddrFlag,
@@ -72,6 +79,9 @@ func edgeCommand() *cli.Command {
 			}
 			cfg.APILimits.MaxConns = c.Int("api-max-conns")
 			cfg.MASQUEMaxSessions = c.Int("masque-max-sessions")
+			if cfg.OIDC, err = oidcConfig(c); err != nil {
+				return err
+			}
 			return edge.Run(c.Context, cfg)
 		},
 	}
@@ -95,4 +105,29 @@ func daemonLog(c *cli.Context, daemon string) *slog.Logger {
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(slog.NewLogLogger(log.Handler(), slog.LevelDebug).Writer())
 	return log
+}
+
+// oidcConfig reads the --oidc-* flags; nil without --oidc-issuer.
+func oidcConfig(c *cli.Context) (*edge.OIDCConfig, error) {
+	if c.String("oidc-issuer") == "" {
+		for _, f := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-admin-group"} {
+			if c.IsSet(f) {
+				return nil, fmt.Errorf("--%s needs --oidc-issuer", f)
+			}
+		}
+		return nil, nil
+	}
+	if c.String("oidc-client-id") == "" || c.String("oidc-client-secret-file") == "" {
+		return nil, fmt.Errorf("--oidc-issuer needs --oidc-client-id and --oidc-client-secret-file")
+	}
+	secret, err := os.ReadFile(c.String("oidc-client-secret-file"))
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	if len(strings.TrimSpace(string(secret))) == 0 {
+		return nil, fmt.Errorf("--oidc-client-secret-file %s is empty", c.String("oidc-client-secret-file"))
+	}
+	return &edge.OIDCConfig{Issuer: c.String("oidc-issuer"), ClientID: c.String("oidc-client-id"),
+		ClientSecret: strings.TrimSpace(string(secret)), GroupsClaim: c.String("oidc-groups-claim"),
+		AdminGroup: c.String("oidc-admin-group")}, nil
 }
