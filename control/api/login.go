@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -59,10 +60,20 @@ type LoginStatus struct {
 	AdminExpiresAt *time.Time `json:"admin_expires_at,omitempty"`
 }
 
+// Rate limits of the sign-in endpoints, which anyone may call: a start asks
+// the identity provider for a device code and holds a pending sign-in for
+// ten minutes, a callback exchanges a code with the provider, a poll is
+// cheap (a CLI polls every few seconds). Per client, then for everyone.
+var (
+	startLimits    = func() *rateLimit { return newRateLimit("sign-in requests", 10, 10, 120, 60) }
+	pollLimits     = func() *rateLimit { return newRateLimit("sign-in polls", 300, 20, 6000, 200) }
+	callbackLimits = func() *rateLimit { return newRateLimit("sign-in callbacks", 60, 10, 1200, 50) }
+)
+
 func (s *Server) loginRoutes() {
-	s.mux.HandleFunc("POST /v1/agent/login", s.startLogin)
-	s.mux.HandleFunc("POST /v1/agent/login/{handle}", s.pollLogin)
-	s.mux.HandleFunc("GET /v1/login/callback", s.loginCallback)
+	s.mux.HandleFunc("POST /v1/agent/login", startLimits().wrap(s.startLogin))
+	s.mux.HandleFunc("POST /v1/agent/login/{handle}", pollLimits().wrap(s.pollLogin))
+	s.mux.HandleFunc("GET /v1/login/callback", callbackLimits().wrap(s.loginCallback))
 }
 
 func (s *Server) loginFlows() (loginFlows, error) {
@@ -73,7 +84,6 @@ func (s *Server) loginFlows() (loginFlows, error) {
 }
 
 func (s *Server) startLogin(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	f, err := s.loginFlows()
 	if err != nil {
 		writeError(w, err)
@@ -81,6 +91,10 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req LoginRequest
 	if err := decode(r, &req); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			err = model.Errorf(model.KindInvalid, "request body is larger than %d bytes", maxLoginBody)
+		}
 		writeError(w, err)
 		return
 	}

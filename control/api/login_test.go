@@ -185,3 +185,20 @@ func TestLoginNotConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginRateLimited: the sign-in endpoint answers 429 with a message once
+// a client has started its burst of sign-ins, and bounds the body.
+func TestLoginRateLimited(t *testing.T) {
+	srv, _, _ := loginServer(t)
+	for range 10 {
+		startLogin(t, srv, "device", "device")
+	}
+	code, b := call(t, srv, "POST", "/v1/agent/login", "", map[string]string{"flow": "device"})
+	if code != http.StatusTooManyRequests || !strings.Contains(string(b), "too many sign-in requests from 127.0.0.1: try again in 6s") {
+		t.Fatalf("11th sign-in: %d %s", code, b)
+	}
+	code, b = call(t, srv, "POST", "/v1/agent/login/abc", "", map[string]string{"pad": strings.Repeat("x", 5000)})
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "larger than 4096 bytes") {
+		t.Fatalf("a large poll body: %d %s", code, b)
+	}
+}
