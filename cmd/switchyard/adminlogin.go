@@ -29,31 +29,58 @@ func loginCommand() *cli.Command {
 	}
 }
 
-// logoutCommand forgets the admin session.
+// logoutCommand ends the admin session on its edge and forgets it.
 func logoutCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "logout",
-		Usage: "forget the admin session of switchyard login",
-		Action: func(c *cli.Context) error {
-			path, err := sessionPath(c)
-			if err != nil {
-				return err
-			}
-			sess, _ := loadSession(path) // unreadable or broken: removed all the same
-			if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
-				fmt.Fprintf(c.App.Writer, "No admin session in %s\n", path)
-				return nil
-			} else if err != nil {
-				return fmt.Errorf("forget admin session: %w", err)
-			}
-			who := "the admin session"
-			if sess != nil {
-				who += " of " + sess.Email
-			}
-			fmt.Fprintf(c.App.Writer, "Forgot %s (%s)\n", who, path)
-			return nil
-		},
+		Name:   "logout",
+		Usage:  "end the admin session of switchyard login on its edge, and forget it",
+		Action: runLogout,
 	}
+}
+
+func runLogout(c *cli.Context) error {
+	path, err := sessionPath(c)
+	if err != nil {
+		return err
+	}
+	sess, _ := loadSession(path) // unreadable or broken: removed all the same
+	if sess != nil && sess.expired(time.Now()) == nil {
+		if err := endSession(c, sess); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "switchyard: the edge did not end the admin session (%s); it stays valid there until %s\n",
+				describe(err), sess.ExpiresAt.Local().Format(time.RFC3339))
+		}
+	}
+	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(c.App.Writer, "No admin session in %s\n", path)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("forget admin session: %w", err)
+	}
+	who := "the admin session"
+	if sess != nil {
+		who += " of " + printable(sess.Email)
+	}
+	fmt.Fprintf(c.App.Writer, "Signed out: ended and forgot %s (%s)\n", who, path)
+	return nil
+}
+
+// endSession asks the session's edge to end it; an edge that no longer
+// knows it (it restarted) has nothing to end.
+func endSession(c *cli.Context, sess *adminSessionFile) error {
+	var ca []byte
+	if sess.CA != "" {
+		ca = []byte(sess.CA)
+	}
+	api, err := client.New(sess.API, sess.Token, ca, clientOptions(c)...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+	defer cancel()
+	if err := api.EndAdminSession(ctx); err != nil && !errors.Is(err, model.ErrUnauthorized) {
+		return err
+	}
+	return nil
 }
 
 func runLogin(c *cli.Context) error {

@@ -147,13 +147,24 @@ func TestAdminLoginCLI(t *testing.T) {
 		t.Fatalf("vnet list with an ended session: exit %d, want 5 and %q\n%s", code, want, out)
 	}
 
-	// logout forgets it.
-	if out, code := runBin(t, append(flags, "logout")...); code != 0 || !strings.Contains(out, "Forgot the admin session of ada@example.com") {
+	// logout ends the session on the edge and forgets it.
+	s.ExpiresAt = time.Now().Add(time.Hour)
+	if err := saveSession(session, s); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runBin(t, append(flags, "logout")...); code != 0 || !strings.Contains(out, "Signed out: ended and forgot the admin session of ada@example.com") {
 		t.Fatalf("logout: exit %d\n%s", code, out)
 	}
 	if _, err := os.Stat(session); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("session file after logout: %v", err)
 	}
+	if err := saveSession(session, s); err != nil { // the token, kept elsewhere
+		t.Fatal(err)
+	}
+	if out, code := runBin(t, append(flags, "tunnel", "vnet", "list")...); code != 5 || !strings.Contains(out, "invalid token: the edge no longer accepts the admin session of ada@example.com") {
+		t.Fatalf("vnet list with an ended session's token: exit %d\n%s", code, out)
+	}
+	os.Remove(session)
 
 	// A user outside the admin group: the edge's refusal, nothing kept.
 	out, err = login(t, ctx, flags, func(code string) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/oidc"
+	"github.com/switchyard/switchyard/control/token"
 )
 
 // Logins is the edge's sign-in service as enrollment uses it: the verified
@@ -74,6 +75,20 @@ func (s *Server) loginRoutes() {
 	s.mux.HandleFunc("POST /v1/agent/login", startLimits().wrap(s.startLogin))
 	s.mux.HandleFunc("POST /v1/agent/login/{handle}", pollLimits().wrap(s.pollLogin))
 	s.mux.HandleFunc("GET /v1/login/callback", callbackLimits().wrap(s.loginCallback))
+	s.mux.HandleFunc("DELETE /v1/admin/session", s.authorized(s.endAdminSession))
+}
+
+// endAdminSession ends the admin session whose token the request carries
+// (switchyard logout): the token is refused from then on.
+func (s *Server) endAdminSession(w http.ResponseWriter, r *http.Request) {
+	tok, _ := token.Bearer(r.Header.Get("Authorization"))
+	email, ok := s.admins.end(sha256.Sum256([]byte(tok)))
+	if !ok {
+		writeError(w, model.Errorf(model.KindInvalid, "the request's token is the edge's admin token, not an admin session: nothing to end"))
+		return
+	}
+	s.log.Info("admin signed out", "email", email)
+	writeJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *Server) loginFlows() (loginFlows, error) {
@@ -236,6 +251,15 @@ func (a *adminSessions) create(email string, ttl time.Duration) (string, time.Ti
 	exp := now.Add(ttl)
 	a.m[sha256.Sum256([]byte(tok))] = adminSession{email: email, expires: exp}
 	return tok, exp
+}
+
+// end ends the session whose token has hash sum, and says whose it was.
+func (a *adminSessions) end(sum [32]byte) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	x, ok := a.m[sum]
+	delete(a.m, sum)
+	return x.email, ok
 }
 
 // valid says whether sum is the hash of a live admin session's token.

@@ -138,6 +138,19 @@ func TestAdminLogin(t *testing.T) {
 	if code, _ := call(t, srv, "GET", "/v1/vnets", st.AdminToken+"x", nil); code != http.StatusUnauthorized {
 		t.Fatalf("API with a wrong token: %d", code)
 	}
+	// Ending the session (switchyard logout) makes the edge refuse its token.
+	if code, b := call(t, srv, "DELETE", "/v1/admin/session", adminToken, nil); code != http.StatusBadRequest || !strings.Contains(string(b), "not an admin session") {
+		t.Fatalf("end the admin token: %d %s", code, b)
+	}
+	if code, b := call(t, srv, "DELETE", "/v1/admin/session", st.AdminToken, nil); code != http.StatusOK {
+		t.Fatalf("end the admin session: %d %s", code, b)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/vnets", st.AdminToken, nil); code != http.StatusUnauthorized {
+		t.Fatalf("API with an ended session's token: %d", code)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/vnets", adminToken, nil); code != http.StatusOK {
+		t.Fatalf("API with the admin token after a session ended: %d", code)
+	}
 }
 
 func TestBrowserLoginThroughCallback(t *testing.T) {

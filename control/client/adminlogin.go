@@ -60,3 +60,9 @@ func (c *Client) PollAdminLogin(ctx context.Context, handle string) (*AdminSessi
 	}
 	return &AdminSession{Identity: *out.Identity, Token: out.AdminToken, ExpiresAt: *out.AdminExpiresAt}, nil
 }
+
+// EndAdminSession ends the admin session the client's token is, on the edge
+// that made it.
+func (c *Client) EndAdminSession(ctx context.Context) error {
+	return c.do(ctx, http.MethodDelete, "/v1/admin/session", nil, nil, nil)
+}
