@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,20 +47,19 @@ func loginEdge(t *testing.T) (flags []string, session string, op *testop.Provide
 	return []string{"--api", edge.api, "--ca", filepath.Join(dir, "ca.crt"), "--config", filepath.Join(tmp, "absent.json"), "--session", session}, session, op
 }
 
-// login runs switchyard login in this process; once it prints a code, act
-// plays the user (nil: nobody does). It returns login's error and output.
-func login(t *testing.T, ctx context.Context, flags []string, act func(code string)) (string, error) {
+// login runs switchyard login with args in this process; once it waits,
+// act plays the user with what it printed (nil: nobody does). It returns
+// login's error and output.
+func login(t *testing.T, ctx context.Context, flags []string, act func(printed string), args ...string) (string, error) {
 	t.Helper()
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		done <- newApp(out, errOut).RunContext(ctx, append(append([]string{"switchyard"}, flags...), "login"))
-	}()
-	codeRE := regexp.MustCompile(`Code: (\S+)`)
+	full := append(append(append([]string{"switchyard"}, flags...), "login"), args...)
+	go func() { done <- newApp(out, errOut).RunContext(ctx, full) }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := codeRE.FindStringSubmatch(out.String()); m != nil {
+		if printed := out.String(); strings.Contains(printed, "Waiting for the sign-in") {
 			if act != nil {
-				act(m[1])
+				act(printed)
 			}
 			break
 		}
@@ -64,7 +69,7 @@ func login(t *testing.T, ctx context.Context, flags []string, act func(code stri
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("login printed no code within 10s:\n%s%s", out, errOut)
+			t.Fatalf("login did not wait within 10s:\n%s%s", out, errOut)
 		}
 	}
 	select {
@@ -73,6 +78,22 @@ func login(t *testing.T, ctx context.Context, flags []string, act func(code stri
 	case <-time.After(20 * time.Second):
 		t.Fatalf("login did not finish within 20s:\n%s", out)
 		return "", nil
+	}
+}
+
+var codeRE = regexp.MustCompile(`Code: (\S+)`)
+
+// approve plays user on the device page with the code login printed.
+func approve(t *testing.T, op *testop.Provider, user testop.User) func(string) {
+	return func(printed string) {
+		m := codeRE.FindStringSubmatch(printed)
+		if m == nil {
+			t.Errorf("login printed no code:\n%s", printed)
+			return
+		}
+		if err := op.ApproveDevice(context.Background(), m[1], user); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -99,12 +120,7 @@ func runBin(t *testing.T, args ...string) (string, int) {
 func TestAdminLoginCLI(t *testing.T) {
 	flags, session, op := loginEdge(t)
 	ctx := context.Background()
-
-	out, err := login(t, ctx, flags, func(code string) {
-		if err := op.ApproveDevice(ctx, code, loginAdmin); err != nil {
-			t.Error(err)
-		}
-	})
+	out, err := login(t, ctx, flags, approve(t, op, loginAdmin))
 	if err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
@@ -167,11 +183,7 @@ func TestAdminLoginCLI(t *testing.T) {
 	os.Remove(session)
 
 	// A user outside the admin group: the edge's refusal, nothing kept.
-	out, err = login(t, ctx, flags, func(code string) {
-		if err := op.ApproveDevice(ctx, code, loginUser); err != nil {
-			t.Error(err)
-		}
-	})
+	out, err = login(t, ctx, flags, approve(t, op, loginUser))
 	if err == nil || !strings.Contains(describe(err), `bob@example.org is not an admin: not in the identity provider's group "sy-admins"`) || exitCode(err) != 4 {
 		t.Fatalf("login as a non-admin: %v (exit %d)\n%s", err, exitCode(err), out)
 	}
@@ -192,5 +204,78 @@ func TestAdminLoginInterrupted(t *testing.T) {
 	}
 	if _, err := os.Stat(session); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("session file after an interrupted login: %v", err)
+	}
+}
+
+// TestAdminLoginBrowser: --flow browser prints the provider's URL; the
+// admin signs in there, the browser lands on the edge's callback, and login
+// keeps the session.
+func TestAdminLoginBrowser(t *testing.T) {
+	flags, session, op := loginEdge(t)
+	caPEM, err := os.ReadFile(flags[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.AllowRedirectURI(flags[1] + "/v1/login/callback")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	browser := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	urlRE := regexp.MustCompile(`open this URL in a browser:\n\n  (\S+)\n`)
+	out, err := login(t, context.Background(), flags, func(printed string) {
+		m := urlRE.FindStringSubmatch(printed)
+		if m == nil {
+			t.Errorf("login printed no URL:\n%s", printed)
+			return
+		}
+		cb, err := op.SignIn(context.Background(), m[1], loginAdmin)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp, err := browser.Get(cb)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "Signed in as ada@example.com") {
+			t.Errorf("callback page: %s %s", resp.Status, body)
+		}
+	}, "--flow", "browser")
+	if err != nil || !strings.Contains(out, "as ada@example.com; the admin session lasts until") {
+		t.Fatalf("browser login: %v\n%s", err, out)
+	}
+	if out, code := runBin(t, append(flags, "tunnel", "vnet", "list")...); code != 0 || !strings.Contains(out, "default") {
+		t.Fatalf("vnet list with the admin session: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(session); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAdminLoginPlainHTTP: login follows the CLI's rule for plain http://:
+// refused without --insecure-http, and to a remote address always; nothing
+// is sent.
+func TestAdminLoginPlainHTTP(t *testing.T) {
+	var seen atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1) }))
+	defer srv.Close()
+	session := filepath.Join(t.TempDir(), "s.json")
+	if err := os.WriteFile(session+".admin", []byte("{}"), 0o600); err != nil { // an admin config without a CA
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--api", srv.URL},
+		{"--api", "http://192.0.2.1:7443", "--insecure-http"},
+	} {
+		full := append(append([]string{"switchyard", "--session", session, "--config", session + ".admin"}, args...), "login")
+		err := newApp(io.Discard, io.Discard).RunContext(context.Background(), full)
+		if err == nil || !strings.Contains(err.Error(), "use https://") {
+			t.Errorf("%v: %v; want a refusal that says to use https://", args, err)
+		}
+	}
+	if n := seen.Load(); n != 0 {
+		t.Fatalf("login went out over plain HTTP %d time(s)", n)
 	}
 }
