@@ -54,6 +54,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statsCommand(),
 			policyCommand(),
 			flowsCommand(),
+			loginCommand(),
+			logoutCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

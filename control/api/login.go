@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/oidc"
+	"github.com/switchyard/switchyard/control/token"
 )
 
 // Logins is the edge's sign-in service as enrollment uses it: the verified
@@ -59,10 +61,34 @@ type LoginStatus struct {
 	AdminExpiresAt *time.Time `json:"admin_expires_at,omitempty"`
 }
 
+// Rate limits of the sign-in endpoints, which anyone may call: a start asks
+// the identity provider for a device code and holds a pending sign-in for
+// ten minutes, a callback exchanges a code with the provider, a poll is
+// cheap (a CLI polls every few seconds). Per client, then for everyone.
+var (
+	startLimits    = func() *rateLimit { return newRateLimit("sign-in requests", 10, 10, 120, 60) }
+	pollLimits     = func() *rateLimit { return newRateLimit("sign-in polls", 300, 20, 6000, 200) }
+	callbackLimits = func() *rateLimit { return newRateLimit("sign-in callbacks", 60, 10, 1200, 50) }
+)
+
 func (s *Server) loginRoutes() {
-	s.mux.HandleFunc("POST /v1/agent/login", s.startLogin)
-	s.mux.HandleFunc("POST /v1/agent/login/{handle}", s.pollLogin)
-	s.mux.HandleFunc("GET /v1/login/callback", s.loginCallback)
+	s.mux.HandleFunc("POST /v1/agent/login", startLimits().wrap(s.startLogin))
+	s.mux.HandleFunc("POST /v1/agent/login/{handle}", pollLimits().wrap(s.pollLogin))
+	s.mux.HandleFunc("GET /v1/login/callback", callbackLimits().wrap(s.loginCallback))
+	s.mux.HandleFunc("DELETE /v1/admin/session", s.authorized(s.endAdminSession))
+}
+
+// endAdminSession ends the admin session whose token the request carries
+// (switchyard logout): the token is refused from then on.
+func (s *Server) endAdminSession(w http.ResponseWriter, r *http.Request) {
+	tok, _ := token.Bearer(r.Header.Get("Authorization"))
+	email, ok := s.admins.end(sha256.Sum256([]byte(tok)))
+	if !ok {
+		writeError(w, model.Errorf(model.KindInvalid, "the request's token is the edge's admin token, not an admin session: nothing to end"))
+		return
+	}
+	s.log.Info("admin signed out", "email", email)
+	writeJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *Server) loginFlows() (loginFlows, error) {
@@ -73,7 +99,6 @@ func (s *Server) loginFlows() (loginFlows, error) {
 }
 
 func (s *Server) startLogin(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	f, err := s.loginFlows()
 	if err != nil {
 		writeError(w, err)
@@ -81,6 +106,10 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req LoginRequest
 	if err := decode(r, &req); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			err = model.Errorf(model.KindInvalid, "request body is larger than %d bytes", maxLoginBody)
+		}
 		writeError(w, err)
 		return
 	}
@@ -222,6 +251,15 @@ func (a *adminSessions) create(email string, ttl time.Duration) (string, time.Ti
 	exp := now.Add(ttl)
 	a.m[sha256.Sum256([]byte(tok))] = adminSession{email: email, expires: exp}
 	return tok, exp
+}
+
+// end ends the session whose token has hash sum, and says whose it was.
+func (a *adminSessions) end(sum [32]byte) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	x, ok := a.m[sum]
+	delete(a.m, sum)
+	return x.email, ok
 }
 
 // valid says whether sum is the hash of a live admin session's token.

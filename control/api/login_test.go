@@ -138,6 +138,19 @@ func TestAdminLogin(t *testing.T) {
 	if code, _ := call(t, srv, "GET", "/v1/vnets", st.AdminToken+"x", nil); code != http.StatusUnauthorized {
 		t.Fatalf("API with a wrong token: %d", code)
 	}
+	// Ending the session (switchyard logout) makes the edge refuse its token.
+	if code, b := call(t, srv, "DELETE", "/v1/admin/session", adminToken, nil); code != http.StatusBadRequest || !strings.Contains(string(b), "not an admin session") {
+		t.Fatalf("end the admin token: %d %s", code, b)
+	}
+	if code, b := call(t, srv, "DELETE", "/v1/admin/session", st.AdminToken, nil); code != http.StatusOK {
+		t.Fatalf("end the admin session: %d %s", code, b)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/vnets", st.AdminToken, nil); code != http.StatusUnauthorized {
+		t.Fatalf("API with an ended session's token: %d", code)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/vnets", adminToken, nil); code != http.StatusOK {
+		t.Fatalf("API with the admin token after a session ended: %d", code)
+	}
 }
 
 func TestBrowserLoginThroughCallback(t *testing.T) {
@@ -183,5 +196,22 @@ func TestLoginNotConfigured(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(string(b), "sign-in is not configured") {
 			t.Errorf("%s: %d %s", p, code, b)
 		}
+	}
+}
+
+// TestLoginRateLimited: the sign-in endpoint answers 429 with a message once
+// a client has started its burst of sign-ins, and bounds the body.
+func TestLoginRateLimited(t *testing.T) {
+	srv, _, _ := loginServer(t)
+	for range 10 {
+		startLogin(t, srv, "device", "device")
+	}
+	code, b := call(t, srv, "POST", "/v1/agent/login", "", map[string]string{"flow": "device"})
+	if code != http.StatusTooManyRequests || !strings.Contains(string(b), "too many sign-in requests from 127.0.0.1: try again in 6s") {
+		t.Fatalf("11th sign-in: %d %s", code, b)
+	}
+	code, b = call(t, srv, "POST", "/v1/agent/login/abc", "", map[string]string{"pad": strings.Repeat("x", 5000)})
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "larger than 4096 bytes") {
+		t.Fatalf("a large poll body: %d %s", code, b)
 	}
 }

@@ -33,7 +33,7 @@ type Client struct {
 // Option changes how New builds a client.
 type Option func(*options)
 
-type options struct{ insecureHTTP bool }
+type options struct{ insecureHTTP, noToken bool }
 
 // AllowInsecureHTTP lets New accept an http:// API address whose host is a
 // loopback address (or localhost), for a local debugging proxy: the token then
@@ -64,8 +64,8 @@ func New(apiURL, token string, caPEM []byte, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("%w to %s: use https://; --insecure-http allows only a loopback address (127.0.0.0/8, ::1, localhost)", ErrInsecureHTTP, u.Host)
 		}
 	}
-	if token == "" {
-		return nil, errors.New("no API token: pass --token, set SWITCHYARD_TOKEN, or use the admin config the edge wrote")
+	if token == "" && !o.noToken {
+		return nil, errors.New("no API token: pass --token, set SWITCHYARD_TOKEN, run switchyard login, or use the admin config the edge wrote")
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13}
 	if len(caPEM) > 0 {
