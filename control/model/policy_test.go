@@ -88,3 +88,18 @@ func TestValidateIdentityCondition(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePosture(t *testing.T) {
+	p, err := ParsePosture([]string{"os=linux", "device.posture.kernel=6.1.0-18-amd64", "disk_encrypted=true", "firewall=false", "network=office"})
+	if err != nil || p.OS != "linux" || p.Kernel != "6.1.0-18-amd64" || !p.DiskEncrypted || p.Firewall || p.Network != "office" {
+		t.Fatalf("ParsePosture = %+v, %v", p, err)
+	}
+	for _, bad := range []string{"os", "disk_encrypted=yes", "colour=blue"} {
+		if _, err := ParsePosture([]string{bad}); err == nil {
+			t.Errorf("ParsePosture(%q) succeeded", bad)
+		}
+	}
+	if p, err := ParsePosture(nil); p != nil || err != nil {
+		t.Fatalf("ParsePosture(nil) = %+v, %v", p, err)
+	}
+}
