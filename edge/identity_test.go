@@ -2,12 +2,15 @@ package edge
 
 import (
 	"context"
+	"encoding/base64"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/internal/packettest"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // TestPostureChangeReDecidesEstablishedFlow swaps a device's posture in the
@@ -121,5 +124,50 @@ func TestPostureChangeReDecidesEstablishedFlow(t *testing.T) {
 	}
 	if flows := l.dp.router.Flows(); len(flows) != 1 {
 		t.Fatalf("%d flows, want the one flow throughout", len(flows))
+	}
+}
+
+// TestRemoteDeviceHasIdentity checks that a session another edge of the
+// cluster holds gets the device's identity from the same snapshot, so that
+// this edge, the ingress one for a site's flow to that device, decides on
+// the device's user, groups and posture.
+func TestRemoteDeviceHasIdentity(t *testing.T) {
+	l := newEdgeLab(t)
+	d := l.dp
+	_, ip := l.device(t, "laptop", "")
+	farKey, err := wireguard.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	farPub := farKey.PublicKey()
+	d.setTrunks([]model.Edge{{Name: "edge-2", Healthy: true, PublicKey: base64.StdEncoding.EncodeToString(farPub[:]),
+		WireGuard: "127.0.0.1:9"}}, "edge-1")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d.mu.Lock()
+		n := len(d.last.Devices)
+		d.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the device was not applied within 5s")
+		}
+	}
+	d.mu.Lock()
+	d.edgeName = "edge-1"
+	dev := &d.last.Devices[0]
+	dev.Groups = []string{"eng"}
+	dev.Posture = &model.Posture{OS: "linux", Kernel: "6.1.0-18-amd64", DiskEncrypted: true}
+	d.viewed = []model.Session{{Edge: "edge-2", Kind: model.SessionDevice, ID: dev.ID, VNet: dev.VNetID, Active: true}}
+	d.mu.Unlock()
+	d.rebuildRemote()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.remote) != 1 || d.remote[0].peer.Overlay != ip {
+		t.Fatalf("remote sessions %v, want the laptop's on edge-2", d.remote)
+	}
+	id := d.remote[0].peer.Identity()
+	if id == nil || id.User != dev.User || !slices.Equal(id.Groups, []string{"eng"}) || !id.Posture.Reported || !id.Posture.DiskEncrypted || id.Posture.Kernel != "6.1.0-18-amd64" {
+		t.Fatalf("the remote laptop's identity = %+v", id)
 	}
 }
