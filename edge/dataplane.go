@@ -458,9 +458,13 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 	}
 	d.buildVNetKeysLocked()
 	want := make(map[wireguard.PublicKey]bool, len(s.Connectors)+len(s.Devices))
+	idents := make(map[uuid.UUID]*policy.Identity, len(s.Devices))
 	for _, a := range d.agentsOf(s) {
 		a := &a
 		want[a.key] = true
+		if a.ident != nil {
+			idents[a.id] = a.ident
+		}
 		cur := d.byKey[a.key]
 		if cur != nil && !sameAgent(cur, a) {
 			gone = append(gone, d.removeAgentLocked(cur.id)...)
@@ -485,6 +489,14 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 	for key, ss := range d.byKey {
 		if !want[key] {
 			gone = append(gone, d.removeAgentLocked(ss.id)...)
+		}
+	}
+	// Sessions other edges hold take the new identity now too, before
+	// applyPolicies starts the generation that re-evaluates their flows
+	// (rebuildRemote replaces their records only afterwards).
+	for _, r := range d.remote {
+		if id := idents[r.id]; id != nil && r.peer.Kind == router.Client {
+			r.peer.SetIdentity(id)
 		}
 	}
 	return gone

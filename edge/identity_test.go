@@ -170,4 +170,15 @@ func TestRemoteDeviceHasIdentity(t *testing.T) {
 	if id == nil || id.User != dev.User || !slices.Equal(id.Groups, []string{"eng"}) || !id.Posture.Reported || !id.Posture.DiskEncrypted || id.Posture.Kernel != "6.1.0-18-amd64" {
 		t.Fatalf("the remote laptop's identity = %+v", id)
 	}
+	// A posture change reaches the remote record at once, before the
+	// policy generation it starts (rebuildRemote comes after).
+	s := d.last
+	s.Devices = slices.Clone(s.Devices)
+	p := *s.Devices[0].Posture
+	p.DiskEncrypted = false
+	s.Devices[0].Posture = &p
+	d.applyLocked(s)
+	if id := d.remote[0].peer.Identity(); id == nil || !id.Posture.Reported || id.Posture.DiskEncrypted {
+		t.Fatalf("the remote laptop's identity after the change = %+v", id)
+	}
 }
