@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/router/policy"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
@@ -452,6 +453,8 @@ type agentRecord struct {
 	tunnel  router.TunnelID
 	overlay netip.Addr
 	user    string
+	// ident is a device's identity snapshot for policies; nil for a connector.
+	ident *policy.Identity
 }
 
 // newPeer returns the router identity of the agent.
@@ -460,6 +463,7 @@ func (a *agentRecord) newPeer() *router.Peer {
 	if a.kind == router.Client {
 		p.Device = a.id
 	}
+	p.SetIdentity(a.ident)
 	p.SetVNet(a.vnet)
 	return p
 }
@@ -476,9 +480,13 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 	}
 	d.buildVNetKeysLocked()
 	want := make(map[wireguard.PublicKey]bool, len(s.Connectors)+len(s.Devices))
+	idents := make(map[uuid.UUID]*policy.Identity, len(s.Devices))
 	for _, a := range d.agentsOf(s) {
 		a := &a
 		want[a.key] = true
+		if a.ident != nil {
+			idents[a.id] = a.ident
+		}
 		cur := d.byKey[a.key]
 		if cur != nil && !sameAgent(cur, a) {
 			gone = append(gone, d.removeAgentLocked(cur.id)...)
@@ -492,6 +500,7 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 		}
 		for _, ss := range d.agents[a.id] {
 			ss.peer.SetVNet(a.vnet)
+			ss.peer.SetIdentity(a.ident) // groups and posture change in place; applyPolicies starts a generation
 			ss.host = a.host
 			if ss.vnet != a.vnetID {
 				ss.vnet = a.vnetID
@@ -502,6 +511,14 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 	for key, ss := range d.byKey {
 		if !want[key] {
 			gone = append(gone, d.removeAgentLocked(ss.id)...)
+		}
+	}
+	// Sessions other edges hold take the new identity now too, before
+	// applyPolicies starts the generation that re-evaluates their flows
+	// (rebuildRemote replaces their records only afterwards).
+	for _, r := range d.remote {
+		if id := idents[r.id]; id != nil && r.peer.Kind == router.Client {
+			r.peer.SetIdentity(id)
 		}
 	}
 	return gone
@@ -545,7 +562,7 @@ func (d *dataplane) agentsOf(s registry.Snapshot) []agentRecord {
 			continue
 		}
 		out = append(out, agentRecord{id: dev.ID, key: key, vnet: d.vnets[dev.VNetID], vnetID: dev.VNetID,
-			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User})
+			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User, ident: deviceIdentity(&dev)})
 	}
 	return out
 }

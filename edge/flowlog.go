@@ -144,6 +144,9 @@ func flowSession(p *router.Peer) model.FlowSession {
 	s := model.FlowSession{Kind: p.Kind.String()}
 	if p.Kind == router.Client {
 		s.DeviceID, s.DeviceName, s.User = uuid.UUID(p.Device), p.Name, p.User
+		if id := p.Identity(); id != nil { // an immutable snapshot: shared, not copied
+			s.Groups = id.Groups
+		}
 	} else {
 		s.TunnelID, s.TunnelName = uuid.UUID(p.Tunnel), p.Name
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/router"
 	"github.com/switchyard/switchyard/router/flow"
+	"github.com/switchyard/switchyard/router/policy"
 )
 
 func TestFlowLogWriteAndTail(t *testing.T) {
@@ -29,6 +30,7 @@ func TestFlowLogWriteAndTail(t *testing.T) {
 	vnet := model.VNet{ID: uuid.New(), Name: "vnet-a"}
 	fl.names.Store(&map[uint32]model.VNet{0: vnet})
 	alice := &router.Peer{Name: "laptop", Kind: router.Client, User: "alice@example.com", Device: uuid.New()}
+	alice.SetIdentity(policy.NewIdentity("alice@example.com", []string{"eng", "ops"}, policy.Posture{}))
 	site := &router.Peer{Name: "site-a", Kind: router.Connector, Tunnel: router.TunnelID(uuid.New())}
 	pol := uuid.New()
 	event := func(port uint16, end bool) router.FlowEvent {
@@ -85,7 +87,7 @@ func TestFlowLogWriteAndTail(t *testing.T) {
 	if start.Event != model.FlowStart || end.Event != model.FlowEnd || end.EndReason != "expired" {
 		t.Fatalf("records %+v, %+v", start, end)
 	}
-	if end.VNetName != "vnet-a" || end.VNetID != vnet.ID || end.Source.User != "alice@example.com" || end.Source.DeviceID != uuid.UUID(alice.Device) ||
+	if end.VNetName != "vnet-a" || end.VNetID != vnet.ID || end.Source.User != "alice@example.com" || !slices.Equal(end.Source.Groups, []string{"eng", "ops"}) || end.Source.DeviceID != uuid.UUID(alice.Device) ||
 		end.Dest.TunnelName != "site-a" || end.Src.String() != "100.96.0.7:1" || end.Dst.String() != "192.0.2.7:443" ||
 		end.Protocol != "tcp" || end.Action != "allow" || end.PolicyID == nil || *end.PolicyID != pol ||
 		end.PacketsOut != 3 || end.BytesIn != 200 {

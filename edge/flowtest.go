@@ -54,6 +54,9 @@ func judgeFlow(s registry.Snapshot, in model.FlowTestInput) (model.FlowVerdict, 
 	}
 	pi := policy.Input{VNet: vnet, Src: in.Src, Dst: in.Dst, User: in.User,
 		Site: in.TunnelID != uuid.Nil, Tunnel: in.TunnelID, Device: in.DeviceID}
+	if in.User != "" || in.Groups != nil || in.Posture != nil {
+		pi.Ident = deviceIdentity(&model.Device{User: in.User, Groups: in.Groups, Posture: in.Posture})
+	}
 	switch in.Protocol {
 	case "tcp":
 		pi.Proto, pi.HasPorts, pi.DstPort = policy.ProtoTCP, true, in.Port

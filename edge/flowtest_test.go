@@ -73,3 +73,38 @@ func TestJudgeFlow(t *testing.T) {
 		t.Fatal("an unknown vnet was judged")
 	}
 }
+
+// TestJudgeFlowIdentity checks that the flow test judges user.group and
+// posture rules on the groups and posture it is given.
+func TestJudgeFlowIdentity(t *testing.T) {
+	s := registry.Snapshot{Rev: 3,
+		VNets: []model.VNet{{ID: vnetAID, Name: "vnet-a"}},
+		Policies: []model.Policy{
+			{ID: polA, Name: "eng-patched", Precedence: 10, Action: model.ActionAllow, Match: model.Expr{And: []model.Expr{
+				cond(model.SelUserGroup, model.OpIs, "eng"), cond(model.SelPostureKernel, model.OpGe, "6.1"),
+				cond(model.SelPostureDiskEncrypted, model.OpIs, "true")}}},
+		},
+		PolicyDefault: model.ActionBlock,
+	}
+	src, dst := netip.MustParseAddr("100.96.0.7"), netip.MustParseAddr("192.0.2.10")
+	good := &model.Posture{Kernel: "6.1.0-18-amd64", DiskEncrypted: true}
+	for _, tc := range []struct {
+		name   string
+		groups []string
+		p      *model.Posture
+		want   string
+	}{
+		{"eng, patched, encrypted", []string{"staff", "eng"}, good, model.ActionAllow},
+		{"not in eng", []string{"sales"}, good, model.ActionBlock},
+		{"old kernel", []string{"eng"}, &model.Posture{Kernel: "5.10.0-26-amd64", DiskEncrypted: true}, model.ActionBlock},
+		{"no posture", []string{"eng"}, nil, model.ActionBlock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := judgeFlow(s, model.FlowTestInput{VNetID: vnetAID, DeviceID: devID, User: "ana@example.com", Groups: tc.groups,
+				Posture: tc.p, Src: src, Dst: dst, Protocol: "tcp", Port: 443})
+			if err != nil || v.Action != tc.want {
+				t.Fatalf("verdict = %+v, %v; want %s", v, err, tc.want)
+			}
+		})
+	}
+}

@@ -176,13 +176,27 @@ func (s *Server) setPolicyDefault(q *req) error {
 func (s *Server) testFlow(q *req) error {
 	f := q.r.FormValue
 	t := model.FlowTest{VNet: f("vnet"), User: strings.TrimSpace(f("user")), Protocol: f("protocol")}
+	for _, g := range strings.Split(f("groups"), ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			t.Groups = append(t.Groups, g)
+		}
+	}
+	var posture []string
+	for _, kv := range strings.Split(f("posture"), ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			posture = append(posture, kv)
+		}
+	}
+	var err error
+	if t.Posture, err = model.ParsePosture(posture); err != nil {
+		return err
+	}
 	switch src := f("source"); {
 	case strings.HasPrefix(src, "device:"):
 		t.Device = strings.TrimPrefix(src, "device:")
 	case strings.HasPrefix(src, "tunnel:"):
 		t.Tunnel = strings.TrimPrefix(src, "tunnel:")
 	}
-	var err error
 	if t.Src, err = formAddr("source IP", f("src")); err != nil {
 		return err
 	}

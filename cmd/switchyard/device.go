@@ -33,13 +33,13 @@ func deviceCommand() *cli.Command {
 					return render(c, devices, func(w *tabwriter.Writer) {
 						// A cluster's list also names the edges of each device's sessions.
 						cluster := slices.ContainsFunc(devices, func(d model.Device) bool { return d.Edge != "" })
-						head := []any{"ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "SESSION EXPIRES", "ENROLL TOKEN", "LAST SEEN", "LAST HANDSHAKE", "PATH MTU", "REVOKED"}
+						head := []any{"ID", "NAME", "DEVICE TYPE", "OS VERSION", "VERSION", "IP", "USER", "GROUPS", "SESSION EXPIRES", "ENROLL TOKEN", "LAST SEEN", "LAST HANDSHAKE", "PATH MTU", "REVOKED"}
 						if cluster {
 							head = append(head, "EDGE", "STANDBY")
 						}
 						row(w, head...)
 						for _, d := range devices {
-							cols := []any{d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, sessionCol(d.SessionExpiresAt), tokenID(d.EnrollToken), d.LastSeen, d.LastHandshake, d.PathMTU.String(), revokedCol(d)}
+							cols := []any{d.ID, d.Name, d.DeviceType, d.OSVersion, d.Version, d.IP, d.User, strings.Join(d.Groups, ","), sessionCol(d.SessionExpiresAt), tokenID(d.EnrollToken), d.LastSeen, d.LastHandshake, d.PathMTU.String(), revokedCol(d)}
 							if cluster {
 								cols = append(cols, cmp.Or(d.Edge, "-"), cmp.Or(strings.Join(d.StandbyEdges, ","), "-"))
 							}
@@ -49,6 +49,7 @@ func deviceCommand() *cli.Command {
 				}),
 			},
 			wgConfigCommand(),
+			devicePostureCommand(),
 			{
 				Name:      "revoke",
 				Usage:     "revoke a device: the edge cuts it off at once",

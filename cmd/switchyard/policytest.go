@@ -23,7 +23,9 @@ func policyTestCommand() *cli.Command {
 			&cli.UintFlag{Name: "port", Usage: "the destination `PORT` (tcp, udp)"},
 			&cli.StringFlag{Name: "vnet", Usage: "the sender's virtual network `VNET` (default: the default)"},
 			&cli.StringFlag{Name: "device", Usage: "the sending `DEVICE` (name or id)"},
-			&cli.StringFlag{Name: "user", Usage: "the sender's user `EMAIL` (default: the device's)"},
+			&cli.StringFlag{Name: "user", Usage: "the flow's user `EMAIL` (default: the device's)"},
+			&cli.StringSliceFlag{Name: "group", Usage: "one of the user's `GROUP`s, repeatable (default: the device's)"},
+			&cli.StringSliceFlag{Name: "posture", Usage: "a posture `FIELD=VALUE` (os, os_version, kernel, client_version, disk_encrypted, firewall, serial, network), repeatable; any given replace the device's report"},
 			&cli.StringFlag{Name: "tunnel", Usage: "the sending site's `TUNNEL` (name or id)"},
 			outputFlag,
 		},
@@ -42,7 +44,12 @@ func policyTestCommand() *cli.Command {
 			if c.Uint("port") > 65535 {
 				return model.Errorf(model.KindInvalid, "policy test: port %d is out of range", c.Uint("port"))
 			}
+			posture, err := model.ParsePosture(c.StringSlice("posture"))
+			if err != nil {
+				return err
+			}
 			v, err := api.TestFlow(ctx, model.FlowTest{VNet: c.String("vnet"), Device: c.String("device"), User: c.String("user"),
+				Groups: c.StringSlice("group"), Posture: posture,
 				Tunnel: c.String("tunnel"), Src: src, Dst: dst, Protocol: c.String("proto"), Port: uint16(c.Uint("port"))})
 			if err != nil {
 				return err

@@ -25,13 +25,24 @@ func (s *Server) testFlow(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := model.FlowTestInput{VNetID: vnet.ID, User: t.User, Src: t.Src, Dst: t.Dst, Protocol: t.Protocol, Port: t.Port}
+	in := model.FlowTestInput{VNetID: vnet.ID, User: t.User, Groups: t.Groups, Posture: t.Posture,
+		Src: t.Src, Dst: t.Dst, Protocol: t.Protocol, Port: t.Port}
 	if t.Tunnel != "" {
 		tun, err := s.reg.GetTunnel(ctx, t.Tunnel)
 		if err != nil {
 			return nil, err
 		}
 		in.TunnelID = tun.ID
+		// A site's flow to a device is that device's user's.
+		devices, err := s.reg.ListDevices(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range devices {
+			if d.IP == t.Dst && d.VNetID == vnet.ID {
+				flowTestIdentity(&in, t, d)
+			}
+		}
 	}
 	if t.Device != "" {
 		d, err := s.device(r, t.Device)
@@ -39,9 +50,7 @@ func (s *Server) testFlow(r *http.Request) (any, error) {
 			return nil, err
 		}
 		in.DeviceID = d.ID
-		if in.User == "" {
-			in.User = d.User
-		}
+		flowTestIdentity(&in, t, d)
 	}
 	v, err := s.opts.TestFlow(ctx, in)
 	if err != nil {
@@ -56,6 +65,20 @@ func (s *Server) testFlow(r *http.Request) (any, error) {
 		v.Policy = &p
 	}
 	return v, nil
+}
+
+// flowTestIdentity fills in the user, groups and posture of the flow's
+// device d that the test does not give.
+func flowTestIdentity(in *model.FlowTestInput, t model.FlowTest, d model.Device) {
+	if t.User == "" {
+		in.User = d.User
+	}
+	if t.Groups == nil {
+		in.Groups = d.Groups
+	}
+	if t.Posture == nil {
+		in.Posture = d.Posture
+	}
 }
 
 // device finds the live device named by ref, its id or its name.

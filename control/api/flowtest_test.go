@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/google/uuid"
@@ -49,7 +50,7 @@ func TestFlowTestEndpoint(t *testing.T) {
 		t.Fatalf("verdict = %+v, want block by no-ssh in lab", v)
 	}
 	want := model.FlowTestInput{VNetID: vn.ID, TunnelID: tun.Tunnel.ID, Src: src, Dst: dst, Protocol: "tcp", Port: 22}
-	if len(got) != 1 || got[0] != want {
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("the engine got %+v, want %+v", got, want)
 	}
 
@@ -60,6 +61,16 @@ func TestFlowTestEndpoint(t *testing.T) {
 	}
 	if g := got[len(got)-1]; g.User != "ana@example.com" || g.TunnelID != uuid.Nil || g.VNetID == vn.ID {
 		t.Fatalf("the engine got %+v for a user in the default vnet", g)
+	}
+
+	// Groups and posture, as given, reach the engine.
+	posture := &model.Posture{Kernel: "6.1.0-18-amd64", DiskEncrypted: true}
+	if _, err := c.TestFlow(ctx, model.FlowTest{User: "ana@example.com", Groups: []string{"eng"}, Posture: posture,
+		Src: src, Dst: dst, Protocol: "tcp", Port: 443}); err != nil {
+		t.Fatal(err)
+	}
+	if g := got[len(got)-1]; !reflect.DeepEqual(g.Groups, []string{"eng"}) || g.Posture == nil || *g.Posture != *posture {
+		t.Fatalf("the engine got %+v, want the test's groups and posture", g)
 	}
 
 	n := len(got)

@@ -52,6 +52,8 @@ type FlowSession struct {
 	DeviceID   uuid.UUID `json:"device_id,omitzero"`
 	DeviceName string    `json:"device_name,omitempty"`
 	User       string    `json:"user,omitempty"`
+	// Groups are the user's groups when the flow was logged.
+	Groups     []string  `json:"groups,omitempty"`
 	TunnelID   uuid.UUID `json:"tunnel_id,omitzero"`
 	TunnelName string    `json:"tunnel_name,omitempty"`
 }
