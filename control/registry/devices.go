@@ -122,6 +122,11 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {
 		return model.Device{}, nil, model.Errorf(model.KindInvalid, "enroll device: key proof is %d bytes, want %d", len(req.KeyProof), model.KeyProofLen)
 	}
+	if req.Posture != nil {
+		if err := r.validatePosture(req.Posture); err != nil {
+			return model.Device{}, nil, err
+		}
+	}
 	secret := newSecret()
 	var d deviceRecord
 	_, err := r.st.Update(ctx, func(tx store.Tx) error {
@@ -172,6 +177,9 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 		}
 		d.Name, d.DeviceType, d.OSVersion, d.Version = req.Name, req.DeviceType, req.OSVersion, req.Version
 		d.User, d.EnrollToken = t.User, t.ID
+		if req.Posture != nil {
+			d.Posture = req.Posture
+		}
 		if req.KeyProof != nil {
 			d.ProofHash = hashSecret(req.KeyProof)
 		}
@@ -336,8 +344,12 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 		if err != nil {
 			return err
 		}
+		nets, err := postureNetworks(tx)
+		if err != nil {
+			return err
+		}
 		cfg = model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: r.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
-			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay))}
+			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay)), PostureNetworks: nets}
 		return nil
 	})
 	return cfg, err
