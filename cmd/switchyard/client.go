@@ -38,6 +38,7 @@ func clientCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "expose", Usage: "with --userspace: accept TCP connections to the overlay address on PORT and forward them to LOCALHOST:LOCALPORT (default 127.0.0.1:PORT); repeatable"},
 					&cli.BoolFlag{Name: "no-dns", Usage: "leave DNS alone: no stub resolver, no change to systemd-resolved or resolv.conf, the host's resolver for every name (and the split tunnel's domain entries unused)"},
 					&cli.StringFlag{Name: "resolv-conf", Usage: "rewrite (and on exit restore) this resolver configuration `FILE` instead of using systemd-resolved or /etc/resolv.conf (a container's own file)"},
+					postureIntervalFlag,
 				},
 				Action: func(c *cli.Context) error {
 					proto, err := parseProtocol(c)
@@ -49,6 +50,10 @@ func clientCommand() *cli.Command {
 						return err
 					}
 					edges, err := parseEdges(c)
+					if err != nil {
+						return err
+					}
+					postureInterval, err := parsePostureInterval(c)
 					if err != nil {
 						return err
 					}
@@ -70,9 +75,12 @@ func clientCommand() *cli.Command {
 						NoDNS:          c.Bool("no-dns"),
 						DNS:            agent.DNSHost{ResolvConf: c.String("resolv-conf")},
 						Log:            daemonLog(c, "client"),
+
+						PostureInterval: postureInterval,
 					})
 				},
 			},
+			clientPostureCommand(),
 			{
 				Name:      "vnet",
 				Usage:     "list the virtual networks, or switch this device into one (through the running client)",

@@ -47,6 +47,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clientCommand(),
 			accessCommand(),
 			deviceCommand(),
+			postureCommand(),
 			splitTunnelCommand(),
 			dnsCommand(),
 			statsCommand(),
