@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/control/registry"
 	"github.com/switchyard/switchyard/control/store"
 	"github.com/switchyard/switchyard/router"
+	"github.com/switchyard/switchyard/router/policy"
 	"github.com/switchyard/switchyard/transport/heartbeat"
 	"github.com/switchyard/switchyard/transport/masque"
 	"github.com/switchyard/switchyard/transport/wireguard"
@@ -430,6 +431,8 @@ type agentRecord struct {
 	tunnel  router.TunnelID
 	overlay netip.Addr
 	user    string
+	// ident is a device's identity snapshot for policies; nil for a connector.
+	ident *policy.Identity
 }
 
 // newPeer returns the router identity of the agent.
@@ -438,6 +441,7 @@ func (a *agentRecord) newPeer() *router.Peer {
 	if a.kind == router.Client {
 		p.Device = a.id
 	}
+	p.SetIdentity(a.ident)
 	p.SetVNet(a.vnet)
 	return p
 }
@@ -470,6 +474,7 @@ func (d *dataplane) applyLocked(s registry.Snapshot) (gone []*session) {
 		}
 		for _, ss := range d.agents[a.id] {
 			ss.peer.SetVNet(a.vnet)
+			ss.peer.SetIdentity(a.ident) // groups and posture change in place; applyPolicies starts a generation
 			ss.host = a.host
 			if ss.vnet != a.vnetID {
 				ss.vnet = a.vnetID
@@ -523,7 +528,7 @@ func (d *dataplane) agentsOf(s registry.Snapshot) []agentRecord {
 			continue
 		}
 		out = append(out, agentRecord{id: dev.ID, key: key, vnet: d.vnets[dev.VNetID], vnetID: dev.VNetID,
-			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User})
+			name: dev.Name, kind: router.Client, overlay: dev.IP, user: dev.User, ident: deviceIdentity(&dev)})
 	}
 	return out
 }

@@ -114,6 +114,7 @@ func (h masqueHandler) Open(ms *masque.Session, g masque.Grant, _ []netip.Prefix
 	tp := twin.peer
 	p := &router.Peer{Name: tp.Name, Kind: tp.Kind, Tunnel: tp.Tunnel, Overlay: tp.Overlay, User: tp.User, Device: tp.Device}
 	p.SetVNet(tp.VNet())
+	p.SetIdentity(tp.Identity())
 	_, mtu, _ := sessionMTUs(d.mtu)
 	// The peer's MTU follows the session's datagram capacity as path MTU
 	// discovery grows it (or quic-go starts over), so the router answers

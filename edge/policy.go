@@ -50,11 +50,15 @@ func (d *dataplane) applyPolicies(s registry.Snapshot) {
 	d.flows.names.Store(&byIndex)
 	// Only a change to what the rules see starts a new generation: other
 	// writes (a device seen, a connector enrolled) leave live flows alone.
+	// A device's identity (user, groups, posture) is part of it: the peers
+	// took the new identity in applyLocked, and the new generation has the
+	// established flows evaluated again with it on their next packet.
 	key, err := json.Marshal(struct {
 		P []model.Policy
 		D string
 		N ruleNames
-	}{s.Policies, s.PolicyDefault, names})
+		I []identityKey
+	}{s.Policies, s.PolicyDefault, names, identityKeys(s.Devices)})
 	if err == nil && bytes.Equal(key, d.policyKey) {
 		return
 	}

@@ -69,13 +69,17 @@ func compileExpr(e model.Expr, where string, names ruleNames) (policy.Cond, erro
 	if e.Operator == model.OpIsNot || e.Operator == model.OpNotIn {
 		c.Op = policy.NotIn
 	}
+	if op, ok := compareOps[e.Operator]; ok { // ValidateCondition: a version field, one version
+		c.Op, c.Version = op, policy.ParseVersion(e.Values[0])
+		return c, nil
+	}
 	if e.Operator == model.OpMatches {
 		re, err := regexp.Compile("^(?:" + e.Values[0] + ")$")
 		if err != nil {
 			return policy.Cond{}, fmt.Errorf("%s: invalid regular expression %q: %w", where, e.Values[0], err)
 		}
 		switch c.Field {
-		case policy.User, policy.Device: // matched per flow; a device as its id's text
+		default: // matched per flow: a device as its id's text, a user's groups one by one
 			c.Op, c.Regexp = policy.Matches, re
 		case policy.VNet:
 			for name, idx := range names.VNets {
@@ -130,6 +134,10 @@ func compileExpr(e model.Expr, where string, names ruleNames) (policy.Cond, erro
 			c.IDs = append(c.IDs, id)
 		case policy.User:
 			c.Users = append(c.Users, v)
+		case policy.DiskEncrypted, policy.Firewall:
+			c.Bools = append(c.Bools, v == "true")
+		default: // the group and posture texts
+			c.Names = append(c.Names, v)
 		}
 	}
 	return c, nil
@@ -139,8 +147,15 @@ func compileExpr(e model.Expr, where string, names ruleNames) (policy.Cond, erro
 var selectorFields = map[string]policy.Field{
 	model.SelDstIP: policy.DstIP, model.SelSrcIP: policy.SrcIP, model.SelDstPort: policy.DstPort,
 	model.SelProtocol: policy.Proto, model.SelVNet: policy.VNet, model.SelTunnel: policy.Tunnel,
-	model.SelDeviceID: policy.Device, model.SelUserEmail: policy.User,
+	model.SelDeviceID: policy.Device, model.SelUserEmail: policy.User, model.SelUser: policy.User,
+	model.SelUserGroup: policy.Group, model.SelPostureOS: policy.OS, model.SelPostureOSVersion: policy.OSVersion,
+	model.SelPostureKernel: policy.Kernel, model.SelPostureClient: policy.ClientVersion,
+	model.SelPostureDiskEncrypted: policy.DiskEncrypted, model.SelPostureFirewall: policy.Firewall,
+	model.SelPostureSerial: policy.Serial, model.SelPostureNetwork: policy.Network,
 }
+
+// compareOps maps the API's version comparisons to the router's.
+var compareOps = map[string]policy.Op{model.OpGe: policy.Ge, model.OpGt: policy.Gt, model.OpLe: policy.Le, model.OpLt: policy.Lt}
 
 // protocolNumbers maps each protocol name the API knows to its IP protocol
 // numbers: icmp covers both families.

@@ -497,6 +497,7 @@ func (d *dataplane) rebuildRemote() {
 				continue
 			}
 			p.Kind, p.Device, p.Overlay, p.User, p.Name = router.Client, s.ID, dev.IP, dev.User, dev.Name
+			p.SetIdentity(deviceIdentity(dev)) // the ingress edge decides on the device's identity
 		default:
 			continue
 		}

@@ -164,15 +164,23 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte, via st
 	}
 	k := flow.Key{VNet: from.VNet(), Proto: tp.proto, Src: h.src, Dst: h.dst, SrcPort: tp.sport, DstPort: tp.dport}
 	now := r.cfg.Clock()
-	v, _, found := r.pol.flows.Packet(k, sender, receiver, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
+	v, reply, found := r.pol.flows.Packet(k, sender, receiver, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0)
 	if found && v.Gen != rules.Gen {
 		if meta, ok := r.pol.flows.Meta(k, sender, receiver); ok {
+			// Evaluated again with the current identity of the flow's
+			// user: this packet's peers are the live ones (a session the
+			// edge rebuilt keeps its party, and so its flows).
+			opener, target := from, to
+			if reply {
+				opener, target = to, from
+			}
+			meta.In.User, meta.In.Ident = flowIdentity(opener, target)
 			v = r.decide(rules, &meta.In)
 			r.pol.flows.Redecide(k, sender, receiver, v)
 		}
 	}
 	if !found {
-		meta := FlowMeta{In: flowInput(k.VNet, from, h, tp), From: from, To: to, Via: via}
+		meta := FlowMeta{In: flowInput(k.VNet, from, to, h, tp), From: from, To: to, Via: via}
 		v = r.decide(rules, &meta.In)
 		var created bool
 		if v, created = r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
@@ -203,10 +211,31 @@ func (r *Router) filter(from, to *Peer, pkt []byte, h header, buf []byte, via st
 	return r.icmpError(ReasonPolicy, from, pkt[:h.length], h, buf), false
 }
 
-// flowInput is what policies see of a packet sent by from in virtual network vnet.
-func flowInput(vnet uint32, from *Peer, h header, tp transport) policy.Input {
-	return policy.Input{VNet: vnet, Proto: tp.proto, Src: h.src, Dst: h.dst, DstPort: tp.dport,
-		HasPorts: tp.ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device, User: from.User}
+// flowInput is what policies see of a packet sent by from to to in virtual
+// network vnet.
+func flowInput(vnet uint32, from, to *Peer, h header, tp transport) policy.Input {
+	in := policy.Input{VNet: vnet, Proto: tp.proto, Src: h.src, Dst: h.dst, DstPort: tp.dport,
+		HasPorts: tp.ports, Site: from.Kind == Connector, Tunnel: from.Tunnel, Device: from.Device}
+	in.User, in.Ident = flowIdentity(from, to)
+	return in
+}
+
+// flowIdentity returns the user and identity of a flow opened by from
+// toward to: the sending device's, or for a flow a site sends to a device
+// the destination device's; none between sites. The user is the identity's,
+// or the peer's own for a peer without an identity snapshot.
+func flowIdentity(from, to *Peer) (string, *policy.Identity) {
+	p := from
+	if p.Kind != Client {
+		if p = to; p == nil || p.Kind != Client {
+			return "", nil
+		}
+	}
+	id := p.Identity()
+	if id != nil && id.User != "" {
+		return id.User, id
+	}
+	return p.User, id
 }
 
 // errorOfAllowedFlow reports whether pkt, sent by party sender to party

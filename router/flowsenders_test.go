@@ -1,6 +1,7 @@
 package router
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/switchyard/switchyard/router/policy"
@@ -19,11 +20,16 @@ func TestFlowBelongsToItsParties(t *testing.T) {
 		laptop = "100.96.0.7"
 		server = "10.1.2.3" // in site A's 10.1.0.0/16
 	)
-	// The laptop's user may reach anything, site A may open SIP to devices,
-	// everything else is blocked: site C on its own may send nothing.
+	// The laptop's user may reach anything from a device (a user condition
+	// also holds for a site's flow to the user's device: the device
+	// condition keeps this one to the device's own), site A may open SIP to
+	// devices, everything else is blocked: site C on its own may send nothing.
 	rules := func(l *lab) []policy.Rule {
 		return []policy.Rule{
-			{ID: polAllow, Allow: true, Match: policy.Cond{Op: policy.In, Field: policy.User, Users: []string{"alice@example.com"}}},
+			{ID: polAllow, Allow: true, Match: policy.Cond{Op: policy.And, Kids: []policy.Cond{
+				{Op: policy.In, Field: policy.User, Users: []string{"alice@example.com"}},
+				{Op: policy.Matches, Field: policy.Device, Regexp: regexp.MustCompile(`^.*$`)},
+			}}},
 			{ID: polAllow, Allow: true, Match: policy.Cond{Op: policy.And, Kids: []policy.Cond{
 				{Op: policy.In, Field: policy.Tunnel, IDs: [][16]byte{l.tunA}},
 				{Op: policy.In, Field: policy.DstPort, Ports: []policy.PortRange{{Lo: 5060, Hi: 5060}}},

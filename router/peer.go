@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/router/flow"
+	"github.com/switchyard/switchyard/router/policy"
 )
 
 // Kind says what a peer is.
@@ -63,6 +64,7 @@ type Peer struct {
 	missed  atomic.Bool   // up only because its tunnel has no other replica
 	standby atomic.Bool   // the agent's standby session: never a destination
 	mtu     atomic.Uint32 // the session's inner MTU; 0: no limit
+	ident   atomic.Pointer[policy.Identity]
 }
 
 // TunnelID names a tunnel inside the router.
@@ -136,3 +138,14 @@ func (p *Peer) MTU() int { return int(p.mtu.Load()) }
 // packet without DF is fragmented to fit, any other answered with ICMPv4
 // Fragmentation Needed or ICMPv6 Packet Too Big.
 func (p *Peer) SetMTU(mtu int) { p.mtu.Store(uint32(max(mtu, 0))) }
+
+// Identity returns the client's identity snapshot (user, groups, posture)
+// that policies look at; nil for none.
+func (p *Peer) Identity() *policy.Identity { return p.ident.Load() }
+
+// SetIdentity swaps in a new identity snapshot, which must not change
+// afterwards. The session stays; flows already decided keep their verdict
+// until the rule set's generation changes, so the edge starts a new
+// generation with every identity change (flows are then re-evaluated with
+// the peers' current identities).
+func (p *Peer) SetIdentity(id *policy.Identity) { p.ident.Store(id) }

@@ -92,7 +92,7 @@ func (r *Router) admit(vnet uint32, from, to *Peer, pkt []byte, h header, via st
 	if _, _, found := r.pol.flows.Packet(k, sender, receiver, h.length, now, tp.flags&(tcpFIN|tcpRST) != 0); found {
 		return
 	}
-	meta := FlowMeta{In: flowInput(vnet, from, h, tp), From: from, To: to, Via: via}
+	meta := FlowMeta{In: flowInput(vnet, from, to, h, tp), From: from, To: to, Via: via}
 	v := flow.Verdict{Allow: true, Gen: r.pol.rules.Load().Gen}
 	if _, created := r.pol.flows.Insert(k, sender, receiver, meta, v, h.length, now); created && r.cfg.OnFlow != nil {
 		e := FlowEntry{Key: k, Meta: meta, Verdict: v, Start: now, Last: now}

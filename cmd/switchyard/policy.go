@@ -16,7 +16,7 @@ import (
 // Flags shared by policy add and update.
 var (
 	policyWhenFlag = &cli.StringSliceFlag{Name: "when", Usage: "a `CONDITION` \"SELECTOR OPERATOR VALUE\", repeatable; selectors: " +
-		strings.Join(model.Selectors, ", ") + "; operators: is, is not, in, not in, matches (RE2)"}
+		strings.Join(model.Selectors, ", ") + "; operators: is, is not, in, not in, matches (RE2), and >=, >, <=, < for versions (" + strings.Join(model.VersionSelectors, ", ") + ")"}
 	policyAnyFlag    = &cli.BoolFlag{Name: "any", Usage: "match when any --when condition holds (default: all)"}
 	policyMatchFlag  = &cli.StringFlag{Name: "match", Usage: "the whole condition as `JSON` ({\"and\":[{\"selector\":...,\"operator\":...,\"values\":[...]}]}), instead of --when"}
 	policyActionFlag = &cli.StringFlag{Name: "action", Usage: "`ACTION`: allow or block"}

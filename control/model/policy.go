@@ -47,15 +47,45 @@ type Expr struct {
 
 // Policy selectors: what a condition looks at.
 const (
-	SelDstIP     = "dst_ip"     // destination address; values are IPs or CIDRs
-	SelSrcIP     = "src_ip"     // source address; values are IPs or CIDRs
-	SelDstPort   = "dst_port"   // destination port; values are ports or ranges (8000-8080)
-	SelProtocol  = "protocol"   // tcp, udp or icmp
-	SelVNet      = "vnet"       // the virtual network the sender is in, by name or id
-	SelUserEmail = "user_email" // the user of the sending device
-	SelDeviceID  = "device_id"  // the sending device
-	SelTunnel    = "tunnel"     // the tunnel whose site sent the packet, by name or id
+	SelDstIP    = "dst_ip"     // destination address; values are IPs or CIDRs
+	SelSrcIP    = "src_ip"     // source address; values are IPs or CIDRs
+	SelDstPort  = "dst_port"   // destination port; values are ports or ranges (8000-8080)
+	SelProtocol = "protocol"   // tcp, udp or icmp
+	SelVNet     = "vnet"       // the virtual network the sender is in, by name or id
+	SelUser     = "user.email" // the flow's user (see below)
+	SelDeviceID = "device_id"  // the sending device
+	SelTunnel   = "tunnel"     // the tunnel whose site sent the packet, by name or id
+	// SelUserEmail is the old name of SelUser, still accepted: both
+	// compile alike.
+	SelUserEmail = "user_email"
 )
+
+// Identity selectors look at the flow's user and device: the sending
+// device's, or for a flow a site sends to a device the destination
+// device's (client to client: the sender's). None holds for a flow between
+// sites, nor a posture selector for a device that never reported posture.
+const (
+	SelUserGroup            = "user.group"                    // one of the user's groups
+	SelPostureOS            = "device.posture.os"             // linux
+	SelPostureOSVersion     = "device.posture.os_version"     // a version: 12, 24.04
+	SelPostureKernel        = "device.posture.kernel"         // a version: 6.1.0-18-amd64
+	SelPostureClient        = "device.posture.client_version" // a version: 0.18.2
+	SelPostureDiskEncrypted = "device.posture.disk_encrypted" // true or false
+	SelPostureFirewall      = "device.posture.firewall"       // true or false
+	SelPostureSerial        = "device.posture.serial"         // the DMI serial
+	SelPostureNetwork       = "device.posture.network"        // a posture network's name
+)
+
+// VersionSelectors take the comparison operators (>=, >, <=, <). They
+// compare the leading dotted numeric part of the reported version as
+// numbers: a kernel "6.1.0-18-amd64" is 6.1.0 (its build suffix never
+// counts), "24.04" is 24.4, a leading "v" is skipped, missing parts are
+// zero (6.1 equals 6.1.0), and a report that does not start with a number
+// satisfies no comparison.
+var VersionSelectors = []string{SelPostureOSVersion, SelPostureKernel, SelPostureClient}
+
+// BoolSelectors take true or false, with is and is_not.
+var BoolSelectors = []string{SelPostureDiskEncrypted, SelPostureFirewall}
 
 // Policy operators.
 const (
@@ -64,13 +94,24 @@ const (
 	OpIn      = "in"
 	OpNotIn   = "not_in"
 	OpMatches = "matches" // RE2, anchored at both ends
+	// Version comparisons, for VersionSelectors only.
+	OpGe = ">="
+	OpGt = ">"
+	OpLe = "<="
+	OpLt = "<"
 )
 
-// Selectors lists every selector, for help texts and errors.
-var Selectors = []string{SelDstIP, SelSrcIP, SelDstPort, SelProtocol, SelVNet, SelUserEmail, SelDeviceID, SelTunnel}
+// Selectors lists every selector, for help texts and errors (not the
+// alias SelUserEmail, which is accepted too).
+var Selectors = []string{SelDstIP, SelSrcIP, SelDstPort, SelProtocol, SelVNet, SelUser, SelUserGroup, SelDeviceID, SelTunnel,
+	SelPostureOS, SelPostureOSVersion, SelPostureKernel, SelPostureClient, SelPostureDiskEncrypted,
+	SelPostureFirewall, SelPostureSerial, SelPostureNetwork}
 
 // Operators lists every operator.
-var Operators = []string{OpIs, OpIsNot, OpIn, OpNotIn, OpMatches}
+var Operators = []string{OpIs, OpIsNot, OpIn, OpNotIn, OpMatches, OpGe, OpGt, OpLe, OpLt}
+
+// versionValue is what a comparison's value must look like.
+var versionValue = regexp.MustCompile(`^[vV]?[0-9]+(\.[0-9]+){0,5}$`)
 
 // Policy precedences lie in MinPrecedence..MaxPrecedence; anything else is
 // refused, so that adding "after the last" can never overflow.
@@ -181,7 +222,7 @@ func validateExpr(e Expr, where string, n *int) error {
 // ValidateCondition checks one leaf condition: a known selector and operator,
 // the right number of values, each well-formed for the selector.
 func ValidateCondition(e Expr, where string) error {
-	if !slices.Contains(Selectors, e.Selector) {
+	if !slices.Contains(Selectors, e.Selector) && e.Selector != SelUserEmail {
 		return fmt.Errorf("%s: unknown selector %q (want one of %s)", where, e.Selector, strings.Join(Selectors, ", "))
 	}
 	if !slices.Contains(Operators, e.Operator) {
@@ -190,7 +231,11 @@ func ValidateCondition(e Expr, where string) error {
 	switch {
 	case len(e.Values) == 0:
 		return fmt.Errorf("%s: %s %s needs a value", where, e.Selector, e.Operator)
-	case (e.Operator == OpIs || e.Operator == OpIsNot || e.Operator == OpMatches) && len(e.Values) != 1:
+	case isCompare(e.Operator) && !slices.Contains(VersionSelectors, e.Selector):
+		return fmt.Errorf("%s: %s does not take %s: only %s compare as versions", where, e.Selector, e.Operator, strings.Join(VersionSelectors, ", "))
+	case slices.Contains(BoolSelectors, e.Selector) && e.Operator != OpIs && e.Operator != OpIsNot:
+		return fmt.Errorf("%s: %s takes is or is_not with true or false, not %s", where, e.Selector, e.Operator)
+	case (e.Operator == OpIs || e.Operator == OpIsNot || e.Operator == OpMatches || isCompare(e.Operator)) && len(e.Values) != 1:
 		return fmt.Errorf("%s: %s %s takes one value, got %d (use in or not_in for a list)", where, e.Selector, e.Operator, len(e.Values))
 	}
 	for _, v := range e.Values {
@@ -201,7 +246,16 @@ func ValidateCondition(e Expr, where string) error {
 	return nil
 }
 
+// isCompare reports whether op compares versions.
+func isCompare(op string) bool { return op == OpGe || op == OpGt || op == OpLe || op == OpLt }
+
 func validateValue(sel, op, v string) error {
+	if isCompare(op) {
+		if !versionValue.MatchString(v) {
+			return fmt.Errorf("%s %s %q: not a version (digits and dots: 6.1, 24.04, v0.18)", sel, op, v)
+		}
+		return nil
+	}
 	if op == OpMatches {
 		if sel == SelDstIP || sel == SelSrcIP || sel == SelDstPort || sel == SelProtocol {
 			return fmt.Errorf("%s does not support matches; use is or in", sel)
@@ -228,7 +282,12 @@ func validateValue(sel, op, v string) error {
 		if _, err := uuid.Parse(v); err != nil {
 			return fmt.Errorf("device_id %q is not a device id", v)
 		}
-	case SelVNet, SelTunnel, SelUserEmail:
+	case SelPostureDiskEncrypted, SelPostureFirewall:
+		if v != "true" && v != "false" {
+			return fmt.Errorf("%s %q is neither true nor false", sel, v)
+		}
+	case SelVNet, SelTunnel, SelUserEmail, SelUser, SelUserGroup, SelPostureOS, SelPostureOSVersion, SelPostureKernel,
+		SelPostureClient, SelPostureSerial, SelPostureNetwork:
 		if v == "" || len(v) > 256 {
 			return fmt.Errorf("%s value must be 1 to 256 bytes", sel)
 		}
@@ -288,8 +347,9 @@ func (e Expr) String() string {
 }
 
 // ParseCondition parses one condition written as "SELECTOR OPERATOR VALUE":
-// "dst_port in 22,8000-8080", "user_email matches .*@example.com",
-// "tunnel is not site-c" ("is not" and "not in" may be written with a space).
+// "dst_port in 22,8000-8080", "user.email matches .*@example.com",
+// "tunnel is not site-c" ("is not" and "not in" may be written with a space),
+// "device.posture.os_version >= 6.1", "device.posture.disk_encrypted is true".
 func ParseCondition(s string) (Expr, error) {
 	f := strings.Fields(s)
 	if len(f) < 3 {

@@ -8,7 +8,13 @@
 // translates the control plane's records into Rules, resolving names
 // (virtual networks, tunnels, and regular expressions over them) as it does,
 // so evaluation compares numbers and addresses and does not allocate; only a
-// device or user regular expression runs per evaluation.
+// regular expression over a device, user, group or posture text runs per
+// evaluation.
+//
+// User, group and posture conditions look at the flow's Identity (Input.Ident):
+// the sending device's, or, for a flow a site sends to a device, the
+// destination device's. Version conditions (Ge, Gt, Le, Lt) compare the
+// leading dotted numeric part of the reported version (see Version).
 //
 // It imports the standard library only.
 package policy
@@ -32,7 +38,8 @@ const (
 	ProtoICMPv6 = 58
 )
 
-// Input is what a rule can look at: the first packet of a flow and who sent it.
+// Input is what a rule can look at: the first packet of a flow, who sent it
+// and whose flow it is.
 type Input struct {
 	VNet     uint32 // the sender's virtual network (router index)
 	Proto    uint8
@@ -42,9 +49,14 @@ type Input struct {
 	// Tunnel is the sending site's tunnel; Site says whether it is set.
 	Site   bool
 	Tunnel [16]byte
-	// Device and User identify a sending client device.
+	// Device identifies a sending client device.
 	Device [16]byte
-	User   string
+	// User is the flow's user (the email of Ident's user, or of a device
+	// without an identity snapshot); empty for none.
+	User string
+	// Ident is the flow's identity: the sending device's, or for a flow a
+	// site sends to a device the destination device's; nil for none.
+	Ident *Identity
 }
 
 // Decision is the outcome of Evaluate.
@@ -58,20 +70,42 @@ type Decision struct {
 type Field uint8
 
 // Fields. A condition on Tunnel holds only for a site's packets, one on
-// Device or User only for a client device's.
+// Device only for a client device's, one on User, Group or a posture field
+// only for a flow with a user or identity (Input.User, Input.Ident).
 const (
-	DstIP   Field = iota + 1 // Dst, against Cond.Prefixes
-	SrcIP                    // Src, against Cond.Prefixes
-	DstPort                  // DstPort, against Cond.Ports; never holds without HasPorts
-	Proto                    // Proto, against Cond.Protos
-	VNet                     // VNet, against Cond.VNets
-	Tunnel                   // Tunnel, against Cond.IDs
-	Device                   // Device, against Cond.IDs or Cond.Regexp
-	User                     // User, against Cond.Users or Cond.Regexp; never holds for an empty User
+	DstIP         Field = iota + 1 // Dst, against Cond.Prefixes
+	SrcIP                          // Src, against Cond.Prefixes
+	DstPort                        // DstPort, against Cond.Ports; never holds without HasPorts
+	Proto                          // Proto, against Cond.Protos
+	VNet                           // VNet, against Cond.VNets
+	Tunnel                         // Tunnel, against Cond.IDs
+	Device                         // Device, against Cond.IDs or Cond.Regexp
+	User                           // User, against Cond.Users or Cond.Regexp; never holds for an empty User
+	Group                          // Ident.Groups: some group is in Cond.Names or matches Cond.Regexp
+	OS                             // Ident.Posture.OS, against Cond.Names or Cond.Regexp
+	OSVersion                      // Ident.Posture.OSVersion, against Cond.Names, Cond.Regexp or Cond.Version
+	Kernel                         // Ident.Posture.Kernel, likewise
+	ClientVersion                  // Ident.Posture.ClientVersion, likewise
+	DiskEncrypted                  // Ident.Posture.DiskEncrypted, against Cond.Bools
+	Firewall                       // Ident.Posture.Firewall, against Cond.Bools
+	Serial                         // Ident.Posture.Serial, against Cond.Names or Cond.Regexp
+	Network                        // Ident.Posture.Network, against Cond.Names or Cond.Regexp
+	maxField      = Network
 )
 
 var fieldNames = [...]string{DstIP: "dst_ip", SrcIP: "src_ip", DstPort: "dst_port", Proto: "protocol",
-	VNet: "vnet", Tunnel: "tunnel", Device: "device_id", User: "user_email"}
+	VNet: "vnet", Tunnel: "tunnel", Device: "device_id", User: "user.email", Group: "user.group",
+	OS: "device.posture.os", OSVersion: "device.posture.os_version", Kernel: "device.posture.kernel",
+	ClientVersion: "device.posture.client_version", DiskEncrypted: "device.posture.disk_encrypted",
+	Firewall: "device.posture.firewall", Serial: "device.posture.serial", Network: "device.posture.network"}
+
+// isVersion reports whether f holds a version that Ge, Gt, Le and Lt compare.
+func (f Field) isVersion() bool { return f == OSVersion || f == Kernel || f == ClientVersion }
+
+// isText reports whether f is a posture or group text (Cond.Names).
+func (f Field) isText() bool {
+	return f == Group || f == OS || f.isVersion() || f == Serial || f == Network
+}
 
 // String returns the field's name in the control plane's API.
 func (f Field) String() string {
@@ -90,10 +124,18 @@ const (
 	Or                    // some member of Cond.Kids holds (an empty Or does not)
 	In                    // the field's value is in the condition's value set
 	NotIn                 // it is not
-	Matches               // Cond.Regexp matches the field as text (Device and User only)
+	Matches               // Cond.Regexp matches the field as text (not for addresses, ports, protocols, booleans)
+	Ge                    // the field's version is at least Cond.Version (version fields only)
+	Gt                    // above it
+	Le                    // at most it
+	Lt                    // below it
 )
 
-var opNames = [...]string{And: "and", Or: "or", In: "in", NotIn: "not_in", Matches: "matches"}
+var opNames = [...]string{And: "and", Or: "or", In: "in", NotIn: "not_in", Matches: "matches",
+	Ge: ">=", Gt: ">", Le: "<=", Lt: "<"}
+
+// isCompare reports whether o compares versions.
+func (o Op) isCompare() bool { return o == Ge || o == Gt || o == Le || o == Lt }
 
 // String returns the operator's name.
 func (o Op) String() string {
@@ -121,6 +163,10 @@ type Cond struct {
 	VNets    []uint32       // VNet
 	IDs      [][16]byte     // Tunnel, Device
 	Users    []string       // User
+	Names    []string       // Group, OS, OSVersion, Kernel, ClientVersion, Serial, Network
+	Bools    []bool         // DiskEncrypted, Firewall
+	// Version is what Ge, Gt, Le and Lt compare a version field with.
+	Version Version
 	// Regexp is matched against the whole value (anchor it when compiling);
 	// a device id is matched as its canonical text,
 	// 00000000-0000-0000-0000-000000000000.
@@ -176,19 +222,31 @@ func check(c *Cond, where string) error {
 			}
 		}
 		return nil
-	case In, NotIn, Matches:
+	case In, NotIn, Matches, Ge, Gt, Le, Lt:
 	default:
 		return fmt.Errorf("%s: %w: unknown operator %s", where, ErrInvalid, c.Op)
 	}
-	if c.Field < DstIP || c.Field > User {
+	if c.Field < DstIP || c.Field > maxField {
 		return fmt.Errorf("%s: %w: unknown field %s", where, ErrInvalid, c.Field)
 	}
 	if c.Kids != nil {
 		return fmt.Errorf("%s: %w: a %s condition has members", where, ErrInvalid, c.Field)
 	}
+	if c.Op.isCompare() {
+		switch {
+		case !c.Field.isVersion():
+			return fmt.Errorf("%s: %w: %s does not support %s: only versions compare", where, ErrInvalid, c.Field, c.Op)
+		case !c.Version.OK || c.values() != 0 || c.Regexp != nil:
+			return fmt.Errorf("%s: %w: %s %s takes a version and no other values", where, ErrInvalid, c.Field, c.Op)
+		}
+		return nil
+	}
+	if c.Version != (Version{}) {
+		return fmt.Errorf("%s: %w: %s %s carries a version", where, ErrInvalid, c.Field, c.Op)
+	}
 	if c.Op == Matches {
 		switch {
-		case c.Field != Device && c.Field != User:
+		case c.Field != Device && c.Field != User && !c.Field.isText():
 			return fmt.Errorf("%s: %w: %s does not support matches", where, ErrInvalid, c.Field)
 		case c.Regexp == nil || c.values() != 0:
 			return fmt.Errorf("%s: %w: %s matches takes a regular expression and no values", where, ErrInvalid, c.Field)
@@ -226,13 +284,19 @@ func (c *Cond) own() int {
 		return len(c.IDs)
 	case User:
 		return len(c.Users)
+	case DiskEncrypted, Firewall:
+		return len(c.Bools)
+	}
+	if c.Field.isText() {
+		return len(c.Names)
 	}
 	return 0
 }
 
 // values counts the condition's values of every field.
 func (c *Cond) values() int {
-	return len(c.Prefixes) + len(c.Ports) + len(c.Protos) + len(c.VNets) + len(c.IDs) + len(c.Users)
+	return len(c.Prefixes) + len(c.Ports) + len(c.Protos) + len(c.VNets) + len(c.IDs) + len(c.Users) +
+		len(c.Names) + len(c.Bools)
 }
 
 // Evaluate returns the decision of the first rule that matches in, or the
@@ -301,13 +365,86 @@ func (c *Cond) leaf(in *Input) bool {
 		}
 		return slices.Contains(c.IDs, in.Device)
 	case User:
-		if in.Site || in.User == "" {
+		if in.User == "" {
 			return false
 		}
 		if c.Regexp != nil {
 			return c.Regexp.MatchString(in.User)
 		}
 		return slices.Contains(c.Users, in.User)
+	}
+	return c.identity(in.Ident)
+}
+
+// identity is leaf for the fields of an Identity: none holds without one,
+// nor a posture field without a posture report.
+func (c *Cond) identity(id *Identity) bool {
+	if id == nil {
+		return false
+	}
+	if c.Field == Group {
+		for _, g := range id.Groups {
+			if c.text(g) {
+				return true
+			}
+		}
+		return false
+	}
+	p := &id.Posture
+	if !p.Reported {
+		return false
+	}
+	switch c.Field {
+	case OS:
+		return c.text(p.OS)
+	case OSVersion:
+		return c.version(p.OSVersion, &p.osVersion)
+	case Kernel:
+		return c.version(p.Kernel, &p.kernel)
+	case ClientVersion:
+		return c.version(p.ClientVersion, &p.clientVersion)
+	case DiskEncrypted:
+		return slices.Contains(c.Bools, p.DiskEncrypted)
+	case Firewall:
+		return slices.Contains(c.Bools, p.Firewall)
+	case Serial:
+		return c.text(p.Serial)
+	case Network:
+		return c.text(p.Network)
+	}
+	return false
+}
+
+// text tests a text field: against Regexp, or Names. An empty text is
+// nothing and matches nothing.
+func (c *Cond) text(s string) bool {
+	switch {
+	case s == "":
+		return false
+	case c.Regexp != nil:
+		return c.Regexp.MatchString(s)
+	}
+	return slices.Contains(c.Names, s)
+}
+
+// version tests a version field: compared with Version by Ge, Gt, Le, Lt
+// (never holding for a text that is no version), else as text.
+func (c *Cond) version(s string, v *Version) bool {
+	if !c.Op.isCompare() {
+		return c.text(s)
+	}
+	if !v.OK {
+		return false
+	}
+	switch d := v.Compare(c.Version); c.Op {
+	case Ge:
+		return d >= 0
+	case Gt:
+		return d > 0
+	case Le:
+		return d <= 0
+	case Lt:
+		return d < 0
 	}
 	return false
 }
@@ -406,6 +543,13 @@ func (c *Cond) format(b *strings.Builder) {
 		vals = append(vals, idText(id))
 	}
 	vals = append(vals, c.Users...)
+	vals = append(vals, c.Names...)
+	for _, v := range c.Bools {
+		vals = append(vals, strconv.FormatBool(v))
+	}
+	if c.Version.OK {
+		vals = append(vals, c.Version.String())
+	}
 	if c.Regexp != nil {
 		vals = append(vals, c.Regexp.String())
 	}

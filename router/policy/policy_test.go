@@ -158,7 +158,7 @@ func TestNewSetRefusesBadRule(t *testing.T) {
 		{"zero condition", Cond{}, "match: invalid rule: unknown operator op(0)"},
 		{"unknown field", leaf(Field(42), In), "match: invalid rule: unknown field field(42)"},
 		{"values of another field", Cond{Op: In, Field: DstIP, Ports: []PortRange{{22, 22}}}, "match: invalid rule: dst_ip in carries values of another field"},
-		{"regexp without matches", Cond{Op: In, Field: User, Regexp: anchored("x")}, "match: invalid rule: user_email in carries values of another field"},
+		{"regexp without matches", Cond{Op: In, Field: User, Regexp: anchored("x")}, "match: invalid rule: user.email in carries values of another field"},
 		{"matches on an address", Cond{Op: Matches, Field: DstIP, Regexp: anchored("x")}, "match: invalid rule: dst_ip does not support matches"},
 		{"matches without a regexp", leaf(Device, Matches), "match: invalid rule: device_id matches takes a regular expression and no values"},
 		{"empty port range", Cond{Op: In, Field: DstPort, Ports: []PortRange{{23, 22}}}, "match: invalid rule: dst_port in has the empty range 23-22"},
