@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,4 +114,103 @@ func TestPostureE2E(t *testing.T) {
 
 	w.cli("posture", "network", "remove", "office")
 	w.wantPosture("laptop", 5*time.Second, "no network", func(p model.Posture) bool { return p.Network == "" })
+}
+
+// lineEcho is one TCP connection to an echo server, exchanging numbered
+// lines: an exchange succeeds when its own line comes back, whatever
+// older ones (held up while the flow was blocked) arrive before it.
+type lineEcho struct {
+	c  net.Conn
+	rd *bufio.Reader
+	n  int
+}
+
+func (e *lineEcho) exchange(wait time.Duration) error {
+	e.n++
+	line := fmt.Sprintf("ping-%d\n", e.n)
+	e.c.SetDeadline(time.Now().Add(wait))
+	if _, err := e.c.Write([]byte(line)); err != nil {
+		return err
+	}
+	for {
+		got, err := e.rd.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if got == line {
+			return nil
+		}
+	}
+}
+
+// serveLineEcho serves a TCP echo (every byte back, the connection kept
+// open) on addr inside ns until the test ends.
+func serveLineEcho(t *testing.T, ns *lab.NS, addr string) {
+	t.Helper()
+	ln, err := ns.Listen("tcp", addr)
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go io.Copy(c, c)
+		}
+	}()
+}
+
+// TestPosturePolicyE2E: a policy blocking (silently) devices without a host
+// firewall to a site server cuts a TCP connection that was open while the
+// laptop had one, within seconds of its firewall coming down, refuses new
+// ones, and lets the same connection through again once the firewall is
+// back.
+func TestPosturePolicyE2E(t *testing.T) {
+	w := newWorld(t)
+	w.startEdge()
+	w.cli("tunnel", "vnet", "add", "--default", "vnet-a")
+	tok := w.tunnelToken("site-a")
+	w.cli("tunnel", "route", "ip", "add", "10.1.0.0/16", "site-a")
+	w.cli("split-tunnel", "mode", "include")
+	w.cli("split-tunnel", "add", "10.0.0.0/8")
+	w.startConnector(w.gwa, "gwa", tok)
+	w.hosta.Echo(t, "10.1.2.3:7000")
+	serveLineEcho(t, w.hosta, "10.1.2.3:7001")
+	hostFirewall(t, w.laptop, true)
+	_, laptopIP := w.startClient(w.laptop, "laptop", "--posture-interval", "1s")
+	w.wantPosture("laptop", 5*time.Second, "a firewall", func(p model.Posture) bool { return p.Firewall })
+	// Silent: the blocked segments are dropped, not answered with a RST
+	// (which would end the connection), so the same connection can pass again.
+	w.addPolicy("--action", "block", "--silent", "--when", "dst_ip is 10.1.2.3", "--when", "device.posture.firewall is false", "firewall-required")
+
+	wantPeer(t, w.laptop, "tcp", "10.1.2.3:7000", laptopIP) // a firewall: allowed, with the true source
+	c, err := w.laptop.Dial("tcp", "10.1.2.3:7001")
+	must(t, err)
+	defer c.Close()
+	e := &lineEcho{c: c, rd: bufio.NewReader(c)}
+	must(t, e.exchange(2*time.Second))
+
+	hostFirewall(t, w.laptop, false)
+	start := time.Now()
+	for e.exchange(500*time.Millisecond) == nil {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the open connection still passes 5s after the laptop's firewall came down")
+		}
+	}
+	t.Logf("the open connection was cut %v after the firewall came down", time.Since(start).Round(time.Millisecond))
+	if p := w.devicePosture("laptop"); p == nil || p.Firewall {
+		t.Fatalf("the connection was cut, but the device list shows the posture %+v", p)
+	}
+	if c2, err := w.laptop.Dial("tcp", "10.1.2.3:7000"); err == nil { // lab's Dial gives up after a few seconds
+		c2.Close()
+		t.Fatal("a new connection passed while the laptop had no firewall")
+	}
+
+	hostFirewall(t, w.laptop, true)
+	start = time.Now()
+	must(t, eventually(5*time.Second, func() error { return e.exchange(time.Second) }))
+	t.Logf("the same connection passes again %v after the firewall came back", time.Since(start).Round(time.Millisecond))
+	wantPeer(t, w.laptop, "tcp", "10.1.2.3:7000", laptopIP)
 }
