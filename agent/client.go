@@ -57,8 +57,11 @@ type ClientConfig struct {
 	// WireGuardRetry is how long auto stays on MASQUE before it tries
 	// WireGuard again; 0 means DefaultWireGuardRetry.
 	WireGuardRetry time.Duration
-	// Version is reported to the edge at enrollment.
+	// Version is reported to the edge at enrollment and in the posture.
 	Version string
+	// PostureInterval is how often the client collects its posture (and
+	// reports it when it changed); 0 means DefaultPostureInterval.
+	PostureInterval time.Duration
 	// MetricsListen is the TCP address of the Prometheus /metrics endpoint
 	// (plain HTTP); empty turns it off.
 	MetricsListen string
@@ -124,6 +127,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		return err
 	}
 	loc.api.Store(api)
+	posture := newPostureReporter(hostPosture(cfg.TunName), cfg.Version, cfg.PostureInterval, api.ReportPosture, log)
 	conf, etag, _, err := api.WatchDeviceConfig(ctx, "", 0)
 	if client.SessionExpired(err) {
 		return sessionStop(cfg.StateDir, nil, log)
@@ -252,6 +256,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		defer mu.Unlock()
 		cur = &c
 		ip.set(c.IP)
+		posture.setNetworks(c.PostureNetworks)
 		if cd != nil {
 			cd.routes.setDomains(splitDomains(c.SplitTunnel))
 		}
@@ -266,6 +271,9 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 		log.Info("host configured", "ip", c.IP, "vnet", c.VNetName, "split_mode", c.SplitTunnel.Mode, "routes", n)
 	}
 	apply(conf)
+	stopPosture := posture.start(ctx)
+	defer stopPosture()
+	loc.posture.Store(posture)
 	if us != nil { // with its routes: access tcp may dial
 		loc.us.Store(us)
 		if cfg.Userspace.ready != nil {
@@ -338,9 +346,13 @@ func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	posture, err := hostPosture(cfg.TunName).collect(cfg.Version, nil)
+	if err != nil {
+		log.Debug("reading the device posture", "err", err)
+	}
 	req := model.DeviceEnrollment{
 		Name: name, DeviceType: runtime.GOOS, OSVersion: osVersion(), Version: cfg.Version,
-		PublicKey: k.publicBase64(), KeyProof: k.keyProof(), User: cfg.User,
+		PublicKey: k.publicBase64(), KeyProof: k.keyProof(), User: cfg.User, Posture: &posture,
 	}
 	enrolled, err := retry(ctx, log, func() (model.EnrolledDevice, error) { return enroller.EnrollDevice(ctx, req) })
 	if err != nil {

@@ -33,12 +33,17 @@ type local struct {
 	userspace bool                          // a client in userspace mode
 	us        atomic.Pointer[userspace]     // its stack and split decision, once up
 	session   atomic.Pointer[time.Time]     // a client's session end; nil: none
+
+	// posture is a client's posture reporter, once it runs.
+	posture atomic.Pointer[postureReporter]
 }
 
 var (
 	_ localapi.Agent  = (*local)(nil)
 	_ localapi.Dialer = (*local)(nil)
 )
+
+var _ localapi.PostureReporter = (*local)(nil)
 
 // serveLocal opens the control socket of the agent in stateDir; stop
 // closes it and removes the socket.
@@ -123,4 +128,17 @@ func (l *local) DialTunnel(ctx context.Context, dst netip.AddrPort) (net.Conn, e
 		return nil, model.Errorf(model.KindUnavailable, "dial %s: the userspace client is not up yet", dst)
 	}
 	return us.dial(ctx, dst)
+}
+
+// ReportPosture implements localapi.PostureReporter: a client collects its
+// posture and reports it at once.
+func (l *local) ReportPosture(ctx context.Context) (model.Posture, error) {
+	if l.role != roleClient {
+		return model.Posture{}, model.Errorf(model.KindInvalid, "report the device posture: the agent is a %s, not a client", l.role)
+	}
+	r := l.posture.Load()
+	if r == nil {
+		return model.Posture{}, model.Errorf(model.KindUnavailable, "report the device posture: the client is not up yet")
+	}
+	return r.reportNow(ctx)
 }

@@ -88,6 +88,13 @@ func (c *Client) SelectVNet(ctx context.Context, vnet string) (model.VNet, error
 	return v, c.do(ctx, http.MethodPut, "/vnet", model.SelectVNet{VNet: vnet}, &v)
 }
 
+// ReportPosture makes a client collect its device's posture and report it to
+// the edge at once; it returns the posture as the edge stored it.
+func (c *Client) ReportPosture(ctx context.Context) (model.Posture, error) {
+	var p model.Posture
+	return p, c.do(ctx, http.MethodPost, "/posture", nil, &p)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {

@@ -9,6 +9,9 @@
 //	PUT /preferred         {"preferred": bool}; answers the new Status (connectors)
 //	GET /vnets             the virtual networks the device may select (clients)
 //	PUT /vnet              {"vnet": "NAME|ID"}; answers the selected VNet (clients)
+//	POST /posture          collect the device's posture, report it to the edge
+//	                       at once and answer it (clients, the Agent being a
+//	                       PostureReporter)
 //	POST /dial?addr=IP:PORT with "Connection: Upgrade" and "Upgrade: switchyard-tcp":
 //	                       a TCP connection through the tunnel (userspace clients,
 //	                       the Agent being a Dialer); "101 Switching Protocols"
@@ -100,6 +103,14 @@ type Agent interface {
 type Dialer interface {
 	// DialTunnel opens a TCP connection to dst through the tunnel.
 	DialTunnel(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+}
+
+// PostureReporter is the optional side of an Agent that reports its
+// device's posture (POST /posture): a client.
+type PostureReporter interface {
+	// ReportPosture collects the posture, reports it to the edge and
+	// returns it as the edge stored it.
+	ReportPosture(ctx context.Context) (model.Posture, error)
 }
 
 // DialProtocol is the Upgrade token of POST /dial.
@@ -242,6 +253,19 @@ func Handler(a Agent) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("POST /posture", func(w http.ResponseWriter, r *http.Request) {
+		pr, ok := a.(PostureReporter)
+		if !ok {
+			writeError(w, model.Errorf(model.KindInvalid, "report the device posture: this agent is no client"))
+			return
+		}
+		p, err := pr.ReportPosture(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p)
 	})
 	mux.HandleFunc("POST /dial", func(w http.ResponseWriter, r *http.Request) { dial(w, r, a) })
 	return mux

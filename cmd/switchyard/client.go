@@ -45,6 +45,7 @@ func clientCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "expose", Usage: "with --userspace: accept TCP connections to the overlay address on PORT and forward them to LOCALHOST:LOCALPORT (default 127.0.0.1:PORT); repeatable"},
 					&cli.BoolFlag{Name: "no-dns", Usage: "leave DNS alone: no stub resolver, no change to systemd-resolved or resolv.conf, the host's resolver for every name (and the split tunnel's domain entries unused)"},
 					&cli.StringFlag{Name: "resolv-conf", Usage: "rewrite (and on exit restore) this resolver configuration `FILE` instead of using systemd-resolved or /etc/resolv.conf (a container's own file)"},
+					postureIntervalFlag,
 				},
 				Action: func(c *cli.Context) error {
 					proto, err := parseProtocol(c)
@@ -66,6 +67,10 @@ func clientCommand() *cli.Command {
 						if c.IsSet(f) && !c.Bool("login") {
 							return model.Errorf(model.KindInvalid, "--%s needs --login", f)
 						}
+					}
+					postureInterval, err := parsePostureInterval(c)
+					if err != nil {
+						return err
 					}
 					if c.String("resolv-conf") != "" && (c.Bool("no-dns") || us != nil) {
 						return model.Errorf(model.KindInvalid, "--resolv-conf is for the kernel mode's DNS: not with --no-dns or --userspace")
@@ -90,9 +95,12 @@ func clientCommand() *cli.Command {
 						NoDNS:          c.Bool("no-dns"),
 						DNS:            agent.DNSHost{ResolvConf: c.String("resolv-conf")},
 						Log:            daemonLog(c, "client"),
+
+						PostureInterval: postureInterval,
 					})
 				},
 			},
+			clientPostureCommand(),
 			{
 				Name:  "status",
 				Usage: "print the running client's view of its tunnel and session; exit status 1 unless the edge answers it (or when the session ended)",

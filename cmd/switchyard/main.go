@@ -49,6 +49,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			deviceCommand(),
 			enrollmentCommand(),
 			userCommand(),
+			postureCommand(),
 			splitTunnelCommand(),
 			dnsCommand(),
 			statsCommand(),

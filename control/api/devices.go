@@ -31,6 +31,8 @@ func (s *Server) deviceRoutes() {
 	s.mux.HandleFunc("GET /v1/agent/devices/config", s.deviceAuth(s.deviceConfig))
 	s.mux.HandleFunc("PUT /v1/agent/devices/vnet", s.deviceAuth(s.selectVNet))
 	s.mux.HandleFunc("GET /v1/agent/devices/vnets", s.deviceAuth(s.deviceVNets))
+	s.mux.HandleFunc("PUT /v1/agent/devices/posture", s.deviceAuth(s.reportPosture))
+	s.postureRoutes()
 }
 
 func (s *Server) listDevices(r *http.Request) (any, error) {

@@ -38,6 +38,7 @@ type Configs struct {
 	dnsRules   []model.DNSResolver // every resolver rule, unless dnsErr
 	dnsZone    string
 	dnsErr     error // what reading the rules or the zone would fail with
+	postureNet decoded[[]model.PostureNetwork]
 
 	// byVNet holds each virtual network's live routes sorted by network,
 	// and tunnelVNet the virtual network of each tunnel's first live route
@@ -128,6 +129,10 @@ func (r *Registry) Configs(ctx context.Context) (*Configs, error) {
 			}
 			c.dnsRules = append(c.dnsRules, res.v)
 		}
+		if _, err := tx.Get(collSettings, keyPostureNetworks); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		c.postureNet.v, c.postureNet.err = postureNetworks(tx) // now it can fail only to decode
 		if z, err := dnsZone(tx); err != nil {
 			c.dnsErr = cmp.Or(c.dnsErr, err)
 		} else {
@@ -242,8 +247,12 @@ func (c *Configs) DeviceConfig(deviceID uuid.UUID) (model.DeviceConfig, error) {
 	if c.dnsErr != nil {
 		return model.DeviceConfig{}, c.dnsErr
 	}
+	if c.postureNet.err != nil {
+		return model.DeviceConfig{}, c.postureNet.err
+	}
 	st := c.split.v
 	st.Entries = slices.Clone(st.Entries)
 	return model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: c.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
-		DNS: deviceDNS(c.dnsRules, v.ID, c.dnsZone, model.EdgeAddress(c.overlay)), SessionExpiresAt: d.SessionExpiresAt}, nil
+		DNS: deviceDNS(c.dnsRules, v.ID, c.dnsZone, model.EdgeAddress(c.overlay)), SessionExpiresAt: d.SessionExpiresAt,
+		PostureNetworks: slices.Clone(c.postureNet.v)}, nil
 }

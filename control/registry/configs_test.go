@@ -83,6 +83,11 @@ func TestConfigsAnswerAsTheRegistry(t *testing.T) {
 			must(r.SetSplitMode(ctx, model.SplitInclude))(t)
 			must(r.AddSplitEntry(ctx, model.SplitEntry{Address: mpp("198.51.100.0/24"), Description: "lab"}))(t)
 		}},
+		{"posture networks", func(t *testing.T) {
+			must(r.AddPostureNetwork(ctx, model.PostureNetwork{Name: "office", Prefix: "198.51.100.0/24"}))(t)
+			must(r.AddPostureNetwork(ctx, model.PostureNetwork{Name: "lab", Prefix: "2001:db8::/32"}))(t)
+			must(r.RemovePostureNetwork(ctx, "lab"))(t)
+		}},
 		{"a device revoked", func(t *testing.T) { must(r.RevokeDevice(ctx, laptop.ID.String()))(t) }},
 		{"another default", func(t *testing.T) {
 			must(r.UpdateVNet(ctx, "lab", model.VNetPatch{IsDefault: ptrTo(true)}))(t)
@@ -94,6 +99,7 @@ func TestConfigsAnswerAsTheRegistry(t *testing.T) {
 		{"a tunnel deleted", func(t *testing.T) { must(r.DeleteTunnel(ctx, "syd", true))(t) }},
 		{"a connector that does not decode", func(t *testing.T) { damage(t, collConnectors, connectors[1].String()) }},
 		{"a device that does not decode", func(t *testing.T) { damage(t, collDevices, devices[2].String()) }},
+		{"posture networks that do not decode", func(t *testing.T) { damage(t, collSettings, keyPostureNetworks) }},
 		{"a split tunnel setting that does not decode", func(t *testing.T) { damage(t, collSettings, keySplitTunnel) }},
 		{"a route that does not decode", func(t *testing.T) { damage(t, collRoutes, uuid.NewString()) }},
 		{"a virtual network that does not decode", func(t *testing.T) { damage(t, collVNets, uuid.NewString()) }},

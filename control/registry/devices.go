@@ -108,7 +108,7 @@ func (r *Registry) DeleteEnrollToken(ctx context.Context, id uuid.UUID) error {
 // anything else is refused and leaves the device untouched. A revoked key
 // is refused until an admin lifts the revocation (UnrevokeDevice).
 func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.DeviceEnrollment, own Credential) (model.Device, []byte, error) {
-	if err := validateEnrollment(req); err != nil {
+	if err := r.validateEnrollment(req); err != nil {
 		return model.Device{}, nil, err
 	}
 	secret := newSecret()
@@ -150,7 +150,7 @@ func (r *Registry) EnrollDevice(ctx context.Context, tok Credential, req model.D
 }
 
 // validateEnrollment checks the fields of an enrollment request.
-func validateEnrollment(req model.DeviceEnrollment) error {
+func (r *Registry) validateEnrollment(req model.DeviceEnrollment) error {
 	if err := model.ValidateKey(req.PublicKey); err != nil {
 		return err
 	}
@@ -164,6 +164,9 @@ func validateEnrollment(req model.DeviceEnrollment) error {
 	}
 	if req.KeyProof != nil && len(req.KeyProof) != model.KeyProofLen {
 		return model.Errorf(model.KindInvalid, "enroll device: key proof is %d bytes, want %d", len(req.KeyProof), model.KeyProofLen)
+	}
+	if req.Posture != nil {
+		return r.validatePosture(req.Posture)
 	}
 	return nil
 }
@@ -200,6 +203,9 @@ func (r *Registry) claimKey(tx store.Tx, req model.DeviceEnrollment, own Credent
 // secret on d, and stores it.
 func (r *Registry) saveEnrolled(tx store.Tx, d *deviceRecord, req model.DeviceEnrollment, secret []byte) error {
 	d.Name, d.DeviceType, d.OSVersion, d.Version = req.Name, req.DeviceType, req.OSVersion, req.Version
+	if req.Posture != nil {
+		d.Posture = req.Posture
+	}
 	if req.KeyProof != nil {
 		d.ProofHash = hashSecret(req.KeyProof)
 	}
@@ -365,8 +371,13 @@ func (r *Registry) DeviceConfig(ctx context.Context, deviceID uuid.UUID) (model.
 		if err != nil {
 			return err
 		}
+		nets, err := postureNetworks(tx)
+		if err != nil {
+			return err
+		}
 		cfg = model.DeviceConfig{DeviceID: d.ID, IP: d.IP, OverlayRange: r.overlay, VNetID: v.ID, VNetName: v.Name, SplitTunnel: st,
-			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay)), SessionExpiresAt: d.SessionExpiresAt}
+			DNS: deviceDNS(rules, v.ID, zone, model.EdgeAddress(r.overlay)), SessionExpiresAt: d.SessionExpiresAt,
+			PostureNetworks: nets}
 		return nil
 	})
 	return cfg, err

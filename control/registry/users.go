@@ -166,7 +166,7 @@ func (r *Registry) EnrollUserDevice(ctx context.Context, id model.UserIdentity, 
 		return model.Device{}, nil, model.Errorf(model.KindForbidden, "enroll device: the device expects user %q but %s signed in", req.User, id.Email)
 	}
 	req.User = ""
-	if err := validateEnrollment(req); err != nil {
+	if err := r.validateEnrollment(req); err != nil {
 		return model.Device{}, nil, err
 	}
 	for _, g := range id.Groups {
