@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -123,7 +122,7 @@ func signIn(ctx context.Context, cfg ClientConfig, k key, cur string, log *slog.
 	if out == nil {
 		out = os.Stderr
 	}
-	printLogin(out, l)
+	client.PrintLogin(out, l, "")
 	log.Info("waiting for the sign-in", "verification_uri", l.VerificationURI, "user_code", l.UserCode, "expires_at", l.ExpiresAt)
 	id, err := api.WaitLogin(ctx, l)
 	if err != nil {
@@ -146,17 +145,4 @@ func signIn(ctx context.Context, cfg ClientConfig, k key, cur string, log *slog.
 		"user", enrolled.Device.User, "session_expires_at", enrolled.Device.SessionExpiresAt)
 	clearSessionEnded(cfg.StateDir)
 	return []byte(enrolled.Credential + "\n"), nil
-}
-
-// printLogin tells the user where to sign in.
-func printLogin(w io.Writer, l client.LoginStart) {
-	if l.UserCode == "" { // the browser flow
-		fmt.Fprintf(w, "To sign in, open this address in a browser:\n\n  %s\n\n", l.VerificationURI)
-		return
-	}
-	fmt.Fprintf(w, "To sign in, open %s and enter the code\n\n  %s\n\n", l.VerificationURI, l.UserCode)
-	if l.VerificationURIComplete != "" {
-		fmt.Fprintf(w, "or open this address, which carries the code:\n\n  %s\n\n", l.VerificationURIComplete)
-	}
-	fmt.Fprintf(w, "Waiting for the sign-in (until %s)...\n", l.ExpiresAt.Local().Format(time.Kitchen))
 }

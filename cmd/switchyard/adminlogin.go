@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -105,7 +104,7 @@ func runLogin(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	printLogin(c.App.Writer, l)
+	client.PrintLogin(c.App.Writer, l, "as an admin")
 	sess, err := waitAdminLogin(ctx, api, l)
 	if ctx.Err() != nil {
 		return errors.New("login: stopped before the sign-in finished; nothing was saved")
@@ -122,27 +121,12 @@ func runLogin(c *cli.Context) error {
 	return nil
 }
 
-// printLogin tells the admin where to go. What the edge sent is escaped:
-// it reaches the terminal.
-func printLogin(w io.Writer, l client.AdminLogin) {
-	if l.UserCode == "" { // browser
-		fmt.Fprintf(w, "To sign in as an admin, open this URL in a browser:\n\n  %s\n\n", printable(l.VerificationURI))
-	} else {
-		fmt.Fprintf(w, "To sign in as an admin, open this URL and enter the code:\n\n  %s\n\n  Code: %s\n\n",
-			printable(l.VerificationURI), printable(l.UserCode))
-		if l.VerificationURIComplete != "" {
-			fmt.Fprintf(w, "Or open this URL, which carries the code:\n\n  %s\n\n", printable(l.VerificationURIComplete))
-		}
-	}
-	fmt.Fprintf(w, "Waiting for the sign-in (until %s; Ctrl-C stops)...\n", l.ExpiresAt.Local().Format(time.TimeOnly))
-}
-
 // maxLoginBackoff bounds the wait between polls that the edge slowed down.
 const maxLoginBackoff = 30 * time.Second
 
 // waitAdminLogin polls at the sign-in's interval until it is done, refused,
 // or ctx ends; an edge that says to slow down (429) is polled less often.
-func waitAdminLogin(ctx context.Context, api *client.Client, l client.AdminLogin) (*client.AdminSession, error) {
+func waitAdminLogin(ctx context.Context, api *client.Client, l client.LoginStart) (*client.AdminSession, error) {
 	every := time.Duration(max(l.Interval, 1)) * time.Second
 	for {
 		select {

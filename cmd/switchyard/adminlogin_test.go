@@ -81,7 +81,7 @@ func login(t *testing.T, ctx context.Context, flags []string, act func(printed s
 	}
 }
 
-var codeRE = regexp.MustCompile(`Code: (\S+)`)
+var codeRE = regexp.MustCompile(`enter the code\n\n  (\S+)\n`)
 
 // approve plays user on the device page with the code login printed.
 func approve(t *testing.T, op *testop.Provider, user testop.User) func(string) {
@@ -125,7 +125,7 @@ func TestAdminLoginCLI(t *testing.T) {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
 	t.Logf("switchyard login:\n%s", out)
-	for _, want := range []string{"open this URL and enter the code:\n\n  " + op.Issuer(), "Or open this URL, which carries the code:\n\n  " + op.Issuer(), "Signed in to https://127.0.0.1:", " as ada@example.com; the admin session lasts until "} {
+	for _, want := range []string{"To sign in as an admin, open " + op.Issuer(), "Or open this URL, which carries the code:\n\n  " + op.Issuer(), "Signed in to https://127.0.0.1:", " as ada@example.com; the admin session lasts until "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("login output lacks %q:\n%s", want, out)
 		}

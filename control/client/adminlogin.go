@@ -14,17 +14,6 @@ func NewAdminSignIn(apiURL string, caPEM []byte, opts ...Option) (*Client, error
 	return New(apiURL, "", caPEM, append(opts, func(o *options) { o.noToken = true })...)
 }
 
-// AdminLogin is the edge's answer to a new admin sign-in: where the admin
-// goes, the code they confirm there, and the handle (a secret) to poll with.
-type AdminLogin struct {
-	ID                      string    `json:"id"`
-	VerificationURI         string    `json:"verification_uri"`
-	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
-	UserCode                string    `json:"user_code,omitempty"`
-	Interval                int       `json:"interval"` // seconds between polls
-	ExpiresAt               time.Time `json:"expires_at"`
-}
-
 // AdminSession is a finished admin sign-in: who, and the bearer token the
 // edge that served it accepts until ExpiresAt.
 type AdminSession struct {
@@ -35,9 +24,8 @@ type AdminSession struct {
 
 // StartAdminLogin starts an admin sign-in with flow "device" (RFC 8628: a
 // URL and a code) or "browser" (a URL to open).
-func (c *Client) StartAdminLogin(ctx context.Context, flow string) (AdminLogin, error) {
-	var out AdminLogin
-	return out, c.do(ctx, http.MethodPost, "/v1/agent/login", nil, map[string]string{"flow": flow, "purpose": "admin"}, &out)
+func (c *Client) StartAdminLogin(ctx context.Context, flow string) (LoginStart, error) {
+	return c.startLogin(ctx, flow, "admin")
 }
 
 // PollAdminLogin asks whether the admin sign-in with handle is done: nil

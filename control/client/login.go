@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -16,7 +18,8 @@ const (
 )
 
 // LoginStart is the edge's answer to a new sign-in: where the user goes,
-// and the handle (a secret) the client polls with and enrolls with.
+// the code they confirm there, and the handle (a secret) the client polls
+// with (and a device enrolls with); Interval is in seconds.
 type LoginStart struct {
 	ID                      string    `json:"id"`
 	Flow                    string    `json:"flow"`
@@ -46,8 +49,31 @@ func NewSignIn(api, caPin string) (*Client, error) {
 // StartLogin starts a sign-in of a device with flow (LoginFlowDevice or
 // LoginFlowBrowser).
 func (c *Client) StartLogin(ctx context.Context, flow string) (LoginStart, error) {
+	return c.startLogin(ctx, flow, "device")
+}
+
+// PrintLogin tells the person signing in (as who: "" or "as an admin")
+// where to go; what the edge sent is escaped, since it reaches a terminal.
+func PrintLogin(w io.Writer, l LoginStart, as string) {
+	if as != "" {
+		as = " " + as
+	}
+	if l.UserCode == "" { // the browser flow
+		fmt.Fprintf(w, "To sign in%s, open this URL in a browser:\n\n  %s\n\n", as, model.Printable(l.VerificationURI))
+	} else {
+		fmt.Fprintf(w, "To sign in%s, open %s and enter the code\n\n  %s\n\n",
+			as, model.Printable(l.VerificationURI), model.Printable(l.UserCode))
+		if l.VerificationURIComplete != "" {
+			fmt.Fprintf(w, "Or open this URL, which carries the code:\n\n  %s\n\n", model.Printable(l.VerificationURIComplete))
+		}
+	}
+	fmt.Fprintf(w, "Waiting for the sign-in (until %s; Ctrl-C stops)...\n", l.ExpiresAt.Local().Format(time.TimeOnly))
+}
+
+// startLogin starts a sign-in with flow for purpose ("device" or "admin").
+func (c *Client) startLogin(ctx context.Context, flow, purpose string) (LoginStart, error) {
 	var out LoginStart
-	return out, c.do(ctx, http.MethodPost, "/v1/agent/login", nil, map[string]string{"flow": flow, "purpose": "device"}, &out)
+	return out, c.do(ctx, http.MethodPost, "/v1/agent/login", nil, map[string]string{"flow": flow, "purpose": purpose}, &out)
 }
 
 // PollLogin asks whether the sign-in with handle is done.
