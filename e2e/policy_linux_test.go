@@ -70,13 +70,20 @@ func wantRefused(t *testing.T, ns *lab.NS, addr string) {
 	}
 }
 
+// secondLaptop adds a namespace laptop2 on the WAN (203.0.113.22/30), for a
+// second client beside the laptop's.
+func (w *world) secondLaptop() *lab.NS {
+	laptop2 := w.l.NS("laptop2")
+	w.l.Link(w.wan, "203.0.113.21/30", laptop2, "203.0.113.22/30")
+	must(w.t, laptop2.Route("add", "default", "via", "203.0.113.21"))
+	return laptop2
+}
+
 // TestPolicy enforces the rule pair of Cloudflare's private network guide at
 // the edge, a site-to-site port rule, live re-evaluation, and the flow log.
 func TestPolicy(t *testing.T) {
 	w := newWorld(t)
-	laptop2 := w.l.NS("laptop2")
-	w.l.Link(w.wan, "203.0.113.21/30", laptop2, "203.0.113.22/30")
-	must(t, laptop2.Route("add", "default", "via", "203.0.113.21"))
+	laptop2 := w.secondLaptop()
 	// Site A also serves 10.128.0.7, the guide's server.
 	must(t, w.gwa.AddAddr(lanIf(t, w.gwa, "10."), "10.128.0.1/24"))
 	must(t, w.hosta.AddAddr(lanIf(t, w.hosta, "10."), "10.128.0.7/24"))

@@ -23,6 +23,7 @@ import (
 var (
 	opAlice   = testop.User{Email: "alice@example.com", Password: "pw-alice", Groups: []string{"eng"}}
 	opMallory = testop.User{Email: "mallory@other.example", Password: "pw-mallory", Groups: []string{"eng"}}
+	opBob     = testop.User{Email: "bob@example.com", Password: "pw-bob", Groups: []string{"sales"}}
 )
 
 // startOP starts the test's OpenID provider in the test's own namespace on
@@ -31,7 +32,7 @@ var (
 // test that plays the users.
 func startOP(t *testing.T, ns *lab.NS) *testop.Provider {
 	t.Helper()
-	op, err := testop.Start(testop.Config{ClientID: "switchyard", ClientSecret: "op-secret", Users: []testop.User{opAlice, opMallory}})
+	op, err := testop.Start(testop.Config{ClientID: "switchyard", ClientSecret: "op-secret", Users: []testop.User{opAlice, opMallory, opBob}})
 	must(t, err)
 	t.Cleanup(func() { op.Close() })
 	addr := strings.TrimPrefix(op.Issuer(), "http://")
@@ -98,14 +99,11 @@ func (w *world) clientStatus(ns *lab.NS, name string) (string, error) {
 	return ns.Exec("env", "GORACE=atexit_sleep_ms=0", binary, "client", "status", "--state-dir", filepath.Join(w.dir, name))
 }
 
-// TestUserSessionsE2E: an edge signs users in with a real OpenID provider
-// and a rule admits @example.com. alice signs in by device code and
-// reaches site A, which sees her overlay IP; mallory is refused with a
-// clear message and no device is created. Alice's session (1m) ends: her
-// traffic stops, her client stops and client status says so. She signs in
-// again (same device, new session); an admin's user logout cuts her off
-// the same way.
-func TestUserSessionsE2E(t *testing.T) {
+// newSignInWorld starts an edge that signs users in with the test's OpenID
+// provider, site A (10.1.0.0/16, an echo on 10.1.2.3:7000) and a rule
+// "corp" admitting @example.com for sessions of session; it returns the
+// world, the provider and the arguments of enrollment login-command.
+func newSignInWorld(t *testing.T, session string) (*world, *testop.Provider, []string) {
 	w := newWorld(t)
 	op := startOP(t, w.edge)
 	secret := filepath.Join(w.dir, "oidc-secret")
@@ -118,11 +116,23 @@ func TestUserSessionsE2E(t *testing.T) {
 	w.hosta.Echo(t, "10.1.2.3:7000")
 	w.cli("split-tunnel", "mode", "include")
 	w.cli("split-tunnel", "add", "10.0.0.0/8")
-	w.cli("enrollment", "rule", "add", "--email-domain", "example.com", "--session-duration", "1m", "corp")
+	w.cli("enrollment", "rule", "add", "--email-domain", "example.com", "--session-duration", session, "corp")
 	loginArgs := strings.Fields(strings.TrimPrefix(strings.TrimSpace(w.cli("enrollment", "login-command")), "switchyard client up --login"))
 	if len(loginArgs) != 4 {
 		t.Fatalf("enrollment login-command: %v", loginArgs)
 	}
+	return w, op, loginArgs
+}
+
+// TestUserSessionsE2E: an edge signs users in with a real OpenID provider
+// and a rule admits @example.com. alice signs in by device code and
+// reaches site A, which sees her overlay IP; mallory is refused with a
+// clear message and no device is created. Alice's session (1m) ends: her
+// traffic stops, her client stops and client status says so. She signs in
+// again (same device, new session); an admin's user logout cuts her off
+// the same way.
+func TestUserSessionsE2E(t *testing.T) {
+	w, op, loginArgs := newSignInWorld(t, "1m")
 
 	// Mallory: refused, with a message naming her, and no device.
 	evil := w.loginClient(w.laptop, op, "mallory-laptop", "sy2", opMallory, loginArgs)
