@@ -147,14 +147,29 @@ PASS
 	}
 }
 
+// cpu is a DaemonCPU with the same samples under every load.
+func cpu(role string, v ...float64) DaemonCPU {
+	s := Summarize(v)
+	return DaemonCPU{Role: role, TCP1: s, TCP4: s, Rate: s}
+}
+
 func TestTargets(t *testing.T) {
 	sum := func(v ...float64) Summary { return Summarize(v) }
-	r := &Results{Reps: 1, Seconds: 1, Paths: []*Path{
-		{Name: PathWGHub, TCP1: sum(0.72), TCP4: sum(0.8), RTT: sum(1.39), CPU: []DaemonCPU{{"hub wireguard-go", sum(7.9)}}},
-		{Name: PathWGDirect, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.80)},
-		{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.0), RTT: sum(1.0), CPU: []DaemonCPU{{"edge", sum(3)}}},
-	}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}},
-		{Name: BenchPropagation, Metrics: map[string]float64{"agent-p50-ms": 14.1, "agent-p99-ms": 28.4, "api-p50-ms": 14.8, "api-p99-ms": 1200}}}}
+	idle := IdleWait{Idle: true, Waited: 2, Load: 0.03, Threshold: 0.1}
+	r := &Results{Reps: 1, Seconds: 1, Rate: "700M",
+		Floor: &CryptoFloor{Size: 1350, Open: sum(0.5), Seal: sum(0.7), Total: sum(1.2)},
+		Paths: []*Path{
+			{Name: PathWGHubGomod, Idle: idle, TCP1: sum(0.8), TCP4: sum(0.8), RTT: sum(1.39),
+				CPU: []DaemonCPU{cpu("gwa wireguard-go", 2), {Role: "hub wireguard-go", TCP1: sum(6), TCP4: sum(8), Rate: sum(5)}}},
+			{Name: PathWGDirectGomod, Idle: idle, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.95),
+				CPU: []DaemonCPU{cpu("gwa wireguard-go", 2), cpu("gwb wireguard-go", 2)}},
+			{Name: PathWGHub, Idle: idle, TCP1: sum(0.4), TCP4: sum(0.4), CPU: []DaemonCPU{cpu("hub wireguard-go", 20)}},
+			{Name: PathSiteToSite, Idle: idle, TCP1: sum(1.2), TCP4: sum(0.9), RTT: sum(1.0),
+				CPU: []DaemonCPU{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4)}},
+			{Name: PathSiteToSiteMASQUE, Idle: IdleWait{Waited: 60, Load: 0.8, Threshold: 0.1}, TCP1: sum(0.3), TCP4: sum(0.9),
+				CPU: []DaemonCPU{{Role: "edge", TCP1: sum(12), TCP4: sum(6), Rate: sum(12)}}},
+		}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}},
+			{Name: BenchPropagation, Metrics: map[string]float64{"agent-p50-ms": 14.1, "agent-p99-ms": 28.4, "api-p50-ms": 14.8, "api-p99-ms": 1200}}}}
 	r.EvaluateTargets()
 	byName := map[string]Target{}
 	for _, tg := range r.Targets {
@@ -170,23 +185,62 @@ func TestTargets(t *testing.T) {
 			t.Errorf("%s: have %v met %v verdict %q; want %v %v %q", name, tg.Have, tg.Met, tg.Verdict(), have, met, verdict)
 		}
 	}
-	check("edge CPU per forwarded GB", true, false, "1.20× the limit (+0.500 s/GB)")
-	check("site-to-site / wireguard-go hub, TCP 1 stream", true, true, "met")
-	check("site-to-site / wireguard-go direct, TCP 4 streams", true, false, "95% of the goal")
-	check("RTT added by the edge over the direct tunnel", true, false, "+0.050 ms")
+	check("edge CPU / crypto floor, site to site, 1 stream", true, true, "met")               // 2.4 / 1.2 = 2.0
+	check("edge CPU / crypto floor, site to site, 4 streams", true, false, "1.36× the limit") // 3.6 / 1.2 = 3.0
+	check("edge CPU / crypto floor, site to site, offered rate", true, false, "1.02× the limit")
+	check("edge CPU / go.mod wireguard-go hub CPU, 1 stream", true, true, "met")           // 2.4 / 6 = 0.4
+	check("edge CPU / go.mod wireguard-go hub CPU, offered rate", true, false, "1.08×")    // 2.7 / 5 = 0.54
+	check("site-to-site / go.mod wireguard-go hub chain, TCP 1 stream", true, true, "met") // 1.2 / 0.8 = 1.5, not 3× Debian's
+	check("site-to-site / go.mod wireguard-go hub chain, TCP 4 streams", true, false, "90% of the goal")
+	check("connector A CPU / go.mod wireguard-go gateway CPU, offered rate", true, true, "met")
+	check("connector B CPU / go.mod wireguard-go gateway CPU, offered rate", true, false, "1.09× the limit")
+	check("MASQUE / WireGuard site to site, TCP 1 stream", true, false, "50% of the goal")
+	check("MASQUE / WireGuard site to site, TCP 4 streams", true, true, "met")
+	check("MASQUE / WireGuard edge CPU per GB, 4 streams", true, true, "met")
+	check("MASQUE / WireGuard edge CPU per GB, 1 stream", true, false, "2.50× the limit")
+	check("RTT added by the edge over the direct go.mod wireguard-go tunnel", true, true, "met")
 	check("allocations per forwarded packet (BenchmarkRoute)", true, true, "met")
 	check("memory per idle session (10k)", false, false, "not measured")
 	check("write on edge 1 until a connector's long poll on edge 2 returns it, p99", true, true, "met")
 	check("write on edge 1 until edge 2's API returns it, p99", true, false, "1.20× the limit (+200 ms)")
 	check("write on edge 1 until edge 2's data plane forwards to it, p99", false, false, "not measured")
+	for _, tg := range r.Targets {
+		if strings.Contains(tg.Name, "Debian") {
+			t.Errorf("target %q rests on Debian's wireguard-go", tg.Name)
+		}
+	}
 
 	var buf bytes.Buffer
 	r.WriteTable(&buf)
-	for _, want := range []string{"switchyard-s2s", "site-to-site / hub chain", "1.67×", "MISSED",
+	for _, want := range []string{"switchyard-s2s", "site-to-site / hub chain", "1.50×", "MISSED", "offered-rate run at 700M",
+		"Open 0.50 + Seal 0.70 = 1.20 s/GB", "site-to-site edge CPU per GB / crypto floor: 1 stream 2.00×, 4 streams 3.00×, offered rate 2.25×",
+		"footnote, Debian's wireguard-go", "site-to-site / Debian hub chain",
+		"wggo-hub-gomod: idle after 2.0 s (other processes 3% of a core, limit 10%)",
+		"switchyard-s2s-masque: NOT IDLE: other processes still used 80% of a core (limit 10%) after waiting 60 s",
+		"!!! NOT A QUIET RUN: 1 of 5 paths were measured on a busy machine: switchyard-s2s-masque",
 		"cluster: write on edge 1 until a connector's long poll on edge 2 returns it", "p50 14.10 ms, p99 28.40 ms"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
+	}
+	// line returns the cells of the table row that starts with label.
+	line := func(label string) string {
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.HasPrefix(l, label+"  ") {
+				return strings.Join(strings.Fields(strings.TrimPrefix(l, label)), " ")
+			}
+		}
+		return ""
+	}
+	// TCP 1, TCP 4, UDP, RTT, CPU at 1 stream, 4 streams, offered rate.
+	if got, want := line("site-to-site / hub chain"), "1.50× 1.12× — 0.72× 0.40× 0.45× 0.54×"; got != want {
+		t.Errorf("hub chain row = %q, want %q:\n%s", got, want, buf.String())
+	}
+	if got, want := line("MASQUE / WireGuard"), "0.25× 1.00× — — 5.00× 1.67× 4.44×"; got != want {
+		t.Errorf("MASQUE row = %q, want %q:\n%s", got, want, buf.String())
+	}
+	if !strings.Contains(buf.String(), "2.70 [2.50–9.00]") {
+		t.Errorf("CPU table lacks the edge's offered-rate spread:\n%s", buf.String())
 	}
 	if err := r.WriteJSON(t.TempDir() + "/r.json"); err != nil {
 		t.Error(err)
@@ -195,10 +249,10 @@ func TestTargets(t *testing.T) {
 
 func TestTrunkRatios(t *testing.T) {
 	sum := func(v ...float64) Summary { return Summarize(v) }
-	s2s := &Path{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.6), UDP64: sum(40e3), RTT: sum(0.6), CPU: []DaemonCPU{{"edge", sum(3)}}}
-	hub := &Path{Name: PathWGHub, TCP1: sum(0.6), TCP4: sum(0.8), UDP64: sum(20e3), RTT: sum(1.2), CPU: []DaemonCPU{{"hub wireguard-go", sum(9)}}}
+	s2s := &Path{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.6), UDP64: sum(40e3), RTT: sum(0.6), CPU: []DaemonCPU{cpu("edge", 3)}}
+	hub := &Path{Name: PathWGHub, TCP1: sum(0.6), TCP4: sum(0.8), UDP64: sum(20e3), RTT: sum(1.2), CPU: []DaemonCPU{cpu("hub wireguard-go", 9)}}
 	trunk := &Path{Name: PathSiteToSiteTrunk, TCP1: sum(0.9), TCP4: sum(1.2), UDP64: sum(30e3), RTT: sum(0.9),
-		CPU: []DaemonCPU{{"connector A", sum(2)}, {"edge 1", sum(2, 2.2)}, {"edge 2", sum(2.4)}, {"connector B", sum(2)}}}
+		CPU: []DaemonCPU{cpu("connector A", 2), cpu("edge 1", 2, 2.2), cpu("edge 2", 2.4), cpu("connector B", 2)}}
 	// line returns the table's row that starts with label, its cells split on runs of spaces.
 	line := func(table, label string) []string {
 		for _, l := range strings.Split(table, "\n") {
@@ -211,25 +265,25 @@ func TestTrunkRatios(t *testing.T) {
 	tests := []struct {
 		name  string
 		paths []*Path
-		rows  map[string][]string // label: TCP 1, TCP 4, UDP, RTT, CPU
+		rows  map[string][]string // label: TCP 1, TCP 4, UDP, RTT, CPU 1, 4, offered rate
 	}{
 		{"all", []*Path{hub, s2s, trunk}, map[string][]string{
 			// CPU: edge 1 (median 2.1) + edge 2 (2.4) = 4.5 s/GB against the one edge's 3 and the hub's 9.
-			"cross-edge / single-edge site-to-site": {"0.75×", "0.75×", "0.75×", "1.50×", "1.50×"},
-			"cross-edge / hub chain":                {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×"},
+			"cross-edge / single-edge site-to-site":                  {"0.75×", "0.75×", "0.75×", "1.50×", "1.50×", "1.50×", "1.50×"},
+			"cross-edge / hub chain (Debian wireguard-go, footnote)": {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×", "0.50×", "0.50×"},
 		}},
 		{"no single-edge path", []*Path{hub, trunk}, map[string][]string{
-			"cross-edge / single-edge site-to-site": nil,
-			"cross-edge / hub chain":                {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×"},
+			"cross-edge / single-edge site-to-site":                  nil,
+			"cross-edge / hub chain (Debian wireguard-go, footnote)": {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×", "0.50×", "0.50×"},
 		}},
-		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []DaemonCPU{{"edge 1", sum(2)}}}}, map[string][]string{
-			"cross-edge / single-edge site-to-site": {"0.75×", "—", "—", "—", "—"},
+		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []DaemonCPU{cpu("edge 1", 2)}}}, map[string][]string{
+			"cross-edge / single-edge site-to-site": {"0.75×", "—", "—", "—", "—", "—", "—"},
 		}},
 		{"cross-edge path alone", []*Path{trunk}, nil},
 		{"single-edge path alone", []*Path{s2s}, nil},
 		{"no cross-edge path", []*Path{hub, s2s}, map[string][]string{
-			"cross-edge / single-edge site-to-site": nil,
-			"cross-edge / hub chain":                nil,
+			"cross-edge / single-edge site-to-site":                  nil,
+			"cross-edge / hub chain (Debian wireguard-go, footnote)": nil,
 		}},
 	}
 	for _, tc := range tests {
@@ -243,7 +297,7 @@ func TestTrunkRatios(t *testing.T) {
 					t.Errorf("row %q = %q, want %q:\n%s", label, got, want, buf.String())
 				}
 			}
-			if r.Find(PathSiteToSite) == nil && strings.Contains(buf.String(), "Switchyard / wireguard-go") {
+			if r.Find(PathSiteToSite) == nil && strings.Contains(buf.String(), "Ratios of medians, Switchyard /") {
 				t.Errorf("the single-edge ratios are printed without the single-edge path:\n%s", buf.String())
 			}
 			if len(tc.paths) == 1 && strings.Contains(buf.String(), "Ratios") {

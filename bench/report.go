@@ -39,9 +39,32 @@ type Results struct {
 	Host    Host      `json:"host"`
 	Reps    int       `json:"reps"`
 	Seconds int       `json:"seconds_per_run"`
-	Paths   []*Path   `json:"paths"`
-	Micro   []GoBench `json:"micro,omitempty"`
-	Targets []Target  `json:"targets"`
+	// Rate is the offered rate of the fixed-rate TCP run (iperf3 -b), "" when skipped.
+	Rate string `json:"offered_rate,omitempty"`
+	// Idle is the policy each path waited for before it was measured.
+	Idle  IdlePolicyJSON `json:"idle_policy"`
+	Floor *CryptoFloor   `json:"crypto_floor,omitempty"`
+	Paths []*Path        `json:"paths"`
+	Micro []GoBench      `json:"micro,omitempty"`
+	// Targets are the goals of issue 20 with what this run measured.
+	Targets []Target `json:"targets"`
+}
+
+// IdlePolicyJSON is an IdlePolicy as the results file records it.
+type IdlePolicyJSON struct {
+	Threshold float64 `json:"threshold_cores"`
+	Window    float64 `json:"window_s"`
+	Max       float64 `json:"max_wait_s"`
+}
+
+// CryptoFloor is the AEAD work the edge cannot avoid per forwarded byte:
+// ChaCha20-Poly1305 Open plus Seal of one packet (golang.org/x/crypto, the
+// edge's AEAD), on one core, in CPU seconds per GB of plaintext.
+type CryptoFloor struct {
+	Size  int     `json:"packet_bytes"`
+	Open  Summary `json:"open_s_per_gb"`
+	Seal  Summary `json:"seal_s_per_gb"`
+	Total Summary `json:"total_s_per_gb"`
 }
 
 // Host describes the machine the run was on.
@@ -54,24 +77,58 @@ type Host struct {
 type Path struct {
 	Name string `json:"name"`
 	Desc string `json:"desc"`
+	// Idle is what the wait for an idle machine before this path found.
+	Idle IdleWait `json:"idle"`
 	// TCP1 and TCP4 are iperf3 TCP throughput in Gbps with 1 and 4 streams.
 	TCP1 Summary `json:"tcp1_gbps"`
 	TCP4 Summary `json:"tcp4_gbps"`
+	// Rate is the Gbps delivered by one TCP stream offered Results.Rate.
+	Rate Summary `json:"rate_gbps"`
 	// UDP64 is UDP packets per second delivered with 64-byte payloads.
 	UDP64 Summary `json:"udp64_pps"`
 	// UDPLoss is the percentage of those packets lost at full blast (-b 0).
 	UDPLoss Summary `json:"udp64_loss_pct"`
 	// RTT is the average ping round trip in milliseconds.
 	RTT Summary `json:"rtt_ms"`
-	// CPU is each daemon's CPU seconds per GB received over the TCP runs.
+	// CPU is each daemon's CPU seconds per GB received, per load.
 	CPU    []DaemonCPU `json:"cpu_s_per_gb,omitempty"`
 	Errors []string    `json:"errors,omitempty"`
 }
 
-// DaemonCPU is one daemon's CPU cost.
+// Load is one of the TCP runs whose CPU cost a path reports.
+type Load int
+
+// The loads: saturated with 1 and with 4 streams, and 1 stream at the offered rate.
+const (
+	LoadTCP1 Load = iota
+	LoadTCP4
+	LoadRate
+)
+
+// loads are every Load with its label, in table order.
+var loads = []struct {
+	load  Load
+	label string
+}{{LoadTCP1, "1 stream"}, {LoadTCP4, "4 streams"}, {LoadRate, "offered rate"}}
+
+// DaemonCPU is one daemon's CPU cost, in s/GB, under each load.
 type DaemonCPU struct {
-	Role   string  `json:"role"`
-	SPerGB Summary `json:"s_per_gb"`
+	Role string  `json:"role"`
+	TCP1 Summary `json:"tcp1"`
+	TCP4 Summary `json:"tcp4"`
+	Rate Summary `json:"rate"`
+}
+
+// Of returns the summary for load.
+func (d DaemonCPU) Of(load Load) Summary {
+	switch load {
+	case LoadTCP1:
+		return d.TCP1
+	case LoadTCP4:
+		return d.TCP4
+	default:
+		return d.Rate
+	}
 }
 
 // Find returns the path named name, or nil.
@@ -84,30 +141,41 @@ func (r *Results) Find(name string) *Path {
 	return nil
 }
 
-// DaemonCPU returns the CPU summary of role on the path, or an empty one.
-func (p *Path) DaemonCPU(role string) Summary {
+// DaemonCPU returns the CPU summary of role under load on the path, or an empty one.
+func (p *Path) DaemonCPU(role string, load Load) Summary {
 	if p != nil {
 		for _, d := range p.CPU {
 			if d.Role == role {
-				return d.SPerGB
+				return d.Of(load)
 			}
 		}
 	}
 	return Summary{}
 }
 
-// CPUSum returns the sum of the median CPU costs of roles on the path, or 0
-// if any of them was not measured.
-func (p *Path) CPUSum(roles ...string) float64 {
+// CPUSum returns the sum of the median CPU costs of roles under load on the
+// path, or 0 if any of them was not measured.
+func (p *Path) CPUSum(load Load, roles ...string) float64 {
 	sum := 0.0
 	for _, role := range roles {
-		s := p.DaemonCPU(role)
+		s := p.DaemonCPU(role, load)
 		if !s.Valid() {
 			return 0
 		}
 		sum += s.Median
 	}
 	return sum
+}
+
+// Busy returns the paths measured without an idle machine.
+func (r *Results) Busy() []string {
+	var busy []string
+	for _, p := range r.Paths {
+		if !p.Idle.Idle {
+			busy = append(busy, p.Name)
+		}
+	}
+	return busy
 }
 
 // MicroMetric returns the value in unit of the Go benchmark name, if it ran.
@@ -202,19 +270,31 @@ var propagationStages = []struct{ stage, label string }{
 // propagationGoal is the issue's "well under a second", as a limit on p99.
 const propagationGoal = 1000 // ms
 
-// EvaluateTargets fills r.Targets from the paths and micro benchmarks.
-func (r *Results) EvaluateTargets() {
-	s2s := r.Find(PathSiteToSite)
-	edge := s2s.DaemonCPU("edge").Median
-	med := func(p *Path, f func(*Path) Summary) float64 {
-		if p == nil || !f(p).Valid() {
-			return math.NaN()
-		}
-		return f(p).Median
+// Targets of issue 20.
+const (
+	FloorGoal      = 2.2  // edge CPU per GB ≤ 2.2× the crypto floor
+	HubCPUGoal     = 0.5  // edge CPU per GB ≤ 0.5× the go.mod hub's
+	HubSpeedGoal   = 1.25 // site to site ≥ 1.25× the go.mod hub chain
+	GatewayCPUGoal = 1.10 // a connector ≤ 1.10× a go.mod wireguard-go gateway's CPU per GB at the offered rate
+	MASQUESpeed    = 0.5  // MASQUE site to site ≥ 0.5× WireGuard's
+	MASQUECPU      = 2    // MASQUE edge CPU per GB ≤ 2× WireGuard's
+	RTTGoal        = 0.1  // ms added by the edge over the direct go.mod tunnel
+)
+
+// median returns the median of s, or NaN when it holds no sample.
+func median(s Summary) float64 {
+	if !s.Valid() {
+		return math.NaN()
 	}
-	tcp1 := func(p *Path) Summary { return p.TCP1 }
-	tcp4 := func(p *Path) Summary { return p.TCP4 }
-	rtt := func(p *Path) Summary { return p.RTT }
+	return s.Median
+}
+
+// EvaluateTargets fills r.Targets from the paths, the crypto floor and the
+// micro benchmarks. The references are the go.mod wireguard-go paths only:
+// Debian's build is a footnote in the ratios, never a target's basis.
+func (r *Results) EvaluateTargets() {
+	s2s, masque := r.Find(PathSiteToSite), r.Find(PathSiteToSiteMASQUE)
+	hub, direct := r.Find(PathWGHubGomod), r.Find(PathWGDirectGomod)
 	ok := func(vs ...float64) bool {
 		for _, v := range vs {
 			if math.IsNaN(v) || v == 0 {
@@ -224,29 +304,46 @@ func (r *Results) EvaluateTargets() {
 		return true
 	}
 	var ts []Target
-	ts = append(ts, newTarget("edge CPU per forwarded GB", "<=", 2.5, "s/GB", edge, ok(edge)))
-	// The goals name Debian's wireguard-go; the go.mod build, when measured, is held to the same.
-	for i, ref := range []struct{ hub, direct, suffix string }{
-		{PathWGHub, PathWGDirect, ""},
-		{PathWGHubGomod, PathWGDirectGomod, " (go.mod wireguard-go)"},
-	} {
-		hub, direct := r.Find(ref.hub), r.Find(ref.direct)
-		if i > 0 && hub == nil && direct == nil {
-			continue
-		}
-		hubCPU := hub.DaemonCPU("hub wireguard-go").Median
-		ts = append(ts, newTarget("edge CPU / wireguard-go hub CPU"+ref.suffix, "<=", 0.32, "×", edge/hubCPU, ok(edge, hubCPU)))
-		for _, c := range []struct {
-			label string
-			f     func(*Path) Summary
-		}{{"1 stream", tcp1}, {"4 streams", tcp4}} {
-			a, h, d := med(s2s, c.f), med(hub, c.f), med(direct, c.f)
-			ts = append(ts, newTarget("site-to-site / wireguard-go hub, TCP "+c.label+ref.suffix, ">=", 1.5, "×", a/h, ok(a, h)))
-			ts = append(ts, newTarget("site-to-site / wireguard-go direct, TCP "+c.label+ref.suffix, ">=", 0.75, "×", a/d, ok(a, d)))
-		}
-		ra, rd := med(s2s, rtt), med(direct, rtt)
-		ts = append(ts, newTarget("RTT added by the edge over the direct tunnel"+ref.suffix, "<=", 0.15, "ms", ra-rd, ok(ra, rd)))
+	floor := math.NaN()
+	if r.Floor != nil {
+		floor = median(r.Floor.Total)
 	}
+	for _, l := range loads {
+		edge := median(s2s.DaemonCPU("edge", l.load))
+		ts = append(ts, newTarget("edge CPU / crypto floor, site to site, "+l.label, "<=", FloorGoal, "×", edge/floor, ok(edge, floor)))
+	}
+	for _, l := range loads {
+		edge, h := median(s2s.DaemonCPU("edge", l.load)), median(hub.DaemonCPU("hub wireguard-go", l.load))
+		ts = append(ts, newTarget("edge CPU / go.mod wireguard-go hub CPU, "+l.label, "<=", HubCPUGoal, "×", edge/h, ok(edge, h)))
+	}
+	tput := []struct {
+		label string
+		f     func(*Path) Summary
+	}{{"1 stream", func(p *Path) Summary { return p.TCP1 }}, {"4 streams", func(p *Path) Summary { return p.TCP4 }}}
+	of := func(p *Path, f func(*Path) Summary) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return median(f(p))
+	}
+	for _, c := range tput {
+		a, h := of(s2s, c.f), of(hub, c.f)
+		ts = append(ts, newTarget("site-to-site / go.mod wireguard-go hub chain, TCP "+c.label, ">=", HubSpeedGoal, "×", a/h, ok(a, h)))
+	}
+	for _, g := range []struct{ conn, gw string }{{"connector A", "gwa wireguard-go"}, {"connector B", "gwb wireguard-go"}} {
+		c, w := median(s2s.DaemonCPU(g.conn, LoadRate)), median(direct.DaemonCPU(g.gw, LoadRate))
+		ts = append(ts, newTarget(g.conn+" CPU / go.mod wireguard-go gateway CPU, offered rate", "<=", GatewayCPUGoal, "×", c/w, ok(c, w)))
+	}
+	for _, c := range tput {
+		m, w := of(masque, c.f), of(s2s, c.f)
+		ts = append(ts, newTarget("MASQUE / WireGuard site to site, TCP "+c.label, ">=", MASQUESpeed, "×", m/w, ok(m, w)))
+	}
+	for _, l := range loads {
+		m, w := median(masque.DaemonCPU("edge", l.load)), median(s2s.DaemonCPU("edge", l.load))
+		ts = append(ts, newTarget("MASQUE / WireGuard edge CPU per GB, "+l.label, "<=", MASQUECPU, "×", m/w, ok(m, w)))
+	}
+	ra, rd := of(s2s, func(p *Path) Summary { return p.RTT }), of(direct, func(p *Path) Summary { return p.RTT })
+	ts = append(ts, newTarget("RTT added by the edge over the direct go.mod wireguard-go tunnel", "<=", RTTGoal, "ms", ra-rd, ok(ra, rd)))
 	for _, c := range []struct{ sub, label string }{
 		{"v4/1M/spread", "IPv4, 64k destinations"}, {"v6/1M/spread", "IPv6, 64k destinations"},
 		{"v4/1M/hot", "IPv4, 256 destinations"}, {"v6/1M/hot", "IPv6, 256 destinations"},
@@ -284,18 +381,24 @@ func (r *Results) WriteJSON(path string) error {
 	return nil
 }
 
-// WriteTable prints the paths, the Switchyard/wireguard-go ratios and the targets.
+// WriteTable prints the idle verdict, the paths, the crypto floor, the
+// ratios and the targets.
 func (r *Results) WriteTable(out io.Writer) {
-	fmt.Fprintf(out, "\nSwitchyard benchmark, %s, %d CPUs, kernel %s: median [min–max] of %d runs of %d s\n\n",
-		r.Started.UTC().Format(time.RFC3339), r.Host.CPUs, r.Host.Kernel, r.Reps, r.Seconds)
+	rate := ""
+	if r.Rate != "" {
+		rate = ", offered-rate run at " + r.Rate
+	}
+	fmt.Fprintf(out, "\nSwitchyard benchmark, %s, %d CPUs, kernel %s: median [min–max] of %d runs of %d s%s\n",
+		r.Started.UTC().Format(time.RFC3339), r.Host.CPUs, r.Host.Kernel, r.Reps, r.Seconds, rate)
+	r.writeIdle(out)
 	if len(r.Paths) == 0 {
-		fmt.Fprintln(out, "No lab paths were measured (the lab needs root).")
+		fmt.Fprintln(out, "\nNo lab paths were measured (the lab needs root).")
 	} else {
 		r.writePaths(out)
 	}
 	r.writeMicro(out)
 
-	fmt.Fprintln(out, "\nTargets (issue 5; never asserted in tests):")
+	fmt.Fprintln(out, "\nTargets (issue 20; never asserted in tests; only same-run ratios count):")
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "target\tgoal\tthis run\tgot / goal\tverdict")
 	for _, t := range r.Targets {
@@ -313,20 +416,45 @@ func (r *Results) WriteTable(out io.Writer) {
 		fmt.Fprintf(w, "%s\t%s %s %s\t%s\t%s\t%s\n", t.Name, op, num(t.Limit), t.Unit, got, rat, t.Verdict())
 	}
 	w.Flush()
+	if busy := r.Busy(); len(busy) > 0 {
+		fmt.Fprintf(out, "\n!!! NOT A QUIET RUN: %s measured on a busy machine (see above); do not quote these figures.\n", strings.Join(busy, ", "))
+	}
 }
 
-// writePaths prints the lab's table and the Switchyard/wireguard-go ratios.
-func (r *Results) writePaths(out io.Writer) {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\tUDP 64 B kpps\tUDP loss %\tRTT ms\tCPU s/GB per daemon")
+// writeIdle prints what each path's wait for an idle machine found, with a
+// banner when any path had to be measured on a busy one.
+func (r *Results) writeIdle(out io.Writer) {
+	if len(r.Paths) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nIdle machine before each path (other processes below %.0f%% of a core over %.0f s, waiting at most %.0f s):\n",
+		100*r.Idle.Threshold, r.Idle.Window, r.Idle.Max)
 	for _, p := range r.Paths {
-		var cpu []string
-		for _, d := range p.CPU {
-			cpu = append(cpu, d.Role+" "+d.SPerGB.Format(1))
-		}
+		fmt.Fprintf(out, "  %s: %s\n", p.Name, p.Idle)
+	}
+	if busy := r.Busy(); len(busy) > 0 {
+		fmt.Fprintf(out, "!!! NOT A QUIET RUN: %d of %d paths were measured on a busy machine: %s\n", len(busy), len(r.Paths), strings.Join(busy, ", "))
+	}
+}
+
+// writePaths prints the lab's tables and the ratios.
+func (r *Results) writePaths(out io.Writer) {
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\tTCP 1 stream Gbps\tTCP 4 streams Gbps\toffered rate Gbps\tUDP 64 B kpps\tUDP loss %\tRTT ms")
+	for _, p := range r.Paths {
 		kpps := p.UDP64
 		kpps = Summary{Median: kpps.Median / 1e3, Min: kpps.Min / 1e3, Max: kpps.Max / 1e3, Samples: kpps.Samples}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3), strings.Join(cpu, "; "))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), p.Rate.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3))
+	}
+	w.Flush()
+	fmt.Fprintln(out, "\nCPU seconds per GB received, per daemon:")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
+	for _, p := range r.Paths {
+		for _, d := range p.CPU {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(2), d.TCP4.Format(2), d.Rate.Format(2))
+		}
 	}
 	w.Flush()
 	for _, p := range r.Paths {
@@ -335,11 +463,55 @@ func (r *Results) writePaths(out io.Writer) {
 		}
 	}
 
-	if s2s := r.Find(PathSiteToSite); s2s != nil {
+	s2s := r.Find(PathSiteToSite)
+	r.writeFloor(out, s2s)
+	if s2s != nil {
 		r.writeRatios(out, s2s)
+		r.writeMASQUERatios(out, s2s)
 	}
 	r.writeTrunkRatios(out)
 	r.writeUserspaceRatios(out)
+}
+
+// writeFloor prints the crypto floor and the site-to-site edge's CPU per GB against it.
+func (r *Results) writeFloor(out io.Writer, s2s *Path) {
+	f := r.Floor
+	if f == nil {
+		return
+	}
+	fmt.Fprintf(out, "\nCrypto floor (ChaCha20-Poly1305 of golang.org/x/crypto, %d B, one core, this run): Open %s + Seal %s = %s s/GB\n",
+		f.Size, f.Open.Format(2), f.Seal.Format(2), f.Total.Format(2))
+	if s2s == nil {
+		return
+	}
+	var parts []string
+	for _, l := range loads {
+		parts = append(parts, l.label+" "+ratio(median(s2s.DaemonCPU("edge", l.load)), median(f.Total)))
+	}
+	fmt.Fprintf(out, "site-to-site edge CPU per GB / crypto floor: %s (goal ≤ %.1f×)\n", strings.Join(parts, ", "), FloorGoal)
+}
+
+// ratioHeader is the columns of every ratio table.
+var ratioHeader = "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU 1 stream\tCPU 4 streams\tCPU offered rate"
+
+// ratioRow is one row of a ratio table: a against b, the CPU columns
+// charging cpuA(load) against cpuB(load).
+func ratioRow(label string, a, b *Path, cpuA, cpuB func(Load) float64) string {
+	row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", label, ratio(a.TCP1.Median, b.TCP1.Median), ratio(a.TCP4.Median, b.TCP4.Median),
+		ratio(a.UDP64.Median, b.UDP64.Median), ratio(a.RTT.Median, b.RTT.Median))
+	for _, l := range loads {
+		c := "—"
+		if cpuA != nil && cpuB != nil {
+			c = ratio(cpuA(l.load), cpuB(l.load))
+		}
+		row += "\t" + c
+	}
+	return row + "\n"
+}
+
+// cpuOf returns the median CPU per GB of role on p under a load.
+func cpuOf(p *Path, role string) func(Load) float64 {
+	return func(l Load) float64 { return median(p.DaemonCPU(role, l)) }
 }
 
 // writeUserspaceRatios prints the userspace client's TCP throughput against
@@ -349,43 +521,60 @@ func (r *Results) writeUserspaceRatios(out io.Writer) {
 	if us == nil || k == nil {
 		return
 	}
-	writeRatioTable(out, "userspace client (access tcp) / kernel client (TCP only)", "—",
-		[]string{fmt.Sprintf("client userspace / kernel\t%s\t%s\t—\t—\t—\n", ratio(us.TCP1.Median, k.TCP1.Median), ratio(us.TCP4.Median, k.TCP4.Median))})
+	writeRatioTable(out, "userspace client (access tcp) / kernel client (TCP only)",
+		[]string{ratioRow("client userspace / kernel", us, k, cpuOf(us, "edge"), cpuOf(k, "edge"))})
 }
 
-// writeRatios prints the single-edge site-to-site path against wireguard-go
-// and the kernel, those of them that ran.
+// writeRatios prints the single-edge site-to-site path against the go.mod
+// wireguard-go and the kernel, and Debian's wireguard-go as a footnote,
+// those of them that ran.
 func (r *Results) writeRatios(out io.Writer, s2s *Path) {
-	var rows []string
-	for _, ref := range []struct{ name, label, mid string }{
-		{PathWGHub, "site-to-site / hub chain", "hub wireguard-go"},
-		{PathWGDirect, "site-to-site / direct", ""},
-		{PathWGHubGomod, "site-to-site / hub chain (go.mod wireguard-go)", "hub wireguard-go"},
-		{PathWGDirectGomod, "site-to-site / direct (go.mod wireguard-go)", ""},
-		{PathKernel, "site-to-site / kernel", ""},
-	} {
-		q := r.Find(ref.name)
-		if q == nil {
-			continue
+	rows := func(refs []struct{ name, label, mid string }) []string {
+		var rows []string
+		for _, ref := range refs {
+			q := r.Find(ref.name)
+			if q == nil {
+				continue
+			}
+			var mid func(Load) float64
+			if ref.mid != "" {
+				mid = cpuOf(q, ref.mid)
+			}
+			rows = append(rows, ratioRow(ref.label, s2s, q, cpuOf(s2s, "edge"), mid))
 		}
-		cpu := "—"
-		if ref.mid != "" {
-			cpu = ratio(s2s.DaemonCPU("edge").Median, q.DaemonCPU(ref.mid).Median)
-		}
-		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(s2s.TCP1.Median, q.TCP1.Median),
-			ratio(s2s.TCP4.Median, q.TCP4.Median), ratio(s2s.UDP64.Median, q.UDP64.Median), ratio(s2s.RTT.Median, q.RTT.Median), cpu))
+		return rows
 	}
-	writeRatioTable(out, "Switchyard / wireguard-go (higher is better for throughput, lower for RTT and CPU)", "edge / middle daemon", rows)
+	writeRatioTable(out, "Switchyard / go.mod wireguard-go (higher is better for throughput, lower for RTT and CPU; CPU: edge / middle daemon)",
+		rows([]struct{ name, label, mid string }{
+			{PathWGHubGomod, "site-to-site / hub chain", "hub wireguard-go"},
+			{PathWGDirectGomod, "site-to-site / direct", ""},
+			{PathKernel, "site-to-site / kernel", ""},
+		}))
+	writeRatioTable(out, "footnote, Debian's wireguard-go (no offloads; not a basis for any claim)",
+		rows([]struct{ name, label, mid string }{
+			{PathWGHub, "site-to-site / Debian hub chain", "hub wireguard-go"},
+			{PathWGDirect, "site-to-site / Debian direct", ""},
+		}))
+}
+
+// writeMASQUERatios prints site to site over MASQUE against over WireGuard.
+func (r *Results) writeMASQUERatios(out io.Writer, s2s *Path) {
+	m := r.Find(PathSiteToSiteMASQUE)
+	if m == nil {
+		return
+	}
+	writeRatioTable(out, "MASQUE / WireGuard, site to site (CPU: edge / edge)",
+		[]string{ratioRow("MASQUE / WireGuard", m, s2s, cpuOf(m, "edge"), cpuOf(s2s, "edge"))})
 }
 
 // writeRatioTable prints rows under a title and the ratio columns, if there are any rows.
-func writeRatioTable(out io.Writer, title, cpu string, rows []string) {
+func writeRatioTable(out io.Writer, title string, rows []string) {
 	if len(rows) == 0 {
 		return
 	}
 	fmt.Fprintf(out, "\nRatios of medians, %s:\n", title)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "\tTCP 1\tTCP 4\tUDP 64 B\tRTT\tCPU: %s\n", cpu)
+	fmt.Fprintln(w, ratioHeader)
 	for _, row := range rows {
 		fmt.Fprint(w, row)
 	}
@@ -404,21 +593,19 @@ func (r *Results) writeTrunkRatios(out io.Writer) {
 		return
 	}
 	var rows []string
-	edges := trunk.CPUSum(trunkEdges...)
+	edges := func(l Load) float64 { return trunk.CPUSum(l, trunkEdges...) }
 	for _, ref := range []struct{ name, label, mid string }{
 		{PathSiteToSite, "cross-edge / single-edge site-to-site", "edge"},
-		{PathWGHub, "cross-edge / hub chain", "hub wireguard-go"},
 		{PathWGHubGomod, "cross-edge / hub chain (go.mod wireguard-go)", "hub wireguard-go"},
+		{PathWGHub, "cross-edge / hub chain (Debian wireguard-go, footnote)", "hub wireguard-go"},
 	} {
 		q := r.Find(ref.name)
 		if q == nil {
 			continue
 		}
-		rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", ref.label, ratio(trunk.TCP1.Median, q.TCP1.Median),
-			ratio(trunk.TCP4.Median, q.TCP4.Median), ratio(trunk.UDP64.Median, q.UDP64.Median), ratio(trunk.RTT.Median, q.RTT.Median),
-			ratio(edges, q.DaemonCPU(ref.mid).Median)))
+		rows = append(rows, ratioRow(ref.label, trunk, q, edges, cpuOf(q, ref.mid)))
 	}
-	writeRatioTable(out, "cross-edge (edge 1 ═ trunk ═ edge 2) / reference", "both edges / middle daemon", rows)
+	writeRatioTable(out, "cross-edge (edge 1 ═ trunk ═ edge 2) / reference (CPU: both edges / middle daemon)", rows)
 }
 
 func ratio(a, b float64) string {
