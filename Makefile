@@ -42,7 +42,8 @@ vulncheck:
 # bench runs every Go benchmark, then (as root) the network-namespace lab that
 # compares Switchyard with wireguard-go and kernel forwarding in the same run,
 # prints ratios and targets, and writes bin/bench/results.json. Knobs:
-# BENCH_QUICK=1, BENCH_REPS, BENCH_SECONDS, BENCH_PATHS (see scripts/bench.sh).
+# BENCH_QUICK=1, BENCH_REPS, BENCH_SECONDS, BENCH_PATHS, BENCH_RATE, BENCH_IDLE_MAX
+# (see scripts/bench.sh).
 bench:
 	GO=$(GO) ./scripts/bench.sh
 

@@ -55,6 +55,9 @@ type config struct {
 	bin, out, micro      string
 	profile              bool   // BENCH_PROFILE=1: record the edge's CPU profile
 	wgGomod              string // BENCH_WGGO_GOMOD: a wireguard-go built from go.mod's version, measured too
+	debian               bool   // BENCH_DEBIAN=1: also Debian's wireguard-go (a footnote)
+	rate                 string // BENCH_RATE: iperf3 -b of the offered-rate run, "0" to skip
+	idle                 IdlePolicy
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -71,17 +74,31 @@ func envInt(t *testing.T, name string, def int) int {
 
 func loadConfig(t *testing.T) config {
 	quick := os.Getenv("BENCH_QUICK") == "1"
-	c := config{reps: 3, seconds: 3, pings: 100, budget: 13 * time.Minute}
+	c := config{reps: 5, seconds: 3, pings: 100, budget: 13 * time.Minute, rate: "700M",
+		idle: IdlePolicy{Threshold: 0.1, Window: 2 * time.Second, Max: 60 * time.Second}}
 	if quick {
 		c.reps, c.seconds, c.pings = 1, 1, 20
 	}
 	c.reps = envInt(t, "BENCH_REPS", c.reps)
 	c.seconds = envInt(t, "BENCH_SECONDS", c.seconds)
 	c.pings = envInt(t, "BENCH_PINGS", c.pings)
+	if v := os.Getenv("BENCH_RATE"); v != "" {
+		c.rate = v
+	}
+	c.idle.Max = time.Duration(envInt(t, "BENCH_IDLE_MAX", int(c.idle.Max/time.Second))) * time.Second
+	if v := os.Getenv("BENCH_IDLE_PCT"); v != "" {
+		pct, err := strconv.ParseFloat(v, 64)
+		if err != nil || pct <= 0 {
+			t.Fatalf("BENCH_IDLE_PCT=%q: want a positive percentage of one core", v)
+		}
+		c.idle.Threshold = pct / 100
+	}
+	c.debian = os.Getenv("BENCH_DEBIAN") == "1"
 	// The default budget is 13 minutes, or half again what the runs asked for
-	// should take (9 paths, each 3 runs of iperf3 plus pings per repetition).
-	perRep := time.Duration(3*c.seconds+c.pings/50+4) * time.Second
-	c.budget = max(c.budget, 9*(time.Duration(c.reps)*perRep+15*time.Second)*3/2)
+	// should take (9 paths, each 4 runs of iperf3 plus pings per repetition,
+	// and the wait for an idle machine).
+	perRep := time.Duration(4*c.seconds+c.pings/50+4) * time.Second
+	c.budget = max(c.budget, 9*(time.Duration(c.reps)*perRep+15*time.Second+c.idle.Max)*3/2)
 	if v := os.Getenv("BENCH_BUDGET"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -124,7 +141,11 @@ func TestNetBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.budget)
 	defer cancel()
 
-	res := &Results{Started: time.Now(), Reps: cfg.reps, Seconds: cfg.seconds}
+	res := &Results{Started: time.Now(), Reps: cfg.reps, Seconds: cfg.seconds,
+		Idle: IdlePolicyJSON{Threshold: cfg.idle.Threshold, Window: cfg.idle.Window.Seconds(), Max: cfg.idle.Max.Seconds()}}
+	if cfg.rate != "0" {
+		res.Rate = cfg.rate
+	}
 	res.Host.CPUs = runtime.NumCPU()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		res.Host.Kernel = strings.TrimSpace(string(b))
@@ -137,10 +158,20 @@ func TestNetBench(t *testing.T) {
 		res.Micro = ParseGoBench(b)
 	}
 
+	// The crypto floor, measured in this run on an idle machine as the paths are.
+	floorCPU := 500 * time.Millisecond
+	if os.Getenv("BENCH_QUICK") == "1" {
+		floorCPU = 100 * time.Millisecond
+	}
+	fw := waitIdle(ctx, cfg, "crypto floor")
+	res.Floor = measureFloor(floorSize, floorCPU, cfg.reps)
+	res.Floor.Idle = fw
+	fmt.Printf("== crypto floor: Open %s + Seal %s = %s s/GB at %d B\n", res.Floor.Open.Format(2), res.Floor.Seal.Format(2), res.Floor.Total.Format(2), floorSize)
+
 	if os.Geteuid() != 0 {
 		t.Log("not root: the network-namespace lab is skipped; the table shows the Go benchmarks only")
 	} else {
-		if err := needTools(); err != nil {
+		if err := needTools(cfg.debian); err != nil {
 			t.Fatal(err)
 		}
 		if cfg.bin == "" && cfg.want(PathSiteToSite, PathClientToSite, PathUserspaceClientToSite, PathSiteToSiteMASQUE, PathSiteToSiteTrunk) {
@@ -156,10 +187,11 @@ func TestNetBench(t *testing.T) {
 			paths []string
 			run   func(context.Context, *testing.T, config, *Results)
 		}
-		scenarios := []scenario{
-			{"kernel", []string{PathKernel}, benchKernel},
-			{"wireguard-go direct", []string{PathWGDirect}, benchWGDirect("wireguard-go", PathWGDirect)},
-			{"wireguard-go hub", []string{PathWGHub}, benchWGHub("wireguard-go", PathWGHub)},
+		scenarios := []scenario{{"kernel", []string{PathKernel}, benchKernel}}
+		if cfg.debian { // a footnote: Debian's 2022 build has no offloads
+			scenarios = append(scenarios,
+				scenario{"wireguard-go direct", []string{PathWGDirect}, benchWGDirect("wireguard-go", PathWGDirect)},
+				scenario{"wireguard-go hub", []string{PathWGHub}, benchWGHub("wireguard-go", PathWGHub)})
 		}
 		if cfg.wgGomod != "" {
 			scenarios = append(scenarios,
@@ -189,9 +221,13 @@ func TestNetBench(t *testing.T) {
 	}
 }
 
-func needTools() error {
+func needTools(debian bool) error {
 	var missing []string
-	for _, bin := range []string{"ip", "ping", "iperf3", "wg", "wireguard-go"} {
+	tools := []string{"ip", "ping", "iperf3", "wg"}
+	if debian {
+		tools = append(tools, "wireguard-go")
+	}
+	for _, bin := range tools {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, bin)
 		}
@@ -361,9 +397,26 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 			return
 		}
 	}
+	p.Idle = waitIdle(ctx, cfg, name)
 	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second
-	var tcp1, tcp4, udp, loss, rtt []float64
-	cpu := make([][]float64, len(daemons))
+	// The TCP runs, each with its own CPU accounting: saturated with 1 and 4
+	// streams, and one stream at the offered rate, where every path moves
+	// the same bytes and the CPU per GB is not confounded with throughput.
+	type tcpRun struct {
+		load    Load
+		streams int
+		rate    string // iperf3 -b; "" saturates
+	}
+	runs := []tcpRun{{LoadTCP1, 1, ""}, {LoadTCP4, 4, ""}}
+	if cfg.rate != "0" {
+		runs = append(runs, tcpRun{LoadRate, 1, cfg.rate})
+	}
+	var udp, loss, rtt []float64
+	gbps := map[Load][]float64{}
+	cpu := make([]map[Load][]float64, len(daemons))
+	for i := range cpu {
+		cpu[i] = map[Load][]float64{}
+	}
 	for rep := 0; rep < cfg.reps && ctx.Err() == nil; rep++ {
 		var out string
 		var err error
@@ -381,24 +434,27 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 			fail(fmt.Errorf("rep %d: ping: %w", rep+1, err))
 		}
 
-		before := make([]time.Duration, len(daemons))
-		for i, d := range daemons {
-			if before[i], err = d.cpu(); err != nil {
-				fail(err)
-			}
-		}
-		var bytes float64
-		for _, streams := range []int{1, 4} {
+		for _, tr := range runs {
 			if ctx.Err() != nil {
 				break
 			}
+			before := make([]time.Duration, len(daemons))
+			for i, d := range daemons {
+				if before[i], err = d.cpu(); err != nil {
+					fail(err)
+				}
+			}
 			var profiled chan error
-			if spec.profile != nil && rep == 0 && streams == 4 {
+			if spec.profile != nil && rep == 0 && tr.load == LoadTCP4 {
 				profiled = make(chan error, 1)
 				go func() { profiled <- spec.profile(time.Duration(cfg.seconds) * time.Second) }()
 			}
-			out, err := run(ctx, t, src, limit, "iperf3", "-c", iperfHost, "-p", iperfP, "-J", "-t", strconv.Itoa(cfg.seconds),
-				"-P", strconv.Itoa(streams), "--connect-timeout", "3000")
+			args := []string{"iperf3", "-c", iperfHost, "-p", iperfP, "-J", "-t", strconv.Itoa(cfg.seconds),
+				"-P", strconv.Itoa(tr.streams), "--connect-timeout", "3000"}
+			if tr.rate != "" {
+				args = append(args, "-b", tr.rate)
+			}
+			out, err := run(ctx, t, src, limit, args...)
 			if profiled != nil {
 				if err := <-profiled; err != nil {
 					fail(err)
@@ -409,24 +465,19 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				r, err = ParseIperfTCP(jsonPart(out))
 			}
 			if err != nil {
-				fail(fmt.Errorf("rep %d: TCP %d streams: %w", rep+1, streams, err))
+				fail(fmt.Errorf("rep %d: TCP %d streams %s: %w", rep+1, tr.streams, tr.rate, err))
 				continue
 			}
-			bytes += r.Bytes
-			if streams == 1 {
-				tcp1 = append(tcp1, r.Gbps)
-			} else {
-				tcp4 = append(tcp4, r.Gbps)
-			}
-		}
-		for i, d := range daemons {
-			after, err := d.cpu()
-			if err != nil {
-				fail(err)
-				continue
-			}
-			if bytes > 0 {
-				cpu[i] = append(cpu[i], (after-before[i]).Seconds()/(bytes/1e9))
+			gbps[tr.load] = append(gbps[tr.load], r.Gbps)
+			for i, d := range daemons {
+				after, err := d.cpu()
+				if err != nil {
+					fail(err)
+					continue
+				}
+				if r.Bytes > 0 {
+					cpu[i][tr.load] = append(cpu[i][tr.load], (after-before[i]).Seconds()/(r.Bytes/1e9))
+				}
 			}
 		}
 
@@ -452,14 +503,27 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		}
 		sleep(ctx, 500*time.Millisecond) // let the flood's queues drain before the next ping
 	}
-	p.TCP1, p.TCP4, p.UDP64, p.UDPLoss, p.RTT = Summarize(tcp1), Summarize(tcp4), Summarize(udp), Summarize(loss), Summarize(rtt)
+	p.TCP1, p.TCP4, p.Rate = Summarize(gbps[LoadTCP1]), Summarize(gbps[LoadTCP4]), Summarize(gbps[LoadRate])
+	p.UDP64, p.UDPLoss, p.RTT = Summarize(udp), Summarize(loss), Summarize(rtt)
 	for i, d := range daemons {
-		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, SPerGB: Summarize(cpu[i])})
+		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, TCP1: Summarize(cpu[i][LoadTCP1]), TCP4: Summarize(cpu[i][LoadTCP4]), Rate: Summarize(cpu[i][LoadRate])})
 	}
 	if ctx.Err() != nil {
 		fail(fmt.Errorf("stopped: %w", context.Cause(ctx)))
 	}
-	t.Logf("%s: TCP1 %s Gbps, TCP4 %s Gbps, UDP %s pps, RTT %s ms", name, p.TCP1.Format(2), p.TCP4.Format(2), p.UDP64.Format(0), p.RTT.Format(3))
+	t.Logf("%s: TCP1 %s Gbps, TCP4 %s Gbps, at %s %s Gbps, UDP %s pps, RTT %s ms", name, p.TCP1.Format(2), p.TCP4.Format(2), cfg.rate, p.Rate.Format(2), p.UDP64.Format(0), p.RTT.Format(3))
+}
+
+// waitIdle waits for an idle machine before what is measured, and says
+// what it found, loudly when the machine stayed busy.
+func waitIdle(ctx context.Context, cfg config, what string) IdleWait {
+	w := WaitIdle(ctx, cfg.idle, ReadCPUSample)
+	if w.Idle {
+		fmt.Printf("== %s: %s\n", what, w)
+	} else {
+		fmt.Printf("== %s: !!! %s\n", what, w)
+	}
+	return w
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -65,6 +65,9 @@ type CryptoFloor struct {
 	Open  Summary `json:"open_s_per_gb"`
 	Seal  Summary `json:"seal_s_per_gb"`
 	Total Summary `json:"total_s_per_gb"`
+	// Idle is what the wait for an idle machine before it found (it counts
+	// thread CPU time, so contention moves it less than the paths).
+	Idle IdleWait `json:"idle"`
 }
 
 // Host describes the machine the run was on.
@@ -429,6 +432,9 @@ func (r *Results) writeIdle(out io.Writer) {
 	}
 	fmt.Fprintf(out, "\nIdle machine before each path (other processes below %.0f%% of a core over %.0f s, waiting at most %.0f s):\n",
 		100*r.Idle.Threshold, r.Idle.Window, r.Idle.Max)
+	if r.Floor != nil {
+		fmt.Fprintf(out, "  crypto floor: %s\n", r.Floor.Idle)
+	}
 	for _, p := range r.Paths {
 		fmt.Fprintf(out, "  %s: %s\n", p.Name, p.Idle)
 	}

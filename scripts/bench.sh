@@ -6,12 +6,21 @@
 # bin/bench/results.json. Installs iperf3 and the other tools with apt if they
 # are missing. The lab removes every namespace it made, also on Ctrl-C.
 #
+# Before each path (and the crypto floor) the lab waits until the other
+# processes use less than BENCH_IDLE_PCT (default 10) % of one core over 2 s,
+# at most BENCH_IDLE_MAX seconds (default 60), and prints "NOT IDLE" when it
+# could not get an idle machine. Each repetition runs TCP with 1 and with 4
+# streams and 1 stream at BENCH_RATE (default 700M, 0 to skip), each with its
+# own CPU per GB, and ChaCha20-Poly1305 Open + Seal at 1350 B (the crypto floor).
+#
 # Knobs (environment): BENCH_QUICK=1 (smoke test: 1 run of 1 s per path,
-# 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 3),
+# 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 5),
 # BENCH_SECONDS (default 3), BENCH_PINGS (default 100), BENCH_PATHS (comma
-# list: kernel,wggo-direct,wggo-hub,wggo-direct-gomod,wggo-hub-gomod,
+# list: kernel,wggo-direct-gomod,wggo-hub-gomod,wggo-direct,wggo-hub,
 # switchyard-s2s,switchyard-client,switchyard-s2s-masque,switchyard-s2s-trunk),
-# BENCH_GOMOD=0 (skip the -gomod paths),
+# BENCH_GOMOD=0 (skip the -gomod paths, the references of every target),
+# BENCH_DEBIAN=1 (also Debian's wireguard-go, wggo-direct and wggo-hub: a footnote),
+# BENCH_IDLE_PCT, BENCH_IDLE_MAX, BENCH_RATE,
 # BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site run),
 # BENCH_BUDGET (lab time limit, default 13m or 1.5× the expected time), BENCH_BENCHTIME (default 1s),
 # BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0 /
@@ -34,7 +43,8 @@ fi
 [ "${BENCH_LAB:-1}" != 0 ] || exit "$status"
 
 if [ "$(id -u)" = 0 ]; then
-  declare -A pkg=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [wg]=wireguard-tools [wireguard-go]=wireguard-go)
+  declare -A pkg=([ip]=iproute2 [ping]=iputils-ping [iperf3]=iperf3 [wg]=wireguard-tools)
+  if [ "${BENCH_DEBIAN:-0}" = 1 ]; then pkg[wireguard-go]=wireguard-go; fi
   missing=()
   for tool in "${!pkg[@]}"; do command -v "$tool" >/dev/null || missing+=("${pkg[$tool]}"); done
   if [ ${#missing[@]} -gt 0 ]; then
