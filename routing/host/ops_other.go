@@ -25,3 +25,13 @@ func (o *NetlinkOps) Close() error { return nil }
 func (o *NetlinkOps) Addresses(except string) ([]netip.Prefix, error) {
 	return nil, fmt.Errorf("list addresses: %w", errors.ErrUnsupported)
 }
+
+// Routes is only implemented on Linux.
+func (o *NetlinkOps) Routes() ([]HostRoute, error) {
+	return nil, fmt.Errorf("list routes: %w", errors.ErrUnsupported)
+}
+
+// Addrs is only implemented on Linux.
+func (o *NetlinkOps) Addrs() ([]HostAddr, error) {
+	return nil, fmt.Errorf("list addresses: %w", errors.ErrUnsupported)
+}
