@@ -197,4 +197,3 @@ func lanInterfaces(h Host, tunIf string) []string {
 	slices.Sort(out)
 	return out
 }
-
