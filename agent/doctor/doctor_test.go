@@ -245,3 +245,9 @@ func TestBadToken(t *testing.T) {
 		t.Errorf("edge checked with a bad token: %+v", r.Checks)
 	}
 }
+
+func TestSysctlFixVLAN(t *testing.T) {
+	if got, want := sysctlFix("net/ipv4/conf/eth0.100/rp_filter", "2"), "sysctl -w net/ipv4/conf/eth0.100/rp_filter=2"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

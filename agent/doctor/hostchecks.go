@@ -25,8 +25,12 @@ type Host interface {
 // sysctlName turns "net/ipv4/ip_forward" into "net.ipv4.ip_forward".
 func sysctlName(key string) string { return strings.ReplaceAll(key, "/", ".") }
 
-// sysctlFix is the command that sets key to value.
+// sysctlFix is the command that sets key to value; a key with a dot in an
+// interface name (eth0.100) keeps its slashes, which sysctl(8) also takes.
 func sysctlFix(key, value string) string {
+	if strings.Contains(key, ".") {
+		return "sysctl -w " + key + "=" + value
+	}
 	return "sysctl -w " + sysctlName(key) + "=" + value
 }
 
