@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/switchyard/switchyard/routing/host"
 )
 
 // Config says what to check.
@@ -43,6 +45,9 @@ func Run(ctx context.Context, cfg Config) Report {
 		if cfg.Role == "connector" {
 			add(forwarding(h, tp)...)
 			ifaces = append(ifaces, lanInterfaces(h, cfg.TunName)...)
+			if fi, ok := h.(host.FirewallInspector); ok {
+				add(firewall(fi, cfg.TunName)...)
+			}
 		}
 		add(rpFilter(h, ifaces)...)
 		add(overlaps(h, cfg.TunName, tp)...)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +250,44 @@ func TestBadToken(t *testing.T) {
 func TestSysctlFixVLAN(t *testing.T) {
 	if got, want := sysctlFix("net/ipv4/conf/eth0.100/rp_filter", "2"), "sysctl -w net/ipv4/conf/eth0.100/rp_filter=2"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// firewallHost is a gateway with a forward-hook ruleset.
+type firewallHost struct {
+	*fakeHost
+	chains []host.ForwardChain
+}
+
+func (f firewallHost) ForwardChains() ([]host.ForwardChain, error) { return f.chains, nil }
+
+func TestFirewall(t *testing.T) {
+	tests := []struct {
+		name  string
+		chain host.ForwardChain
+		fixes []string
+	}{
+		{"policy accept", host.ForwardChain{Family: "inet", Table: "filter", Chain: "forward"}, nil},
+		{"drop, both accepted", host.ForwardChain{Family: "inet", Table: "filter", Chain: "forward", PolicyDrop: true,
+			AcceptIn: []string{"sy0"}, AcceptOut: []string{"sy*"}}, nil},
+		{"drop, none accepted", host.ForwardChain{Family: "inet", Table: "fw", Chain: "fwd", PolicyDrop: true, AcceptIn: []string{"eth0"}},
+			[]string{"nft insert rule inet fw fwd iifname sy0 accept", "nft insert rule inet fw fwd oifname sy0 accept"}},
+		{"iptables-nft, out missing", host.ForwardChain{Family: "ip", Table: "filter", Chain: "FORWARD", PolicyDrop: true, IPTables: true,
+			AcceptIn: []string{"sy0"}}, []string{"iptables -I FORWARD -o sy0 -j ACCEPT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(firewallHost{gateway(), []host.ForwardChain{tt.chain}})
+			cs := r.Find("firewall")
+			var fixes []string
+			for _, c := range cs {
+				if c.Status == Fail {
+					fixes = append(fixes, c.Fix)
+				}
+			}
+			if !slices.Equal(fixes, tt.fixes) {
+				t.Errorf("fixes %q, want %q (%+v)", fixes, tt.fixes, cs)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,7 +35,8 @@ func one(t *testing.T, rep doctor.Report, name string) doctor.Check {
 
 // TestDoctorGateway runs doctor on a gateway namespace with forwarding off,
 // a route that takes part of a tunnel prefix away from the tunnel and a
-// strict rp_filter on its LAN; it names each with its fix, the test runs
+// strict rp_filter on its LAN and an nftables forward chain that drops
+// by policy and accepts nothing of the TUN; it names each with its fix, the test runs
 // those fixes inside the namespace, and doctor then passes. No edge or agent
 // runs here, so the daemon, edge-api and clock checks warn (skipped), which
 // does not fail doctor.
@@ -54,6 +56,10 @@ func TestDoctorGateway(t *testing.T) {
 	if err := gw.Route("add", "198.51.100.0/25", "via", "192.0.2.2", "dev", lan); err != nil {
 		t.Fatal(err)
 	}
+	// A firewall that drops what it forwards unless a rule accepts it.
+	gw.MustExec(t, "nft", "add table inet fw")
+	gw.MustExec(t, "nft", "add chain inet fw gate { type filter hook forward priority 0 ; policy drop ; }")
+	gw.MustExec(t, "nft", "add rule inet fw gate iifname "+lan+" oifname "+lan+" accept")
 	args := []string{"--state-dir", t.TempDir(), "--prefix", "198.51.100.0/24", "--token", ""}
 
 	rep, failed := runDoctor(t, gw, args...)
@@ -74,6 +80,16 @@ func TestDoctorGateway(t *testing.T) {
 		t.Errorf("rp_filter: %+v", rp)
 	}
 
+	var fwFixes []string
+	for _, c := range rep.Find("firewall") {
+		if c.Status == doctor.Fail {
+			fwFixes = append(fwFixes, c.Fix)
+		}
+	}
+	if want := []string{"nft insert rule inet fw gate iifname sy0 accept", "nft insert rule inet fw gate oifname sy0 accept"}; !slices.Equal(fwFixes, want) {
+		t.Errorf("firewall fixes %q, want %q", fwFixes, want)
+	}
+
 	for _, fix := range rep.Fixes() {
 		if strings.HasPrefix(fix, "systemctl") {
 			continue // no agent in this lab
@@ -92,7 +108,7 @@ func TestDoctorGateway(t *testing.T) {
 	if failed {
 		t.Errorf("doctor failed after the fixes: %+v", rep.Checks)
 	}
-	for _, name := range []string{"forwarding", "route-conflict", "rp_filter"} {
+	for _, name := range []string{"forwarding", "route-conflict", "rp_filter", "firewall"} {
 		if c := one(t, rep, name); c.Status != doctor.OK {
 			t.Errorf("after the fixes: %+v, want ok", c)
 		}

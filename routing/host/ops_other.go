@@ -35,3 +35,8 @@ func (o *NetlinkOps) Routes() ([]HostRoute, error) {
 func (o *NetlinkOps) Addrs() ([]HostAddr, error) {
 	return nil, fmt.Errorf("list addresses: %w", errors.ErrUnsupported)
 }
+
+// ForwardChains is only implemented on Linux.
+func (o *NetlinkOps) ForwardChains() ([]ForwardChain, error) {
+	return nil, fmt.Errorf("read the nftables ruleset: %w", errors.ErrUnsupported)
+}
