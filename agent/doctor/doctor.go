@@ -53,7 +53,11 @@ func Run(ctx context.Context, cfg Config) Report {
 		add(overlaps(h, cfg.TunName, tp)...)
 	}
 	if cfg.Daemon != nil {
-		add(daemon(ctx, cfg.Daemon, unit(cfg.Role))...)
+		mtu := 0
+		if mi, ok := cfg.Host.(host.MTUInspector); ok {
+			mtu, _ = mi.LinkMTU(cfg.TunName) // 0 when the TUN is missing
+		}
+		add(daemon(ctx, cfg.Daemon, unit(cfg.Role), cfg.TunName, mtu)...)
 	}
 	if cfg.Token == "" {
 		add(Check{Name: "edge-api", Status: Warn, Detail: "skipped: no token given (--token or SWITCHYARD_TUNNEL_TOKEN)"},

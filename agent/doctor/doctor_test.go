@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/agent/localapi"
+	"github.com/switchyard/switchyard/control/pki"
 	"github.com/switchyard/switchyard/routing/host"
 )
 
@@ -289,5 +291,45 @@ func TestFirewall(t *testing.T) {
 				t.Errorf("fixes %q, want %q (%+v)", fixes, tt.fixes, cs)
 			}
 		})
+	}
+}
+
+func TestPathMTU(t *testing.T) {
+	done := &localapi.PathMTU{AgentToEdge: 1400, EdgeToAgent: 1380, State: localapi.PathMTUDone}
+	if c := pathMTU(done, "sy0", 1420); c.Status != Warn || c.Fix != "ip link set dev sy0 mtu 1380" {
+		t.Errorf("TUN above the path: %+v", c)
+	}
+	if c := pathMTU(done, "sy0", 1380); c.Status != OK {
+		t.Errorf("TUN at the path: %+v", c)
+	}
+	if c := pathMTU(&localapi.PathMTU{State: localapi.PathMTUProbing}, "sy0", 1420); c.Status != OK {
+		t.Errorf("probing: %+v", c)
+	}
+}
+
+func TestEdgePinnedCA(t *testing.T) {
+	ca, err := pki.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueServer([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+	cs := edge(context.Background(), edgeTarget{api: srv.URL, pin: pki.Pin(ca.Cert)}, nil, time.Now)
+	if len(cs) != 2 || cs[0].Status != OK || cs[1].Status != OK {
+		t.Errorf("pinned CA: %+v", cs)
+	}
+	other, err := pki.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs = edge(context.Background(), edgeTarget{api: srv.URL, pin: pki.Pin(other.Cert)}, nil, time.Now)
+	if len(cs) != 1 || cs[0].Status != Fail {
+		t.Errorf("another CA's pin: %+v", cs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -27,8 +28,10 @@ type Daemon interface {
 	Status(ctx context.Context) (localapi.Status, error)
 }
 
-// daemon checks that an agent runs and that the edge answers its heartbeats.
-func daemon(ctx context.Context, d Daemon, unit string) []Check {
+// daemon checks that an agent runs and that the edge answers its
+// heartbeats, then the TUN's MTU against the path MTU its session found
+// (tunMTU 0: unknown).
+func daemon(ctx context.Context, d Daemon, unit, tunIf string, tunMTU int) []Check {
 	st, err := d.Status(ctx)
 	switch {
 	case errors.Is(err, localapi.ErrNotRunning):
@@ -43,17 +46,29 @@ func daemon(ctx context.Context, d Daemon, unit string) []Check {
 		return []Check{{Name: "daemon", Status: Fail, Detail: d, Fix: "journalctl -u " + unit + " -n 50"}}
 	}
 	out := []Check{{Name: "daemon", Status: OK, Detail: fmt.Sprintf("%s (pid %d) healthy, active %t, rtt %s", st.Role, st.PID, st.Active, st.RTT)}}
-	return append(out, pathMTU(st))
+	return append(out, pathMTU(st.PathMTU, tunIf, tunMTU))
 }
 
-// pathMTU reports what path MTU discovery found on the running agent's session.
-func pathMTU(st localapi.Status) Check {
+// pathMTU compares the TUN's MTU with the smaller direction of the path MTU
+// that discovery settled on: a larger TUN MTU means packets the path drops
+// (or fragments), seen as stalls of large transfers.
+func pathMTU(p *localapi.PathMTU, tunIf string, tunMTU int) Check {
 	c := Check{Name: "path-mtu", Status: OK}
-	if st.PathMTU == nil {
+	switch {
+	case p == nil:
 		c.Detail = "not probed (MASQUE)"
 		return c
+	case p.State != localapi.PathMTUDone || tunMTU == 0:
+		c.Detail = "path MTU " + p.String()
+		return c
 	}
-	c.Detail = fmt.Sprintf("%+v", *st.PathMTU)
+	path := min(p.AgentToEdge, p.EdgeToAgent)
+	c.Detail = fmt.Sprintf("%s MTU %d, path MTU %s", tunIf, tunMTU, p)
+	if tunMTU > path {
+		c.Status = Warn
+		c.Detail += fmt.Sprintf(": packets over %d bytes do not cross", path)
+		c.Fix = fmt.Sprintf("ip link set dev %s mtu %d", tunIf, path)
+	}
 	return c
 }
 
@@ -94,8 +109,12 @@ func edge(ctx context.Context, e edgeTarget, hc *http.Client, now func() time.Ti
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return []Check{{Name: "edge-api", Status: Fail, Detail: fmt.Sprintf("reach %s: %v", u.Host, err),
-			Fix: "nft add rule inet filter output tcp dport " + port(u) + " accept"}}
+		c := Check{Name: "edge-api", Status: Fail, Detail: fmt.Sprintf("reach %s: %v", u.Host, err)}
+		if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+			// Nothing answered: a firewall on the way is the usual cause.
+			c.Fix = "nft add rule inet filter output tcp dport " + port(u) + " accept"
+		}
+		return []Check{c}
 	}
 	resp.Body.Close()
 	out := []Check{{Name: "edge-api", Status: OK, Detail: fmt.Sprintf("%s answers over the pinned CA (%s)", u.Host, resp.Status)}}

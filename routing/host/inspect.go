@@ -25,3 +25,10 @@ type Inspector interface {
 	// Addrs returns the global-scope addresses of every interface.
 	Addrs() ([]HostAddr, error)
 }
+
+// MTUInspector reads an interface's MTU.
+type MTUInspector interface {
+	// LinkMTU returns the MTU of the interface called name, or an error
+	// wrapping ErrLinkNotFound.
+	LinkMTU(name string) (int, error)
+}

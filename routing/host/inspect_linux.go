@@ -3,6 +3,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -92,4 +93,19 @@ func (o *NetlinkOps) linkNames() (map[int]string, error) {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
 	return names, nil
+}
+
+var _ MTUInspector = (*NetlinkOps)(nil)
+
+// LinkMTU implements MTUInspector.
+func (o *NetlinkOps) LinkMTU(name string) (int, error) {
+	link, err := o.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return 0, fmt.Errorf("link %s: %w", name, ErrLinkNotFound)
+		}
+		return 0, fmt.Errorf("link %s: %w", name, err)
+	}
+	return link.Attrs().MTU, nil
 }

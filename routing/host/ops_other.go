@@ -40,3 +40,8 @@ func (o *NetlinkOps) Addrs() ([]HostAddr, error) {
 func (o *NetlinkOps) ForwardChains() ([]ForwardChain, error) {
 	return nil, fmt.Errorf("read the nftables ruleset: %w", errors.ErrUnsupported)
 }
+
+// LinkMTU is only implemented on Linux.
+func (o *NetlinkOps) LinkMTU(name string) (int, error) {
+	return 0, fmt.Errorf("link %s: %w", name, errors.ErrUnsupported)
+}
