@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			flowsCommand(),
 			loginCommand(),
 			logoutCommand(),
+			doctorCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

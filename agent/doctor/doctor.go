@@ -1,0 +1,76 @@
+package doctor
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/switchyard/switchyard/routing/host"
+)
+
+// Config says what to check.
+type Config struct {
+	// Role is "connector" (a gateway: forwarding and the LAN's rp_filter
+	// matter) or "client".
+	Role string
+	// TunName is the agent's TUN interface.
+	TunName string
+	// Prefixes are routed into the tunnel, besides the overlay range and
+	// those the running agent installed.
+	Prefixes []netip.Prefix
+	// Token is a tunnel token or device credential naming the edge; empty
+	// skips the edge checks (they warn).
+	Token string
+	// Host reads the host; nil skips the host checks.
+	Host Host
+	// Daemon is the running agent's control socket; nil skips the check.
+	Daemon Daemon
+	// HTTP reaches the edge; nil means one with the token's pinned CA.
+	HTTP *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Run performs every check of cfg and reports them in order.
+func Run(ctx context.Context, cfg Config) Report {
+	var r Report
+	add := func(cs ...Check) { r.Checks = append(r.Checks, cs...) }
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if h := cfg.Host; h != nil {
+		tp := tunnelPrefixes(h, cfg.Prefixes)
+		ifaces := []string{cfg.TunName}
+		if cfg.Role == "connector" {
+			add(forwarding(h, tp)...)
+			ifaces = append(ifaces, lanInterfaces(h, cfg.TunName)...)
+			if fi, ok := h.(host.FirewallInspector); ok {
+				add(firewall(fi, cfg.TunName)...)
+			}
+		}
+		add(rpFilter(h, ifaces)...)
+		add(overlaps(h, cfg.TunName, tp)...)
+	}
+	if cfg.Daemon != nil {
+		mtu := 0
+		if mi, ok := cfg.Host.(host.MTUInspector); ok {
+			mtu, _ = mi.LinkMTU(cfg.TunName) // 0 when the TUN is missing
+		}
+		add(daemon(ctx, cfg.Daemon, unit(cfg.Role), cfg.TunName, mtu)...)
+	}
+	if cfg.Token == "" {
+		add(Check{Name: "edge-api", Status: Warn, Detail: "skipped: no token given (--token or SWITCHYARD_TUNNEL_TOKEN)"},
+			Check{Name: "clock", Status: Warn, Detail: "skipped: no edge to compare with"})
+		return r
+	}
+	target, tc := parseToken(cfg.Token)
+	add(tc)
+	if tc.Status == OK {
+		add(edge(ctx, target, cfg.HTTP, cfg.Now)...)
+	}
+	return r
+}
+
+// unit is the systemd unit of role's agent.
+func unit(role string) string { return "switchyard-" + role }
