@@ -207,6 +207,9 @@ func (s *Server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 		if r.Method == http.MethodPost {
 			status = http.StatusCreated
 		}
+		if st, ok := v.(withStatus); ok {
+			status, v = st.code, st.v
+		}
 		writeJSON(w, status, v)
 	})
 }
