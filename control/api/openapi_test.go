@@ -21,7 +21,7 @@ import (
 
 // spec is the part of the OpenAPI document the tests read.
 type spec struct {
-	OpenAPI string                               `json:"openapi"`
+	OpenAPI string                              `json:"openapi"`
 	Paths   map[string]map[string]specOperation `json:"paths"`
 	Comps   struct {
 		Schemas   map[string]specSchema `json:"schemas"`
