@@ -187,6 +187,10 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Overlap": model.Overlap{}, "DeleteResult": api.DeleteResult{}, "Device": model.Device{}, "Posture": model.Posture{},
 		"RegisterDevice": model.RegisterDevice{}, "Policy": model.Policy{}, "Expr": model.Expr{}, "NewPolicy": model.NewPolicy{},
 		"PolicyPatch": model.PolicyPatch{}, "PolicyMove": model.PolicyMove{}, "PolicyDefault": model.PolicyDefault{},
+		"Edge": model.Edge{}, "EnrollToken": model.EnrollToken{}, "NewEnrollToken": model.NewEnrollToken{},
+		"SplitEntry": model.SplitEntry{}, "SplitTunnel": model.SplitTunnel{}, "DNSResolver": model.DNSResolver{},
+		"NewDNSResolver": model.NewDNSResolver{}, "DNSZone": model.DNSZone{}, "EnrollmentRule": model.EnrollmentRule{},
+		"NewEnrollmentRule": model.NewEnrollmentRule{}, "User": model.User{}, "PostureNetwork": model.PostureNetwork{},
 	} {
 		sc, ok := doc.Comps.Schemas[name]
 		if !ok {
@@ -226,5 +230,43 @@ func TestOpenAPIServed(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || string(b) != string(api.OpenAPISpec()) {
 		t.Fatalf("GET /v1/openapi.json: %d %s, %d bytes; want 200 and the spec", resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
+	}
+}
+
+// TestOpenAPIRefsResolve checks that every $ref in the spec names a component
+// that is there.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(api.OpenAPISpec(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if r, ok := v["$ref"].(string); ok {
+				n++
+				var at any = doc
+				for _, k := range strings.Split(strings.TrimPrefix(r, "#/"), "/") {
+					m, _ := at.(map[string]any)
+					at = m[k]
+				}
+				if at == nil {
+					t.Errorf("$ref %q names nothing", r)
+				}
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	if n < 65 {
+		t.Fatalf("only %d $refs; every operation has one at least", n)
 	}
 }
