@@ -38,7 +38,9 @@ func routeAddCommand() *cli.Command {
 		Name:      "add",
 		Usage:     "route a network (CIDR) to a tunnel",
 		ArgsUsage: "CIDR TUNNEL [COMMENT]",
-		Flags:     []cli.Flag{vnetFlag},
+		Flags: []cli.Flag{vnetFlag,
+			&cli.BoolFlag{Name: "if-not-exists", Usage: "succeed with the existing route when the virtual network routes CIDR to TUNNEL already (to another tunnel is still an error)"},
+		},
 		Action: withClient(func(ctx context.Context, c *cli.Context, api *client.Client) error {
 			if err := checkArgs(c, 2, 3, "CIDR TUNNEL [COMMENT]"); err != nil {
 				return err
@@ -47,9 +49,15 @@ func routeAddCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := api.AddRoute(ctx, model.NewRoute{Network: p, Tunnel: c.Args().Get(1), VNet: c.String("vnet"), Comment: c.Args().Get(2)})
+			rt, err := api.AddRoute(ctx, model.NewRoute{Network: p, Tunnel: c.Args().Get(1), VNet: c.String("vnet"), Comment: c.Args().Get(2),
+				IfNotExists: c.Bool("if-not-exists")})
 			if err != nil {
 				return err
+			}
+			if rt.Existing {
+				fmt.Fprintf(c.App.Writer, "Route for %s over tunnel %s in virtual network %s already exists (route id %s)\n",
+					rt.Network, rt.TunnelName, rt.VNetName, rt.ID)
+				return nil
 			}
 			fmt.Fprintf(c.App.Writer, "Successfully added route for %s over tunnel %s in virtual network %s (route id %s)\n",
 				rt.Network, rt.TunnelName, rt.VNetName, rt.ID)

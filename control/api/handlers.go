@@ -186,7 +186,17 @@ func (s *Server) addRoute(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.reg.AddRoute(r.Context(), req)
+	rt, err := s.reg.AddRoute(r.Context(), req)
+	if err == nil && rt.Existing {
+		return withStatus{http.StatusOK, rt}, nil // adopted: nothing was created
+	}
+	return rt, err
+}
+
+// withStatus is an answer with another status than handle's default.
+type withStatus struct {
+	code int
+	v    any
 }
 
 func (s *Server) getRoute(r *http.Request) (any, error) {

@@ -101,7 +101,7 @@ type Server struct {
 	opts    Options
 	limits  Limits // opts.Limits with defaults
 	log     *slog.Logger
-	mux     *http.ServeMux
+	mux     *routeMux
 	peers   peerAPIs     // the other edges' API addresses, for agents
 	feed    *configFeed  // the store's changes, for configuration long polls
 	console http.Handler // the web console, at every path outside /v1; nil: none
@@ -111,7 +111,7 @@ type Server struct {
 // NewServer returns the API handler over reg. It watches reg's store for
 // the agents' configuration long polls until Close, or until the store closes.
 func NewServer(reg *registry.Registry, opts Options) *Server {
-	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: http.NewServeMux(), admins: newAdminSessions()}
+	s := &Server{reg: reg, opts: opts, limits: opts.Limits.withDefaults(), log: opts.Log, mux: newRouteMux(), admins: newAdminSessions()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -165,6 +165,7 @@ func (s *Server) routes() {
 	s.dnsRoutes()
 	s.loginRoutes()
 	s.userRoutes()
+	s.openAPIRoutes()
 	s.mux.HandleFunc("/v1/", s.authorized(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, model.Errorf(model.KindNotFound, "no API endpoint %s %s", r.Method, r.URL.Path))
 	}))
@@ -206,6 +207,9 @@ func (s *Server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
 		status := http.StatusOK
 		if r.Method == http.MethodPost {
 			status = http.StatusCreated
+		}
+		if st, ok := v.(withStatus); ok {
+			status, v = st.code, st.v
 		}
 		writeJSON(w, status, v)
 	})

@@ -112,6 +112,9 @@ type Route struct {
 	// stored), names the edge that carries the tunnel's active replica:
 	// where a packet to the address leaves the cluster.
 	Edge string `json:"edge,omitempty"`
+	// Existing, in the answer to an add with IfNotExists only (never
+	// stored), says that the route was already there and nothing changed.
+	Existing bool `json:"existing,omitempty"`
 }
 
 // Deleted reports whether the route has been deleted.
@@ -165,6 +168,11 @@ type NewRoute struct {
 	Tunnel  string       `json:"tunnel"`
 	VNet    string       `json:"vnet,omitempty"`
 	Comment string       `json:"comment"`
+	// IfNotExists adopts a route that is already there: when the virtual
+	// network routes Network to Tunnel already, the add returns that route
+	// (Existing set) instead of ErrRouteExists. Network routed to another
+	// tunnel is still ErrRouteExists.
+	IfNotExists bool `json:"if_not_exists,omitempty"`
 }
 
 // RouteFilter selects routes; zero fields match every live route.

@@ -17,9 +17,12 @@ import (
 // AddRoute routes a network to a tunnel in a virtual network (the default one
 // when req.VNet is empty). An exact duplicate in the same virtual network is
 // refused with model.ErrRouteExists; the same network in another virtual
-// network, and overlapping networks in one, are fine. A network inside what
-// belongs to devices and the edge (model.EdgeOwned) is refused; one that
-// covers it (0.0.0.0/0) is added with a warning: the tunnel never gets it.
+// network, and overlapping networks in one, are fine. With req.IfNotExists a
+// duplicate to the same tunnel is returned as it is, Existing set, and
+// nothing changes (an idempotent add); one to another tunnel is still
+// ErrRouteExists. A network inside what belongs to devices and the edge
+// (model.EdgeOwned) is refused; one that covers it (0.0.0.0/0) is added with
+// a warning: the tunnel never gets it.
 func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Route, error) {
 	if err := model.ValidatePrefix(req.Network); err != nil {
 		return model.Route{}, err
@@ -32,7 +35,9 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 		return model.Route{}, err
 	}
 	rt := model.Route{ID: uuid.New(), Network: req.Network, Comment: req.Comment}
+	var existing *model.Route
 	_, err = r.st.Update(ctx, func(tx store.Tx) error {
+		existing = nil // Update may run this more than once
 		v, err := resolveVNet(tx, req.VNet)
 		if err != nil {
 			return err
@@ -46,7 +51,13 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 			return err
 		}
 		if len(dup) > 0 {
-			return model.ErrRouteExists
+			if !req.IfNotExists || dup[0].TunnelID != t.ID {
+				return model.ErrRouteExists
+			}
+			e := dup[0]
+			e.TunnelName, e.VNetName, e.Existing = t.Name, v.Name, true
+			existing = &e
+			return nil
 		}
 		// A tunnel serves one virtual network: its connectors' packets carry no
 		// mark that could tell two apart when they overlap.
@@ -65,6 +76,9 @@ func (r *Registry) AddRoute(ctx context.Context, req model.NewRoute) (model.Rout
 		rt.TunnelName, rt.VNetName = t.Name, v.Name
 		return nil
 	})
+	if err == nil && existing != nil {
+		rt = *existing
+	}
 	if err == nil {
 		rt.Warnings = warnings
 	}
