@@ -10,7 +10,8 @@ import (
 // skipping flags (and the value after a flag that takes one), and follows
 // subcommand names from the app down to cmdpath; the candidates are then that
 // command's subcommands, or its flags when the word being completed starts
-// with "-", or files when it has neither.
+// with "-", or files when it has neither. After an argument (a word naming
+// no subcommand) only files are offered: urfave/cli parses no flag after one.
 
 // writeBash prints a bash script (bash 3.2 or later; no bash-completion needed).
 func writeBash(w io.Writer, nodes []compNode) {
@@ -20,7 +21,7 @@ func writeBash(w io.Writer, nodes []compNode) {
 	writeShLists(w, "_switchyard_flags", nodes, func(n compNode) []string { return n.flagNames(false) })
 	writeShLists(w, "_switchyard_valued", nodes, func(n compNode) []string { return n.flagNames(true) })
 	fmt.Fprint(w, `_switchyard() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" w c i skip=""
+    local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" w c i skip="" args=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         if [[ -n $skip ]]; then skip=""; continue; fi
@@ -29,10 +30,11 @@ func writeBash(w io.Writer, nodes []compNode) {
         -*) [[ " $(_switchyard_valued "$cmdpath") " == *" $w "* ]] && skip=1; continue ;;
         esac
         c="$(_switchyard_sub "$cmdpath/$w")"
-        [[ -n $c ]] && cmdpath="${cmdpath:+$cmdpath }$c"
+        if [[ -z $c ]]; then args=1; break; fi
+        cmdpath="${cmdpath:+$cmdpath }$c"
     done
     COMPREPLY=()
-    [[ -n $skip ]] && return 0
+    [[ -n $skip || -n $args ]] && return 0
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_switchyard_flags "$cmdpath")" -- "$cur"))
     else
@@ -50,7 +52,7 @@ func writeZsh(w io.Writer, nodes []compNode) {
 	writeShCases(w, "_switchyard_sub", nodes)
 	writeShLists(w, "_switchyard_valued", nodes, func(n compNode) []string { return n.flagNames(true) })
 	fmt.Fprint(w, `_switchyard() {
-    local cmdpath="" w c i skip=""
+    local cmdpath="" w c i skip="" args=""
     local -a cmds flags
     for ((i = 2; i < CURRENT; i++)); do
         w="${words[i]}"
@@ -60,7 +62,8 @@ func writeZsh(w io.Writer, nodes []compNode) {
         -*) [[ " $(_switchyard_valued "$cmdpath") " == *" $w "* ]] && skip=1; continue ;;
         esac
         c="$(_switchyard_sub "$cmdpath/$w")"
-        [[ -n $c ]] && cmdpath="${cmdpath:+$cmdpath }$c"
+        if [[ -z $c ]]; then args=1; break; fi
+        cmdpath="${cmdpath:+$cmdpath }$c"
     done
     case "$cmdpath" in
 `)
@@ -80,7 +83,7 @@ func writeZsh(w io.Writer, nodes []compNode) {
 		fmt.Fprint(w, ")\n        ;;\n")
 	}
 	fmt.Fprint(w, `    esac
-    if [[ -n $skip ]]; then
+    if [[ -n $skip || -n $args ]]; then
         _files
     elif [[ ${words[CURRENT]} == -* ]]; then
         _describe -t options 'option' flags
@@ -139,9 +142,12 @@ function __switchyard_path
                 continue
         end
         set -l c (__switchyard_sub "$p/$w")
-        if test -n "$c"
-            set p (string trim -- "$p $c")
+        if test -z "$c"
+            # An argument: no subcommand or flag follows it.
+            echo "$p/"
+            return
         end
+        set p (string trim -- "$p $c")
     end
     echo $p
 end
