@@ -157,3 +157,37 @@ func TestManPage(t *testing.T) {
 		t.Errorf("the rendered page lacks the tunnel command or the global options:\n%.500s", stdout.String())
 	}
 }
+
+// TestZshCompletionCompletes runs the zsh script's function with zsh's
+// completion builtins replaced by ones that print what they were given
+// (zsh filters those by the typed prefix itself).
+func TestZshCompletionCompletes(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Skip("zsh is not installed: zsh completion is only checked for its text")
+	}
+	script := writeScript(t, "_switchyard", generate(t, "completion", "zsh"))
+	prog := `compdef() { :; }
+_describe() { local -a arr; arr=("${(@P)4}"); print -r -- "$2: ${(j: | :)${(@)arr%%:*}}"; }
+_files() { print files; }
+source ` + shQuote(script) + `
+t() { words=("$@"); CURRENT=$#; _switchyard; }
+t switchyard tunnel route ip ''
+t switchyard --api https://192.0.2.1:7443 tunnel ro
+t switchyard tunnel route ip add -
+t switchyard --config ''
+t switchyard tunnel bogus ''
+`
+	out, err := exec.Command(zsh, "-f", "-c", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v\n%s", err, out)
+	}
+	want := "commands: add | show | list | get | delete | rm | overlaps\n" +
+		"commands: create | list | delete | token | failover | vnet | route\n" + // zsh then keeps those starting with ro
+
+		"options: --vnet | --vn | --help | -h\n" +
+		"files\nfiles\n"
+	if string(out) != want {
+		t.Errorf("zsh completes:\n%s\nwant:\n%s", out, want)
+	}
+}
