@@ -21,9 +21,20 @@ func writeBash(w io.Writer, nodes []compNode) {
 	writeShLists(w, "_switchyard_flags", nodes, func(n compNode) []string { return n.flagNames(false) })
 	writeShLists(w, "_switchyard_valued", nodes, func(n compNode) []string { return n.flagNames(true) })
 	fmt.Fprint(w, `_switchyard() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" w c i skip="" args=""
-    for ((i = 1; i < COMP_CWORD; i++)); do
+    local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" w c i n skip="" args=""
+    local -a typed=()
+    # Rejoin what bash split at = and : (COMP_WORDBREAKS): --api=https://host:7443 is one word.
+    for ((i = 0; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
+        n=${#typed[@]}
+        if ((n > 1)) && [[ $w == [=:]* || ${typed[n - 1]} == *[=:] ]]; then
+            typed[n - 1]+="$w"
+        else
+            typed+=("$w")
+        fi
+    done
+    for ((i = 1; i < ${#typed[@]}; i++)); do
+        w="${typed[i]}"
         if [[ -n $skip ]]; then skip=""; continue; fi
         case "$w" in
         --*=*) continue ;;

@@ -81,6 +81,8 @@ func TestBashCompletionCompletes(t *testing.T) {
 		{"switchyard --api https://192.0.2.1:7443 tunnel ro", "route"},
 		{"switchyard tunnel route ip add --v", "--vnet --vn"},
 		{"switchyard --to", "--token"},
+		// bash splits at = and :, the script joins them back.
+		{"switchyard --api = https : //192.0.2.1 : 7443 tunnel ro", "route"},
 		// A flag's value: nothing (bash then offers files).
 		{"switchyard --config ", ""},
 		// After an argument, no candidates (flags there are refused).
