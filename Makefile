@@ -6,13 +6,33 @@ export GOTOOLCHAIN ?= go1.27.3
 BIN      := bin/switchyard
 PKGS     := ./...
 FUZZTIME ?= 5s
+# The version and commit `switchyard --version` prints (and the agents and the
+# edge report), from git: `git describe --tags --dirty`, or v0.0.0-COMMITS-gHASH
+# before the first tag (a version posture rules compare as 0.0.0, not a hash's
+# leading digits); a build without them falls back to Go's build info.
+VERSION  ?= $(shell git describe --tags --dirty 2>/dev/null || \
+              { n=$$(git rev-list --count HEAD 2>/dev/null) && echo v0.0.0-$$n-g$$(git describe --always --dirty); } || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+DOCS     := bin/docs
 
-.PHONY: all build test unit fuzz lint vulncheck bench demo demo-cluster clean
+.PHONY: all build docs test unit fuzz lint vulncheck bench demo demo-cluster clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/switchyard
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/switchyard
+
+# docs writes the shell completions and the man page, generated from the CLI's
+# command tree, where the package takes them: $(DOCS)/completion/{switchyard.bash,
+# _switchyard,switchyard.fish} and $(DOCS)/man/switchyard.1.gz.
+docs: build
+	mkdir -p $(DOCS)/completion $(DOCS)/man
+	$(BIN) completion bash > $(DOCS)/completion/switchyard.bash
+	$(BIN) completion zsh > $(DOCS)/completion/_switchyard
+	$(BIN) completion fish > $(DOCS)/completion/switchyard.fish
+	$(BIN) man > $(DOCS)/man/switchyard.1
+	gzip -9nf $(DOCS)/man/switchyard.1
 
 # test: lint, every unit/integration/e2e test under the race detector, then a
 # short run of every fuzz target. Network tests need root (CI runs as root).

@@ -16,9 +16,6 @@ import (
 	"github.com/switchyard/switchyard/control/model"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -58,6 +55,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			loginCommand(),
 			logoutCommand(),
 			doctorCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
