@@ -187,7 +187,7 @@ t switchyard tunnel bogus ''
 	want := "commands: add | show | list | get | delete | rm | overlaps\n" +
 		"commands: create | list | delete | token | failover | vnet | route\n" + // zsh then keeps those starting with ro
 
-		"options: --vnet | --vn | --help | -h\n" +
+		"options: --vnet | --vn | --if-not-exists | --help | -h\n" +
 		"files\nfiles\n"
 	if string(out) != want {
 		t.Errorf("zsh completes:\n%s\nwant:\n%s", out, want)
