@@ -215,29 +215,14 @@ func (o *NetlinkOps) inNetns(f func() error) error {
 // Addresses returns the global-scope addresses, with their prefix lengths,
 // of every interface but except.
 func (o *NetlinkOps) Addresses(except string) ([]netip.Prefix, error) {
-	links, err := o.h.LinkList()
+	all, err := o.Addrs()
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, err
 	}
 	var out []netip.Prefix
-	for _, l := range links {
-		if l.Attrs().Name == except {
-			continue
-		}
-		addrs, err := o.h.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
-		}
-		for _, a := range addrs {
-			if a.Scope != int(netlink.SCOPE_UNIVERSE) || a.IPNet == nil {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(a.IPNet.IP)
-			if !ok {
-				continue
-			}
-			ones, _ := a.IPNet.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	for _, a := range all {
+		if a.Dev != except {
+			out = append(out, a.Prefix)
 		}
 	}
 	return out, nil
