@@ -136,9 +136,11 @@ type dataplane struct {
 
 // batch is the scratch space of one Receive call.
 type batch struct {
-	bufs  [][]byte
-	icmp  [][]byte // ICMP error buffers with headroom for the transport header
-	group [][]byte
+	bufs [][]byte
+	icmp [][]byte // ICMP error buffers with headroom for the transport header
+	// groups are the packets bound for WireGuard sessions, one Send each
+	// (see add); their slices are kept for the next call.
+	groups []sendGroup
 	// frags are fragment buffers (fragHeadroom in front), nfrag of them in
 	// use by this call: each its own array, as Send may use a buffer up to
 	// its capacity.
@@ -191,22 +193,14 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 	for len(b.icmp) < len(pkts) {
 		b.icmp = append(b.icmp, make([]byte, wireguard.Headroom+router.IcmpBufSize+wireguard.Tailroom))
 	}
-	var cur *wireguard.Session
-	b.group = b.group[:0]
 	b.nfrag = 0
-	flush := func() {
-		if cur != nil && len(b.group) > 0 {
-			d.ep.Send(cur, b.group, wireguard.Headroom) // drops are counted by the endpoint
-		}
-		b.group = b.group[:0]
-	}
 	for i, p := range pkts {
 		var to *wireguard.Session
 		var buf []byte
 		from, _ := p.Session.Value().(*session)
 		if from == nil {
 			if t, ok := p.Session.Value().(*trunk); ok {
-				to, buf = d.fromTrunk(t, p, b, &cur, flush)
+				to, buf = d.fromTrunk(t, p, b)
 			}
 			if to == nil {
 				continue
@@ -237,7 +231,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 				to = wl.s
 				buf = p.Buf[p.Off-wireguard.Headroom : p.Off+dec.Len]
 			case router.ForwardFragments:
-				d.sendFragments(b, p.Data()[:dec.Len], dec, from, &cur, flush)
+				d.sendFragments(b, p.Data()[:dec.Len], dec, from)
 				continue
 			case router.Reply:
 				to = p.Session
@@ -251,20 +245,59 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 				continue
 			}
 		}
-		if to != cur {
-			flush()
-			cur = to
-		}
-		b.group = append(b.group, buf)
+		b.add(to, buf)
 	}
-	flush()
-	clear(b.group[:cap(b.group)])
+	d.sendGroups(b)
+}
+
+// sendGroup is a Receive call's packets for one WireGuard session.
+type sendGroup struct {
+	s    *wireguard.Session
+	bufs [][]byte
+}
+
+// groupScan is how many of the newest groups add looks through for the
+// packet's session before it starts another group.
+const groupScan = 8
+
+// add queues buf for s. It joins the newest of s's groups if that is among
+// the last groupScan, or else starts a group, sent after the ones before it:
+// so the packets toward one session keep their order, while those of a
+// batch that interleaves sessions (a TCP flow's data one way and its ACKs
+// the other) still leave in as few Sends, and as large UDP GSO bursts, as
+// they arrived in.
+func (b *batch) add(s *wireguard.Session, buf []byte) {
+	for i := len(b.groups) - 1; i >= max(0, len(b.groups)-groupScan); i-- {
+		if g := &b.groups[i]; g.s == s {
+			g.bufs = append(g.bufs, buf)
+			return
+		}
+	}
+	if len(b.groups) < cap(b.groups) {
+		b.groups = b.groups[:len(b.groups)+1]
+	} else {
+		b.groups = append(b.groups, sendGroup{})
+	}
+	g := &b.groups[len(b.groups)-1]
+	g.s = s
+	g.bufs = append(g.bufs[:0], buf)
+}
+
+// sendGroups sends every group in the order they were started.
+func (d *dataplane) sendGroups(b *batch) {
+	for i := range b.groups {
+		g := &b.groups[i]
+		d.ep.Send(g.s, g.bufs, wireguard.Headroom) // drops are counted by the endpoint
+		clear(g.bufs)
+		g.s, g.bufs = nil, g.bufs[:0]
+	}
+	b.groups = b.groups[:0]
 }
 
 // sendFragments sends pkt to dec.To as fragments of at most dec.MTU bytes,
-// in b's fragment buffers: those for a WireGuard session join b.group (cur
-// is the group's session, flush sends it), others go at once.
-func (d *dataplane) sendFragments(b *batch, pkt []byte, dec router.Decision, from *session, cur **wireguard.Session, flush func()) {
+// in b's fragment buffers: those for a WireGuard session join b's groups
+// (sendGroups sends them), others go at once.
+func (d *dataplane) sendFragments(b *batch, pkt []byte, dec router.Decision, from *session) {
 	dst := dec.To.Out.(*session)
 	wl, batched := dst.link.(wgLink)
 	for off := 0; ; {
@@ -274,11 +307,7 @@ func (d *dataplane) sendFragments(b *batch, pkt []byte, dec router.Decision, fro
 			return
 		}
 		if batched {
-			if *cur != wl.s {
-				flush()
-				*cur = wl.s
-			}
-			b.group = append(b.group, fb[fragHeadroom-wireguard.Headroom:fragHeadroom+n])
+			b.add(wl.s, fb[fragHeadroom-wireguard.Headroom:fragHeadroom+n])
 		} else {
 			dst.link.send(fb[:fragHeadroom+n], fragHeadroom, from)
 		}

@@ -181,12 +181,8 @@ func (m *masqueIn) Receive(_ *masque.Session, bufs [][]byte) {
 			// Toward WireGuard the fragments go in one Send; others one
 			// by one.
 			m.frags.nfrag = 0
-			var cur *wireguard.Session
-			m.d.sendFragments(m.frags, pkt[:dec.Len], dec, m.from, &cur, func() {})
-			if cur != nil {
-				m.d.ep.Send(cur, m.frags.group, wireguard.Headroom)
-			}
-			m.frags.group = m.frags.group[:0]
+			m.d.sendFragments(m.frags, pkt[:dec.Len], dec, m.from)
+			m.d.sendGroups(m.frags)
 		case router.Reply:
 			m.from.link.send(dec.Reply, 0, nil)
 		case router.Local:

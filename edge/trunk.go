@@ -274,7 +274,7 @@ func (d *dataplane) toTrunk(p wireguard.Packet, n int, from, dst *session) (*wir
 // It returns the WireGuard session to send to and the buffer to send at
 // wireguard.Headroom, or nil when the packet was dropped or sent already
 // (another transport).
-func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, b *batch, cur **wireguard.Session, flush func()) (*wireguard.Session, []byte) {
+func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, b *batch) (*wireguard.Session, []byte) {
 	h := p.Buf[p.Off-trunkHeaderSize : p.Off]
 	vnet, ok := d.vkeys.Load().index(vnetKey(binary.BigEndian.Uint64(h[4:12])))
 	if h[0]>>4 != trunkVersion || !ok {
@@ -286,7 +286,7 @@ func (d *dataplane) fromTrunk(t *trunk, p wireguard.Packet, b *batch, cur **wire
 	t.rxBytes.Add(uint64(len(pkt)))
 	dec := d.router.RouteTrunk(vnet, pkt, t.edge, h[0]&trunkPolicyApplied != 0)
 	if dec.Verdict == router.ForwardFragments {
-		d.sendFragments(b, pkt[:dec.Len], dec, nil, cur, flush)
+		d.sendFragments(b, pkt[:dec.Len], dec, nil)
 		return nil, nil
 	}
 	if dec.Verdict != router.Forward {

@@ -81,6 +81,7 @@ type Endpoint struct {
 	kicks    atomic.Pointer[Session] // sessions for the timer goroutine, linked by kickNext
 	kickWake chan struct{}           // wakes the timer goroutine after a kick
 	crypto   chan *cryptoJob
+	spare    spareCPU // whether a large batch's crypto fans out to the workers
 	txPool   sync.Pool
 
 	underLoadUntil atomic.Int64
@@ -146,6 +147,7 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("wireguard.New: open bind on port %d: %w", cfg.ListenPort, err)
 	}
 	e.port = port
+	e.spare.init(newCPUSource())
 	e.limiter.Init()
 	for range e.workers {
 		e.cryptoWG.Add(1)
@@ -183,6 +185,7 @@ func (e *Endpoint) Close() error {
 		e.sendMu.Unlock()
 		e.cryptoWG.Wait()
 		e.limiter.Close()
+		e.spare.close()
 		e.peersMu.Lock()
 		for _, s := range e.peers {
 			s.removed.Store(true)

@@ -75,18 +75,16 @@ type parallel struct {
 	wg   sync.WaitGroup
 }
 
-// runParallel processes items [0,n) of rx or tx, using up to e.workers workers
-// plus the calling goroutine.
+// runParallel processes items [0,n) of rx or tx on the calling goroutine,
+// helped by up to e.workers workers when the batch is large and cores are
+// spare (see spareCPU).
 func (e *Endpoint) runParallel(p *parallel, rx *rxBatch, tx *txBatch, n int) {
 	if len(p.jobs) == 0 {
 		p.jobs = make([]cryptoJob, e.workers+1)
 	}
-	chunks := n / minParallel
-	if chunks > len(p.jobs) {
-		chunks = len(p.jobs)
-	}
-	if chunks < 1 {
-		chunks = 1
+	chunks := 1
+	if n >= fanoutMin {
+		chunks = min(n/minParallel, len(p.jobs), 1+e.spare.get(e.now()))
 	}
 	per := (n + chunks - 1) / chunks
 	lo := 0
@@ -109,7 +107,9 @@ func (e *Endpoint) runParallel(p *parallel, rx *rxBatch, tx *txBatch, n int) {
 func (e *Endpoint) cryptoWorker() {
 	defer e.cryptoWG.Done()
 	for j := range e.crypto {
+		start := e.now()
 		e.doJob(j)
+		e.spare.busy.Add(e.now() - start)
 		j.wg.Done()
 	}
 }
