@@ -141,6 +141,8 @@ type batch struct {
 	// groups are the packets bound for WireGuard sessions, one Send each
 	// (see add); their slices are kept for the next call.
 	groups []sendGroup
+	// cache holds the batch's last forwarded flows (router.FlowCache).
+	cache router.FlowCache
 	// frags are fragment buffers (fragHeadroom in front), nfrag of them in
 	// use by this call: each its own array, as Send may use a buffer up to
 	// its capacity.
@@ -210,7 +212,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 			buf = heartbeat.AppendReply(b.icmp[i][:wireguard.Headroom], p.Data(), d.probe(from, probe))
 		} else {
 			icmp := b.icmp[i][wireguard.Headroom : wireguard.Headroom+router.IcmpBufSize]
-			dec := d.router.Route(from.peer, p.Data(), icmp)
+			dec := d.router.RouteCached(&b.cache, from.peer, p.Data(), icmp)
 			switch dec.Verdict {
 			case router.Forward:
 				if dec.To.Missed() {
@@ -247,6 +249,7 @@ func (d *dataplane) Receive(pkts []wireguard.Packet) {
 		}
 		b.add(to, buf)
 	}
+	d.router.Flush(&b.cache)
 	d.sendGroups(b)
 }
 

@@ -228,6 +228,18 @@ func (s *shard[M]) unlink(ck Key, e *Entry[M]) {
 // when the packet goes against the flow's first direction: from the party
 // the flow was opened toward back to its opener. It does not allocate.
 func (t *Table[M]) Packet(k Key, from, to Party, size int, now int64, fin bool) (v Verdict, reply, found bool) {
+	return t.count(k, from, to, 1, uint64(size), now, fin)
+}
+
+// Count is Packet for packets packets of bytes bytes in all that were
+// forwarded on the flow's verdict already, without a FIN or RST: the flow
+// cache's deferred count. It reports whether the flow was still there.
+func (t *Table[M]) Count(k Key, from, to Party, packets, bytes uint64, now int64) bool {
+	_, _, found := t.count(k, from, to, packets, bytes, now, false)
+	return found
+}
+
+func (t *Table[M]) count(k Key, from, to Party, packets, size uint64, now int64, fin bool) (v Verdict, reply, found bool) {
 	ck, rev := k.canonical()
 	s := t.shard(ck)
 	s.mu.Lock()
@@ -240,8 +252,8 @@ func (t *Table[M]) Packet(k Key, from, to Party, size int, now int64, fin bool) 
 	if rev != e.reversed {
 		dir = 1
 	}
-	e.Packets[dir]++
-	e.Bytes[dir] += uint64(size)
+	e.Packets[dir] += packets
+	e.Bytes[dir] += size
 	e.Last = now
 	e.Closing = e.Closing || fin
 	if dir == 1 && !e.Replied {
