@@ -97,7 +97,7 @@ func (p Packet) Data() []byte { return p.Buf[p.Off:] }
 type Config struct {
 	PrivateKey PrivateKey   // the endpoint's static key; required
 	ListenPort uint16       // UDP port; 0 picks one
-	Bind       conn.Bind    // nil means conn.NewStdNetBind()
+	Bind       conn.Bind    // nil means NewOffloadBind() on Linux, conn.NewStdNetBind() elsewhere
 	Receiver   Receiver     // gets decrypted packets; required
 	Logger     *slog.Logger // nil discards logs
 	Timers     Timers       // protocol limits; zero values are the defaults

@@ -4,12 +4,13 @@
 // every decrypted packet to the router tagged with the Session that sent it,
 // so that the edge can route per peer without a kernel TUN.
 //
-// Data path: one goroutine per receive function of the Bind reads batches
-// (recvmmsg, UDP GRO), looks each transport message up in a map-free
-// receiver-index table, decrypts the batch in place across the crypto
-// workers, checks replay counters in order and calls Receiver.Receive once
-// per batch. Send encrypts a batch in place (in parallel when large) and
-// writes it with one Bind.Send (sendmmsg, UDP GSO). Neither allocates.
+// Data path: one goroutine per receive function of the Bind (OffloadBind
+// on Linux) reads batches (recvmmsg, UDP GRO), looks each transport message
+// up in a map-free receiver-index table, decrypts the batch in place (on
+// the crypto workers too only when the batch is large and cores are spare:
+// spare.go), checks replay counters in order and calls Receiver.Receive
+// once per batch. Send encrypts a batch in place the same way and writes it
+// with one Bind.Send (sendmmsg, UDP GSO). Neither allocates.
 // Handshake messages are checked for mac1 on the receive goroutine and
 // answered by a bounded pool of handshake workers; under load they are rate
 // limited per source address and need a valid mac2 (cookie replies). One

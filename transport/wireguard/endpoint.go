@@ -136,7 +136,7 @@ func New(cfg Config) (*Endpoint, error) {
 	e.cookies.init(e.pub)
 	if e.bind == nil {
 		FragmentOuter() // see fragment_linux.go
-		e.bind = conn.NewStdNetBind()
+		e.bind = defaultBind()
 	}
 	e.batchSize = e.bind.BatchSize()
 	e.hsPool.New = func() any { return new(hsJob) }

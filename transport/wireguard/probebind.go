@@ -9,7 +9,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 )
 
-// ProbeBind wraps a conn.Bind (wireguard-go's StdNetBind or AddrBind) for
+// ProbeBind wraps a conn.Bind (OffloadBind, StdNetBind or AddrBind) for
 // path MTU probing: SendDF sends one probe with DF set while every data
 // datagram goes without (IP_PMTUDISC_DONT, fragment_linux.go), and its
 // receive functions hand the answers to its probers' probes to them, taking
@@ -36,12 +36,12 @@ var (
 	_ DFSender  = (*ProbeBind)(nil)
 )
 
-// NewProbeBind wraps b; nil means wireguard-go's default bind, whose
-// sockets then let data fragment (FragmentOuter).
+// NewProbeBind wraps b; nil means the default bind (OffloadBind on Linux,
+// wireguard-go's elsewhere), whose sockets let data fragment (FragmentOuter).
 func NewProbeBind(b conn.Bind) *ProbeBind {
 	FragmentOuter()
 	if b == nil {
-		b = conn.NewDefaultBind()
+		b = defaultBind()
 	}
 	return &ProbeBind{Bind: b}
 }

@@ -164,8 +164,11 @@ func (s *Session) RemoteAddr() netip.AddrPort {
 	if ep == nil {
 		return netip.AddrPort{}
 	}
-	if std, ok := ep.(*conn.StdNetEndpoint); ok {
-		return std.AddrPort
+	switch x := ep.(type) {
+	case *conn.StdNetEndpoint:
+		return x.AddrPort
+	case addrPorter:
+		return x.AddrPort()
 	}
 	ap, _ := netip.ParseAddrPort(ep.DstToString())
 	return ap
@@ -212,10 +215,17 @@ func (s *Session) setEndpoint(ep conn.Endpoint) {
 	s.dst.Store(&endpointBox{ep: ep})
 }
 
+// addrPorter is an endpoint that has its address at hand (OffloadEndpoint).
+type addrPorter interface{ AddrPort() netip.AddrPort }
+
 func sameEndpoint(a, b conn.Endpoint) bool {
 	if x, ok := a.(*conn.StdNetEndpoint); ok {
 		y, ok := b.(*conn.StdNetEndpoint)
 		return ok && x.AddrPort == y.AddrPort
+	}
+	if x, ok := a.(addrPorter); ok {
+		y, ok := b.(addrPorter)
+		return ok && x.AddrPort() == y.AddrPort() && a.SrcIP() == b.SrcIP()
 	}
 	if a == nil || b == nil {
 		return a == b
