@@ -40,6 +40,11 @@ docs: build
 deb: docs
 	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) BIN=$(BIN) DOCS=$(DOCS) ./scripts/deb.sh
 
+# deb-check (root): make deb, then dpkg -i, check files, user and units
+# (systemd-analyze verify and security), dpkg -P, check nothing is left.
+deb-check: deb
+	./scripts/deb-check.sh
+
 # test: lint, every unit/integration/e2e test under the race detector, then a
 # short run of every fuzz target. Network tests need root (CI runs as root).
 test: lint vulncheck unit fuzz
