@@ -16,7 +16,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DOCS     := bin/docs
 
-.PHONY: all build docs test unit fuzz lint vulncheck bench demo demo-cluster clean
+.PHONY: all build docs deb deb-check test unit fuzz lint vulncheck bench demo demo-cluster clean
 
 all: build
 
@@ -33,6 +33,17 @@ docs: build
 	$(BIN) completion fish > $(DOCS)/completion/switchyard.fish
 	$(BIN) man > $(DOCS)/man/switchyard.1
 	gzip -9nf $(DOCS)/man/switchyard.1
+
+# deb builds bin/deb/switchyard_VERSION_{amd64,arm64}.deb with nfpm: the
+# binary, hardened systemd units, /etc/switchyard/*.env, sysctl.d, completions
+# and the man page (see deploy/deb/nfpm.yaml and scripts/deb.sh).
+deb: docs
+	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) BIN=$(BIN) DOCS=$(DOCS) ./scripts/deb.sh
+
+# deb-check (root): make deb, then dpkg -i, check files, user and units
+# (systemd-analyze verify and security), dpkg -P, check nothing is left.
+deb-check: deb
+	./scripts/deb-check.sh
 
 # test: lint, every unit/integration/e2e test under the race detector, then a
 # short run of every fuzz target. Network tests need root (CI runs as root).

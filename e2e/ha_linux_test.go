@@ -216,7 +216,7 @@ func (s *haSite) startKeepalived(ns *lab.NS, priority int) *lab.Proc {
 		"VIRTUAL_ROUTER_ID", "51",
 		"VIRTUAL_GATEWAY", gatewayIP+"/16",
 		"PRIORITY", strconv.Itoa(priority),
-		"/usr/local/bin/switchyard", binary,
+		"/usr/bin/switchyard", binary,
 		"/var/lib/switchyard-connector", s.stateDir(ns),
 	).Replace(string(tmpl))
 	path := filepath.Join(dir, "keepalived.conf")

@@ -43,17 +43,19 @@ type connectView struct {
 }
 
 // connectorUnitEnv is the environment file the connector's systemd unit
-// (deploy/systemd/switchyard-connector.service) reads its token from.
-const connectorUnitEnv = "/etc/default/switchyard-connector"
+// (deploy/systemd/switchyard-connector.service, in the switchyard package)
+// reads its token from; the package installs it, commented, mode 0600.
+const connectorUnitEnv = "/etc/switchyard/connector.env"
 
 // Run is the command that runs a connector of the tunnel in the foreground.
 func (c connectView) Run() string { return "switchyard connector run --token " + c.Token }
 
-// Systemd installs the token where the systemd unit expects it and starts the unit.
+// Systemd installs the token where the systemd unit expects it (replacing a
+// token set before, keeping the file's comments and mode) and starts the unit.
 func (c connectView) Systemd() string {
 	return strings.Join([]string{
-		"sudo install -m 0600 /dev/null " + connectorUnitEnv,
-		"echo 'SWITCHYARD_TUNNEL_TOKEN=" + c.Token + "' | sudo tee " + connectorUnitEnv + " >/dev/null",
+		"sudo sed -i '/^SWITCHYARD_TUNNEL_TOKEN=/d' " + connectorUnitEnv,
+		"echo 'SWITCHYARD_TUNNEL_TOKEN=" + c.Token + "' | sudo tee -a " + connectorUnitEnv + " >/dev/null",
 		"sudo systemctl enable --now switchyard-connector",
 	}, "\n")
 }

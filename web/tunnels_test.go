@@ -36,7 +36,7 @@ func TestCreateTunnelShowsTheCommand(t *testing.T) {
 		t.Fatalf("the page shows %q, want %q", got, want)
 	}
 	if got := l.text(t, "#systemd-command"); !strings.Contains(got, "SWITCHYARD_TUNNEL_TOKEN="+tok.Token) ||
-		!strings.Contains(got, "/etc/default/switchyard-connector") || !strings.Contains(got, "systemctl enable --now switchyard-connector") {
+		!strings.Contains(got, "/etc/switchyard/connector.env") || !strings.Contains(got, "systemctl enable --now switchyard-connector") {
 		t.Fatalf("the systemd lines %q do not install the token where the unit reads it", got)
 	}
 	// The live table learns of the new tunnel without a reload.

@@ -24,6 +24,9 @@ type Config struct {
 	Token string
 	// Host reads the host; nil skips the host checks.
 	Host Host
+	// Legacy reads the legacy iptables' FORWARD chains (a connector's);
+	// nil skips the check.
+	Legacy LegacyRunner
 	// Daemon is the running agent's control socket; nil skips the check.
 	Daemon Daemon
 	// HTTP reaches the edge; nil means one with the token's pinned CA.
@@ -47,6 +50,9 @@ func Run(ctx context.Context, cfg Config) Report {
 			ifaces = append(ifaces, lanInterfaces(h, cfg.TunName)...)
 			if fi, ok := h.(host.FirewallInspector); ok {
 				add(firewall(fi, cfg.TunName)...)
+			}
+			if cfg.Legacy != nil {
+				add(legacyFirewall(ctx, cfg.Legacy, cfg.TunName)...)
 			}
 		}
 		add(rpFilter(h, ifaces)...)

@@ -24,7 +24,7 @@ func clientCommand() *cli.Command {
 			{
 				Name:  "up",
 				Usage: "enroll (first time, with --token or --login) and send matching traffic through the edge",
-				Flags: []cli.Flag{
+				Flags: withEnv(
 					&cli.StringFlag{Name: "token", Usage: "enrollment `TOKEN` from switchyard device enroll-token create", EnvVars: []string{"SWITCHYARD_ENROLL_TOKEN"}},
 					&cli.BoolFlag{Name: "login", Usage: "enroll by signing in with the edge's identity provider (and sign in again when the session ended), instead of with --token"},
 					&cli.StringFlag{Name: "login-flow", Usage: "with --login: `FLOW` device (a URL and a code, for any device) or browser (a URL to open on this host)", Value: "device"},
@@ -46,7 +46,7 @@ func clientCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-dns", Usage: "leave DNS alone: no stub resolver, no change to systemd-resolved or resolv.conf, the host's resolver for every name (and the split tunnel's domain entries unused)"},
 					&cli.StringFlag{Name: "resolv-conf", Usage: "rewrite (and on exit restore) this resolver configuration `FILE` instead of using systemd-resolved or /etc/resolv.conf (a container's own file)"},
 					postureIntervalFlag,
-				},
+				),
 				Action: func(c *cli.Context) error {
 					proto, err := parseProtocol(c)
 					if err != nil {

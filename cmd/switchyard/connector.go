@@ -19,7 +19,7 @@ func connectorCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "run",
 			Usage: "enroll with a tunnel token and forward the site's traffic to and from the edge",
-			Flags: []cli.Flag{
+			Flags: withEnv(
 				&cli.StringFlag{Name: "token", Usage: "tunnel `TOKEN` from switchyard tunnel create", EnvVars: []string{"SWITCHYARD_TUNNEL_TOKEN"}, Required: true},
 				stateDirFlag,
 				&cli.StringFlag{Name: "tun-name", Usage: "TUN interface `NAME`", Value: agent.DefaultTunName},
@@ -30,7 +30,7 @@ func connectorCommand() *cli.Command {
 				edgesFlag,
 				metricsFlag,
 				debugFlag,
-			},
+			),
 			Action: func(c *cli.Context) error {
 				if c.Uint("priority") > 255 {
 					return fmt.Errorf("--priority %d is out of range (0-255)", c.Uint("priority"))

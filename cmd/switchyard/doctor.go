@@ -53,6 +53,7 @@ func doctorCommand() *cli.Command {
 			}
 			defer ops.Close()
 			cfg.Host = ops
+			cfg.Legacy = doctor.RunLegacy
 			cfg.Daemon = localapi.NewClient(role, cmp.Or(c.String("state-dir"), "/var/lib/switchyard-"+role))
 			rep := doctor.Run(c.Context, cfg)
 			switch f := c.String("output"); f {

@@ -17,7 +17,7 @@ func edgeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "edge",
 		Usage: "run the edge: control API, store, WireGuard endpoint and router",
-		Flags: []cli.Flag{
+		Flags: withEnv(
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the store, CA, keys and admin config", Value: "/var/lib/switchyard"},
 			&cli.StringFlag{Name: "api-listen", Usage: "`ADDR` the control API listens on", Value: "127.0.0.1:7443"},
 			&cli.StringFlag{Name: "api-public-url", Usage: "`URL` agents use to reach the API (default: https:// and the listening address)"},
@@ -45,7 +45,7 @@ func edgeCommand() *cli.Command {
 			metricsFlag,
 			debugFlag,
 			debugAddrFlag,
-		},
+		),
 		Subcommands: []*cli.Command{edgeListCommand(), clusterKeyCommand()},
 		Action: func(c *cli.Context) error {
 			log := daemonLog(c, "edge")

@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			doctorCommand(),
 			completionCommand(),
 			manCommand(),
+			envFileCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
