@@ -870,8 +870,9 @@ func (d *dataplane) onPathMTU(ws *wireguard.Session, mtu int) {
 }
 
 // wgBind parses --wg-listen HOST:PORT: an empty or unspecified host
-// (0.0.0.0, ::) listens on every address with wireguard-go's bind (nil),
-// offloads and all; an IP address listens on that address alone.
+// (0.0.0.0, ::) listens on every address with the endpoint's default bind
+// (nil: OffloadBind on Linux, UDP offloads and all); an IP address listens
+// on that address alone (AddrBind, without offloads).
 func wgBind(listen string) (uint16, conn.Bind, error) {
 	if listen == "" {
 		return 0, nil, nil

@@ -39,8 +39,9 @@ type Config struct {
 	// empty means loopback and the WireGuard port.
 	PublicAddr string
 	// WGListen is the WireGuard UDP address, HOST:PORT: an empty or
-	// unspecified host listens on every address (wireguard-go's bind, with
-	// UDP offloads), an IP address on that address alone. Port 0 picks one.
+	// unspecified host listens on every address (OffloadBind on Linux, with
+	// UDP offloads), an IP address on that address alone (without offloads).
+	// Port 0 picks one.
 	WGListen string
 	// MASQUEListen is the UDP address of the CONNECT-IP (HTTP/3) listener;
 	// empty serves no MASQUE. Agents reach it at PublicAddr's host and this

@@ -56,12 +56,9 @@ func (r *Router) RouteCached(c *FlowCache, from *Peer, pkt []byte, icmp []byte) 
 			break // an ICMP error or fragments: the full path
 		}
 		r.rxBytes.Add(uint64(len(pkt)))
-		decrementTTL(pkt, h.v6)
-		r.fwd.Add(1)
-		r.fwdBytes.Add(uint64(h.length))
 		e.packets++
 		e.bytes += uint64(h.length)
-		return Decision{Verdict: Forward, To: e.to, Len: h.length}
+		return r.forward(pkt, h, e.to)
 	}
 	dec := r.Route(from, pkt, icmp)
 	if dec.Verdict == Forward {

@@ -241,6 +241,11 @@ func (r *Router) Route(from *Peer, pkt []byte, icmp []byte) Decision {
 		decrementTTL(pkt, false)
 		return r.fragment(h, to, mtu)
 	}
+	return r.forward(pkt, h, to)
+}
+
+// forward sends pkt, which fits to's MTU, on to whole.
+func (r *Router) forward(pkt []byte, h header, to *Peer) Decision {
 	decrementTTL(pkt, h.v6)
 	r.fwd.Add(1)
 	r.fwdBytes.Add(uint64(h.length))

@@ -26,7 +26,7 @@ var ErrAddressFamily = errors.New("wireguard: destination is of the other addres
 // edge told to listen on a given host: wireguard-go's StdNetBind always
 // listens on every address. It reads and writes batches (recvmmsg and
 // sendmmsg on Linux, one datagram at a time elsewhere) but without UDP
-// GSO/GRO, so the all-address StdNetBind stays the faster default.
+// GSO/GRO, so the all-address OffloadBind (Linux) stays the faster default.
 type AddrBind struct {
 	addr  netip.Addr
 	state atomic.Pointer[addrBindState]
@@ -50,8 +50,43 @@ type batchConn interface {
 // addrBindTx is one Send's scratch, pooled so that Send does not allocate.
 type addrBindTx struct {
 	msgs []ipv6.Message
+	dst  udpDst
+}
+
+// udpDst is a destination as x/net's batch writers take it, set without
+// allocating (addr.IP points into ip).
+type udpDst struct {
 	addr net.UDPAddr
 	ip   [16]byte
+}
+
+// set makes d ap (an unmapped address) and returns its address.
+func (d *udpDst) set(ap netip.AddrPort) *net.UDPAddr {
+	if a := ap.Addr(); a.Is6() {
+		d.ip = a.As16()
+		d.addr.IP = d.ip[:16]
+	} else {
+		v4 := a.As4()
+		copy(d.ip[:], v4[:])
+		d.addr.IP = d.ip[:4]
+	}
+	d.addr.Port = int(ap.Port())
+	return &d.addr
+}
+
+// listenUDP opens a WireGuard socket (network udp4 or udp6) on address,
+// with the outer datagrams' listen control (fragment_linux.go) and socket
+// buffers of addrBindBuffer where the kernel allows.
+func listenUDP(network, address string) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: outerControl}
+	pc, err := lc.ListenPacket(context.Background(), network, address)
+	if err != nil {
+		return nil, err
+	}
+	c := pc.(*net.UDPConn)
+	c.SetReadBuffer(addrBindBuffer) // best effort, as wireguard-go's bind
+	c.SetWriteBuffer(addrBindBuffer)
+	return c, nil
 }
 
 var _ conn.Bind = (*AddrBind)(nil)
@@ -88,14 +123,10 @@ func (b *AddrBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		network = "udp6"
 	}
 	la := netip.AddrPortFrom(b.addr, port)
-	lc := net.ListenConfig{Control: outerControl} // see fragment_linux.go
-	pc, err := lc.ListenPacket(context.Background(), network, la.String())
+	c, err := listenUDP(network, la.String())
 	if err != nil {
 		return nil, 0, fmt.Errorf("listen on %s: %w", la, err)
 	}
-	c := pc.(*net.UDPConn)
-	c.SetReadBuffer(addrBindBuffer) // best effort, as wireguard-go's bind
-	c.SetWriteBuffer(addrBindBuffer)
 	st.conn = c
 	if st.is6 {
 		st.pc = ipv6.NewPacketConn(c)
@@ -161,18 +192,10 @@ func (b *AddrBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	tx := b.tx.Get().(*addrBindTx)
 	defer b.tx.Put(tx)
-	if st.is6 {
-		tx.ip = a.As16()
-		tx.addr.IP = tx.ip[:16]
-	} else {
-		v4 := a.As4()
-		copy(tx.ip[:], v4[:])
-		tx.addr.IP = tx.ip[:4]
-	}
-	tx.addr.Port = int(dst.Port())
+	to := tx.dst.set(netip.AddrPortFrom(a, dst.Port()))
 	ms := tx.msgs[:len(bufs)]
 	for i := range ms {
-		ms[i].Buffers[0], ms[i].Addr = bufs[i], &tx.addr
+		ms[i].Buffers[0], ms[i].Addr = bufs[i], to
 	}
 	for len(ms) > 0 {
 		n, err := st.pc.WriteBatch(ms, 0)

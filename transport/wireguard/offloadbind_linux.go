@@ -1,7 +1,6 @@
 package wireguard
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -168,14 +167,10 @@ func openOffload(port uint16) (*offloadState, error) {
 }
 
 func listenOffload(network string, port uint16) (*offloadSock, uint16, error) {
-	lc := net.ListenConfig{Control: outerControl} // see fragment_linux.go
-	pc, err := lc.ListenPacket(context.Background(), network, fmt.Sprintf(":%d", port))
+	c, err := listenUDP(network, fmt.Sprintf(":%d", port))
 	if err != nil {
 		return nil, 0, fmt.Errorf("listen on %s port %d: %w", network, port, err)
 	}
-	c := pc.(*net.UDPConn)
-	c.SetReadBuffer(addrBindBuffer) // best effort, as wireguard-go's bind
-	c.SetWriteBuffer(addrBindBuffer)
 	s := &offloadSock{conn: c, is6: network == "udp6"}
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -350,8 +345,7 @@ type offloadTx struct {
 	msgs []ipv6.Message
 	iovs []net.Buffers // msgs[i].Buffers, each with room for a GSO burst
 	oobs [][]byte
-	addr net.UDPAddr
-	ip   [16]byte
+	dst  udpDst
 }
 
 func newOffloadTx() *offloadTx {
@@ -385,15 +379,7 @@ func (b *OffloadBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	tx := b.tx.Get().(*offloadTx)
 	defer b.tx.Put(tx)
-	if a.Is6() {
-		tx.ip = a.As16()
-		tx.addr.IP = tx.ip[:16]
-	} else {
-		v4 := a.As4()
-		copy(tx.ip[:], v4[:])
-		tx.addr.IP = tx.ip[:4]
-	}
-	tx.addr.Port = int(dst.dst.Port())
+	tx.dst.set(dst.dst)
 	sticky, gso := dst.src.IsValid(), s.gso.Load()
 	err := b.write(s, tx, bufs, dst, sticky, gso)
 	if err != nil && gso && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) {
@@ -441,7 +427,7 @@ func (b *OffloadBind) write(s *offloadSock, tx *offloadTx, bufs [][]byte, dst *O
 			oob = appendSegment(oob, uint16(size))
 		}
 		tx.iovs[nm] = iov
-		tx.msgs[nm] = ipv6.Message{Buffers: iov, OOB: oob, Addr: &tx.addr}
+		tx.msgs[nm] = ipv6.Message{Buffers: iov, OOB: oob, Addr: &tx.dst.addr}
 		i = j
 	}
 	defer func() { // drop the references to the callers' buffers

@@ -131,20 +131,28 @@ func TestOffloadBindBursts(t *testing.T) {
 	}
 }
 
-// TestOffloadBindStickySource: a datagram to one of the host's addresses
-// is answered from that address, not the one the kernel would pick.
-func TestOffloadBindStickySource(t *testing.T) {
+// openOffloadWithPeer opens an OffloadBind and a plain UDP socket on
+// 127.0.0.1 to talk to it, both closed at the test's end.
+func openOffloadWithPeer(t *testing.T) (*OffloadBind, []conn.ReceiveFunc, uint16, *net.UDPConn) {
+	t.Helper()
 	b := NewOffloadBind()
 	fns, port, err := b.Open(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
+	t.Cleanup(func() { peer.Close() })
+	return b, fns, port, peer
+}
+
+// TestOffloadBindStickySource: a datagram to one of the host's addresses
+// is answered from that address, not the one the kernel would pick.
+func TestOffloadBindStickySource(t *testing.T) {
+	b, fns, port, peer := openOffloadWithPeer(t)
 	// 127.0.0.2 is the host's too (all of 127/8 is loopback); a reply the
 	// kernel routes to 127.0.0.1 would leave from 127.0.0.1.
 	if _, err := peer.WriteToUDP([]byte("ping"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: int(port)}); err != nil {
@@ -180,17 +188,7 @@ func TestOffloadBindStickySource(t *testing.T) {
 // TestOffloadBindGoneSource: when the local address an endpoint recorded
 // is no longer the host's, Send still delivers, from whatever the kernel picks.
 func TestOffloadBindGoneSource(t *testing.T) {
-	b := NewOffloadBind()
-	_, _, err := b.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	b, _, _, peer := openOffloadWithPeer(t)
 	ep := &OffloadEndpoint{dst: peer.LocalAddr().(*net.UDPAddr).AddrPort(), src: netip.MustParseAddr("192.0.2.77")}
 	if err := b.Send([][]byte{[]byte("a"), []byte("b")}, ep); err != nil {
 		t.Fatal(err)
