@@ -332,6 +332,17 @@ func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger
 	return api, u.Hostname(), auth, err
 }
 
+// DeviceCredential returns the device credential an enrolled client keeps
+// in its state directory dir; an error matching os.ErrNotExist means the
+// client has not enrolled there.
+func DeviceCredential(dir string) (string, error) {
+	buf, err := os.ReadFile(filepath.Join(dir, credentialFile))
+	if err != nil {
+		return "", fmt.Errorf("read the device credential: %w", err)
+	}
+	return strings.TrimSpace(string(buf)), nil
+}
+
 // enrollDevice registers this device with the enrollment token and returns
 // its credential.
 func enrollDevice(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) ([]byte, error) {

@@ -91,19 +91,50 @@ func loadOrCreateKey(dir string) (key, error) {
 	case err != nil:
 		return k, fmt.Errorf("read WireGuard key: %w", err)
 	default:
-		b, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(buf)))
-		if err != nil || len(b) != 32 {
-			// Never replaced: the edge knows this agent by its public key.
-			return k, fmt.Errorf("read WireGuard key %s: not one base64 32-byte key (empty, truncated or damaged); restore it, or remove it and %s to enroll as a new agent", path, identityFile)
+		if k.private, err = parseKey(path, buf); err != nil {
+			return k, err
 		}
-		copy(k.private[:], b)
 	}
+	return k.withPublic()
+}
+
+// parseKey reads the private key file path holds.
+func parseKey(path string, buf []byte) ([32]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(buf)))
+	if err != nil || len(b) != 32 {
+		// Never replaced: the edge knows this agent by its public key.
+		return [32]byte{}, fmt.Errorf("read WireGuard key %s: not one base64 32-byte key (empty, truncated or damaged); restore it, or remove it and %s to enroll as a new agent", path, identityFile)
+	}
+	return [32]byte(b), nil
+}
+
+// withPublic derives k's public key from its private key.
+func (k key) withPublic() (key, error) {
 	pub, err := curve25519.X25519(k.private[:], curve25519.Basepoint)
 	if err != nil {
 		return k, fmt.Errorf("derive WireGuard public key: %w", err)
 	}
 	copy(k.public[:], pub)
 	return k, nil
+}
+
+// ReadKey returns the WireGuard private key and the base64 public key of
+// the agent whose state directory is dir, without creating one: an error
+// matching os.ErrNotExist means no agent has started there yet.
+func ReadKey(dir string) (private [32]byte, public string, err error) {
+	path := filepath.Join(dir, keyFile)
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return private, "", fmt.Errorf("read WireGuard key: %w", err)
+	}
+	var k key
+	if k.private, err = parseKey(path, buf); err != nil {
+		return private, "", err
+	}
+	if k, err = k.withPublic(); err != nil {
+		return private, "", err
+	}
+	return k.private, k.publicBase64(), nil
 }
 
 func loadIdentity(dir string) (identity, bool) {

@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/switchyard/switchyard/agent/localapi"
 	"github.com/switchyard/switchyard/routing/host"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // Config says what to check.
@@ -29,6 +31,11 @@ type Config struct {
 	Legacy LegacyRunner
 	// Daemon is the running agent's control socket; nil skips the check.
 	Daemon Daemon
+	// Key is the agent's WireGuard private key (agent.ReadKey), and
+	// PublicKey its base64 public key; a zero Key (the agent never started)
+	// skips the handshake with the edge.
+	Key       wireguard.PrivateKey
+	PublicKey string
 	// HTTP reaches the edge; nil means one with the token's pinned CA.
 	HTTP *http.Client
 	// Now is the clock; nil means time.Now.
@@ -58,12 +65,17 @@ func Run(ctx context.Context, cfg Config) Report {
 		add(rpFilter(h, ifaces)...)
 		add(overlaps(h, cfg.TunName, tp)...)
 	}
+	var st *localapi.Status // the running agent's, if one runs
 	if cfg.Daemon != nil {
 		mtu := 0
 		if mi, ok := cfg.Host.(host.MTUInspector); ok {
 			mtu, _ = mi.LinkMTU(cfg.TunName) // 0 when the TUN is missing
 		}
-		add(daemon(ctx, cfg.Daemon, unit(cfg.Role), cfg.TunName, mtu)...)
+		s, err := cfg.Daemon.Status(ctx)
+		if err == nil {
+			st = &s
+		}
+		add(daemon(s, err, unit(cfg.Role), cfg.TunName, mtu)...)
 	}
 	if cfg.Token == "" {
 		add(Check{Name: "edge-api", Status: Warn, Detail: "skipped: no token given (--token or SWITCHYARD_TUNNEL_TOKEN)"},
@@ -71,9 +83,20 @@ func Run(ctx context.Context, cfg Config) Report {
 		return r
 	}
 	target, tc := parseToken(cfg.Token)
+	if tc.Status != OK {
+		add(tc)
+		return r
+	}
+	ec := edge(ctx, target, cfg.HTTP, cfg.Now)
+	add(ec...)
+	if ec[0].Status != OK {
+		add(tc)
+		return r
+	}
+	cc, tc := credential(ctx, cfg.Token, target, tc, cfg.PublicKey)
 	add(tc)
 	if tc.Status == OK {
-		add(edge(ctx, target, cfg.HTTP, cfg.Now)...)
+		add(wireguardPort(ctx, cc, cfg.Key, st)...)
 	}
 	return r
 }

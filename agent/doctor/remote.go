@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
 	"github.com/switchyard/switchyard/agent/localapi"
 	"github.com/switchyard/switchyard/control/client"
+	"github.com/switchyard/switchyard/control/model"
 	"github.com/switchyard/switchyard/control/token"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // Clock skew beyond these warns, then fails: certificates, tokens and
@@ -28,11 +31,10 @@ type Daemon interface {
 	Status(ctx context.Context) (localapi.Status, error)
 }
 
-// daemon checks that an agent runs and that the edge answers its
-// heartbeats, then the TUN's MTU against the path MTU its session found
-// (tunMTU 0: unknown).
-func daemon(ctx context.Context, d Daemon, unit, tunIf string, tunMTU int) []Check {
-	st, err := d.Status(ctx)
+// daemon checks that an agent runs (st, err: its answer on the control
+// socket) and that the edge answers its heartbeats, then the TUN's MTU
+// against the path MTU its session found (tunMTU 0: unknown).
+func daemon(st localapi.Status, err error, unit, tunIf string, tunMTU int) []Check {
 	switch {
 	case errors.Is(err, localapi.ErrNotRunning):
 		return []Check{{Name: "daemon", Status: Warn, Detail: err.Error(), Fix: "systemctl start " + unit}}
@@ -72,20 +74,21 @@ func pathMTU(p *localapi.PathMTU, tunIf string, tunMTU int) Check {
 	return c
 }
 
-// edgeTarget is the API address and CA pin a token names.
-type edgeTarget struct{ api, pin string }
+// edgeTarget is the API address and CA pin a token names, and the fix for
+// a token the edge refuses.
+type edgeTarget struct{ api, pin, refusedFix string }
 
 // parseToken checks that raw is a tunnel token or a device credential and
 // returns its edge.
 func parseToken(raw string) (edgeTarget, Check) {
 	c := Check{Name: "token"}
 	if t, err := token.DecodeTunnel(raw); err == nil {
-		c.Status, c.Detail = OK, "tunnel token for tunnel "+t.TunnelID.String()+" (decoded; the edge checks its secret at enrollment)"
-		return edgeTarget{t.API, t.CAPin}, c
+		c.Status, c.Detail = OK, "tunnel token of tunnel "+t.TunnelID.String()
+		return edgeTarget{t.API, t.CAPin, "switchyard tunnel token " + t.TunnelID.String()}, c
 	}
 	if t, err := token.DecodeSecret(raw, token.KindDevice); err == nil {
-		c.Status, c.Detail = OK, "device credential "+t.ID.String()+" (decoded)"
-		return edgeTarget{t.API, t.CAPin}, c
+		c.Status, c.Detail = OK, "device credential of device "+t.ID.String()
+		return edgeTarget{t.API, t.CAPin, "switchyard device unrevoke " + t.ID.String()}, c
 	}
 	_, err := token.DecodeTunnel(raw)
 	c.Status, c.Detail = Fail, fmt.Sprintf("decode token: %v", err)
@@ -131,6 +134,98 @@ func edge(ctx context.Context, e edgeTarget, hc *http.Client, now func() time.Ti
 		c.Status = Fail
 	}
 	return append(out, c)
+}
+
+// credential asks the edge whether it accepts the token (a check that
+// changes nothing) and whether the agent's key pub is enrolled under it;
+// decoded is the token check parseToken made, e its edge.
+func credential(ctx context.Context, raw string, e edgeTarget, decoded Check, pub string) (model.CredentialCheck, Check) {
+	c := decoded
+	api, err := client.NewAgent(raw)
+	if err != nil {
+		c.Status, c.Detail = Fail, fmt.Sprintf("%s: %v", c.Detail, err)
+		return model.CredentialCheck{}, c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cc, err := api.CheckCredential(ctx, pub)
+	var me *model.Error
+	switch {
+	case errors.As(err, &me) && me.Code == model.CodeSessionExpired:
+		c.Status, c.Detail, c.Fix = Fail, c.Detail+": "+me.Message, "switchyard client up --login"
+	case errors.As(err, &me) && me.Kind == model.KindUnauthorized:
+		c.Status, c.Detail, c.Fix = Fail, c.Detail+": the edge refuses it ("+me.Message+")", e.refusedFix
+	case err != nil:
+		c.Status, c.Detail = Warn, fmt.Sprintf("%s: the edge could not check it: %v", c.Detail, err)
+	default:
+		c.Detail = fmt.Sprintf("%s %q (%s): the edge accepts it", cc.Kind, cc.Name, cc.ID)
+	}
+	return cc, c
+}
+
+// handshakeWait bounds the handshake with each edge.
+const handshakeWait = 5 * time.Second
+
+// wireguardPort checks that each edge's WireGuard port answers. A healthy
+// running agent shows it by its heartbeats, and is left alone: a handshake
+// of ours would move its session's endpoint at the edge. Otherwise doctor
+// completes a handshake with the agent's own key, which the edge answers
+// only when the key is enrolled (cc.KeyEnrolled).
+func wireguardPort(ctx context.Context, cc model.CredentialCheck, priv wireguard.PrivateKey, st *localapi.Status) []Check {
+	c := Check{Name: "wireguard", Status: OK}
+	switch {
+	case st != nil && st.Healthy && st.PathMTU == nil:
+		c.Detail = "not in use: the running agent's tunnel is MASQUE"
+		return []Check{c}
+	case st != nil && st.Healthy:
+		c.Detail = "the running agent's WireGuard session carries its heartbeats (rtt " + st.RTT + ")"
+		return []Check{c}
+	case priv.IsZero():
+		c.Status, c.Detail = Warn, "skipped: this host has no WireGuard key yet (the agent has not started)"
+		return []Check{c}
+	case cc.KeyEnrolled == nil || !*cc.KeyEnrolled:
+		c.Status, c.Detail = Warn, "skipped: this host's WireGuard key is not enrolled under the token (the agent enrolls it when it starts)"
+		return []Check{c}
+	}
+	edges := cc.Edge.Edges
+	if len(edges) == 0 {
+		edges = []model.ClusterEdge{{Endpoint: cc.Edge.Endpoint, PublicKey: cc.Edge.PublicKey}}
+	}
+	var out []Check
+	for _, e := range edges {
+		out = append(out, handshake(ctx, priv, e))
+	}
+	return out
+}
+
+// handshake completes a WireGuard handshake with edge e.
+func handshake(ctx context.Context, priv wireguard.PrivateKey, e model.ClusterEdge) Check {
+	c := Check{Name: "wireguard"}
+	name := e.Endpoint
+	if e.Name != "" {
+		name = e.Name + " (" + e.Endpoint + ")"
+	}
+	pub, err := wireguard.ParsePublicKey(e.PublicKey)
+	if err != nil {
+		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: %v", name, err)
+		return c
+	}
+	addr, err := net.ResolveUDPAddr("udp", e.Endpoint)
+	if err != nil {
+		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: resolve its endpoint: %v", name, err)
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, handshakeWait)
+	defer cancel()
+	ap := addr.AddrPort()
+	rtt, err := wireguard.HandshakeOnce(ctx, priv, pub, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	if err != nil {
+		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: %v: a firewall drops UDP to port %d, or the edge does not listen there", name, err, addr.Port)
+		c.Fix = fmt.Sprintf("nft add rule inet filter output udp dport %d accept", addr.Port)
+		return c
+	}
+	c.Status, c.Detail = OK, fmt.Sprintf("edge %s completed a handshake in %s", name, rtt.Round(100*time.Microsecond))
+	return c
 }
 
 func abs(d time.Duration) time.Duration {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netns"
@@ -18,7 +20,7 @@ import (
 func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "check this gateway host or client: forwarding, rp_filter, conflicting routes, the edge, the running agent",
+		Usage: "check this gateway host or client: forwarding, rp_filter, conflicting routes, the edge, the token, the WireGuard port, the running agent",
 		Description: "Prints each check with ok, warn or fail and the command that fixes it; exits 1 when a check fails.\n" +
 			"Prefixes routed into the tunnel are the overlay range, those the running agent installed and every --prefix.",
 		Flags: []cli.Flag{
@@ -26,7 +28,7 @@ func doctorCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "the agent's state `DIR` (default: /var/lib/switchyard-ROLE)"},
 			&cli.StringFlag{Name: "tun-name", Usage: "the agent's TUN interface `NAME` (default: the role's)"},
 			&cli.StringSliceFlag{Name: "prefix", Usage: "`CIDR` routed into the tunnel (repeatable)"},
-			&cli.StringFlag{Name: "token", Usage: "tunnel `TOKEN` or device credential naming the edge (skips the edge checks if empty)", EnvVars: []string{"SWITCHYARD_TUNNEL_TOKEN"}},
+			&cli.StringFlag{Name: "token", Usage: "tunnel `TOKEN` or device credential naming the edge (default for a client: its saved credential; none skips the edge checks)", EnvVars: []string{"SWITCHYARD_TUNNEL_TOKEN"}},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FORMAT`: table or json", Value: "table"},
 		},
 		Action: func(c *cli.Context) error {
@@ -47,6 +49,15 @@ func doctorCommand() *cli.Command {
 				}
 				cfg.Prefixes = append(cfg.Prefixes, p)
 			}
+			stateDir := cmp.Or(c.String("state-dir"), "/var/lib/switchyard-"+role)
+			if cfg.Token == "" && role == "client" {
+				cfg.Token, _ = agent.DeviceCredential(stateDir) // none: the edge checks are skipped
+			}
+			priv, pub, err := agent.ReadKey(stateDir)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("doctor: %w", err)
+			}
+			cfg.Key, cfg.PublicKey = priv, pub
 			ops, err := host.NewNetlinkOps(netns.None())
 			if err != nil {
 				return fmt.Errorf("doctor: %w", err)
@@ -54,7 +65,7 @@ func doctorCommand() *cli.Command {
 			defer ops.Close()
 			cfg.Host = ops
 			cfg.Legacy = doctor.RunLegacy
-			cfg.Daemon = localapi.NewClient(role, cmp.Or(c.String("state-dir"), "/var/lib/switchyard-"+role))
+			cfg.Daemon = localapi.NewClient(role, stateDir)
 			rep := doctor.Run(c.Context, cfg)
 			switch f := c.String("output"); f {
 			case "json":

@@ -25,6 +25,62 @@ const maxWait = 60 * time.Second
 func (s *Server) agentRoutes() {
 	s.mux.HandleFunc("POST /v1/agent/connectors", s.tunnelAuth(s.enrollConnector))
 	s.mux.HandleFunc("GET /v1/agent/connectors/{id}/config", s.tunnelAuth(s.connectorConfig))
+	s.mux.HandleFunc("POST /v1/agent/credential/check", checkLimits().wrap(s.checkCredential))
+}
+
+// checkLimits bounds credential checks (switchyard doctor), which anyone may
+// call: per client, then for everyone.
+var checkLimits = func() *rateLimit { return newRateLimit("credential checks", 30, 10, 600, 100) }
+
+// checkCredential answers whether the bearer credential, a tunnel token or a
+// device credential, is one the agent endpoints accept, and whether the
+// request's WireGuard key is enrolled under it. It changes nothing.
+func (s *Server) checkCredential(w http.ResponseWriter, r *http.Request) {
+	var req model.CredentialCheckRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.PublicKey != "" {
+		if err := model.ValidateKey(req.PublicKey); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	ctx := r.Context()
+	bearer, _ := token.Bearer(r.Header.Get("Authorization"))
+	var out model.CredentialCheck
+	enrolled := false
+	if tok, err := token.DecodeTunnel(bearer); err == nil {
+		t, err := s.reg.AuthenticateTunnel(ctx, tok.TunnelID, tok.Secret)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		out = model.CredentialCheck{Kind: "tunnel", ID: t.ID, Name: t.Name}
+		if req.PublicKey != "" {
+			if enrolled, err = s.reg.TunnelKeyEnrolled(ctx, t.ID, req.PublicKey); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+	} else if cred, err := token.DecodeSecret(bearer, token.KindDevice); err == nil {
+		d, err := s.reg.AuthenticateDevice(ctx, cred.ID, cred.Secret)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		out = model.CredentialCheck{Kind: "device", ID: d.ID, Name: d.Name}
+		enrolled = d.Key == req.PublicKey
+	} else {
+		writeError(w, model.Errorf(model.KindUnauthorized, "the bearer is neither a tunnel token nor a device credential"))
+		return
+	}
+	if req.PublicKey != "" {
+		out.KeyEnrolled = &enrolled
+	}
+	out.Edge = s.edgePeer(ctx)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // tunnelAuth authenticates a request by the tunnel token in its Authorization header.

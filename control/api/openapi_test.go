@@ -191,6 +191,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SplitEntry": model.SplitEntry{}, "SplitTunnel": model.SplitTunnel{}, "DNSResolver": model.DNSResolver{},
 		"NewDNSResolver": model.NewDNSResolver{}, "DNSZone": model.DNSZone{}, "EnrollmentRule": model.EnrollmentRule{},
 		"NewEnrollmentRule": model.NewEnrollmentRule{}, "User": model.User{}, "PostureNetwork": model.PostureNetwork{},
+		"CredentialCheckRequest": model.CredentialCheckRequest{}, "CredentialCheck": model.CredentialCheck{},
 	} {
 		sc, ok := doc.Comps.Schemas[name]
 		if !ok {

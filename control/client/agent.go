@@ -78,3 +78,20 @@ func (c *Client) WatchConnectorConfig(ctx context.Context, id uuid.UUID, etag st
 	c.SetAPIs(out.Edge.APIs)
 	return *out, tag, true, nil
 }
+
+// NewAgent returns the client of an agent credential of either kind: a
+// tunnel token or a device credential.
+func NewAgent(raw string) (*Client, error) {
+	if _, err := token.DecodeTunnel(raw); err == nil {
+		c, _, err := NewConnector(raw)
+		return c, err
+	}
+	return NewDevice(raw)
+}
+
+// CheckCredential asks the edge whether the client's credential is valid and
+// whether publicKey (if not empty) is enrolled under it; it changes nothing.
+func (c *Client) CheckCredential(ctx context.Context, publicKey string) (model.CredentialCheck, error) {
+	var out model.CredentialCheck
+	return out, c.do(ctx, http.MethodPost, "/v1/agent/credential/check", nil, model.CredentialCheckRequest{PublicKey: publicKey}, &out)
+}

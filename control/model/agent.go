@@ -65,6 +65,28 @@ type ConnectorEnrollment struct {
 // MaxSiteAddrs bounds the site addresses one connector reports.
 const MaxSiteAddrs = 16
 
+// CredentialCheckRequest asks the edge whether the agent credential it is
+// sent with (a tunnel token or a device credential) is valid.
+type CredentialCheckRequest struct {
+	// PublicKey, if set, is a WireGuard key (base64) to look up among the
+	// keys enrolled under the credential.
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+// CredentialCheck is the edge's answer to a CredentialCheckRequest: whose
+// credential it is, whether the key is enrolled, and how to reach the edge's
+// WireGuard endpoint. The check changes nothing.
+type CredentialCheck struct {
+	// Kind is "tunnel" (a tunnel token) or "device" (a device credential).
+	Kind string    `json:"kind"`
+	ID   uuid.UUID `json:"id"`   // the tunnel's or the device's
+	Name string    `json:"name"` // the tunnel's or the device's
+	// KeyEnrolled says whether the request's public key is a replica of the
+	// tunnel or the device's key; absent when the request named no key.
+	KeyEnrolled *bool    `json:"key_enrolled,omitempty"`
+	Edge        EdgePeer `json:"edge"`
+}
+
 // EdgePeer is how an agent reaches the edge's WireGuard endpoint.
 type EdgePeer struct {
 	// Edges lists every healthy edge of the cluster, this one first, for an

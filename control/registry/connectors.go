@@ -71,6 +71,18 @@ func (r *Registry) EnrollConnector(ctx context.Context, tunnelID uuid.UUID, secr
 	return c, err
 }
 
+// TunnelKeyEnrolled reports whether key is the WireGuard key of a connector
+// replica of tunnel id.
+func (r *Registry) TunnelKeyEnrolled(ctx context.Context, id uuid.UUID, key string) (bool, error) {
+	found := false
+	err := r.st.View(ctx, func(tx store.Tx) error {
+		all, err := loadAll[model.Connector](tx, collConnectors)
+		found = slices.ContainsFunc(all, func(c model.Connector) bool { return c.TunnelID == id && c.PublicKey == key })
+		return err
+	})
+	return found, storeErr(err)
+}
+
 // validateSiteAddrs refuses more than model.MaxSiteAddrs site addresses, or
 // one no host could be reached at (unspecified, loopback, link-local,
 // multicast). Whether an address lies in the connector's own site is the
