@@ -58,3 +58,32 @@ func TestWaitIdle(t *testing.T) {
 		t.Errorf("cancelled: %+v %q", w, w.String())
 	}
 }
+
+func TestParseCPUSteal(t *testing.T) {
+	steal, total, err := ParseCPUSteal([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\n"))
+	if err != nil || steal != 1*time.Second/userHZ || total != 9201*time.Second/userHZ {
+		t.Errorf("ParseCPUSteal = %v, %v, %v; want %v of %v", steal, total, err, time.Second/userHZ, 9201*time.Second/userHZ)
+	}
+	if _, _, err := ParseCPUSteal([]byte("cpu 1 2 3\n")); err == nil {
+		t.Error("ParseCPUSteal of a short line: no error")
+	}
+	if got := StealShare(0, 0, time.Second, 10*time.Second); got != 0.1 {
+		t.Errorf("StealShare = %v, want 0.1", got)
+	}
+	if got := StealShare(time.Second, 10*time.Second, time.Second, 10*time.Second); got != 0 {
+		t.Errorf("StealShare with no time passed = %v, want 0", got)
+	}
+}
+
+// TestBusyCountsSteal: a path that began on an idle machine but lost more
+// than MaxSteal of its CPU time to the hypervisor is not a quiet run's.
+func TestBusyCountsSteal(t *testing.T) {
+	r := Results{Paths: []*Path{
+		{Name: "quiet", Idle: IdleWait{Idle: true}, Steal: 1},
+		{Name: "stolen", Idle: IdleWait{Idle: true}, Steal: 100*MaxSteal + 1},
+		{Name: "busy", Idle: IdleWait{Idle: false}},
+	}}
+	if got := strings.Join(r.Busy(), ","); got != "stolen,busy" {
+		t.Errorf("Busy = %q, want stolen,busy", got)
+	}
+}

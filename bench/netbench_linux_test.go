@@ -17,6 +17,7 @@ package bench
 // builds bin/switchyard and sets the BENCH_* variables described in README.
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -398,6 +399,18 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		}
 	}
 	p.Idle = waitIdle(ctx, cfg, name)
+	steal0, total0, stealErr := ReadSteal()
+	defer func() {
+		steal1, total1, err := ReadSteal()
+		if err = cmp.Or(stealErr, err); err != nil {
+			fail(err)
+			return
+		}
+		p.Steal = 100 * StealShare(steal0, total0, steal1, total1)
+		if p.Steal > 100*MaxSteal {
+			t.Logf("== %s: !!! the hypervisor took %.0f%% of the CPU time while it was measured (limit %.0f%%); these figures are not a quiet run's", name, p.Steal, 100*MaxSteal)
+		}
+	}()
 	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second
 	// The TCP runs, each with its own CPU accounting: saturated with 1 and 4
 	// streams, and one stream at the offered rate, where every path moves

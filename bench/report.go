@@ -82,6 +82,9 @@ type Path struct {
 	Desc string `json:"desc"`
 	// Idle is what the wait for an idle machine before this path found.
 	Idle IdleWait `json:"idle"`
+	// Steal is the percentage of the machine's CPU time the hypervisor
+	// took while the path was measured; above MaxSteal the path is busy.
+	Steal float64 `json:"steal_pct"`
 	// TCP1 and TCP4 are iperf3 TCP throughput in Gbps with 1 and 4 streams.
 	TCP1 Summary `json:"tcp1_gbps"`
 	TCP4 Summary `json:"tcp4_gbps"`
@@ -170,11 +173,13 @@ func (p *Path) CPUSum(load Load, roles ...string) float64 {
 	return sum
 }
 
-// Busy returns the paths measured without an idle machine.
+// Busy returns the paths measured without an idle machine: busy when
+// their measurement began, or with more than MaxSteal of the CPU time taken
+// by the hypervisor while it ran.
 func (r *Results) Busy() []string {
 	var busy []string
 	for _, p := range r.Paths {
-		if !p.Idle.Idle {
+		if !p.Idle.Idle || p.Steal > 100*MaxSteal {
 			busy = append(busy, p.Name)
 		}
 	}
@@ -430,13 +435,17 @@ func (r *Results) writeIdle(out io.Writer) {
 	if len(r.Paths) == 0 {
 		return
 	}
-	fmt.Fprintf(out, "\nIdle machine before each path (other processes below %.0f%% of a core over %.0f s, waiting at most %.0f s):\n",
+	fmt.Fprintf(out, "\nIdle machine before each path (other processes below %.0f%% of a core over %.0f s, waiting at most %.0f s), and the hypervisor's steal while it was measured:\n",
 		100*r.Idle.Threshold, r.Idle.Window, r.Idle.Max)
 	if r.Floor != nil {
 		fmt.Fprintf(out, "  crypto floor: %s\n", r.Floor.Idle)
 	}
 	for _, p := range r.Paths {
-		fmt.Fprintf(out, "  %s: %s\n", p.Name, p.Idle)
+		steal := ""
+		if p.Steal > 100*MaxSteal {
+			steal = " !!!"
+		}
+		fmt.Fprintf(out, "  %s: %s; steal while measured %.1f%% (limit %.0f%%)%s\n", p.Name, p.Idle, p.Steal, 100*MaxSteal, steal)
 	}
 	if busy := r.Busy(); len(busy) > 0 {
 		fmt.Fprintf(out, "!!! NOT A QUIET RUN: %d of %d paths were measured on a busy machine: %s\n", len(busy), len(r.Paths), strings.Join(busy, ", "))
