@@ -118,23 +118,16 @@ func (k key) withPublic() (key, error) {
 	return k, nil
 }
 
-// ReadKey returns the WireGuard private key and the base64 public key of
-// the agent whose state directory is dir, without creating one: an error
-// matching os.ErrNotExist means no agent has started there yet.
-func ReadKey(dir string) (private [32]byte, public string, err error) {
+// ReadKey returns the WireGuard private key of the agent whose state
+// directory is dir, without creating one: an error matching os.ErrNotExist
+// means no agent has started there yet.
+func ReadKey(dir string) ([32]byte, error) {
 	path := filepath.Join(dir, keyFile)
 	buf, err := os.ReadFile(path)
 	if err != nil {
-		return private, "", fmt.Errorf("read WireGuard key: %w", err)
+		return [32]byte{}, fmt.Errorf("read WireGuard key: %w", err)
 	}
-	var k key
-	if k.private, err = parseKey(path, buf); err != nil {
-		return private, "", err
-	}
-	if k, err = k.withPublic(); err != nil {
-		return private, "", err
-	}
-	return k.private, k.publicBase64(), nil
+	return parseKey(path, buf)
 }
 
 func loadIdentity(dir string) (identity, bool) {

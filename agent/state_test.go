@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +55,31 @@ func TestDamagedKeyRefused(t *testing.T) {
 		if got, _ := os.ReadFile(path); string(got) != string(whole[:n]) {
 			t.Errorf("key truncated to %d bytes was rewritten", n)
 		}
+	}
+}
+
+// TestReadKey: ReadKey creates nothing, and reads back the key the agent
+// created.
+func TestReadKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadKey(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("no key yet: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ReadKey created a key: %v", err)
+	}
+	k, err := loadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadKey(dir)
+	if err != nil || got != k.private {
+		t.Fatalf("ReadKey = %x, %v; want the agent's key", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, keyFile), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKey(dir); err == nil || errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a damaged key: %v, want an error that is not ErrNotExist", err)
 	}
 }

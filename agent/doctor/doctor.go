@@ -31,11 +31,9 @@ type Config struct {
 	Legacy LegacyRunner
 	// Daemon is the running agent's control socket; nil skips the check.
 	Daemon Daemon
-	// Key is the agent's WireGuard private key (agent.ReadKey), and
-	// PublicKey its base64 public key; a zero Key (the agent never started)
-	// skips the handshake with the edge.
-	Key       wireguard.PrivateKey
-	PublicKey string
+	// Key is the agent's WireGuard private key (agent.ReadKey); zero (the
+	// agent never started) skips the handshake with the edge.
+	Key wireguard.PrivateKey
 	// HTTP reaches the edge; nil means one with the token's pinned CA.
 	HTTP *http.Client
 	// Now is the clock; nil means time.Now.
@@ -93,7 +91,11 @@ func Run(ctx context.Context, cfg Config) Report {
 		add(tc)
 		return r
 	}
-	cc, tc := credential(ctx, cfg.Token, target, tc, cfg.PublicKey)
+	pub := ""
+	if !cfg.Key.IsZero() {
+		pub = cfg.Key.PublicKey().String()
+	}
+	cc, tc := credential(ctx, cfg.Token, target, tc, pub)
 	add(tc)
 	if tc.Status == OK {
 		add(wireguardPort(ctx, cc, cfg.Key, st)...)

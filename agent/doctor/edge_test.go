@@ -89,11 +89,7 @@ func (e *testEdge) enroll(t *testing.T, tok string, key wireguard.PrivateKey) {
 
 // remote runs the edge checks with token tok and the agent's key.
 func remote(tok string, key wireguard.PrivateKey, d Daemon) Report {
-	cfg := Config{Role: "connector", Token: tok, Daemon: d}
-	if !key.IsZero() {
-		cfg.Key, cfg.PublicKey = key, key.PublicKey().String()
-	}
-	return Run(context.Background(), cfg)
+	return Run(context.Background(), Config{Role: "connector", Token: tok, Daemon: d, Key: key})
 }
 
 // TestTokenAndWireGuardPort runs the edge checks against a real API and

@@ -53,11 +53,11 @@ func doctorCommand() *cli.Command {
 			if cfg.Token == "" && role == "client" {
 				cfg.Token, _ = agent.DeviceCredential(stateDir) // none: the edge checks are skipped
 			}
-			priv, pub, err := agent.ReadKey(stateDir)
+			key, err := agent.ReadKey(stateDir)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("doctor: %w", err)
 			}
-			cfg.Key, cfg.PublicKey = priv, pub
+			cfg.Key = key
 			ops, err := host.NewNetlinkOps(netns.None())
 			if err != nil {
 				return fmt.Errorf("doctor: %w", err)
