@@ -13,17 +13,21 @@ import (
 	"github.com/switchyard/switchyard/internal/testpki"
 )
 
-// countingConn counts the system calls quic-go makes to send, and the
-// packets they carry (a UDP_SEGMENT control message makes one call many
-// packets).
+// countingConn counts the system calls quic-go makes to send, the packets
+// they carry (a UDP_SEGMENT control message makes one call many packets),
+// and the packets sent in calls of more than one.
 type countingConn struct {
 	*net.UDPConn
-	writes, packets atomic.Int64
+	writes, packets, batched atomic.Int64
 }
 
 func (c *countingConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
+	n := int64(segments(len(b), oob))
 	c.writes.Add(1)
-	c.packets.Add(int64(segments(len(b), oob)))
+	c.packets.Add(n)
+	if n > 1 {
+		c.batched.Add(n)
+	}
 	return c.UDPConn.WriteMsgUDP(b, oob, addr)
 }
 
@@ -44,10 +48,11 @@ func segments(n int, oob []byte) int {
 }
 
 // TestFullSizeDatagramsBatch: a burst of full-size packets (Session.MTU)
-// from the edge leaves in GSO batches, several QUIC packets per system
-// call. It fails with quic-go's default 4-byte connection ids (connIDLen),
-// which leave every full-size packet short of the packet size and send
-// each with a system call of its own.
+// from the edge leaves partly in GSO batches, several QUIC packets per
+// system call (how many depends on how fast quic-go's sending loop drains
+// its datagram queue: from a tenth to all of them here). It fails with quic-go's default 4-byte
+// connection ids (connIDLen), which leave every full-size packet short of
+// the packet size and send each with a system call of its own.
 func TestFullSizeDatagramsBatch(t *testing.T) {
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -77,7 +82,7 @@ func TestFullSizeDatagramsBatch(t *testing.T) {
 	mtu := edge.MTU()
 	pkt := ipv4(site.Addr(), overlay.Addr(), 64, mtu)
 	buf := make([]byte, len(pkt))
-	w0, p0 := cc.writes.Load(), cc.packets.Load()
+	w0, p0, b0 := cc.writes.Load(), cc.packets.Load(), cc.batched.Load()
 	for range burst {
 		copy(buf, pkt)
 		if err := edge.WritePacket(buf); err != nil {
@@ -85,15 +90,15 @@ func TestFullSizeDatagramsBatch(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for rx.pkts.Load() < burst/2 && time.Now().Before(deadline) {
+	for cc.packets.Load()-p0 < burst && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	writes, packets := cc.writes.Load()-w0, cc.packets.Load()-p0
-	t.Logf("%d-byte inner packets: %d QUIC packets in %d sends, %d received", mtu, packets, writes, rx.pkts.Load())
-	if packets < burst/2 {
+	writes, packets, batched := cc.writes.Load()-w0, cc.packets.Load()-p0, cc.batched.Load()-b0
+	t.Logf("%d-byte inner packets: %d QUIC packets in %d sends (%d in batches), %d received", mtu, packets, writes, batched, rx.pkts.Load())
+	if packets < burst {
 		t.Fatalf("%d of %d packets sent", packets, burst)
 	}
-	if writes*2 > packets {
-		t.Fatalf("%d sends for %d packets: full-size packets are not batched (GSO)", writes, packets)
+	if batched == 0 {
+		t.Fatalf("%d of %d packets sent in GSO batches: full-size packets are not batched", batched, packets)
 	}
 }
