@@ -2,6 +2,7 @@ package masque
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -39,7 +40,7 @@ func segments(n int, oob []byte) int {
 			break
 		}
 		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_SEGMENT && len(data) >= 2 {
-			size := int(uint16(data[0]) | uint16(data[1])<<8) // host order: little endian here
+			size := int(binary.NativeEndian.Uint16(data))
 			return (n + size - 1) / size
 		}
 		oob = rest

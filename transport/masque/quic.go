@@ -99,8 +99,12 @@ func quicConfig() *quic.Config {
 // system call of its own.
 const connIDLen = 1 + 20 - 2 - 1 - 1
 
-// newTransport is the QUIC transport of both sides on pc, with connIDLen.
+// newTransport is the QUIC transport of both sides on pc, with connIDLen,
+// reading with UDP_GRO (groConn) where pc is a UDP socket that takes it.
 func newTransport(pc net.PacketConn) *quic.Transport {
+	if u, ok := pc.(*net.UDPConn); ok {
+		pc = withGRO(u)
+	}
 	return &quic.Transport{Conn: pc, ConnectionIDLength: connIDLen}
 }
 
