@@ -59,6 +59,15 @@ type Stats struct {
 	QUIC QUICStats `json:"quic"`
 }
 
+// Add sums two sessions' counters; the RTT and window are the larger.
+func (st Stats) Add(o Stats) Stats {
+	return Stats{RxPackets: st.RxPackets + o.RxPackets, TxPackets: st.TxPackets + o.TxPackets, TxErrors: st.TxErrors + o.TxErrors,
+		TxTooBig: st.TxTooBig + o.TxTooBig, QUIC: QUICStats{
+			PacketsSent: st.QUIC.PacketsSent + o.QUIC.PacketsSent, PacketsReceived: st.QUIC.PacketsReceived + o.QUIC.PacketsReceived,
+			PacketsLost: st.QUIC.PacketsLost + o.QUIC.PacketsLost, SmoothedRTT: max(st.QUIC.SmoothedRTT, o.QUIC.SmoothedRTT),
+			CongestionWindow: max(st.QUIC.CongestionWindow, o.QUIC.CongestionWindow)}}
+}
+
 // QUICStats are a QUIC connection's counters.
 type QUICStats struct {
 	PacketsSent     uint64        `json:"packets_sent"`
