@@ -307,7 +307,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	served := make(chan error, 1)
 	pumped := make(chan struct{})
 	go func() { defer close(pumped); pumpToEdge(view, ms.Session) }()
-	go func() { served <- ms.Serve(tunWriter{view}) }()
+	go func() { served <- ms.Serve(newTUNWriter(view)) }()
 	ended := false
 	select {
 	case err = <-served:
@@ -376,14 +376,6 @@ func ipv4NoDF(pkt []byte) bool { return len(pkt) >= 20 && pkt[0]>>4 == 4 && pkt[
 // at most masque.MTU whenever MASQUE may run (tunMTU); segmentation
 // offload splits larger reads into MTU-sized packets across the buffers.
 const maxPacket = 4096
-
-// tunWriter writes the packets of a MASQUE session into the TUN.
-type tunWriter struct{ view *tunView }
-
-// Receive writes a batch into the TUN; the kernel drops what it cannot take.
-func (w tunWriter) Receive(_ *masque.Session, bufs [][]byte) {
-	w.view.Write(bufs, masque.Headroom)
-}
 
 // Close stops the transports; the TUN stays open.
 func (l *link) Close() {

@@ -54,7 +54,7 @@ type config struct {
 	budget               time.Duration
 	paths                map[string]bool // empty: all
 	bin, out, micro      string
-	profile              bool   // BENCH_PROFILE=1: record the edge's CPU profile
+	profile              bool   // BENCH_PROFILE=1: record the edge's CPU profile (edge-cpu.pprof for WireGuard, edge-masque-cpu.pprof for MASQUE)
 	wgGomod              string // BENCH_WGGO_GOMOD: a wireguard-go built from go.mod's version, measured too
 	debian               bool   // BENCH_DEBIAN=1: also Debian's wireguard-go (a footnote)
 	rate                 string // BENCH_RATE: iperf3 -b of the offered-rate run, "0" to skip
@@ -654,7 +654,7 @@ func benchWGHub(bin, name string) func(context.Context, *testing.T, config, *Res
 // benchSwitchyardWG: the edge in the middle, connectors on both gateways and
 // a client, over WireGuard; measures site to site, then client to site.
 func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Results) {
-	tp, edge, profile, cli := startBenchEdge(t, cfg)
+	tp, edge, profile, cli := startBenchEdge(t, cfg, "edge-cpu.pprof")
 	ca, cb := startConnectors(t, cfg, tp, cli, cli, "wireguard")
 	var enroll struct{ Token string }
 	must(t, json.Unmarshal([]byte(cli("device", "enroll-token", "create", "-o", "json")), &enroll))
@@ -703,22 +703,23 @@ func startUserspaceAccess(t *testing.T, cfg config, tp *topo, cli func(...string
 
 // benchSwitchyardMASQUE: site to site with both connectors on MASQUE.
 func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *Results) {
-	tp, edge, _, cli := startBenchEdge(t, cfg)
+	tp, edge, profile, cli := startBenchEdge(t, cfg, "edge-masque-cpu.pprof")
 	ca, cb := startConnectors(t, cfg, tp, cli, cli, "masque")
 	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
-		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}})
+		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
 	logEdgeStats(t, tp, cfg)
 }
 
 // startBenchEdge starts the edge in the middle namespace (with a pprof
-// listener when BENCH_PROFILE=1) and returns a function running the admin CLI.
-func startBenchEdge(t *testing.T, cfg config) (tp *topo, edge *lab.Proc, profile func(time.Duration) error, cli func(...string) string) {
+// listener when BENCH_PROFILE=1, whose profile goes to profName next to the
+// results) and returns a function running the admin CLI.
+func startBenchEdge(t *testing.T, cfg config, profName string) (tp *topo, edge *lab.Proc, profile func(time.Duration) error, cli func(...string) string) {
 	tp = newTopo(t)
 	var extra []string
 	if cfg.profile {
 		extra = append(extra, "--debug-addr", debugAddr)
 		profile = func(d time.Duration) error {
-			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), "edge-cpu.pprof"))
+			return fetchProfile(tp.mid, d, filepath.Join(filepath.Dir(cfg.out), profName))
 		}
 	}
 	edge, cli = startEdge(t, cfg, tp.mid, filepath.Join(tp.dir, "edge"), midWAN, extra...)

@@ -910,6 +910,10 @@ type Stats struct {
 	PeersUp   int             `json:"peers_up"`
 	// MASQUE counts the live MASQUE sessions (their peers are not in Peers).
 	MASQUE int `json:"masque_sessions"`
+	// MASQUETraffic sums the live MASQUE sessions' counters (RxPackets
+	// well below QUIC.PacketsReceived: datagrams dropped in quic-go's or
+	// HTTP/3's receive queues).
+	MASQUETraffic masque.Stats `json:"masque_traffic"`
 	// Heartbeats counts the heartbeat probes the edge answered (the router
 	// does not see them).
 	Heartbeats uint64 `json:"heartbeats"`
@@ -940,20 +944,22 @@ func (d *dataplane) stats() any {
 			st.PeersUp++
 		}
 	}
-	st.MASQUE = d.masqueSessionsLocked()
+	st.MASQUE, st.MASQUETraffic = d.masqueSessionsLocked()
 	st.Trunks = d.trunkStatsLocked()
 	return st
 }
 
-// masqueSessionsLocked counts the live MASQUE sessions; d.mu must be held.
-func (d *dataplane) masqueSessionsLocked() int {
-	n := 0
+// masqueSessionsLocked counts the live MASQUE sessions and sums their
+// counters; d.mu must be held.
+func (d *dataplane) masqueSessionsLocked() (int, masque.Stats) {
+	n, sum := 0, masque.Stats{}
 	for _, ss := range d.agents {
 		for _, s := range ss {
-			if _, ok := s.link.(masqueLink); ok {
+			if ml, ok := s.link.(masqueLink); ok {
 				n++
+				sum = sum.Add(ml.s.Stats())
 			}
 		}
 	}
-	return n
+	return n, sum
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 
@@ -65,19 +66,38 @@ func Dial(ctx context.Context, cfg ClientConfig) (*ClientSession, error) {
 	if tlsConf.ServerName == "" {
 		tlsConf.ServerName = Authority
 	}
-	qconn, err := quic.DialAddr(ctx, cfg.Addr, tlsConf, quicConfig())
+	raddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
+		return nil, fmt.Errorf("masque: resolve %s: %w", cfg.Addr, err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		return nil, fmt.Errorf("masque: open a UDP socket for %s: %w", cfg.Addr, err)
+	}
+	tr := newTransport(pc)
+	// Closing the session closes the QUIC connection, then the transport
+	// and socket it owns.
+	release := func(qconn *quic.Conn) {
+		if qconn != nil {
+			qconn.CloseWithError(0, "")
+		}
+		tr.Close()
+		pc.Close()
+	}
+	qconn, err := tr.Dial(ctx, raddr, tlsConf, quicConfig())
+	if err != nil {
+		release(nil)
 		return nil, fmt.Errorf("masque: dial %s: %w", cfg.Addr, err)
 	}
-	cs, err := dialOn(ctx, qconn, cfg)
+	cs, err := dialOn(ctx, qconn, cfg, func() { release(qconn) })
 	if err != nil {
-		qconn.CloseWithError(0, "")
+		release(qconn)
 		return nil, fmt.Errorf("masque: %s: %w", cfg.Addr, err)
 	}
 	return cs, nil
 }
 
-func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig) (*ClientSession, error) {
+func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig, release func()) (*ClientSession, error) {
 	req, err := connectip.NewRequest(ctx, uritemplate.MustNew(Template))
 	if err != nil {
 		return nil, err
@@ -98,8 +118,7 @@ func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig) (*ClientSes
 		log = slog.New(slog.DiscardHandler)
 	}
 	sess := newSession(conn, qconn, log.With("component", "masque"))
-	// Closing the session also closes the QUIC connection it owns.
-	sess.onClose = func() { qconn.CloseWithError(0, "") }
+	sess.onClose = release
 	cs := &ClientSession{Session: sess}
 	if err := conn.AdvertiseRoute(toRoutes(cfg.Routes)); err != nil {
 		sess.Close()

@@ -191,6 +191,12 @@ func TestSessionCapsulesAndPackets(t *testing.T) {
 	if st := cs.Stats(); st.TxTooBig != 1 || st.TxErrors != 0 {
 		t.Errorf("stats after a refused packet: %+v, want tx_too_big 1, tx_errors 0", st)
 	}
+	// QUIC's own counters: the echo arrived in a QUIC packet (with the
+	// handshake's and the capsules'), and the connection has an RTT.
+	if st := cs.Stats(); st.RxPackets != 1 || st.QUIC.PacketsReceived <= st.RxPackets || st.QUIC.PacketsSent == 0 ||
+		st.QUIC.SmoothedRTT <= 0 || st.QUIC.CongestionWindow == 0 {
+		t.Errorf("stats after one echo: %+v, want rx_packets 1, more QUIC packets received, an RTT and a window", st)
+	}
 
 	cs.Close()
 	if err := <-done; err != nil {

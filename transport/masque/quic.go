@@ -2,6 +2,7 @@ package masque
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -83,6 +84,28 @@ func quicConfig() *quic.Config {
 		MaxIdleTimeout:          idleTimeout,
 		HandshakeIdleTimeout:    5 * time.Second,
 	}
+}
+
+// connIDLen is the length of the connection ids both sides choose, so that
+// a QUIC packet carrying one datagram of the largest payload quic-go accepts
+// (SendDatagram, estimated with a 20-byte connection id: quicOverhead) is
+// exactly the connection's packet size: 1 type byte + connIDLen + a 2-byte
+// packet number (what quic-go writes while fewer than 2^15 packets are
+// unacknowledged) + 1 DATAGRAM frame type byte (the last frame has no
+// length) + payload + 16-byte tag. quic-go batches packets into one GSO send
+// only while each is exactly that size (sendPacketsWithGSO: "the last packet
+// appended was a full-size packet"); with its default 4-byte ids a
+// full-size inner packet leaves 13 bytes unused and every packet is a
+// system call of its own.
+const connIDLen = 1 + 20 - 2 - 1 - 1
+
+// newTransport is the QUIC transport of both sides on pc, with connIDLen,
+// reading with UDP_GRO (groConn) where pc is a UDP socket that takes it.
+func newTransport(pc net.PacketConn) *quic.Transport {
+	if u, ok := pc.(*net.UDPConn); ok {
+		pc = withGRO(u)
+	}
+	return &quic.Transport{Conn: pc, ConnectionIDLength: connIDLen}
 }
 
 // connKey is the request context's key for the QUIC connection a request

@@ -91,6 +91,8 @@ type Server struct {
 	cfg      ServerConfig
 	log      *slog.Logger
 	pc       net.PacketConn
+	tr       *quic.Transport
+	ln       *quic.EarlyListener
 	h3       *http3.Server
 	template *uritemplate.Template
 	proxy    connectip.Proxy
@@ -107,18 +109,24 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("masque: ServerConfig.Handler is required")
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	pc, err := net.ListenPacket("udp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("masque: listen on udp %s: %w", cfg.Listen, err)
+	}
+	return serveOn(cfg, pc)
+}
+
+// serveOn is NewServer on the socket pc, which it owns from then on.
+func serveOn(cfg ServerConfig, pc net.PacketConn) (*Server, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
 		cfg:      cfg,
 		log:      log.With("component", "masque"),
 		pc:       pc,
+		tr:       newTransport(pc),
 		template: uritemplate.MustNew(Template),
 		sessions: map[*Session]struct{}{},
 		held:     map[string]int{},
@@ -140,10 +148,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		IdleTimeout:     idleConnTimeout,
 		ConnContext:     withConn,
 	}
+	ln, err := s.tr.ListenEarly(s.h3.TLSConfig, quicConfig())
+	if err != nil {
+		s.tr.Close()
+		pc.Close()
+		return nil, fmt.Errorf("masque: listen for QUIC on udp %s: %w", pc.LocalAddr(), err)
+	}
+	s.ln = ln
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.h3.Serve(pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+		if err := s.h3.ServeListener(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
 			s.log.Error("serving MASQUE stopped", "err", err)
 		}
 	}()
@@ -289,6 +304,8 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	err := s.h3.Close()
+	s.ln.Close()
+	s.tr.Close()
 	s.pc.Close()
 	s.wg.Wait()
 	return err

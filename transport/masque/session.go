@@ -50,6 +50,32 @@ type Stats struct {
 	TxErrors  uint64 `json:"tx_errors"`
 	// TxTooBig counts packets refused with ErrTooBig (not in TxErrors).
 	TxTooBig uint64 `json:"tx_too_big"`
+	// QUIC are the connection's own counters (quic-go's ConnectionStats).
+	// In bulk traffic each QUIC packet carries one datagram, so QUIC
+	// packets received well above RxPackets are datagrams dropped between
+	// quic-go and the session: quic-go queues at most 128 received
+	// datagrams per connection and HTTP/3 32 per request stream, and both
+	// drop the rest.
+	QUIC QUICStats `json:"quic"`
+}
+
+// Add sums two sessions' counters; the RTT and window are the larger.
+func (st Stats) Add(o Stats) Stats {
+	return Stats{RxPackets: st.RxPackets + o.RxPackets, TxPackets: st.TxPackets + o.TxPackets, TxErrors: st.TxErrors + o.TxErrors,
+		TxTooBig: st.TxTooBig + o.TxTooBig, QUIC: QUICStats{
+			PacketsSent: st.QUIC.PacketsSent + o.QUIC.PacketsSent, PacketsReceived: st.QUIC.PacketsReceived + o.QUIC.PacketsReceived,
+			PacketsLost: st.QUIC.PacketsLost + o.QUIC.PacketsLost, SmoothedRTT: max(st.QUIC.SmoothedRTT, o.QUIC.SmoothedRTT),
+			CongestionWindow: max(st.QUIC.CongestionWindow, o.QUIC.CongestionWindow)}}
+}
+
+// QUICStats are a QUIC connection's counters.
+type QUICStats struct {
+	PacketsSent     uint64        `json:"packets_sent"`
+	PacketsReceived uint64        `json:"packets_received"`
+	PacketsLost     uint64        `json:"packets_lost"` // declared lost by the sender's loss detection
+	SmoothedRTT     time.Duration `json:"smoothed_rtt_ns"`
+	// CongestionWindow is the sender's, in bytes.
+	CongestionWindow uint64 `json:"congestion_window"`
 }
 
 // Session is one CONNECT-IP session: the edge holds one per connected agent,
@@ -96,7 +122,13 @@ func (s *Session) Value() any { return s.value.Load() }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	return Stats{RxPackets: s.rx.Load(), TxPackets: s.tx.Load(), TxErrors: s.txErr.Load(), TxTooBig: s.tooBig.Load()}
+	st := Stats{RxPackets: s.rx.Load(), TxPackets: s.tx.Load(), TxErrors: s.txErr.Load(), TxTooBig: s.tooBig.Load()}
+	if q := s.watch.qconn; q != nil {
+		qs := q.ConnectionStats()
+		st.QUIC = QUICStats{PacketsSent: qs.PacketsSent, PacketsReceived: qs.PacketsReceived, PacketsLost: qs.PacketsLost,
+			SmoothedRTT: qs.SmoothedRTT, CongestionWindow: qs.CongestionWindow}
+	}
+	return st
 }
 
 // WritePacket sends the IP packet pkt. connect-ip-go decrements its TTL (hop
