@@ -75,10 +75,12 @@ func TestPathMTUDiscoveryGrows(t *testing.T) {
 
 // TestTooBigRefusedAndLogged: a packet one byte above the session's MTU is
 // refused with ErrTooBig, never reaches the edge, is counted, and logged at
-// most once per tooBigLogGap; a packet of exactly MTU still crosses.
+// most once per tooBigLogGap; a packet of exactly MTU still crosses (and is
+// echoed, once the edge's side has found MTU too).
 func TestTooBigRefusedAndLogged(t *testing.T) {
 	all4 := netip.MustParsePrefix("0.0.0.0/0")
-	srv, _, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	h.served = make(chan *Session, 1)
 	var logBuf syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -94,6 +96,7 @@ func TestTooBigRefusedAndLogged(t *testing.T) {
 	got := make(collect, 16)
 	go cs.Serve(got)
 	waitMTU(t, cs.Session, MTU)
+	waitMTU(t, <-h.served, MTU) // the echo of a full-size packet needs it
 	dst := netip.MustParseAddr("203.0.113.5")
 	for range 3 {
 		if err := cs.WritePacket(ipv4(overlay.Addr(), dst, 64, MTU+1)); !errors.Is(err, ErrTooBig) {
