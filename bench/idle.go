@@ -10,78 +10,56 @@ import (
 	"time"
 )
 
-// CPUSample is the machine's busy CPU time and this process's own, read together.
+// CPUTimes are the machine's CPU times, summed over all CPUs, from the
+// "cpu" line of /proc/stat.
+type CPUTimes struct {
+	// Busy is user, nice, system, irq, softirq and steal: not idle or iowait.
+	Busy time.Duration
+	// Steal is the time the hypervisor took (vmstat's st).
+	Steal time.Duration
+	// Total is every counter's sum.
+	Total time.Duration
+}
+
+// StealShare is the share of the CPU time between t and a later sample u
+// that the hypervisor took (0 when no time passed).
+func (t CPUTimes) StealShare(u CPUTimes) float64 {
+	if u.Total <= t.Total {
+		return 0
+	}
+	return max(u.Steal-t.Steal, 0).Seconds() / (u.Total - t.Total).Seconds()
+}
+
+// CPUSample is the machine's CPU times and this process's own, read together.
 type CPUSample struct {
-	Busy, Self time.Duration
+	CPUTimes
+	Self time.Duration
 }
 
-// ParseCPUStat returns the busy time (user, nice, system, irq, softirq,
-// steal; not idle or iowait) summed over all CPUs from the "cpu" line of
-// /proc/stat.
-func ParseCPUStat(stat []byte) (time.Duration, error) {
-	f, err := cpuCounters(stat)
-	if err != nil {
-		return 0, err
-	}
-	busy := f[0] + f[1] + f[2] + f[5] + f[6] + f[7] // user nice system _idle_ _iowait_ irq softirq steal
-	return time.Duration(busy) * time.Second / userHZ, nil
-}
-
-// ParseCPUSteal returns the time the hypervisor took from this machine's
-// CPUs (steal) and the total of every counter, summed over all CPUs, from
-// the "cpu" line of /proc/stat.
-func ParseCPUSteal(stat []byte) (steal, total time.Duration, err error) {
-	f, err := cpuCounters(stat)
-	if err != nil {
-		return 0, 0, err
-	}
-	var sum uint64
-	for _, v := range f {
-		sum += v
-	}
-	return time.Duration(f[7]) * time.Second / userHZ, time.Duration(sum) * time.Second / userHZ, nil
-}
-
-// cpuCounters parses the first 8 counters of /proc/stat's "cpu" line.
-func cpuCounters(stat []byte) ([8]uint64, error) {
-	var out [8]uint64
+// ParseCPUStat parses the "cpu" line of /proc/stat.
+func ParseCPUStat(stat []byte) (CPUTimes, error) {
 	line, _, _ := strings.Cut(string(stat), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return out, errors.New("parse /proc/stat: no aggregate cpu line with 8 counters")
+		return CPUTimes{}, errors.New("parse /proc/stat: no aggregate cpu line with 8 counters")
 	}
-	for i := range out {
+	var c [8]uint64 // user nice system idle iowait irq softirq steal
+	var total uint64
+	for i := range c {
 		v, err := strconv.ParseUint(f[i+1], 10, 64)
 		if err != nil {
-			return out, fmt.Errorf("parse /proc/stat: %w", err)
+			return CPUTimes{}, fmt.Errorf("parse /proc/stat: %w", err)
 		}
-		out[i] = v
+		c[i], total = v, total+v
 	}
-	return out, nil
+	d := func(v uint64) time.Duration { return time.Duration(v) * time.Second / userHZ }
+	return CPUTimes{Busy: d(c[0] + c[1] + c[2] + c[5] + c[6] + c[7]), Steal: d(c[7]), Total: d(total)}, nil
 }
 
-// MaxSteal is the share of the machine's CPU time the hypervisor may take
-// while a path is measured (steal, vmstat's st) before its figures stop
-// counting as a quiet run's: stolen time slows every stage unevenly.
-const MaxSteal = 0.05
-
-// ReadSteal reads steal and total CPU time from /proc/stat.
-func ReadSteal() (steal, total time.Duration, err error) {
-	stat, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read steal: %w", err)
-	}
-	return ParseCPUSteal(stat)
-}
-
-// StealShare is the share of total CPU time stolen between two ReadSteal
-// samples (0 when no time passed).
-func StealShare(steal0, total0, steal1, total1 time.Duration) float64 {
-	if total1 <= total0 {
-		return 0
-	}
-	return max(steal1-steal0, 0).Seconds() / (total1 - total0).Seconds()
-}
+// MaxStealPct is the percentage of the machine's CPU time the hypervisor
+// may take while a path is measured before its figures stop counting as a
+// quiet run's: stolen time slows every stage unevenly.
+const MaxStealPct = 5
 
 // ReadCPUSample reads /proc/stat and /proc/self/stat.
 func ReadCPUSample() (CPUSample, error) {
@@ -93,7 +71,7 @@ func ReadCPUSample() (CPUSample, error) {
 	if err != nil {
 		return CPUSample{}, fmt.Errorf("read cpu sample: %w", err)
 	}
-	busy, err := ParseCPUStat(stat)
+	times, err := ParseCPUStat(stat)
 	if err != nil {
 		return CPUSample{}, err
 	}
@@ -101,7 +79,7 @@ func ReadCPUSample() (CPUSample, error) {
 	if err != nil {
 		return CPUSample{}, err
 	}
-	return CPUSample{Busy: busy, Self: own}, nil
+	return CPUSample{CPUTimes: times, Self: own}, nil
 }
 
 // IdlePolicy is when the machine counts as idle: the CPU of everything but

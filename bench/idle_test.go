@@ -9,8 +9,8 @@ import (
 
 func TestParseCPUStat(t *testing.T) {
 	got, err := ParseCPUStat([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\n"))
-	if err != nil || got != 161*time.Second/userHZ { // user+nice+system+irq+softirq+steal, not idle or iowait
-		t.Errorf("ParseCPUStat = %v, %v; want %v", got, err, 161*time.Second/userHZ)
+	if err != nil || got.Busy != 161*time.Second/userHZ { // user+nice+system+irq+softirq+steal, not idle or iowait
+		t.Errorf("ParseCPUStat = %v, %v; want %v", got.Busy, err, 161*time.Second/userHZ)
 	}
 	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 x 4 5 6 7 8\n", "cpu 1 2 3\n"} {
 		if _, err := ParseCPUStat([]byte(bad)); err == nil {
@@ -60,27 +60,28 @@ func TestWaitIdle(t *testing.T) {
 }
 
 func TestParseCPUSteal(t *testing.T) {
-	steal, total, err := ParseCPUSteal([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\n"))
-	if err != nil || steal != 1*time.Second/userHZ || total != 9201*time.Second/userHZ {
-		t.Errorf("ParseCPUSteal = %v, %v, %v; want %v of %v", steal, total, err, time.Second/userHZ, 9201*time.Second/userHZ)
+	got, err := ParseCPUStat([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\n"))
+	if err != nil || got.Steal != 1*time.Second/userHZ || got.Total != 9201*time.Second/userHZ {
+		t.Errorf("ParseCPUStat = %+v, %v; want steal %v of %v", got, err, time.Second/userHZ, 9201*time.Second/userHZ)
 	}
-	if _, _, err := ParseCPUSteal([]byte("cpu 1 2 3\n")); err == nil {
-		t.Error("ParseCPUSteal of a short line: no error")
+	if _, err := ParseCPUStat([]byte("cpu 1 2 3\n")); err == nil {
+		t.Error("ParseCPUStat of a short line: no error")
 	}
-	if got := StealShare(0, 0, time.Second, 10*time.Second); got != 0.1 {
+	if got := (CPUTimes{}).StealShare(CPUTimes{Steal: time.Second, Total: 10 * time.Second}); got != 0.1 {
 		t.Errorf("StealShare = %v, want 0.1", got)
 	}
-	if got := StealShare(time.Second, 10*time.Second, time.Second, 10*time.Second); got != 0 {
+	same := CPUTimes{Steal: time.Second, Total: 10 * time.Second}
+	if got := same.StealShare(same); got != 0 {
 		t.Errorf("StealShare with no time passed = %v, want 0", got)
 	}
 }
 
 // TestBusyCountsSteal: a path that began on an idle machine but lost more
-// than MaxSteal of its CPU time to the hypervisor is not a quiet run's.
+// than MaxStealPct of its CPU time to the hypervisor is not a quiet run's.
 func TestBusyCountsSteal(t *testing.T) {
 	r := Results{Paths: []*Path{
 		{Name: "quiet", Idle: IdleWait{Idle: true}, Steal: 1},
-		{Name: "stolen", Idle: IdleWait{Idle: true}, Steal: 100*MaxSteal + 1},
+		{Name: "stolen", Idle: IdleWait{Idle: true}, Steal: MaxStealPct + 1},
 		{Name: "busy", Idle: IdleWait{Idle: false}},
 	}}
 	if got := strings.Join(r.Busy(), ","); got != "stolen,busy" {

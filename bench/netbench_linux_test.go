@@ -399,16 +399,15 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		}
 	}
 	p.Idle = waitIdle(ctx, cfg, name)
-	steal0, total0, stealErr := ReadSteal()
+	before, stealErr := ReadCPUSample()
 	defer func() {
-		steal1, total1, err := ReadSteal()
+		after, err := ReadCPUSample()
 		if err = cmp.Or(stealErr, err); err != nil {
 			fail(err)
 			return
 		}
-		p.Steal = 100 * StealShare(steal0, total0, steal1, total1)
-		if p.Steal > 100*MaxSteal {
-			t.Logf("== %s: !!! the hypervisor took %.0f%% of the CPU time while it was measured (limit %.0f%%); these figures are not a quiet run's", name, p.Steal, 100*MaxSteal)
+		if p.Steal = 100 * before.StealShare(after.CPUTimes); p.Stolen() {
+			t.Logf("== %s: !!! the hypervisor took %.0f%% of the CPU time while it was measured (limit %d%%); these figures are not a quiet run's", name, p.Steal, MaxStealPct)
 		}
 	}()
 	limit := time.Duration(cfg.seconds)*time.Second + 15*time.Second

@@ -83,7 +83,7 @@ type Path struct {
 	// Idle is what the wait for an idle machine before this path found.
 	Idle IdleWait `json:"idle"`
 	// Steal is the percentage of the machine's CPU time the hypervisor
-	// took while the path was measured; above MaxSteal the path is busy.
+	// took while the path was measured; above MaxStealPct the path is busy.
 	Steal float64 `json:"steal_pct"`
 	// TCP1 and TCP4 are iperf3 TCP throughput in Gbps with 1 and 4 streams.
 	TCP1 Summary `json:"tcp1_gbps"`
@@ -173,13 +173,16 @@ func (p *Path) CPUSum(load Load, roles ...string) float64 {
 	return sum
 }
 
+// Stolen reports whether the hypervisor took more than MaxStealPct of the
+// CPU time while p was measured.
+func (p *Path) Stolen() bool { return p.Steal > MaxStealPct }
+
 // Busy returns the paths measured without an idle machine: busy when
-// their measurement began, or with more than MaxSteal of the CPU time taken
-// by the hypervisor while it ran.
+// their measurement began, or stolen while it ran.
 func (r *Results) Busy() []string {
 	var busy []string
 	for _, p := range r.Paths {
-		if !p.Idle.Idle || p.Steal > 100*MaxSteal {
+		if !p.Idle.Idle || p.Stolen() {
 			busy = append(busy, p.Name)
 		}
 	}
@@ -442,10 +445,10 @@ func (r *Results) writeIdle(out io.Writer) {
 	}
 	for _, p := range r.Paths {
 		steal := ""
-		if p.Steal > 100*MaxSteal {
+		if p.Stolen() {
 			steal = " !!!"
 		}
-		fmt.Fprintf(out, "  %s: %s; steal while measured %.1f%% (limit %.0f%%)%s\n", p.Name, p.Idle, p.Steal, 100*MaxSteal, steal)
+		fmt.Fprintf(out, "  %s: %s; steal while measured %.1f%% (limit %d%%)%s\n", p.Name, p.Idle, p.Steal, MaxStealPct, steal)
 	}
 	if busy := r.Busy(); len(busy) > 0 {
 		fmt.Fprintf(out, "!!! NOT A QUIET RUN: %d of %d paths were measured on a busy machine: %s\n", len(busy), len(r.Paths), strings.Join(busy, ", "))
