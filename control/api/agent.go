@@ -51,8 +51,8 @@ func (s *Server) checkCredential(w http.ResponseWriter, r *http.Request) {
 	bearer, _ := token.Bearer(r.Header.Get("Authorization"))
 	var out model.CredentialCheck
 	enrolled := false
-	if tok, err := token.DecodeTunnel(bearer); err == nil {
-		t, err := s.reg.AuthenticateTunnel(ctx, tok.TunnelID, tok.Secret)
+	if _, err := token.DecodeTunnel(bearer); err == nil {
+		_, t, err := s.authenticateTunnel(r, bearer)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -64,17 +64,14 @@ func (s *Server) checkCredential(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-	} else if cred, err := token.DecodeSecret(bearer, token.KindDevice); err == nil {
-		d, err := s.reg.AuthenticateDevice(ctx, cred.ID, cred.Secret)
+	} else {
+		d, err := s.authenticateDevice(r, bearer)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		out = model.CredentialCheck{Kind: "device", ID: d.ID, Name: d.Name}
 		enrolled = d.Key == req.PublicKey
-	} else {
-		writeError(w, model.Errorf(model.KindUnauthorized, "the bearer is neither a tunnel token nor a device credential"))
-		return
 	}
 	if req.PublicKey != "" {
 		out.KeyEnrolled = &enrolled
@@ -92,17 +89,24 @@ func (s *Server) tunnelAuth(next func(http.ResponseWriter, *http.Request, token.
 			writeError(w, model.Errorf(model.KindUnauthorized, "missing tunnel token"))
 			return
 		}
-		tok, err := token.DecodeTunnel(bearer)
+		tok, _, err := s.authenticateTunnel(r, bearer)
 		if err != nil {
-			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
-			return
-		}
-		if _, err := s.reg.AuthenticateTunnel(r.Context(), tok.TunnelID, tok.Secret); err != nil {
 			writeError(w, err)
 			return
 		}
 		next(w, r, tok)
 	}
+}
+
+// authenticateTunnel decodes bearer as a tunnel token and checks it against
+// its live tunnel.
+func (s *Server) authenticateTunnel(r *http.Request, bearer string) (token.Tunnel, model.Tunnel, error) {
+	tok, err := token.DecodeTunnel(bearer)
+	if err != nil {
+		return tok, model.Tunnel{}, model.Errorf(model.KindUnauthorized, "%v", err)
+	}
+	t, err := s.reg.AuthenticateTunnel(r.Context(), tok.TunnelID, tok.Secret)
+	return tok, t, err
 }
 
 func (s *Server) enrollConnector(w http.ResponseWriter, r *http.Request, tok token.Tunnel) {

@@ -236,18 +236,23 @@ func (s *Server) deviceAuth(next func(http.ResponseWriter, *http.Request, model.
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		bearer, _ := token.Bearer(r.Header.Get("Authorization"))
-		cred, err := token.DecodeSecret(bearer, token.KindDevice)
-		if err != nil {
-			writeError(w, model.Errorf(model.KindUnauthorized, "%v", err))
-			return
-		}
-		d, err := s.reg.AuthenticateDevice(r.Context(), cred.ID, cred.Secret)
+		d, err := s.authenticateDevice(r, bearer)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		next(w, r, d)
 	}
+}
+
+// authenticateDevice decodes bearer as a device credential and checks it
+// against its device.
+func (s *Server) authenticateDevice(r *http.Request, bearer string) (model.Device, error) {
+	cred, err := token.DecodeSecret(bearer, token.KindDevice)
+	if err != nil {
+		return model.Device{}, model.Errorf(model.KindUnauthorized, "%v", err)
+	}
+	return s.reg.AuthenticateDevice(r.Context(), cred.ID, cred.Secret)
 }
 
 func (s *Server) deviceConfigFor(r *http.Request, id uuid.UUID) (model.DeviceConfig, error) {
