@@ -3,13 +3,13 @@ package agent
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/control/model"
+	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
 // DefaultEdges is how many edges of a cluster an agent keeps sessions to
@@ -114,15 +114,14 @@ func writeAllowed(b *strings.Builder, e model.ClusterEdge, active bool) error {
 // writePeer writes the UAPI lines of e's whole peer: key, endpoint,
 // keepalive and AllowedIPs.
 func writePeer(b *strings.Builder, e model.ClusterEdge, active bool) error {
-	addr, err := net.ResolveUDPAddr("udp", e.Endpoint)
+	ep, err := wireguard.ResolveEndpoint(e.Endpoint)
 	if err != nil {
 		return fmt.Errorf("resolve the endpoint %q of edge %s: %w", e.Endpoint, e.Name, err)
 	}
 	if err := writeAllowed(b, e, active); err != nil {
 		return err
 	}
-	ap := addr.AddrPort()
-	fmt.Fprintf(b, "endpoint=%s\n", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	fmt.Fprintf(b, "endpoint=%s\n", ep)
 	fmt.Fprintf(b, "persistent_keepalive_interval=%d\n", int(model.KeepaliveInterval/time.Second))
 	return nil
 }

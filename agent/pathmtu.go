@@ -3,8 +3,6 @@ package agent
 import (
 	"encoding/base64"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"sync"
 
@@ -74,14 +72,13 @@ func (m *pathMTU) sync(edges map[string]string, active string) {
 			if err != nil || len(pub) != wireguard.KeySize {
 				continue
 			}
-			addr, err := net.ResolveUDPAddr("udp", endpoint) // as setEdgeLocked does
+			ep, err := wireguard.ResolveEndpoint(endpoint)
 			if err != nil {
 				m.log.Warn("starting path MTU probes", "edge", k, "err", err)
 				continue
 			}
-			ap := addr.AddrPort()
 			p, err := m.bind.StartProber(wireguard.ProberConfig{Agent: m.priv, Edge: wireguard.PublicKey(pub),
-				Endpoint: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(),
+				Endpoint: ep.String(),
 				MTU:      m.pmc.mtu, Logger: m.log, OnChange: func(wireguard.PathMTU) { go m.applyActive() }})
 			if err != nil {
 				m.log.Warn("starting path MTU probes", "edge", k, "err", err)

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,15 +101,14 @@ func (d *wgDevice) setEdgeLocked(edge model.EdgePeer) error {
 	if err != nil || len(pub) != 32 {
 		return fmt.Errorf("edge public key %q is not a base64 WireGuard key", edge.PublicKey)
 	}
-	addr, err := net.ResolveUDPAddr("udp", edge.Endpoint)
+	ep, err := wireguard.ResolveEndpoint(edge.Endpoint)
 	if err != nil {
 		return fmt.Errorf("resolve edge endpoint %q: %w", edge.Endpoint, err)
 	}
 	var b strings.Builder
 	b.WriteString("replace_peers=true\n")
 	fmt.Fprintf(&b, "public_key=%s\n", hexKey(pub))
-	ap := addr.AddrPort()
-	fmt.Fprintf(&b, "endpoint=%s\n", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	fmt.Fprintf(&b, "endpoint=%s\n", ep)
 	fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(model.KeepaliveInterval/time.Second))
 	b.WriteString("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n")
 	if err := d.ipc.IpcSet(b.String()); err != nil {

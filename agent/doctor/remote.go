@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -210,18 +209,17 @@ func handshake(ctx context.Context, priv wireguard.PrivateKey, e model.ClusterEd
 		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: %v", name, err)
 		return c
 	}
-	addr, err := net.ResolveUDPAddr("udp", e.Endpoint)
+	addr, err := wireguard.ResolveEndpoint(e.Endpoint)
 	if err != nil {
 		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: resolve its endpoint: %v", name, err)
 		return c
 	}
 	ctx, cancel := context.WithTimeout(ctx, handshakeWait)
 	defer cancel()
-	ap := addr.AddrPort()
-	rtt, err := wireguard.HandshakeOnce(ctx, priv, pub, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	rtt, err := wireguard.HandshakeOnce(ctx, priv, pub, addr)
 	if err != nil {
-		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: %v: a firewall drops UDP to port %d, or the edge does not listen there", name, err, addr.Port)
-		c.Fix = fmt.Sprintf("nft add rule inet filter output udp dport %d accept", addr.Port)
+		c.Status, c.Detail = Fail, fmt.Sprintf("edge %s: %v: a firewall drops UDP to port %d, or the edge does not listen there", name, err, addr.Port())
+		c.Fix = fmt.Sprintf("nft add rule inet filter output udp dport %d accept", addr.Port())
 		return c
 	}
 	c.Status, c.Detail = OK, fmt.Sprintf("edge %s completed a handshake in %s", name, rtt.Round(100*time.Microsecond))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,18 @@ type PeerConfig struct {
 	// same holds the other way: what the endpoint sends such a peer must
 	// start with the header. 0 for a plain WireGuard peer.
 	Framing int
+}
+
+// ResolveEndpoint resolves a peer's endpoint, HOST:PORT, to an address
+// (an IPv4 one unmapped), as PeerConfig.Endpoint and wireguard-go's UAPI
+// endpoint= take it.
+func ResolveEndpoint(hostPort string) (netip.AddrPort, error) {
+	addr, err := net.ResolveUDPAddr("udp", hostPort)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := addr.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // AddPeer authorizes a peer, or updates it if it is already authorized, and

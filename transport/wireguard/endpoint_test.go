@@ -280,3 +280,17 @@ func TestMalformed(t *testing.T) {
 	tn.Outbound <- ping
 	c.expect(t, ping)
 }
+
+// TestResolveEndpoint: an IPv4 endpoint comes back unmapped (as UAPI and
+// PeerConfig take it), an IPv6 one as it is, a malformed one as an error.
+func TestResolveEndpoint(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:51820": "127.0.0.1:51820", "[::1]:443": "[::1]:443"} {
+		got, err := ResolveEndpoint(in)
+		if err != nil || got.String() != want || (got.Addr().Is4In6()) {
+			t.Errorf("ResolveEndpoint(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := ResolveEndpoint("no-port"); err == nil {
+		t.Error("ResolveEndpoint without a port: no error")
+	}
+}
