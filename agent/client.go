@@ -300,25 +300,23 @@ func RunClient(ctx context.Context, cfg ClientConfig) error {
 // cfg.Token) if the state dir holds no credential.
 func deviceClient(ctx context.Context, cfg ClientConfig, k key, log *slog.Logger) (*client.Client, string, masqueAuth, error) {
 	path := filepath.Join(cfg.StateDir, credentialFile)
-	buf, err := os.ReadFile(path)
+	credential, err := DeviceCredential(cfg.StateDir)
+	var fresh []byte // a new credential, to keep
 	switch {
 	case errors.Is(err, os.ErrNotExist) && cfg.Login:
-		if buf, err = signIn(ctx, cfg, k, "", log); err == nil {
-			err = atomicfile.WriteFile(path, buf, 0o600)
-		}
+		fresh, err = signIn(ctx, cfg, k, "", log)
 	case errors.Is(err, os.ErrNotExist):
-		if buf, err = enrollDevice(ctx, cfg, k, log); err == nil {
-			err = atomicfile.WriteFile(path, buf, 0o600)
-		}
-	case err == nil && cfg.Login && sessionEnded(ctx, strings.TrimSpace(string(buf))):
-		if buf, err = signIn(ctx, cfg, k, strings.TrimSpace(string(buf)), log); err == nil {
-			err = atomicfile.WriteFile(path, buf, 0o600)
-		}
+		fresh, err = enrollDevice(ctx, cfg, k, log)
+	case err == nil && cfg.Login && sessionEnded(ctx, credential):
+		fresh, err = signIn(ctx, cfg, k, credential, log)
+	}
+	if err == nil && fresh != nil {
+		err = atomicfile.WriteFile(path, fresh, 0o600)
+		credential = strings.TrimSpace(string(fresh))
 	}
 	if err != nil {
 		return nil, "", masqueAuth{}, fmt.Errorf("client: %w", err)
 	}
-	credential := strings.TrimSpace(string(buf))
 	cred, err := token.DecodeSecret(credential, token.KindDevice)
 	if err != nil {
 		return nil, "", masqueAuth{}, fmt.Errorf("client: device credential %s: %w", path, err)
