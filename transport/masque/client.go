@@ -97,6 +97,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*ClientSession, error) {
 	return cs, nil
 }
 
+// clientRequestStream is the stream id of a client session's CONNECT-IP
+// request (see dialOn).
+const clientRequestStream quic.StreamID = 0
+
 func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig, release func()) (*ClientSession, error) {
 	req, err := connectip.NewRequest(ctx, uritemplate.MustNew(Template))
 	if err != nil {
@@ -118,6 +122,12 @@ func dialOn(ctx context.Context, qconn *quic.Conn, cfg ClientConfig, release fun
 		log = slog.New(slog.DiscardHandler)
 	}
 	sess := newSession(conn, qconn, log.With("component", "masque"))
+	// qconn is the session's own and its request the first stream the
+	// client opened on it: the first client-initiated bidirectional
+	// stream, which QUIC numbers 0 (RFC 9000, 2.1; HTTP/3's own streams
+	// are unidirectional). TestDirectDatagramsOnRequestStream holds the
+	// edge's side to it.
+	sess.prefix = datagramPrefix(clientRequestStream)
 	sess.onClose = release
 	cs := &ClientSession{Session: sess}
 	if err := conn.AdvertiseRoute(toRoutes(cfg.Routes)); err != nil {

@@ -337,3 +337,49 @@ func TestSessionsPerIdentityBounded(t *testing.T) {
 		t.Fatalf("a session of replica-a after one closed: %v", err)
 	}
 }
+
+// TestDirectDatagramsOnRequestStream: a client's CONNECT-IP request is the
+// stream the client's direct datagrams name (clientRequestStream), as the
+// edge's side finds it, and each side reads what the other sends directly
+// as well as what connect-ip-go sends: one wire format.
+func TestDirectDatagramsOnRequestStream(t *testing.T) {
+	all4 := netip.MustParsePrefix("0.0.0.0/0")
+	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	h.served = make(chan *Session, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := Dial(ctx, ClientConfig{
+		Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String(),
+		TLS:  tlsConf, Header: bearer("good"), Routes: []netip.Prefix{site}, ExpectAddress: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	<-h.opened
+	edge := <-h.served
+	if want := datagramPrefix(clientRequestStream); !slices.Equal(edge.prefix, want) || !slices.Equal(cs.prefix, want) {
+		t.Fatalf("datagram prefix: edge %x, client %x, want %x on both", edge.prefix, cs.prefix, want)
+	}
+	direct := cs.prefix
+	got := make(collect, 16)
+	go cs.Serve(got)
+	for _, mode := range []struct {
+		name   string
+		prefix []byte
+	}{{"direct", direct}, {"connect-ip-go", nil}} {
+		cs.prefix = mode.prefix // no WritePacket runs meanwhile
+		pkt := ipv4(overlay.Addr(), netip.MustParseAddr("203.0.113.5"), 64, 100)
+		if err := cs.WritePacket(slices.Clone(pkt)); err != nil {
+			t.Fatalf("%s: WritePacket = %v", mode.name, err)
+		}
+		select {
+		case back := <-got:
+			if len(back) != len(pkt) || back[8] != pkt[8] || [4]byte(back[16:20]) != [4]byte(pkt[12:16]) {
+				t.Errorf("%s: echo of %d bytes ttl %d: got %d bytes ttl %d to %v", mode.name, len(pkt), pkt[8], len(back), back[8], back[16:20])
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no echo within 5 s", mode.name)
+		}
+	}
+}

@@ -214,6 +214,9 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := newSession(conn, qconn, s.log)
+	if str, err := w.(http3.HTTPStreamer).HTTPStream(); err == nil {
+		sess.prefix = datagramPrefix(str.StreamID())
+	}
 	if !s.track(sess) {
 		sess.Close()
 		return

@@ -13,6 +13,7 @@ import (
 
 	connectip "github.com/quic-go/connect-ip-go"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
 )
 
 // Buffer layout of received packets: Receive gets bufs[i][Headroom:] as the
@@ -90,6 +91,11 @@ type Session struct {
 	done   chan struct{} // closed by Close
 
 	rx, tx, txErr, tooBig atomic.Uint64
+	// prefix starts every datagram the session sends itself (sendDirect):
+	// RFC 9297's quarter stream id of its request, then RFC 9484's context
+	// id 0. Nil sends through connect-ip-go.
+	prefix []byte
+
 	closeOnce             sync.Once
 	closeErr              error
 	onClose               func() // then closes what the session owns (an agent's QUIC connection)
@@ -143,6 +149,9 @@ func (s *Session) WritePacket(pkt []byte) error {
 	if !s.fits(len(pkt)) {
 		return s.refuse(len(pkt))
 	}
+	if s.prefix != nil {
+		return s.sendDirect(pkt)
+	}
 	restoreHop(pkt)
 	icmp, err := s.conn.WritePacket(pkt)
 	if icmp != nil { // quic-go's capacity fell below MTU() since fits
@@ -155,6 +164,44 @@ func (s *Session) WritePacket(pkt []byte) error {
 	}
 	s.tx.Add(1)
 	return nil
+}
+
+// datagramBufs are the buffers sendDirect composes datagrams in; quic-go
+// copies what it is given, so a buffer is free again once SendDatagram returns.
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+// sendDirect sends pkt as one HTTP datagram straight on the QUIC
+// connection, in the wire format connect-ip-go and HTTP/3 would produce,
+// without their two copies, two allocations and connect-ip-go's
+// re-parsing of a packet the router has checked already (nor its TTL
+// decrement, which WritePacket would have to undo): quic-go copies it once.
+func (s *Session) sendDirect(pkt []byte) error {
+	select {
+	case <-s.done:
+		return net.ErrClosed
+	default:
+	}
+	bp := datagramBufs.Get().(*[]byte)
+	d := append(append((*bp)[:0], s.prefix...), pkt...)
+	err := s.watch.qconn.SendDatagram(d)
+	*bp = d[:0]
+	datagramBufs.Put(bp)
+	if err != nil {
+		if _, ok := errors.AsType[*quic.DatagramTooLargeError](err); ok {
+			s.kickMTU() // quic-go's capacity fell below MTU() since fits
+			return s.refuse(len(pkt))
+		}
+		s.txErr.Add(1)
+		return err
+	}
+	s.tx.Add(1)
+	return nil
+}
+
+// datagramPrefix is what starts the HTTP datagrams of the request on
+// stream id: its quarter stream id (RFC 9297) and context id 0 (RFC 9484).
+func datagramPrefix(id quic.StreamID) []byte {
+	return quicvarint.Append(quicvarint.Append(nil, uint64(id/4)), 0)
 }
 
 // restoreHop raises the TTL (hop limit) of pkt by one unless it is already
