@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/switchyard/switchyard/internal/packettest"
 	"github.com/switchyard/switchyard/internal/testpki"
 )
@@ -381,5 +384,57 @@ func TestDirectDatagramsOnRequestStream(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: no echo within 5 s", mode.name)
 		}
+	}
+}
+
+// TestUnauthenticatedConnectionClosed: a connection whose request never
+// finishes its headers (so HTTP/3's idle timeout never applies, and no
+// credential is ever checked) is closed after requestTimeout; an agent's
+// authenticated session on another connection outlives it.
+func TestUnauthenticatedConnectionClosed(t *testing.T) {
+	old := requestTimeout
+	requestTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { requestTimeout = old })
+	all4 := netip.MustParsePrefix("0.0.0.0/0")
+	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	agent, err := Dial(ctx, ClientConfig{Addr: addr, TLS: tlsConf, Header: bearer("good"), Routes: []netip.Prefix{site}, ExpectAddress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	<-h.opened
+
+	slow := tlsConf.Clone()
+	slow.NextProtos = []string{http3.NextProtoH3}
+	qc, err := quic.DialAddr(ctx, addr, slow, quicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.CloseWithError(0, "")
+	str, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A HEADERS frame (type 1) announcing 200 bytes, of which 3 come.
+	if _, err := str.Write([]byte{0x01, 0x40, 0xc8, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-qc.Context().Done():
+		var ae *quic.ApplicationError
+		if err := context.Cause(qc.Context()); !errors.As(err, &ae) || ae.ErrorCode != quic.ApplicationErrorCode(http3.ErrCodeRequestIncomplete) {
+			t.Errorf("the unfinished request's connection closed with %v, want H3_REQUEST_INCOMPLETE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection with an unfinished request is still open after 5 s")
+	}
+	time.Sleep(requestTimeout) // the agent's connection is older than the other
+	select {
+	case <-agent.watch.qconn.Context().Done():
+		t.Fatalf("the authenticated agent's connection closed too: %v", context.Cause(agent.watch.qconn.Context()))
+	default:
 	}
 }

@@ -1,8 +1,8 @@
 package masque
 
 import (
-	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -108,11 +108,12 @@ func newTransport(pc net.PacketConn) *quic.Transport {
 	return &quic.Transport{Conn: pc, ConnectionIDLength: connIDLen}
 }
 
-// connKey is the request context's key for the QUIC connection a request
-// arrived on (http3.Server.ConnContext puts it there).
+// connKey is the request context's key for the connState of the QUIC
+// connection a request arrived on (Server.connContext puts it there).
 type connKey struct{}
 
-// withConn is the server's http3.Server.ConnContext.
-func withConn(ctx context.Context, c *quic.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+// connState is what the server knows of one QUIC connection.
+type connState struct {
+	conn   *quic.Conn
+	authed atomic.Bool // a request on it has authenticated
 }

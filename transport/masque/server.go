@@ -86,6 +86,13 @@ const DefaultMaxSessions = 4
 // always holds its CONNECT-IP request.
 const idleConnTimeout = 30 * time.Second
 
+// requestTimeout closes a QUIC connection on which no request has
+// authenticated this long after its handshake: a request whose headers
+// never finish holds its connection open past idleConnTimeout (HTTP/3 sets
+// no deadline on them), and credentials are checked only once they have.
+// A variable for tests.
+var requestTimeout = 10 * time.Second
+
 // Server serves CONNECT-IP over HTTP/3 on one UDP socket.
 type Server struct {
 	cfg      ServerConfig
@@ -146,7 +153,7 @@ func serveOn(cfg ServerConfig, pc net.PacketConn) (*Server, error) {
 		QUICConfig:      quicConfig(),
 		EnableDatagrams: true,
 		IdleTimeout:     idleConnTimeout,
-		ConnContext:     withConn,
+		ConnContext:     s.connContext,
 	}
 	ln, err := s.tr.ListenEarly(s.h3.TLSConfig, quicConfig())
 	if err != nil {
@@ -168,6 +175,21 @@ func serveOn(cfg ServerConfig, pc net.PacketConn) (*Server, error) {
 // Port is the UDP port the server listens on.
 func (s *Server) Port() uint16 { return uint16(s.pc.LocalAddr().(*net.UDPAddr).Port) }
 
+// connContext is the server's http3.Server.ConnContext: it puts the
+// connection's state into its requests' context, and closes the connection
+// unless a request on it authenticates within requestTimeout.
+func (s *Server) connContext(ctx context.Context, c *quic.Conn) context.Context {
+	st := &connState{conn: c}
+	t := time.AfterFunc(requestTimeout, func() {
+		if !st.authed.Load() {
+			s.log.Info("closed a MASQUE connection: no request authenticated on it", "remote", c.RemoteAddr(), "within", requestTimeout)
+			c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeRequestIncomplete), "no authenticated request")
+		}
+	})
+	context.AfterFunc(c.Context(), func() { t.Stop() })
+	return context.WithValue(ctx, connKey{}, st)
+}
+
 // serveConnectIP authenticates one CONNECT-IP request and runs its session
 // on the request's goroutine.
 func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
@@ -179,6 +201,12 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 			status = pe.HTTPStatus
 		}
 		http.Error(w, err.Error(), status)
+		return
+	}
+	st, _ := r.Context().Value(connKey{}).(*connState)
+	if st == nil {
+		s.log.Error("MASQUE request without its QUIC connection", "remote", r.RemoteAddr)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
 	g, err := s.cfg.Handler.Authenticate(r)
@@ -194,6 +222,7 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
+	st.authed.Store(true)
 	if !s.reserve(g.Identity) {
 		s.log.Warn("refused a MASQUE session: its identity holds the most sessions allowed",
 			"identity", g.Identity, "max_sessions", s.cfg.MaxSessions, "remote", r.RemoteAddr, "status", http.StatusTooManyRequests)
@@ -207,13 +236,7 @@ func (s *Server) serveConnectIP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("opening a MASQUE session", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	qconn, _ := r.Context().Value(connKey{}).(*quic.Conn)
-	if qconn == nil {
-		s.log.Error("MASQUE request without its QUIC connection", "remote", r.RemoteAddr)
-		conn.Close()
-		return
-	}
-	sess := newSession(conn, qconn, s.log)
+	sess := newSession(conn, st.conn, s.log)
 	if str, err := w.(http3.HTTPStreamer).HTTPStream(); err == nil {
 		sess.prefix = datagramPrefix(str.StreamID())
 	}

@@ -96,9 +96,9 @@ type Session struct {
 	// id 0. Nil sends through connect-ip-go.
 	prefix []byte
 
-	closeOnce             sync.Once
-	closeErr              error
-	onClose               func() // then closes what the session owns (an agent's QUIC connection)
+	closeOnce sync.Once
+	closeErr  error
+	onClose   func() // then closes what the session owns (an agent's QUIC connection)
 }
 
 // newSession wraps conn, which runs on qconn, and starts following its MTU.
