@@ -16,7 +16,7 @@ import (
 // configuration polls, its heartbeats are answered for the hold, and each
 // agent swaps its peers back. A ping-like stream (a packet every 10 ms from
 // the client to the site, echoed back) runs through the return; the test
-// prints how many went missing and bounds it loosely.
+// prints how many went missing and bounds the gap by the failover target.
 func TestAgentsReturnToTheirHomeEdge(t *testing.T) {
 	l := startTwoEdgeLab(t, "home edge")
 	cs, cc := l.cs, l.cc
@@ -52,8 +52,10 @@ func TestAgentsReturnToTheirHomeEdge(t *testing.T) {
 	if connBack > 15*time.Second || cliBack > 15*time.Second {
 		t.Errorf("the agents took %v and %v to return to edge-1", connBack, cliBack)
 	}
-	if lost > 20 {
-		t.Errorf("%d of %d pings lost across the return to edge-1, want at most 20 (200 ms)", lost, sent)
+	// The bound is the product's failover target (under 1 s), not the
+	// gap a quiet machine shows (a few pings): a loaded CI host stretches it.
+	if lost >= 100 {
+		t.Errorf("%d of %d pings lost across the return to edge-1, want under 100 (1 s)", lost, sent)
 	}
 	l.logsSay(t, "it moved its traffic back from edge-2 to edge-1", "the traffic moved back to it", "from=edge-2 to=edge-1")
 	// Both directions through edge-1 now, and the registry agrees.
