@@ -54,7 +54,8 @@ type config struct {
 	budget               time.Duration
 	paths                map[string]bool // empty: all
 	bin, out, micro      string
-	profile              bool   // BENCH_PROFILE=1: record the edge's CPU profile (edge-cpu.pprof for WireGuard, edge-masque-cpu.pprof for MASQUE)
+	profile              bool   // BENCH_PROFILE=1 or rate: record the edge's CPU profile (edge-cpu.pprof for WireGuard, edge-masque-cpu.pprof for MASQUE)
+	profileLoad          Load   // the run profiled: 4 streams, or the offered rate (BENCH_PROFILE=rate)
 	wgGomod              string // BENCH_WGGO_GOMOD: a wireguard-go built from go.mod's version, measured too
 	debian               bool   // BENCH_DEBIAN=1: also Debian's wireguard-go (a footnote)
 	rate                 string // BENCH_RATE: iperf3 -b of the offered-rate run, "0" to skip
@@ -111,7 +112,10 @@ func loadConfig(t *testing.T) config {
 	for _, p := range strings.FieldsFunc(os.Getenv("BENCH_PATHS"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		c.paths[p] = true
 	}
-	c.profile = os.Getenv("BENCH_PROFILE") == "1"
+	c.profile, c.profileLoad = os.Getenv("BENCH_PROFILE") == "1", LoadTCP4
+	if os.Getenv("BENCH_PROFILE") == "rate" {
+		c.profile, c.profileLoad = true, LoadRate
+	}
 	c.wgGomod = os.Getenv("BENCH_WGGO_GOMOD")
 	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO_FILE")
 	if c.out == "" {
@@ -354,7 +358,8 @@ type pathSpec struct {
 	name, desc string
 	src        *lab.NS
 	daemons    []daemon
-	// profile, if set, records a CPU profile for d during the first 4-stream TCP run.
+	// profile, if set, records a CPU profile for d during the first
+	// repetition's run of config.profileLoad.
 	profile func(d time.Duration) error
 	// verify, if set, must pass once the path works, before it is measured:
 	// that the packets take the way the path is named for.
@@ -457,7 +462,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				}
 			}
 			var profiled chan error
-			if spec.profile != nil && rep == 0 && tr.load == LoadTCP4 {
+			if spec.profile != nil && rep == 0 && tr.load == cfg.profileLoad {
 				profiled = make(chan error, 1)
 				go func() { profiled <- spec.profile(time.Duration(cfg.seconds) * time.Second) }()
 			}

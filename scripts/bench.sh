@@ -21,7 +21,7 @@
 # BENCH_GOMOD=0 (skip the -gomod paths, the references of every target),
 # BENCH_DEBIAN=1 (also Debian's wireguard-go, wggo-direct and wggo-hub: a footnote),
 # BENCH_IDLE_PCT, BENCH_IDLE_MAX, BENCH_RATE,
-# BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site run),
+# BENCH_PROFILE=1 (save the edge's CPU profile during a site-to-site 4-stream run; =rate: during the offered-rate run),
 # BENCH_BUDGET (lab time limit, default 13m or 1.5× the expected time), BENCH_BENCHTIME (default 1s),
 # BENCH_FILTER (Go benchmark regexp, default .), BENCH_MICRO=0 / BENCH_LAB=0 /
 # BENCH_FAILOVER=0 to skip a part.
