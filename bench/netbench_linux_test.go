@@ -429,7 +429,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		runs = append(runs, tcpRun{LoadRate, 1, cfg.rate})
 	}
 	var udp, loss, rtt []float64
-	gbps := map[Load][]float64{}
+	gbps, retr := map[Load][]float64{}, map[Load][]float64{}
 	cpu := make([]map[Load][]float64, len(daemons))
 	for i := range cpu {
 		cpu[i] = map[Load][]float64{}
@@ -486,6 +486,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				continue
 			}
 			gbps[tr.load] = append(gbps[tr.load], r.Gbps)
+			if r.Bytes > 0 {
+				retr[tr.load] = append(retr[tr.load], r.Retransmits/(r.Bytes/1e9))
+			}
 			for i, d := range daemons {
 				after, err := d.cpu()
 				if err != nil {
@@ -522,6 +525,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	}
 	p.TCP1, p.TCP4, p.Rate = Summarize(gbps[LoadTCP1]), Summarize(gbps[LoadTCP4]), Summarize(gbps[LoadRate])
 	p.UDP64, p.UDPLoss, p.RTT = Summarize(udp), Summarize(loss), Summarize(rtt)
+	p.Retransmits = DaemonCPU{Role: "TCP", TCP1: Summarize(retr[LoadTCP1]), TCP4: Summarize(retr[LoadTCP4]), Rate: Summarize(retr[LoadRate])}
 	for i, d := range daemons {
 		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, TCP1: Summarize(cpu[i][LoadTCP1]), TCP4: Summarize(cpu[i][LoadTCP4]), Rate: Summarize(cpu[i][LoadRate])})
 	}
@@ -711,7 +715,33 @@ func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *R
 	ca, cb := startConnectors(t, cfg, tp, cli, cli, "masque")
 	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
 		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
+	logMASQUEQueues(t, cli("stats", "-o", "json"))
 	logEdgeStats(t, tp, cfg)
+}
+
+// logMASQUEQueues prints the edge's MASQUE counters over all the path's
+// runs: the QUIC packets its sessions received (datagrams, and the ACKs of
+// what it sent) against the datagrams that reached the sessions, and the
+// datagrams it sent against their QUIC packets (small ones share a packet).
+func logMASQUEQueues(t *testing.T, statsJSON string) {
+	var st struct {
+		Traffic struct {
+			Rx   uint64 `json:"rx_packets"`
+			Tx   uint64 `json:"tx_packets"`
+			QUIC struct {
+				Received uint64 `json:"packets_received"`
+				Sent     uint64 `json:"packets_sent"`
+				Lost     uint64 `json:"packets_lost"`
+			} `json:"quic"`
+		} `json:"masque_traffic"`
+	}
+	if err := json.Unmarshal([]byte(statsJSON), &st); err != nil {
+		t.Logf("MASQUE at the edge: stats not readable: %v", err)
+		return
+	}
+	m := st.Traffic
+	t.Logf("MASQUE at the edge: %d QUIC packets received, %d datagrams reached the sessions; %d datagrams sent in %d QUIC packets, %d declared lost",
+		m.QUIC.Received, m.Rx, m.Tx, m.QUIC.Sent, m.QUIC.Lost)
 }
 
 // startBenchEdge starts the edge in the middle namespace (with a pprof

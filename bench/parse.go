@@ -16,6 +16,9 @@ type IperfTCP struct {
 	Bytes   float64 // received by the server
 	Seconds float64
 	Gbps    float64 // received bits per second / 1e9
+	// Retransmits counts the sender's TCP retransmissions (end.sum_sent):
+	// what the path dropped, as the inner TCP saw it.
+	Retransmits float64
 }
 
 // IperfUDP is what a UDP iperf3 run delivered.
@@ -32,6 +35,7 @@ type iperfSum struct {
 	BPS         float64 `json:"bits_per_second"`
 	Packets     float64 `json:"packets"`
 	LostPackets float64 `json:"lost_packets"`
+	Retransmits float64 `json:"retransmits"`
 }
 
 type iperfDoc struct {
@@ -64,7 +68,11 @@ func ParseIperfTCP(out []byte) (IperfTCP, error) {
 	if r == nil || r.Seconds <= 0 {
 		return IperfTCP{}, errors.New("parse iperf3 JSON: no end.sum_received (not a TCP run?)")
 	}
-	return IperfTCP{Bytes: r.Bytes, Seconds: r.Seconds, Gbps: r.Bytes * 8 / r.Seconds / 1e9}, nil
+	t := IperfTCP{Bytes: r.Bytes, Seconds: r.Seconds, Gbps: r.Bytes * 8 / r.Seconds / 1e9}
+	if d.End.SumSent != nil {
+		t.Retransmits = d.End.SumSent.Retransmits
+	}
+	return t, nil
 }
 
 // ParseIperfUDP reads the receiver's packet counts from `iperf3 -u -J`

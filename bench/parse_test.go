@@ -58,8 +58,8 @@ func TestParseIperf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tcp.Bytes != 1.35e9 || tcp.Seconds != 3 || math.Abs(tcp.Gbps-3.6) > 1e-9 {
-		t.Errorf("TCP = %+v, want 1.35e9 bytes in 3 s = 3.6 Gbps (receiver side)", tcp)
+	if tcp.Bytes != 1.35e9 || tcp.Seconds != 3 || math.Abs(tcp.Gbps-3.6) > 1e-9 || tcp.Retransmits != 12 {
+		t.Errorf("TCP = %+v, want 1.35e9 bytes in 3 s = 3.6 Gbps (receiver side), 12 retransmits (sender side)", tcp)
 	}
 	udp, err := ParseIperfUDP([]byte(iperfUDP))
 	if err != nil {

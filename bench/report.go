@@ -97,8 +97,11 @@ type Path struct {
 	// RTT is the average ping round trip in milliseconds.
 	RTT Summary `json:"rtt_ms"`
 	// CPU is each daemon's CPU seconds per GB received, per load.
-	CPU    []DaemonCPU `json:"cpu_s_per_gb,omitempty"`
-	Errors []string    `json:"errors,omitempty"`
+	CPU []DaemonCPU `json:"cpu_s_per_gb,omitempty"`
+	// Retransmits are the TCP senders' retransmissions per GB received,
+	// per load (Role "TCP").
+	Retransmits DaemonCPU `json:"tcp_retransmits_per_gb"`
+	Errors      []string  `json:"errors,omitempty"`
 }
 
 // Load is one of the TCP runs whose CPU cost a path reports.
@@ -472,6 +475,15 @@ func (r *Results) writePaths(out io.Writer) {
 	for _, p := range r.Paths {
 		for _, d := range p.CPU {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(2), d.TCP4.Format(2), d.Rate.Format(2))
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(out, "\nTCP retransmissions per GB received (iperf3's senders):")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\t1 stream\t4 streams\toffered rate")
+	for _, p := range r.Paths {
+		if d := p.Retransmits; len(d.TCP1.Samples)+len(d.TCP4.Samples)+len(d.Rate.Samples) > 0 {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, d.TCP1.Format(0), d.TCP4.Format(0), d.Rate.Format(0))
 		}
 	}
 	w.Flush()
