@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 
 // sshLike serves on port 22 of the site host what an ssh session needs of
 // TCP: it names the peer it sees, echoes each line, and after the client's
-// half close sends a last line and closes.
+// half close sends a last line and closes. To the line "abort" it answers
+// "aborting", then closes with what the client sends next unread: the
+// stack resets the connection.
 func sshLike(t *testing.T, site *tun.Netstack) {
 	t.Helper()
 	l, err := site.ListenTCP(22)
@@ -41,6 +44,11 @@ func sshLike(t *testing.T, site *tun.Netstack) {
 					line, err := r.ReadString('\n')
 					if err != nil {
 						break
+					}
+					if line == "abort\n" {
+						io.WriteString(c, "aborting\n")
+						time.Sleep(50 * time.Millisecond) // the client's next bytes arrive, unread
+						return
 					}
 					n++
 					io.WriteString(c, "echo "+line)
@@ -79,6 +87,29 @@ func sshSession(t *testing.T, w io.Writer, closeWrite func() error, r *bufio.Rea
 		t.Fatalf("after the server closed: %q, %v", rest, err)
 	}
 	return from.Addr()
+}
+
+// abortedSession asks sshLike through an access tcp listener to abort and
+// returns how the stream ended (nil: a clean end, as if complete).
+func abortedSession(t *testing.T, addr string) error {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	if hello, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("the server's greeting: %q, %v", hello, err)
+	}
+	io.WriteString(c, "abort\n")
+	if got, err := r.ReadString('\n'); err != nil || got != "aborting\n" {
+		t.Fatalf("the server's answer to abort: %q, %v", got, err)
+	}
+	io.WriteString(c, "left unread\n")
+	_, err = io.ReadAll(r)
+	return err
 }
 
 // startAccess runs access tcp on a free port and returns its address and
@@ -140,7 +171,8 @@ func accessSession(t *testing.T, addr string) netip.Addr {
 // 192.0.2.10 serving an ssh-like echo on port 22, and a userspace client:
 // access tcp carries the session through the running client (on a port and
 // on stdio), then, with the client stopped, through a session of its own
-// with the state dir's credential; the server sees the device's overlay
+// with the state dir's credential (where the server's reset reaches the
+// local connection as a reset); the server sees the device's overlay
 // address each time. A destination the tunnel does not carry, and a
 // revoked credential, fail clearly.
 func TestAccessTCPInProcess(t *testing.T) {
@@ -217,6 +249,11 @@ func TestAccessTCPInProcess(t *testing.T) {
 	}
 	if bind.sent.Load() == before {
 		t.Error("standalone access tcp sent nothing through its Seams.Bind")
+	}
+	// A reset reaches the local connection as a reset, not as the end of
+	// a complete stream.
+	if err := abortedSession(t, addr); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("standalone, the server's reset read as %v; want %v", err, syscall.ECONNRESET)
 	}
 	if err := stop(); err != nil {
 		t.Errorf("standalone access tcp after a stop = %v", err)

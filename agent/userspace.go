@@ -180,8 +180,9 @@ func forwardTo(local string, log *slog.Logger) func(context.Context, net.Listene
 
 // forward serves a listener by splicing each connection it accepts with
 // one that dial opens (to what, for messages), until ctx ends or the
-// listener fails; each direction's end is passed on as a half close. When
-// it returns, the listener and every spliced connection are closed.
+// listener fails; each direction's end is passed on as a half close, and a
+// reset as a reset (proxy.Splice). When it returns, the listener and every
+// spliced connection are closed.
 func forward(dial func(context.Context) (net.Conn, error), to string, log *slog.Logger) func(context.Context, net.Listener) error {
 	return func(ctx context.Context, l net.Listener) error {
 		stop := context.AfterFunc(ctx, func() { l.Close() })

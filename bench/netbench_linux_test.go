@@ -249,6 +249,7 @@ type topo struct {
 	wan, mid, gwa, gwb, client *lab.NS
 	hosta, hostb               *lab.NS
 	dir                        string
+	iperfd                     *lab.Proc // the iperf3 server on host B
 }
 
 const (
@@ -275,9 +276,37 @@ func newTopo(t *testing.T) *topo {
 		must(t, gw.Sysctl("net.ipv4.ip_forward", "1"))
 	}
 	// The server for every run; --idle-timeout frees it should a client vanish
-	// mid-test. iperf3 exits 1 on SIGTERM; the shell makes the lab's stop a clean one.
-	tp.hostb.Start(t, "sh", "-c", "trap 'exit 0' TERM; iperf3 -s -B "+hostB+" -p "+iperfPort+" --idle-timeout 20 & wait")
+	// mid-test, --forceflush shows each line at once (serverListening).
+	// iperf3 exits 1 on SIGTERM; the shell makes the lab's stop a clean one.
+	tp.iperfd = tp.hostb.Start(t, "sh", "-c", "trap 'exit 0' TERM; iperf3 -s -B "+hostB+" -p "+iperfPort+" --idle-timeout 20 --forceflush & wait")
 	return tp
+}
+
+// serverListening waits until iperfd, the iperf3 server, listens for a new
+// test, at most 10 s (then the run goes on and fails if the server is stuck).
+// iperf3 closes its listening socket at the end of each test and opens a new
+// one, so the kernel resets a connection that reached the old one in
+// between: a client started right after the previous one exited can be that
+// connection where the previous test's last control message was still
+// queued on the path behind the test's data (tens of milliseconds on the
+// userspace client's path) while the new SYN was not.
+func serverListening(ctx context.Context, iperfd *lab.Proc) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := iperfd.Output()
+		if strings.LastIndex(out, "Server listening on") > strings.LastIndex(out, "Accepted connection from") {
+			return nil
+		}
+		if iperfd.Exited() {
+			return fmt.Errorf("%v exited: %s", iperfd, tail(out))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v: not listening for a new test within 10 s", iperfd)
+		}
+		if sleep(ctx, 2*time.Millisecond); ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // wanNode adds the namespace name, joined to the WAN router by the i-th /30
@@ -353,10 +382,12 @@ func jsonPart(s string) []byte {
 	return []byte(s[i : j+1])
 }
 
-// pathSpec is one path to measure: traffic from src to host B.
+// pathSpec is one path to measure: traffic from src to host B, whose
+// iperf3 server is iperfd.
 type pathSpec struct {
 	name, desc string
 	src        *lab.NS
+	iperfd     *lab.Proc
 	daemons    []daemon
 	// profile, if set, records a CPU profile for d during the first
 	// repetition's run of config.profileLoad.
@@ -385,10 +416,17 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	if spec.target != "" {
 		iperfHost, iperfP, _ = net.SplitHostPort(spec.target)
 	}
+	// iperf runs an iperf3 client in src once the server listens for it.
+	iperf := func(limit time.Duration, args ...string) (string, error) {
+		if err := serverListening(ctx, spec.iperfd); err != nil {
+			return "", err
+		}
+		return run(ctx, t, src, limit, append([]string{"iperf3"}, args...)...)
+	}
 	works := func() error { return src.Ping(hostB, 1) }
 	if spec.tcpOnly {
 		works = func() error { // a 1 s iperf3 run through the forwarder
-			_, err := run(ctx, t, src, 10*time.Second, "iperf3", "-c", iperfHost, "-p", iperfP, "-t", "1", "--connect-timeout", "3000")
+			_, err := iperf(10*time.Second, "-c", iperfHost, "-p", iperfP, "-t", "1", "--connect-timeout", "3000")
 			return err
 		}
 	}
@@ -466,12 +504,12 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				profiled = make(chan error, 1)
 				go func() { profiled <- spec.profile(time.Duration(cfg.seconds) * time.Second) }()
 			}
-			args := []string{"iperf3", "-c", iperfHost, "-p", iperfP, "-J", "-t", strconv.Itoa(cfg.seconds),
+			args := []string{"-c", iperfHost, "-p", iperfP, "-J", "-t", strconv.Itoa(cfg.seconds),
 				"-P", strconv.Itoa(tr.streams), "--connect-timeout", "3000"}
 			if tr.rate != "" {
 				args = append(args, "-b", tr.rate)
 			}
-			out, err := run(ctx, t, src, limit, args...)
+			out, err := iperf(limit, args...)
 			if profiled != nil {
 				if err := <-profiled; err != nil {
 					fail(err)
@@ -507,7 +545,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 		if spec.tcpOnly {
 			continue
 		}
-		out, err = run(ctx, t, src, limit, "iperf3", "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
+		out, err = iperf(limit, "-c", hostB, "-p", iperfPort, "-J", "-t", strconv.Itoa(cfg.seconds),
 			"-u", "-l", "64", "-b", "0", "--connect-timeout", "3000")
 		var u IperfUDP
 		if err == nil {
@@ -572,7 +610,7 @@ func benchKernel(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	must(t, tp.gwb.Route("add", "10.1.0.0/16", "via", "203.0.113.9"))
 	must(t, tp.wan.Route("add", "10.1.0.0/16", "via", gwaWAN))
 	must(t, tp.wan.Route("add", "10.2.0.0/16", "via", gwbWAN))
-	measure(ctx, t, cfg, res, pathSpec{name: PathKernel, desc: "host A → gwa → wan → gwb → host B, kernel forwarding only (the ceiling)", src: tp.hosta})
+	measure(ctx, t, cfg, res, pathSpec{name: PathKernel, iperfd: tp.iperfd, desc: "host A → gwa → wan → gwb → host B, kernel forwarding only (the ceiling)", src: tp.hosta})
 }
 
 // wgKey is a WireGuard key pair in wg(8)'s base64 form.
@@ -635,7 +673,7 @@ func benchWGDirect(bin, name string) func(context.Context, *testing.T, config, *
 		ka, kb := newWGKey(t), newWGKey(t)
 		pa := startWG(t, tp, bin, tp.gwa, "wa", ka, []wgPeer{{kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}}, "10.2.0.0/16")
 		pb := startWG(t, tp, bin, tp.gwb, "wb", kb, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}}, "10.1.0.0/16")
-		measure(ctx, t, cfg, res, pathSpec{name: name, src: tp.hosta,
+		measure(ctx, t, cfg, res, pathSpec{name: name, iperfd: tp.iperfd, src: tp.hosta,
 			desc:    "host A → wireguard-go on gwa ═ wireguard-go on gwb → host B (no edge); " + wgVersion(bin),
 			daemons: []daemon{{"gwa wireguard-go", pa}, {"gwb wireguard-go", pb}}})
 	}
@@ -653,7 +691,7 @@ func benchWGHub(bin, name string) func(context.Context, *testing.T, config, *Res
 		pb := startWG(t, tp, bin, tp.gwb, "wb", kb, []wgPeer{{kh, hub, "10.1.0.0/16"}}, "10.1.0.0/16")
 		ph := startWG(t, tp, bin, tp.mid, "wh", kh, []wgPeer{{ka, gwaWAN + ":" + wgPort, "10.1.0.0/16"}, {kb, gwbWAN + ":" + wgPort, "10.2.0.0/16"}},
 			"10.1.0.0/16", "10.2.0.0/16")
-		measure(ctx, t, cfg, res, pathSpec{name: name, src: tp.hosta,
+		measure(ctx, t, cfg, res, pathSpec{name: name, iperfd: tp.iperfd, src: tp.hosta,
 			desc:    "host A → wireguard-go gwa ═ wireguard-go hub (kernel forwards) ═ wireguard-go gwb → host B; " + wgVersion(bin),
 			daemons: []daemon{{"gwa wireguard-go", pa}, {"hub wireguard-go", ph}, {"gwb wireguard-go", pb}}})
 	}
@@ -671,16 +709,16 @@ func benchSwitchyardWG(ctx context.Context, t *testing.T, cfg config, res *Resul
 	must(t, client.WaitFor("host configured", 20*time.Second))
 
 	if cfg.want(PathSiteToSite) {
-		measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSite, desc: "host A → connector A ═ edge ═ connector B → host B", src: tp.hosta,
+		measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSite, iperfd: tp.iperfd, desc: "host A → connector A ═ edge ═ connector B → host B", src: tp.hosta,
 			daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
 	}
 	if cfg.want(PathClientToSite) && ctx.Err() == nil {
-		measure(ctx, t, cfg, res, pathSpec{name: PathClientToSite, desc: "client ═ edge ═ connector B → host B", src: tp.client,
+		measure(ctx, t, cfg, res, pathSpec{name: PathClientToSite, iperfd: tp.iperfd, desc: "client ═ edge ═ connector B → host B", src: tp.client,
 			daemons: []daemon{{"client", client}, {"edge", edge}, {"connector B", cb}}})
 	}
 	if cfg.want(PathUserspaceClientToSite) && ctx.Err() == nil {
 		access := startUserspaceAccess(t, cfg, tp, cli)
-		measure(ctx, t, cfg, res, pathSpec{name: PathUserspaceClientToSite, src: tp.client, target: "127.0.0.1:" + accessPort, tcpOnly: true,
+		measure(ctx, t, cfg, res, pathSpec{name: PathUserspaceClientToSite, iperfd: tp.iperfd, src: tp.client, target: "127.0.0.1:" + accessPort, tcpOnly: true,
 			desc:    "client's loopback → access tcp (userspace: netstack + wireguard-go, no TUN) ═ edge ═ connector B → host B; TCP only",
 			daemons: []daemon{{"access tcp", access}, {"edge", edge}, {"connector B", cb}}})
 	}
@@ -713,7 +751,7 @@ func startUserspaceAccess(t *testing.T, cfg config, tp *topo, cli func(...string
 func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *Results) {
 	tp, edge, profile, cli := startBenchEdge(t, cfg, "edge-masque-cpu.pprof")
 	ca, cb := startConnectors(t, cfg, tp, cli, cli, "masque")
-	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
+	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, iperfd: tp.iperfd, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
 		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
 	logMASQUEQueues(t, cli("stats", "-o", "json"))
 	logEdgeStats(t, tp, cfg)

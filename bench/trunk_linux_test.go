@@ -52,7 +52,7 @@ func benchSwitchyardTrunk(ctx context.Context, t *testing.T, cfg config, res *Re
 	cli1("tunnel", "vnet", "add", "--default", "bench")
 	ca, cb := startConnectors(t, cfg, tp, cli1, cli2, "wireguard", "--edges", "1")
 
-	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteTrunk, src: tp.hosta,
+	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteTrunk, iperfd: tp.iperfd, src: tp.hosta,
 		desc:    "host A → connector A ═ edge 1 ═ trunk ═ edge 2 ═ connector B → host B (one etcd, --edges 1)",
 		daemons: []daemon{{"connector A", ca}, {"edge 1", edge1}, {"edge 2", edge2}, {"connector B", cb}},
 		verify: func(ctx context.Context) error {

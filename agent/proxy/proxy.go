@@ -149,14 +149,35 @@ func splitHostPort(hostport string) (string, uint16, error) {
 // closeWriter is a connection that can end its sending side alone.
 type closeWriter interface{ CloseWrite() error }
 
-// Splice copies a to b and b to a until both directions end, passing on
-// each direction's end as a half close where the connection has one, then
-// closes both.
+// lingerer is a connection that can be reset on Close (SetLinger(0)), as a
+// kernel TCP connection can.
+type lingerer interface{ SetLinger(sec int) error }
+
+// Splice copies a to b and b to a until both directions end, then closes
+// both. A direction that ends cleanly (its source's EOF) is passed on as a
+// half close where the connection has one. A direction that ends in an
+// error (a reset, a failed write) aborts the splice instead: both
+// connections are closed at once, each reset where it can be, so that
+// neither peer takes an aborted stream for a complete one.
 func Splice(a, b net.Conn) {
 	var wg sync.WaitGroup
+	var abortOnce sync.Once
+	abort := func() {
+		abortOnce.Do(func() {
+			for _, c := range []net.Conn{a, b} {
+				if l, ok := c.(lingerer); ok {
+					l.SetLinger(0)
+				}
+				c.Close()
+			}
+		})
+	}
 	half := func(dst, src net.Conn) {
 		defer wg.Done()
-		io.Copy(dst, src)
+		if _, err := io.Copy(dst, src); err != nil {
+			abort()
+			return
+		}
 		if cw, ok := dst.(closeWriter); ok {
 			cw.CloseWrite()
 		} else {

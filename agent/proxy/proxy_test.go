@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -394,4 +396,149 @@ func TestServeStops(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("the proxied connection survived Serve")
 	}
+}
+
+// reset closes c with a reset (SetLinger(0)), as a peer that aborts does.
+func reset(t *testing.T, c net.Conn) {
+	t.Helper()
+	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// TestSpliceEnds: Splice passes a clean end on as an end and an abort (a
+// reset) on as an abort, in both directions: a peer never reads a reset
+// stream as a complete one.
+func TestSpliceEnds(t *testing.T) {
+	cases := []struct {
+		name string
+		// client and server act on their ends after the client sent
+		// "hello"; each returns what it read to the end and how it ended.
+		client, server func(t *testing.T, c net.Conn) (string, error)
+		wantClient     string
+		wantClientErr  error // nil: a clean EOF
+		wantServer     string
+		wantServerErr  error
+	}{
+		{
+			name: "server closes",
+			client: func(t *testing.T, c net.Conn) (string, error) {
+				b, err := io.ReadAll(c)
+				return string(b), err
+			},
+			server: func(t *testing.T, c net.Conn) (string, error) {
+				b := make([]byte, 5)
+				_, err := io.ReadFull(c, b)
+				io.WriteString(c, "bye")
+				c.Close()
+				return string(b), err
+			},
+			wantClient: "bye", wantServer: "hello",
+		},
+		{
+			name: "server resets",
+			client: func(t *testing.T, c net.Conn) (string, error) {
+				b, err := io.ReadAll(c)
+				return string(b), err
+			},
+			server: func(t *testing.T, c net.Conn) (string, error) {
+				b := make([]byte, 5)
+				_, err := io.ReadFull(c, b)
+				reset(t, c)
+				return string(b), err
+			},
+			wantClientErr: syscall.ECONNRESET, wantServer: "hello",
+		},
+		{
+			name: "client resets",
+			client: func(t *testing.T, c net.Conn) (string, error) {
+				time.Sleep(50 * time.Millisecond) // "hello" on its way through the splice
+				reset(t, c)
+				return "", nil
+			},
+			server: func(t *testing.T, c net.Conn) (string, error) {
+				b, err := io.ReadAll(c)
+				return string(b), err
+			},
+			wantServer: "hello", wantServerErr: syscall.ECONNRESET,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, front := listen(t), listen(t)
+			type end struct {
+				got string
+				err error
+			}
+			atServer := make(chan end, 1)
+			go func() {
+				c, err := srv.Accept()
+				if err != nil {
+					atServer <- end{err: err}
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				got, err := tc.server(t, c)
+				atServer <- end{got, err}
+			}()
+			spliced := make(chan struct{})
+			go func() {
+				defer close(spliced)
+				a, err := front.Accept()
+				if err != nil {
+					return
+				}
+				b, err := net.Dial("tcp", srv.Addr().String())
+				if err != nil {
+					a.Close()
+					return
+				}
+				Splice(a, b)
+			}()
+			c, err := net.Dial("tcp", front.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, "hello"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := tc.client(t, c)
+			if got != tc.wantClient || !sameEnd(err, tc.wantClientErr) {
+				t.Errorf("client read %q, %v; want %q, %v", got, err, tc.wantClient, tc.wantClientErr)
+			}
+			c.Close()
+			s := <-atServer
+			if s.got != tc.wantServer || !sameEnd(s.err, tc.wantServerErr) {
+				t.Errorf("server read %q, %v; want %q, %v", s.got, s.err, tc.wantServer, tc.wantServerErr)
+			}
+			select {
+			case <-spliced:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Splice did not return after both ends closed")
+			}
+		})
+	}
+}
+
+// sameEnd reports whether err is want (nil: no error, a clean EOF).
+func sameEnd(err, want error) bool {
+	if want == nil {
+		return err == nil
+	}
+	return errors.Is(err, want)
+}
+
+// listen listens on the loopback until the test ends.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

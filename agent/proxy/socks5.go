@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -199,4 +200,12 @@ func (b *bufferedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return b.Conn.Close()
+}
+
+// SetLinger passes on a reset on Close, where the connection has one.
+func (b *bufferedConn) SetLinger(sec int) error {
+	if l, ok := b.Conn.(lingerer); ok {
+		return l.SetLinger(sec)
+	}
+	return fmt.Errorf("set linger on %s: %w", b.Conn.RemoteAddr(), errors.ErrUnsupported)
 }
