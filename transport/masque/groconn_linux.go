@@ -3,6 +3,7 @@ package masque
 import (
 	"encoding/binary"
 	"net"
+	"runtime"
 
 	xipv4 "golang.org/x/net/ipv4" // as xipv4: the tests have an ipv4 of their own
 	"golang.org/x/sys/unix"
@@ -58,7 +59,20 @@ func withGRO(c *net.UDPConn) net.PacketConn {
 
 // ReadBatch fills ms with the next segments, reading the socket when none
 // is left; it returns at most len(ms) and at least one (or an error).
+//
+// Before it hands out more of what it read already, it yields: quic-go's
+// reader goroutine calls it in a loop, 8 packets at a time, and one GSO
+// burst holds up to 64. Without the yield the whole burst reaches the
+// connection before its run loop, HTTP/3's datagram dispatcher and the
+// session's reader get to run on a busy host, and the per-request queue of
+// 32 datagrams between the last two drops the rest. In make bench's
+// MASQUE path (2 cores) the yield cut the inner TCP's retransmissions per
+// GB by a quarter and the edge's CPU per GB by a tenth, and raised
+// throughput by a quarter.
 func (g *groConn) ReadBatch(ms []xipv4.Message, flags int) (int, error) {
+	if g.next < g.n {
+		runtime.Gosched()
+	}
 	if g.next >= g.n {
 		n, err := g.pc.ReadBatch(g.msgs, flags)
 		if err != nil {
