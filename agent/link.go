@@ -321,6 +321,10 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	l.mu.Unlock()
 	ms.NotifyMTU(nil) // returns after a running notification: none touches the next transport's TUN
 	ms.Close()
+	st := ms.Stats()
+	l.log.Info("MASQUE session closed", "edge", edge.MASQUE, "rx_datagrams", st.RxPackets, "tx_datagrams", st.TxPackets,
+		"tx_errors", st.TxErrors, "tx_too_big", st.TxTooBig, "quic_packets_received", st.QUIC.PacketsReceived,
+		"quic_packets_sent", st.QUIC.PacketsSent, "quic_packets_lost", st.QUIC.PacketsLost)
 	view.Close()
 	<-pumped
 	if !ended {

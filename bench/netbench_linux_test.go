@@ -754,6 +754,23 @@ func benchSwitchyardMASQUE(ctx context.Context, t *testing.T, cfg config, res *R
 	measure(ctx, t, cfg, res, pathSpec{name: PathSiteToSiteMASQUE, iperfd: tp.iperfd, desc: "host A → connector A ═ MASQUE (HTTP/3) ═ edge ═ MASQUE ═ connector B → host B", src: tp.hosta,
 		daemons: []daemon{{"connector A", ca}, {"edge", edge}, {"connector B", cb}}, profile: profile})
 	logMASQUEQueues(t, cli("stats", "-o", "json"))
+	// The connectors log their sessions' counters when they close: with
+	// the edge's, they show where datagrams were dropped (A's sent against
+	// what reached the edge's sessions, the edge's sent against B's
+	// received), since QUIC itself declares few packets lost.
+	for _, c := range []struct {
+		name string
+		p    *lab.Proc
+	}{{"connector A", ca}, {"connector B", cb}} {
+		if err := c.p.Stop(); err != nil {
+			t.Logf("stop %s: %v", c.name, err)
+		}
+		for _, line := range strings.Split(c.p.Output(), "\n") {
+			if strings.Contains(line, "MASQUE session closed") {
+				t.Logf("%s: %s", c.name, line)
+			}
+		}
+	}
 	logEdgeStats(t, tp, cfg)
 }
 
