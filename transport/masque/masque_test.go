@@ -341,11 +341,11 @@ func TestSessionsPerIdentityBounded(t *testing.T) {
 	}
 }
 
-// TestDirectDatagramsOnRequestStream: a client's CONNECT-IP request is the
-// stream the client's direct datagrams name (clientRequestStream), as the
-// edge's side finds it, and each side reads what the other sends directly
-// as well as what connect-ip-go sends: one wire format.
-func TestDirectDatagramsOnRequestStream(t *testing.T) {
+// openSession starts a server granting overlay and a default route, dials
+// it as an agent routing site, and returns the server, the agent's session
+// and the edge's side of it (the agent's routes already received).
+func openSession(t *testing.T) (*Server, *ClientSession, *Session, *tls.Config) {
+	t.Helper()
 	all4 := netip.MustParsePrefix("0.0.0.0/0")
 	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
 	h.served = make(chan *Session, 1)
@@ -358,9 +358,17 @@ func TestDirectDatagramsOnRequestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cs.Close()
+	t.Cleanup(func() { cs.Close() })
 	<-h.opened
-	edge := <-h.served
+	return srv, cs, <-h.served, tlsConf
+}
+
+// TestDirectDatagramsOnRequestStream: a client's CONNECT-IP request is the
+// stream the client's direct datagrams name (clientRequestStream), as the
+// edge's side finds it, and each side reads what the other sends directly
+// as well as what connect-ip-go sends: one wire format.
+func TestDirectDatagramsOnRequestStream(t *testing.T) {
+	_, cs, edge, _ := openSession(t)
 	if want := datagramPrefix(clientRequestStream); !slices.Equal(edge.prefix, want) || !slices.Equal(cs.prefix, want) {
 		t.Fatalf("datagram prefix: edge %x, client %x, want %x on both", edge.prefix, cs.prefix, want)
 	}
@@ -395,17 +403,10 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	old := requestTimeout
 	requestTimeout = 300 * time.Millisecond
 	t.Cleanup(func() { requestTimeout = old })
-	all4 := netip.MustParsePrefix("0.0.0.0/0")
-	srv, h, tlsConf := startServer(t, Grant{Addresses: []netip.Prefix{overlay}, Routes: []netip.Prefix{all4}})
+	srv, agent, _, tlsConf := openSession(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.Port()).String()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	agent, err := Dial(ctx, ClientConfig{Addr: addr, TLS: tlsConf, Header: bearer("good"), Routes: []netip.Prefix{site}, ExpectAddress: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Close()
-	<-h.opened
 
 	slow := tlsConf.Clone()
 	slow.NextProtos = []string{http3.NextProtoH3}
