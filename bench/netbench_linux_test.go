@@ -21,8 +21,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -42,9 +44,11 @@ import (
 	"github.com/switchyard/switchyard/transport/wireguard"
 )
 
-// TestMain runs the binary as an etcd member when MemberCommand started it, else the tests.
+// TestMain runs the binary as an etcd member when MemberCommand started it,
+// as a relay when startRelay did, else the tests.
 func TestMain(m *testing.M) {
 	etcdtest.MemberMain() // this binary run again as the cross-edge path's etcd member
+	relayMain()           // or as the relay path's relay
 	os.Exit(m.Run())
 }
 
@@ -201,7 +205,8 @@ func TestNetBench(t *testing.T) {
 		if cfg.wgGomod != "" {
 			scenarios = append(scenarios,
 				scenario{"go.mod wireguard-go direct", []string{PathWGDirectGomod}, benchWGDirect(cfg.wgGomod, PathWGDirectGomod)},
-				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)})
+				scenario{"go.mod wireguard-go hub", []string{PathWGHubGomod}, benchWGHub(cfg.wgGomod, PathWGHubGomod)},
+				scenario{"go.mod wireguard-go through a relay", []string{PathWGRelayGomod}, benchWGRelay(cfg.wgGomod, PathWGRelayGomod)})
 		}
 		scenarios = append(scenarios, scenario{"switchyard", []string{PathSiteToSite, PathClientToSite, PathUserspaceClientToSite}, benchSwitchyardWG},
 			scenario{"switchyard over MASQUE", []string{PathSiteToSiteMASQUE}, benchSwitchyardMASQUE},
@@ -329,6 +334,40 @@ func must(t *testing.T, err error) {
 type daemon struct {
 	role string
 	p    *lab.Proc
+}
+
+// usage is what a daemon has used since it started.
+type usage struct {
+	cpu      time.Duration
+	switches uint64 // context switches of its threads, voluntary and involuntary
+}
+
+// usage reads the daemon's CPU time and its threads' context switches.
+func (d daemon) usage() (usage, error) {
+	cpu, err := d.cpu()
+	if err != nil {
+		return usage{}, err
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", d.p.PID()))
+	if err != nil || len(tasks) == 0 {
+		return usage{}, fmt.Errorf("threads of %s: none under /proc/%d/task", d.role, d.p.PID())
+	}
+	u := usage{cpu: cpu}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread exited: its switches are lost, a Go runtime seldom ends one
+		}
+		if err != nil {
+			return usage{}, fmt.Errorf("context switches of %s: %w", d.role, err)
+		}
+		n, err := ParseSwitches(b)
+		if err != nil {
+			return usage{}, fmt.Errorf("context switches of %s (%s): %w", d.role, f, err)
+		}
+		u.switches += n
+	}
+	return u, nil
 }
 
 func (d daemon) cpu() (time.Duration, error) {
@@ -468,9 +507,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	}
 	var udp, loss, rtt []float64
 	gbps, retr := map[Load][]float64{}, map[Load][]float64{}
-	cpu := make([]map[Load][]float64, len(daemons))
+	cpu, switches := make([]map[Load][]float64, len(daemons)), make([]map[Load][]float64, len(daemons))
 	for i := range cpu {
-		cpu[i] = map[Load][]float64{}
+		cpu[i], switches[i] = map[Load][]float64{}, map[Load][]float64{}
 	}
 	for rep := 0; rep < cfg.reps && ctx.Err() == nil; rep++ {
 		var out string
@@ -493,9 +532,9 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 			if ctx.Err() != nil {
 				break
 			}
-			before := make([]time.Duration, len(daemons))
+			before := make([]usage, len(daemons))
 			for i, d := range daemons {
-				if before[i], err = d.cpu(); err != nil {
+				if before[i], err = d.usage(); err != nil {
 					fail(err)
 				}
 			}
@@ -528,13 +567,14 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 				retr[tr.load] = append(retr[tr.load], r.Retransmits/(r.Bytes/1e9))
 			}
 			for i, d := range daemons {
-				after, err := d.cpu()
+				after, err := d.usage()
 				if err != nil {
 					fail(err)
 					continue
 				}
-				if r.Bytes > 0 {
-					cpu[i][tr.load] = append(cpu[i][tr.load], (after-before[i]).Seconds()/(r.Bytes/1e9))
+				if gb := r.Bytes / 1e9; gb > 0 {
+					cpu[i][tr.load] = append(cpu[i][tr.load], (after.cpu-before[i].cpu).Seconds()/gb)
+					switches[i][tr.load] = append(switches[i][tr.load], max(float64(after.switches)-float64(before[i].switches), 0)/gb)
 				}
 			}
 		}
@@ -566,6 +606,7 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	p.Retransmits = DaemonCPU{Role: "TCP", TCP1: Summarize(retr[LoadTCP1]), TCP4: Summarize(retr[LoadTCP4]), Rate: Summarize(retr[LoadRate])}
 	for i, d := range daemons {
 		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, TCP1: Summarize(cpu[i][LoadTCP1]), TCP4: Summarize(cpu[i][LoadTCP4]), Rate: Summarize(cpu[i][LoadRate])})
+		p.Switches = append(p.Switches, DaemonCPU{Role: d.role, TCP1: Summarize(switches[i][LoadTCP1]), TCP4: Summarize(switches[i][LoadTCP4]), Rate: Summarize(switches[i][LoadRate])})
 	}
 	if ctx.Err() != nil {
 		fail(fmt.Errorf("stopped: %w", context.Cause(ctx)))

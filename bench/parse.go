@@ -121,6 +121,29 @@ func ParseProcStat(stat []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / userHZ, nil
 }
 
+// ParseSwitches returns a thread's context switches, voluntary and
+// involuntary, from the contents of /proc/PID/task/TID/status.
+func ParseSwitches(status []byte) (uint64, error) {
+	var n uint64
+	var found int
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		c, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/PID/task/TID/status: %s: %w", k, err)
+		}
+		n += c
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("parse /proc/PID/task/TID/status: want voluntary_ctxt_switches and nonvoluntary_ctxt_switches")
+	}
+	return n, nil
+}
+
 var pingRTT = regexp.MustCompile(`(?m)^(?:rtt|round-trip) min/avg/max/(?:mdev|stddev) = ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms`)
 var pingCount = regexp.MustCompile(`(?m)^(\d+) packets transmitted, (\d+) (?:packets )?received`)
 

@@ -86,6 +86,22 @@ func TestParseIperf(t *testing.T) {
 	}
 }
 
+func TestParseSwitches(t *testing.T) {
+	status := "Name:\tswitchyard\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n"
+	got, err := ParseSwitches([]byte(status))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 1234 {
+		t.Errorf("switches = %d, want 1234 (1200 voluntary + 34 involuntary)", got)
+	}
+	for _, bad := range []string{"", "voluntary_ctxt_switches:\t5\n", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n"} {
+		if _, err := ParseSwitches([]byte(bad)); err == nil {
+			t.Errorf("ParseSwitches(%q) parsed", bad)
+		}
+	}
+}
+
 func TestParseProcStat(t *testing.T) {
 	// The command name may contain spaces and parentheses.
 	stat := "4242 (wireguard-go (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 12345 0 0 18446744073709551615\n"
@@ -164,6 +180,9 @@ func TestTargets(t *testing.T) {
 			{Name: PathWGDirectGomod, Idle: idle, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.95),
 				CPU: []DaemonCPU{cpu("gwa wireguard-go", 2), cpu("gwb wireguard-go", 2)}},
 			{Name: PathWGHub, Idle: idle, TCP1: sum(0.4), TCP4: sum(0.4), CPU: []DaemonCPU{cpu("hub wireguard-go", 20)}},
+			{Name: PathWGRelayGomod, Idle: idle, TCP1: sum(1.1), RTT: sum(1.25),
+				CPU:      []DaemonCPU{cpu("gwa wireguard-go", 2), {Role: "relay", TCP1: sum(0.9), TCP4: sum(1.2), Rate: sum(1.5)}},
+				Switches: []DaemonCPU{cpu("gwa wireguard-go", 90000), cpu("relay", 52000, 48000, 61000)}},
 			{Name: PathSiteToSite, Idle: idle, TCP1: sum(1.2), TCP4: sum(0.9), RTT: sum(1.0),
 				CPU: []DaemonCPU{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4)}},
 			{Name: PathSiteToSiteMASQUE, Idle: IdleWait{Waited: 60, Load: 0.8, Threshold: 0.1}, TCP1: sum(0.3), TCP4: sum(0.9),
@@ -217,8 +236,11 @@ func TestTargets(t *testing.T) {
 		"footnote, Debian's wireguard-go", "site-to-site / Debian hub chain",
 		"wggo-hub-gomod: idle after 2.0 s (other processes 3% of a core, limit 10%)",
 		"switchyard-s2s-masque: NOT IDLE: other processes still used 80% of a core (limit 10%) after waiting 60 s",
-		"!!! NOT A QUIET RUN: 1 of 5 paths were measured on a busy machine: switchyard-s2s-masque",
-		"cluster: write on edge 1 until a connector's long poll on edge 2 returns it", "p50 14.10 ms, p99 28.40 ms"} {
+		"!!! NOT A QUIET RUN: 1 of 6 paths were measured on a busy machine: switchyard-s2s-masque",
+		"cluster: write on edge 1 until a connector's long poll on edge 2 returns it", "p50 14.10 ms, p99 28.40 ms",
+		"less a bare relay's CPU per GB (the hop's socket I/O, wakeups and the kernel's delivery, which any middle box pays): 1 stream 1.25×, 4 streams 2.00×, offered rate 1.00×",
+		"by a bare relay between its ends (no crypto, no routing) 0.300 ms; by the edge, with its connectors at the ends, 0.050 ms",
+		"Context switches per GB received"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
@@ -238,6 +260,12 @@ func TestTargets(t *testing.T) {
 	}
 	if got, want := line("MASQUE / WireGuard"), "0.25× 1.00× — — 5.00× 1.67× 4.44×"; got != want {
 		t.Errorf("MASQUE row = %q, want %q:\n%s", got, want, buf.String())
+	}
+	if got, want := line("site-to-site / direct through a relay"), "1.09× — — 0.80× 2.67× 3.00× 1.80×"; got != want {
+		t.Errorf("relay row = %q, want %q:\n%s", got, want, buf.String())
+	}
+	if got, want := line("wggo-relay-gomod  relay"), "52000 [48000–61000] 52000 [48000–61000] 52000 [48000–61000]"; got != want {
+		t.Errorf("relay's switches row = %q, want %q:\n%s", got, want, buf.String())
 	}
 	if !strings.Contains(buf.String(), "2.70 [2.50–9.00]") {
 		t.Errorf("CPU table lacks the edge's offered-rate spread:\n%s", buf.String())

@@ -31,6 +31,10 @@ const (
 	// version go.mod names (the one inside the connectors), built from source.
 	PathWGDirectGomod = "wggo-direct-gomod"
 	PathWGHubGomod    = "wggo-hub-gomod"
+	// PathWGRelayGomod is the go.mod wireguard-go tunnel through a bare UDP
+	// relay on the middle box: one more process on the path, doing nothing
+	// but receive and send (the edge's socket layer, no crypto or routing).
+	PathWGRelayGomod = "wggo-relay-gomod"
 )
 
 // Results is everything one `make bench` run measured; it is written as JSON.
@@ -101,7 +105,11 @@ type Path struct {
 	// Retransmits are the TCP senders' retransmissions per GB received,
 	// per load (Role "TCP").
 	Retransmits DaemonCPU `json:"tcp_retransmits_per_gb"`
-	Errors      []string  `json:"errors,omitempty"`
+	// Switches is each daemon's context switches per GB received (all its
+	// threads, voluntary and involuntary), per load: each is one sleep and
+	// wakeup, which costs the daemon CPU time of its own.
+	Switches []DaemonCPU `json:"context_switches_per_gb,omitempty"`
+	Errors   []string    `json:"errors,omitempty"`
 }
 
 // Load is one of the TCP runs whose CPU cost a path reports.
@@ -478,6 +486,15 @@ func (r *Results) writePaths(out io.Writer) {
 		}
 	}
 	w.Flush()
+	fmt.Fprintln(out, "\nContext switches per GB received, per daemon (all threads; each a sleep and a wakeup):")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
+	for _, p := range r.Paths {
+		for _, d := range p.Switches {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(0), d.TCP4.Format(0), d.Rate.Format(0))
+		}
+	}
+	w.Flush()
 	fmt.Fprintln(out, "\nTCP retransmissions per GB received (iperf3's senders):")
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "path\t1 stream\t4 streams\toffered rate")
@@ -501,6 +518,24 @@ func (r *Results) writePaths(out io.Writer) {
 	}
 	r.writeTrunkRatios(out)
 	r.writeUserspaceRatios(out)
+	r.writeHop(out, s2s)
+}
+
+// writeHop prints the RTT the edge's path adds over the direct tunnel next
+// to what a bare relay adds between the direct tunnel's own ends: one more
+// process on the path, doing no work, which is what any middle box costs on
+// this machine before it does anything.
+func (r *Results) writeHop(out io.Writer, s2s *Path) {
+	relay, direct := r.Find(PathWGRelayGomod), r.Find(PathWGDirectGomod)
+	if relay == nil || direct == nil || !relay.RTT.Valid() || !direct.RTT.Valid() {
+		return
+	}
+	fmt.Fprintf(out, "\nRTT added over the direct go.mod wireguard-go tunnel: by a bare relay between its ends (no crypto, no routing) %.3f ms",
+		relay.RTT.Median-direct.RTT.Median)
+	if s2s != nil && s2s.RTT.Valid() {
+		fmt.Fprintf(out, "; by the edge, with its connectors at the ends, %.3f ms (goal ≤ %.1f ms)", s2s.RTT.Median-direct.RTT.Median, RTTGoal)
+	}
+	fmt.Fprintln(out)
 }
 
 // writeFloor prints the crypto floor and the site-to-site edge's CPU per GB against it.
@@ -519,6 +554,16 @@ func (r *Results) writeFloor(out io.Writer, s2s *Path) {
 		parts = append(parts, l.label+" "+ratio(median(s2s.DaemonCPU("edge", l.load)), median(f.Total)))
 	}
 	fmt.Fprintf(out, "site-to-site edge CPU per GB / crypto floor: %s (goal ≤ %.1f×)\n", strings.Join(parts, ", "), FloorGoal)
+	relay := r.Find(PathWGRelayGomod)
+	if relay == nil {
+		return
+	}
+	parts = parts[:0]
+	for _, l := range loads {
+		own := median(s2s.DaemonCPU("edge", l.load)) - median(relay.DaemonCPU("relay", l.load))
+		parts = append(parts, l.label+" "+ratio(own, median(f.Total)))
+	}
+	fmt.Fprintf(out, "the same, less a bare relay's CPU per GB (the hop's socket I/O, wakeups and the kernel's delivery, which any middle box pays): %s\n", strings.Join(parts, ", "))
 }
 
 // ratioHeader is the columns of every ratio table.
@@ -578,6 +623,7 @@ func (r *Results) writeRatios(out io.Writer, s2s *Path) {
 		rows([]struct{ name, label, mid string }{
 			{PathWGHubGomod, "site-to-site / hub chain", "hub wireguard-go"},
 			{PathWGDirectGomod, "site-to-site / direct", ""},
+			{PathWGRelayGomod, "site-to-site / direct through a relay", "relay"},
 			{PathKernel, "site-to-site / kernel", ""},
 		}))
 	writeRatioTable(out, "footnote, Debian's wireguard-go (no offloads; not a basis for any claim)",

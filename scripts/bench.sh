@@ -16,7 +16,7 @@
 # Knobs (environment): BENCH_QUICK=1 (smoke test: 1 run of 1 s per path,
 # 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 5),
 # BENCH_SECONDS (default 3), BENCH_PINGS (default 100), BENCH_PATHS (comma
-# list: kernel,wggo-direct-gomod,wggo-hub-gomod,wggo-direct,wggo-hub,
+# list: kernel,wggo-direct-gomod,wggo-hub-gomod,wggo-relay-gomod,wggo-direct,wggo-hub,
 # switchyard-s2s,switchyard-client,switchyard-s2s-masque,switchyard-s2s-trunk),
 # BENCH_GOMOD=0 (skip the -gomod paths, the references of every target),
 # BENCH_DEBIAN=1 (also Debian's wireguard-go, wggo-direct and wggo-hub: a footnote),
