@@ -477,24 +477,9 @@ func (r *Results) writePaths(out io.Writer) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), p.Rate.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3))
 	}
 	w.Flush()
-	fmt.Fprintln(out, "\nCPU seconds per GB received, per daemon:")
-	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
-	for _, p := range r.Paths {
-		for _, d := range p.CPU {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(2), d.TCP4.Format(2), d.Rate.Format(2))
-		}
-	}
-	w.Flush()
-	fmt.Fprintln(out, "\nContext switches per GB received, per daemon (all threads; each a sleep and a wakeup):")
-	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
-	for _, p := range r.Paths {
-		for _, d := range p.Switches {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(0), d.TCP4.Format(0), d.Rate.Format(0))
-		}
-	}
-	w.Flush()
+	writeDaemonTable(out, r.Paths, "CPU seconds per GB received, per daemon:", 2, func(p *Path) []DaemonCPU { return p.CPU })
+	writeDaemonTable(out, r.Paths, "Context switches per GB received, per daemon (all threads; each a sleep and a wakeup):", 0,
+		func(p *Path) []DaemonCPU { return p.Switches })
 	fmt.Fprintln(out, "\nTCP retransmissions per GB received (iperf3's senders):")
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "path\t1 stream\t4 streams\toffered rate")
@@ -536,6 +521,20 @@ func (r *Results) writeHop(out io.Writer, s2s *Path) {
 		fmt.Fprintf(out, "; by the edge, with its connectors at the ends, %.3f ms (goal ≤ %.1f ms)", s2s.RTT.Median-direct.RTT.Median, RTTGoal)
 	}
 	fmt.Fprintln(out)
+}
+
+// writeDaemonTable prints, under title, each path's per-daemon figures that
+// of picks, one row per daemon and a column per load, with prec decimals.
+func writeDaemonTable(out io.Writer, paths []*Path, title string, prec int, of func(*Path) []DaemonCPU) {
+	fmt.Fprintln(out, "\n"+title)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
+	for _, p := range paths {
+		for _, d := range of(p) {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, d.Role, d.TCP1.Format(prec), d.TCP4.Format(prec), d.Rate.Format(prec))
+		}
+	}
+	w.Flush()
 }
 
 // writeFloor prints the crypto floor and the site-to-site edge's CPU per GB against it.
