@@ -603,10 +603,10 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	}
 	p.TCP1, p.TCP4, p.Rate = Summarize(gbps[LoadTCP1]), Summarize(gbps[LoadTCP4]), Summarize(gbps[LoadRate])
 	p.UDP64, p.UDPLoss, p.RTT = Summarize(udp), Summarize(loss), Summarize(rtt)
-	p.Retransmits = DaemonCPU{Role: "TCP", TCP1: Summarize(retr[LoadTCP1]), TCP4: Summarize(retr[LoadTCP4]), Rate: Summarize(retr[LoadRate])}
+	p.Retransmits = LoadFigures{Role: "TCP", TCP1: Summarize(retr[LoadTCP1]), TCP4: Summarize(retr[LoadTCP4]), Rate: Summarize(retr[LoadRate])}
 	for i, d := range daemons {
-		p.CPU = append(p.CPU, DaemonCPU{Role: d.role, TCP1: Summarize(cpu[i][LoadTCP1]), TCP4: Summarize(cpu[i][LoadTCP4]), Rate: Summarize(cpu[i][LoadRate])})
-		p.Switches = append(p.Switches, DaemonCPU{Role: d.role, TCP1: Summarize(switches[i][LoadTCP1]), TCP4: Summarize(switches[i][LoadTCP4]), Rate: Summarize(switches[i][LoadRate])})
+		p.CPU = append(p.CPU, LoadFigures{Role: d.role, TCP1: Summarize(cpu[i][LoadTCP1]), TCP4: Summarize(cpu[i][LoadTCP4]), Rate: Summarize(cpu[i][LoadRate])})
+		p.Switches = append(p.Switches, LoadFigures{Role: d.role, TCP1: Summarize(switches[i][LoadTCP1]), TCP4: Summarize(switches[i][LoadTCP4]), Rate: Summarize(switches[i][LoadRate])})
 	}
 	if ctx.Err() != nil {
 		fail(fmt.Errorf("stopped: %w", context.Cause(ctx)))

@@ -163,10 +163,10 @@ PASS
 	}
 }
 
-// cpu is a DaemonCPU with the same samples under every load.
-func cpu(role string, v ...float64) DaemonCPU {
+// cpu is a LoadFigures with the same samples under every load.
+func cpu(role string, v ...float64) LoadFigures {
 	s := Summarize(v)
-	return DaemonCPU{Role: role, TCP1: s, TCP4: s, Rate: s}
+	return LoadFigures{Role: role, TCP1: s, TCP4: s, Rate: s}
 }
 
 func TestTargets(t *testing.T) {
@@ -176,17 +176,17 @@ func TestTargets(t *testing.T) {
 		Floor: &CryptoFloor{Size: 1350, Open: sum(0.5), Seal: sum(0.7), Total: sum(1.2)},
 		Paths: []*Path{
 			{Name: PathWGHubGomod, Idle: idle, TCP1: sum(0.8), TCP4: sum(0.8), RTT: sum(1.39),
-				CPU: []DaemonCPU{cpu("gwa wireguard-go", 2), {Role: "hub wireguard-go", TCP1: sum(6), TCP4: sum(8), Rate: sum(5)}}},
+				CPU: []LoadFigures{cpu("gwa wireguard-go", 2), {Role: "hub wireguard-go", TCP1: sum(6), TCP4: sum(8), Rate: sum(5)}}},
 			{Name: PathWGDirectGomod, Idle: idle, TCP1: sum(1.36), TCP4: sum(1.4), RTT: sum(0.95),
-				CPU: []DaemonCPU{cpu("gwa wireguard-go", 2), cpu("gwb wireguard-go", 2)}},
-			{Name: PathWGHub, Idle: idle, TCP1: sum(0.4), TCP4: sum(0.4), CPU: []DaemonCPU{cpu("hub wireguard-go", 20)}},
+				CPU: []LoadFigures{cpu("gwa wireguard-go", 2), cpu("gwb wireguard-go", 2)}},
+			{Name: PathWGHub, Idle: idle, TCP1: sum(0.4), TCP4: sum(0.4), CPU: []LoadFigures{cpu("hub wireguard-go", 20)}},
 			{Name: PathWGRelayGomod, Idle: idle, TCP1: sum(1.1), RTT: sum(1.25),
-				CPU:      []DaemonCPU{cpu("gwa wireguard-go", 2), {Role: "relay", TCP1: sum(0.9), TCP4: sum(1.2), Rate: sum(1.5)}},
-				Switches: []DaemonCPU{cpu("gwa wireguard-go", 90000), cpu("relay", 52000, 48000, 61000)}},
+				CPU:      []LoadFigures{cpu("gwa wireguard-go", 2), {Role: "relay", TCP1: sum(0.9), TCP4: sum(1.2), Rate: sum(1.5)}},
+				Switches: []LoadFigures{cpu("gwa wireguard-go", 90000), cpu("relay", 52000, 48000, 61000)}},
 			{Name: PathSiteToSite, Idle: idle, TCP1: sum(1.2), TCP4: sum(0.9), RTT: sum(1.0),
-				CPU: []DaemonCPU{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4)}},
+				CPU: []LoadFigures{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4)}},
 			{Name: PathSiteToSiteMASQUE, Idle: IdleWait{Waited: 60, Load: 0.8, Threshold: 0.1}, TCP1: sum(0.3), TCP4: sum(0.9),
-				CPU: []DaemonCPU{{Role: "edge", TCP1: sum(12), TCP4: sum(6), Rate: sum(12)}}},
+				CPU: []LoadFigures{{Role: "edge", TCP1: sum(12), TCP4: sum(6), Rate: sum(12)}}},
 		}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}},
 			{Name: BenchPropagation, Metrics: map[string]float64{"agent-p50-ms": 14.1, "agent-p99-ms": 28.4, "api-p50-ms": 14.8, "api-p99-ms": 1200}}}}
 	r.EvaluateTargets()
@@ -277,10 +277,10 @@ func TestTargets(t *testing.T) {
 
 func TestTrunkRatios(t *testing.T) {
 	sum := func(v ...float64) Summary { return Summarize(v) }
-	s2s := &Path{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.6), UDP64: sum(40e3), RTT: sum(0.6), CPU: []DaemonCPU{cpu("edge", 3)}}
-	hub := &Path{Name: PathWGHub, TCP1: sum(0.6), TCP4: sum(0.8), UDP64: sum(20e3), RTT: sum(1.2), CPU: []DaemonCPU{cpu("hub wireguard-go", 9)}}
+	s2s := &Path{Name: PathSiteToSite, TCP1: sum(1.2), TCP4: sum(1.6), UDP64: sum(40e3), RTT: sum(0.6), CPU: []LoadFigures{cpu("edge", 3)}}
+	hub := &Path{Name: PathWGHub, TCP1: sum(0.6), TCP4: sum(0.8), UDP64: sum(20e3), RTT: sum(1.2), CPU: []LoadFigures{cpu("hub wireguard-go", 9)}}
 	trunk := &Path{Name: PathSiteToSiteTrunk, TCP1: sum(0.9), TCP4: sum(1.2), UDP64: sum(30e3), RTT: sum(0.9),
-		CPU: []DaemonCPU{cpu("connector A", 2), cpu("edge 1", 2, 2.2), cpu("edge 2", 2.4), cpu("connector B", 2)}}
+		CPU: []LoadFigures{cpu("connector A", 2), cpu("edge 1", 2, 2.2), cpu("edge 2", 2.4), cpu("connector B", 2)}}
 	// line returns the table's row that starts with label, its cells split on runs of spaces.
 	line := func(table, label string) []string {
 		for _, l := range strings.Split(table, "\n") {
@@ -304,7 +304,7 @@ func TestTrunkRatios(t *testing.T) {
 			"cross-edge / single-edge site-to-site":                  nil,
 			"cross-edge / hub chain (Debian wireguard-go, footnote)": {"1.50×", "1.50×", "1.50×", "0.75×", "0.50×", "0.50×", "0.50×"},
 		}},
-		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []DaemonCPU{cpu("edge 1", 2)}}}, map[string][]string{
+		{"one edge's CPU missing", []*Path{s2s, {Name: PathSiteToSiteTrunk, TCP1: sum(0.9), CPU: []LoadFigures{cpu("edge 1", 2)}}}, map[string][]string{
 			"cross-edge / single-edge site-to-site": {"0.75×", "—", "—", "—", "—", "—", "—"},
 		}},
 		{"cross-edge path alone", []*Path{trunk}, nil},

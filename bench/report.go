@@ -101,15 +101,15 @@ type Path struct {
 	// RTT is the average ping round trip in milliseconds.
 	RTT Summary `json:"rtt_ms"`
 	// CPU is each daemon's CPU seconds per GB received, per load.
-	CPU []DaemonCPU `json:"cpu_s_per_gb,omitempty"`
+	CPU []LoadFigures `json:"cpu_s_per_gb,omitempty"`
 	// Retransmits are the TCP senders' retransmissions per GB received,
 	// per load (Role "TCP").
-	Retransmits DaemonCPU `json:"tcp_retransmits_per_gb"`
+	Retransmits LoadFigures `json:"tcp_retransmits_per_gb"`
 	// Switches is each daemon's context switches per GB received (all its
 	// threads, voluntary and involuntary), per load: each is one sleep and
 	// wakeup, which costs the daemon CPU time of its own.
-	Switches []DaemonCPU `json:"context_switches_per_gb,omitempty"`
-	Errors   []string    `json:"errors,omitempty"`
+	Switches []LoadFigures `json:"context_switches_per_gb,omitempty"`
+	Errors   []string      `json:"errors,omitempty"`
 }
 
 // Load is one of the TCP runs whose CPU cost a path reports.
@@ -128,8 +128,10 @@ var loads = []struct {
 	label string
 }{{LoadTCP1, "1 stream"}, {LoadTCP4, "4 streams"}, {LoadRate, "offered rate"}}
 
-// DaemonCPU is one daemon's CPU cost, in s/GB, under each load.
-type DaemonCPU struct {
+// LoadFigures is one figure of one role under each load: a daemon's CPU
+// seconds or context switches per GB, or the inner TCP's retransmissions
+// per GB (role "TCP").
+type LoadFigures struct {
 	Role string  `json:"role"`
 	TCP1 Summary `json:"tcp1"`
 	TCP4 Summary `json:"tcp4"`
@@ -137,7 +139,7 @@ type DaemonCPU struct {
 }
 
 // Of returns the summary for load.
-func (d DaemonCPU) Of(load Load) Summary {
+func (d LoadFigures) Of(load Load) Summary {
 	switch load {
 	case LoadTCP1:
 		return d.TCP1
@@ -477,9 +479,9 @@ func (r *Results) writePaths(out io.Writer) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), p.Rate.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3))
 	}
 	w.Flush()
-	writeDaemonTable(out, r.Paths, "CPU seconds per GB received, per daemon:", 2, func(p *Path) []DaemonCPU { return p.CPU })
+	writeDaemonTable(out, r.Paths, "CPU seconds per GB received, per daemon:", 2, func(p *Path) []LoadFigures { return p.CPU })
 	writeDaemonTable(out, r.Paths, "Context switches per GB received, per daemon (all threads; each a sleep and a wakeup):", 0,
-		func(p *Path) []DaemonCPU { return p.Switches })
+		func(p *Path) []LoadFigures { return p.Switches })
 	fmt.Fprintln(out, "\nTCP retransmissions per GB received (iperf3's senders):")
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "path\t1 stream\t4 streams\toffered rate")
@@ -525,7 +527,7 @@ func (r *Results) writeHop(out io.Writer, s2s *Path) {
 
 // writeDaemonTable prints, under title, each path's per-daemon figures that
 // of picks, one row per daemon and a column per load, with prec decimals.
-func writeDaemonTable(out io.Writer, paths []*Path, title string, prec int, of func(*Path) []DaemonCPU) {
+func writeDaemonTable(out io.Writer, paths []*Path, title string, prec int, of func(*Path) []LoadFigures) {
 	fmt.Fprintln(out, "\n"+title)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "path\tdaemon\t1 stream\t4 streams\toffered rate")
