@@ -5,7 +5,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -54,12 +53,10 @@ func runRelay(spec string) error {
 	}
 	bind := wireguard.NewOffloadBind()
 	var peers [2]conn.Endpoint
-	var addrs [2]netip.Addr
-	for i, s := range f[1:] {
-		if peers[i], err = bind.ParseEndpoint(s); err != nil {
-			return fmt.Errorf("%s peer %q: %w", relayEnv, s, err)
+	for i, a := range f[1:] {
+		if peers[i], err = bind.ParseEndpoint(a); err != nil {
+			return fmt.Errorf("%s peer %q: %w", relayEnv, a, err)
 		}
-		addrs[i] = netip.MustParseAddrPort(s).Addr()
 	}
 	fns, _, err := bind.Open(uint16(port))
 	if err != nil {
@@ -68,7 +65,7 @@ func runRelay(spec string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	for _, fn := range fns {
-		go relayLoop(bind, fn, peers, addrs)
+		go relayLoop(bind, fn, peers)
 	}
 	fmt.Println("relay started")
 	<-ctx.Done()
@@ -77,28 +74,28 @@ func runRelay(spec string) error {
 
 // relayLoop moves what fn receives to the other peer, one Send per run of
 // datagrams for the same peer; it returns when the bind closes.
-func relayLoop(bind conn.Bind, fn conn.ReceiveFunc, peers [2]conn.Endpoint, addrs [2]netip.Addr) {
+func relayLoop(bind conn.Bind, fn conn.ReceiveFunc, peers [2]conn.Endpoint) {
 	n := bind.BatchSize()
 	bufs, sizes, eps := make([][]byte, n), make([]int, n), make([]conn.Endpoint, n)
 	for i := range bufs {
 		bufs[i] = make([]byte, 65535)
 	}
-	out := make([][]byte, 0, n)
+	b := peers[1].DstIP()
+	out, to := make([][]byte, 0, n), -1
+	flush := func() {
+		if len(out) > 0 {
+			_ = bind.Send(out, peers[to]) // a lost datagram is the tunnel's to recover
+		}
+		out = out[:0]
+	}
 	for {
 		got, err := fn(bufs, sizes, eps)
 		if err != nil {
 			return
 		}
-		to := -1
-		flush := func() {
-			if len(out) > 0 {
-				_ = bind.Send(out, peers[to]) // a lost datagram is the tunnel's to recover
-			}
-			out = out[:0]
-		}
 		for i := range got {
 			dst := 1 // from A (or anyone else) to B
-			if eps[i].DstIP() == addrs[1] {
+			if eps[i].DstIP() == b {
 				dst = 0
 			}
 			if dst != to {
