@@ -61,6 +61,7 @@ type config struct {
 	profile              bool   // BENCH_PROFILE=1 or rate: record the edge's CPU profile (edge-cpu.pprof for WireGuard, edge-masque-cpu.pprof for MASQUE)
 	profileLoad          Load   // the run profiled: 4 streams, or the offered rate (BENCH_PROFILE=rate)
 	wgGomod              string // BENCH_WGGO_GOMOD: a wireguard-go built from go.mod's version, measured too
+	masqueTest           string // BENCH_MASQUE_TEST: transport/masque's test binary, whose BenchmarkDatagramFloor the lab runs
 	debian               bool   // BENCH_DEBIAN=1: also Debian's wireguard-go (a footnote)
 	rate                 string // BENCH_RATE: iperf3 -b of the offered-rate run, "0" to skip
 	idle                 IdlePolicy
@@ -121,6 +122,7 @@ func loadConfig(t *testing.T) config {
 		c.profile, c.profileLoad = true, LoadRate
 	}
 	c.wgGomod = os.Getenv("BENCH_WGGO_GOMOD")
+	c.masqueTest = os.Getenv("BENCH_MASQUE_TEST")
 	c.bin, c.out, c.micro = os.Getenv("BENCH_BIN"), os.Getenv("BENCH_OUT"), os.Getenv("BENCH_MICRO_FILE")
 	if c.out == "" {
 		c.out = filepath.Join(t.TempDir(), "results.json")
@@ -176,6 +178,17 @@ func TestNetBench(t *testing.T) {
 	res.Floor = measureFloor(floorSize, floorCPU, cfg.reps)
 	res.Floor.Idle = fw
 	fmt.Printf("== crypto floor: Open %s + Seal %s = %s s/GB at %d B\n", res.Floor.Open.Format(2), res.Floor.Seal.Format(2), res.Floor.Total.Format(2), floorSize)
+
+	if cfg.masqueTest != "" && cfg.want(PathSiteToSiteMASQUE) {
+		qw := waitIdle(ctx, cfg, "quic-go datagram floor")
+		f, err := measureQUICFloor(ctx, cfg)
+		if err != nil {
+			t.Errorf("quic-go datagram floor: %v", err)
+		} else {
+			f.Idle, res.QUICFloor = qw, f
+			fmt.Printf("== quic-go datagram floor: %s s/GB, %s context switches per GB, at %s Gbps\n", f.CPU.Format(2), f.Switches.Format(0), f.Gbps.Format(2))
+		}
+	}
 
 	if os.Geteuid() != 0 {
 		t.Log("not root: the network-namespace lab is skipped; the table shows the Go benchmarks only")
@@ -616,6 +629,22 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 
 // waitIdle waits for an idle machine before what is measured, and says
 // what it found, loudly when the machine stayed busy.
+// measureQUICFloor runs transport/masque's BenchmarkDatagramFloor (bare
+// QUIC on loopback, in a process of its own) cfg.reps times for
+// cfg.seconds each.
+func measureQUICFloor(ctx context.Context, cfg config) (*QUICFloor, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.reps)*(time.Duration(cfg.seconds)*time.Second*3+30*time.Second))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cfg.masqueTest, "-test.run", "^$", "-test.bench", "^"+BenchQUICFloor+"$",
+		"-test.benchtime", fmt.Sprintf("%ds", cfg.seconds), "-test.count", strconv.Itoa(cfg.reps))
+	cmd.Dir = os.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v\n%s", cfg.masqueTest, err, out)
+	}
+	return QUICFloorOf(ParseGoBench(out))
+}
+
 func waitIdle(ctx context.Context, cfg config, what string) IdleWait {
 	w := WaitIdle(ctx, cfg.idle, ReadCPUSample)
 	if w.Idle {

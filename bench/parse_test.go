@@ -163,6 +163,33 @@ PASS
 	}
 }
 
+func TestQUICFloorOf(t *testing.T) {
+	out := `pkg: github.com/switchyard/switchyard/transport/masque
+2026/12/02 14:53:54 handling stream failed: H3_NO_ERROR (local)
+BenchmarkDatagramFloor-2   	  400562	      9173 ns/op	 146.84 MB/s	         1.175 Gbps	        11.41 cpu-s/GB	         0 loss-%	     47215 switches/GB
+BenchmarkDatagramFloor-2   	  370454	      9357 ns/op	 143.95 MB/s	         1.152 Gbps	        12.51 cpu-s/GB	         0 loss-%	     50838 switches/GB
+BenchmarkDatagramFloor-2   	  397395	     10045 ns/op	 134.09 MB/s	         1.073 Gbps	        11.67 cpu-s/GB	         0 loss-%	     47740 switches/GB
+BenchmarkForward-2   	  144705	     23702 ns/op	  59.03 MB/s	         0.4722 Gbps	        21.51 cpu-s/GB
+PASS
+`
+	f, err := QUICFloorOf(ParseGoBench([]byte(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.CPU.Median != 11.67 || f.CPU.Min != 11.41 || f.CPU.Max != 12.51 || len(f.CPU.Samples) != 3 {
+		t.Errorf("cpu = %+v, want 11.67 [11.41–12.51] of 3 (BenchmarkForward left out)", f.CPU)
+	}
+	if f.Switches.Median != 47740 || f.Gbps.Median != 1.152 {
+		t.Errorf("switches %+v, Gbps %+v", f.Switches, f.Gbps)
+	}
+	if _, err := QUICFloorOf(ParseGoBench([]byte("BenchmarkDatagramFloor-2  10  5 ns/op  1.1 Gbps\n"))); err == nil {
+		t.Error("a run without cpu-s/GB gave a floor")
+	}
+	if _, err := QUICFloorOf(nil); err == nil {
+		t.Error("no run gave a floor")
+	}
+}
+
 // cpu is a LoadFigures with the same samples under every load.
 func cpu(role string, v ...float64) LoadFigures {
 	s := Summarize(v)
@@ -173,7 +200,8 @@ func TestTargets(t *testing.T) {
 	sum := func(v ...float64) Summary { return Summarize(v) }
 	idle := IdleWait{Idle: true, Waited: 2, Load: 0.03, Threshold: 0.1}
 	r := &Results{Reps: 1, Seconds: 1, Rate: "700M",
-		Floor: &CryptoFloor{Size: 1350, Open: sum(0.5), Seal: sum(0.7), Total: sum(1.2)},
+		Floor:     &CryptoFloor{Size: 1350, Open: sum(0.5), Seal: sum(0.7), Total: sum(1.2)},
+		QUICFloor: &QUICFloor{CPU: sum(9, 8, 11), Switches: sum(50000), Gbps: sum(1.2), Idle: idle},
 		Paths: []*Path{
 			{Name: PathWGHubGomod, Idle: idle, TCP1: sum(0.8), TCP4: sum(0.8), RTT: sum(1.39),
 				CPU: []LoadFigures{cpu("gwa wireguard-go", 2), {Role: "hub wireguard-go", TCP1: sum(6), TCP4: sum(8), Rate: sum(5)}}},
@@ -240,7 +268,11 @@ func TestTargets(t *testing.T) {
 		"cluster: write on edge 1 until a connector's long poll on edge 2 returns it", "p50 14.10 ms, p99 28.40 ms",
 		"less a bare relay's CPU per GB (the hop's socket I/O, wakeups and the kernel's delivery, which any middle box pays): 1 stream 1.25×, 4 streams 2.00×, offered rate 1.00×",
 		"by a bare relay between its ends (no crypto, no routing) 0.300 ms; by the edge, with its connectors at the ends, 0.050 ms",
-		"Context switches per GB received"} {
+		"Context switches per GB received",
+		"quic-go datagram floor: idle after 2.0 s",
+		"loopback, this run): 9.00 [8.00–11.00] s/GB, 50000 context switches per GB, at 1.20 Gbps",
+		"MASQUE edge CPU per GB / quic-go datagram floor: 1 stream 1.33×, 4 streams 0.67×, offered rate 1.33×",
+		"quic-go datagram floor / WireGuard edge CPU per GB: 1 stream 3.75×, 4 streams 2.50×, offered rate 3.33× (MASQUE's goal of ≤ 2× "} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

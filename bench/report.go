@@ -48,8 +48,11 @@ type Results struct {
 	// Idle is the policy each path waited for before it was measured.
 	Idle  IdlePolicyJSON `json:"idle_policy"`
 	Floor *CryptoFloor   `json:"crypto_floor,omitempty"`
-	Paths []*Path        `json:"paths"`
-	Micro []GoBench      `json:"micro,omitempty"`
+	// QUICFloor is quic-go's own cost per forwarded datagram, measured in
+	// this run when the MASQUE path is.
+	QUICFloor *QUICFloor `json:"quic_floor,omitempty"`
+	Paths     []*Path    `json:"paths"`
+	Micro     []GoBench  `json:"micro,omitempty"`
 	// Targets are the goals of issue 20 with what this run measured.
 	Targets []Target `json:"targets"`
 }
@@ -72,6 +75,41 @@ type CryptoFloor struct {
 	// Idle is what the wait for an idle machine before it found (it counts
 	// thread CPU time, so contention moves it less than the paths).
 	Idle IdleWait `json:"idle"`
+}
+
+// QUICFloor is the least the edge can pay through quic-go's API for a
+// packet it forwards from one MASQUE session to another: transport/masque
+// BenchmarkDatagramFloor, one SendDatagram and one ReceiveDatagram of a
+// full-size datagram on bare QUIC connections on loopback (no HTTP/3,
+// CONNECT-IP or routing), per GB of the TCP payload those datagrams carry.
+type QUICFloor struct {
+	CPU      Summary `json:"cpu_s_per_gb"`
+	Switches Summary `json:"context_switches_per_gb"`
+	Gbps     Summary `json:"gbps"`
+	// Idle is what the wait for an idle machine before it found.
+	Idle IdleWait `json:"idle"`
+}
+
+// QUICFloorOf summarizes the BenchQUICFloor runs in benches, or returns an
+// error if there is none or one lacks a figure.
+func QUICFloorOf(benches []GoBench) (*QUICFloor, error) {
+	var cpu, switches, gbps []float64
+	for _, b := range benches {
+		if b.Name != BenchQUICFloor {
+			continue
+		}
+		c, okC := b.Metrics["cpu-s/GB"]
+		s, okS := b.Metrics["switches/GB"]
+		g, okG := b.Metrics["Gbps"]
+		if !okC || !okS || !okG || c <= 0 {
+			return nil, fmt.Errorf("%s: want cpu-s/GB, switches/GB and Gbps, got %v", BenchQUICFloor, b.Metrics)
+		}
+		cpu, switches, gbps = append(cpu, c), append(switches, s), append(gbps, g)
+	}
+	if len(cpu) == 0 {
+		return nil, fmt.Errorf("no %s result", BenchQUICFloor)
+	}
+	return &QUICFloor{CPU: Summarize(cpu), Switches: Summarize(switches), Gbps: Summarize(gbps)}, nil
 }
 
 // Host describes the machine the run was on.
@@ -273,6 +311,9 @@ func num(v float64) string {
 const (
 	BenchLookupPrefix = "BenchmarkLookupScale/"
 	BenchRoute        = "BenchmarkRoute"
+	// BenchQUICFloor (transport/masque) reports cpu-s/GB, switches/GB and
+	// Gbps; the lab runs it itself (QUICFloorOf).
+	BenchQUICFloor = "BenchmarkDatagramFloor"
 	BenchProcess      = "BenchmarkProcessBatch"
 	BenchIdle100k     = "BenchmarkIdleSessions/100k"
 	BenchIdle10k      = "BenchmarkIdleSessions/10k"
@@ -455,6 +496,9 @@ func (r *Results) writeIdle(out io.Writer) {
 		100*r.Idle.Threshold, r.Idle.Window, r.Idle.Max)
 	if r.Floor != nil {
 		fmt.Fprintf(out, "  crypto floor: %s\n", r.Floor.Idle)
+	}
+	if r.QUICFloor != nil {
+		fmt.Fprintf(out, "  quic-go datagram floor: %s\n", r.QUICFloor.Idle)
 	}
 	for _, p := range r.Paths {
 		steal := ""
@@ -642,6 +686,20 @@ func (r *Results) writeMASQUERatios(out io.Writer, s2s *Path) {
 	}
 	writeRatioTable(out, "MASQUE / WireGuard, site to site (CPU: edge / edge)",
 		[]string{ratioRow("MASQUE / WireGuard", m, s2s, cpuOf(m, "edge"), cpuOf(s2s, "edge"))})
+	f := r.QUICFloor
+	if f == nil {
+		return
+	}
+	fmt.Fprintf(out, "quic-go datagram floor (BenchmarkDatagramFloor: bare QUIC, one SendDatagram and one ReceiveDatagram per full-size datagram, loopback, this run): %s s/GB, %s context switches per GB, at %s Gbps\n",
+		f.CPU.Format(2), f.Switches.Format(0), f.Gbps.Format(2))
+	var over, under []string
+	for _, l := range loads {
+		over = append(over, l.label+" "+ratio(median(m.DaemonCPU("edge", l.load)), median(f.CPU)))
+		under = append(under, l.label+" "+ratio(median(f.CPU), median(s2s.DaemonCPU("edge", l.load))))
+	}
+	fmt.Fprintf(out, "MASQUE edge CPU per GB / quic-go datagram floor: %s\n", strings.Join(over, ", "))
+	fmt.Fprintf(out, "quic-go datagram floor / WireGuard edge CPU per GB: %s (MASQUE's goal of ≤ %g× the WireGuard edge's CPU is out of reach through quic-go where this exceeds it)\n",
+		strings.Join(under, ", "), float64(MASQUECPU))
 }
 
 // writeRatioTable prints rows under a title and the ratio columns, if there are any rows.

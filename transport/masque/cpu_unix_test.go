@@ -7,11 +7,12 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time this process used so far.
-func processCPU() time.Duration {
+// processUsage is what this process used so far: CPU time and context
+// switches (voluntary and involuntary) of all its threads.
+func processUsage() usage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return usage{}
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), switches: int64(ru.Nvcsw + ru.Nivcsw)}
 }
