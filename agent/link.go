@@ -291,6 +291,7 @@ func (l *link) runMASQUE(ctx context.Context, until <-chan time.Time) error {
 	if err != nil {
 		return err
 	}
+	defer masqueProcs.acquire(l.log)()
 	view := newTUNView(l.tun)
 	// The session's inner MTU follows QUIC's path MTU discovery: the TUN's
 	// MTU (at least 1280, for IPv6; the view answers larger IPv4 DF
