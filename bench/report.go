@@ -313,11 +313,11 @@ const (
 	BenchRoute        = "BenchmarkRoute"
 	// BenchQUICFloor (transport/masque) reports cpu-s/GB, switches/GB and
 	// Gbps; the lab runs it itself (QUICFloorOf).
-	BenchQUICFloor = "BenchmarkDatagramFloor"
-	BenchProcess      = "BenchmarkProcessBatch"
-	BenchIdle100k     = "BenchmarkIdleSessions/100k"
-	BenchIdle10k      = "BenchmarkIdleSessions/10k"
-	UnitBytesSession  = "B/session"
+	BenchQUICFloor   = "BenchmarkDatagramFloor"
+	BenchProcess     = "BenchmarkProcessBatch"
+	BenchIdle100k    = "BenchmarkIdleSessions/100k"
+	BenchIdle10k     = "BenchmarkIdleSessions/10k"
+	UnitBytesSession = "B/session"
 	// BenchPropagation (edge/propagation_test.go) reports, for each stage,
 	// STAGE-p50-ms and STAGE-p99-ms: the delay from sending a write to edge 1
 	// until that stage of edge 2 has it.
