@@ -627,8 +627,6 @@ func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec p
 	t.Logf("%s: TCP1 %s Gbps, TCP4 %s Gbps, at %s %s Gbps, UDP %s pps, RTT %s ms", name, p.TCP1.Format(2), p.TCP4.Format(2), cfg.rate, p.Rate.Format(2), p.UDP64.Format(0), p.RTT.Format(3))
 }
 
-// waitIdle waits for an idle machine before what is measured, and says
-// what it found, loudly when the machine stayed busy.
 // measureQUICFloor runs transport/masque's BenchmarkDatagramFloor (bare
 // QUIC on loopback, in a process of its own) cfg.reps times for
 // cfg.seconds each.
@@ -645,6 +643,8 @@ func measureQUICFloor(ctx context.Context, cfg config) (*QUICFloor, error) {
 	return QUICFloorOf(ParseGoBench(out))
 }
 
+// waitIdle waits for an idle machine before what is measured, and says
+// what it found, loudly when the machine stayed busy.
 func waitIdle(ctx context.Context, cfg config, what string) IdleWait {
 	w := WaitIdle(ctx, cfg.idle, ReadCPUSample)
 	if w.Idle {

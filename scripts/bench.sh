@@ -12,6 +12,8 @@
 # could not get an idle machine. Each repetition runs TCP with 1 and with 4
 # streams and 1 stream at BENCH_RATE (default 700M, 0 to skip), each with its
 # own CPU per GB, and ChaCha20-Poly1305 Open + Seal at 1350 B (the crypto floor).
+# With the MASQUE path it also runs transport/masque's BenchmarkDatagramFloor
+# (bare QUIC on loopback: quic-go's own cost per forwarded datagram) as often.
 #
 # Knobs (environment): BENCH_QUICK=1 (smoke test: 1 run of 1 s per path,
 # 100ms per Go benchmark, no 100k sessions), BENCH_REPS (default 5),
