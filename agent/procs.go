@@ -28,9 +28,9 @@ const smallHost = 2
 // GOMAXPROCS in the environment always wins: the gate then does nothing.
 type procGate struct {
 	cpus    int
-	pinned  bool // GOMAXPROCS is set in the environment
-	set     func(int) int
-	restore func()
+	pinned  bool            // GOMAXPROCS is set in the environment
+	set     func(procs int) // runtime.GOMAXPROCS
+	restore func()          // runtime.SetDefaultGOMAXPROCS
 
 	mu       sync.Mutex
 	sessions int
@@ -38,7 +38,7 @@ type procGate struct {
 
 // masqueProcs is the process's gate.
 var masqueProcs = procGate{cpus: runtime.NumCPU(), pinned: os.Getenv("GOMAXPROCS") != "",
-	set: runtime.GOMAXPROCS, restore: runtime.SetDefaultGOMAXPROCS}
+	set: func(n int) { runtime.GOMAXPROCS(n) }, restore: runtime.SetDefaultGOMAXPROCS}
 
 // acquire counts a MASQUE session that is up; the returned func counts it
 // down and must be called once.

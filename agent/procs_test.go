@@ -15,7 +15,7 @@ type fakeProcs struct {
 
 func (f *fakeProcs) gate(cpus int, pinned bool) *procGate {
 	return &procGate{cpus: cpus, pinned: pinned,
-		set:     func(n int) int { old := f.procs; f.procs = n; return old },
+		set:     func(n int) { f.procs = n },
 		restore: func() { f.procs = 0; f.restored++ }}
 }
 
