@@ -19,7 +19,14 @@ type CPUTimes struct {
 	Steal time.Duration
 	// Total is every counter's sum.
 	Total time.Duration
+	// Switches are the context switches of every CPU since boot (the ctxt
+	// line), 0 when the sample has none.
+	Switches uint64
 }
+
+// Used is the CPU time the machine itself ran: busy, less what the
+// hypervisor took.
+func (t CPUTimes) Used() time.Duration { return t.Busy - t.Steal }
 
 // StealShare is the share of the CPU time between t and a later sample u
 // that the hypervisor took (0 when no time passed).
@@ -36,9 +43,19 @@ type CPUSample struct {
 	Self time.Duration
 }
 
-// ParseCPUStat parses the "cpu" line of /proc/stat.
+// ParseCPUStat parses the "cpu" and "ctxt" lines of /proc/stat.
 func ParseCPUStat(stat []byte) (CPUTimes, error) {
-	line, _, _ := strings.Cut(string(stat), "\n")
+	line, rest, _ := strings.Cut(string(stat), "\n")
+	var switches uint64
+	for l := range strings.Lines(rest) {
+		if v, ok := strings.CutPrefix(l, "ctxt "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return CPUTimes{}, fmt.Errorf("parse /proc/stat ctxt: %w", err)
+			}
+			switches = n
+		}
+	}
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
 		return CPUTimes{}, errors.New("parse /proc/stat: no aggregate cpu line with 8 counters")
@@ -53,7 +70,7 @@ func ParseCPUStat(stat []byte) (CPUTimes, error) {
 		c[i], total = v, total+v
 	}
 	d := func(v uint64) time.Duration { return time.Duration(v) * time.Second / userHZ }
-	return CPUTimes{Busy: d(c[0] + c[1] + c[2] + c[5] + c[6] + c[7]), Steal: d(c[7]), Total: d(total)}, nil
+	return CPUTimes{Busy: d(c[0] + c[1] + c[2] + c[5] + c[6] + c[7]), Steal: d(c[7]), Total: d(total), Switches: switches}, nil
 }
 
 // MaxStealPct is the percentage of the machine's CPU time the hypervisor

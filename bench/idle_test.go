@@ -8,11 +8,14 @@ import (
 )
 
 func TestParseCPUStat(t *testing.T) {
-	got, err := ParseCPUStat([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\n"))
+	got, err := ParseCPUStat([]byte("cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\nintr 7 1\nctxt 123456\nbtime 1\n"))
 	if err != nil || got.Busy != 161*time.Second/userHZ { // user+nice+system+irq+softirq+steal, not idle or iowait
 		t.Errorf("ParseCPUStat = %v, %v; want %v", got.Busy, err, 161*time.Second/userHZ)
 	}
-	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 x 4 5 6 7 8\n", "cpu 1 2 3\n"} {
+	if got.Used() != 160*time.Second/userHZ || got.Switches != 123456 {
+		t.Errorf("ParseCPUStat: used %v, switches %d; want %v, 123456", got.Used(), got.Switches, 160*time.Second/userHZ)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 x 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 3 4 5 6 7 8\nctxt x\n"} {
 		if _, err := ParseCPUStat([]byte(bad)); err == nil {
 			t.Errorf("ParseCPUStat(%q): no error", bad)
 		}

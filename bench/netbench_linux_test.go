@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -343,11 +344,15 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// daemon is a process whose CPU time a path reports.
+// daemon is a process whose CPU time a path reports; one without a
+// process is the whole machine (RoleMachine).
 type daemon struct {
 	role string
 	p    *lab.Proc
 }
+
+// machine is the daemon every path reports besides its own.
+var machine = daemon{role: RoleMachine}
 
 // usage is what a daemon has used since it started.
 type usage struct {
@@ -357,6 +362,13 @@ type usage struct {
 
 // usage reads the daemon's CPU time and its threads' context switches.
 func (d daemon) usage() (usage, error) {
+	if d.p == nil {
+		s, err := ReadCPUSample()
+		if err != nil {
+			return usage{}, fmt.Errorf("cpu time of the machine: %w", err)
+		}
+		return usage{cpu: s.Used(), switches: s.Switches}, nil
+	}
 	cpu, err := d.cpu()
 	if err != nil {
 		return usage{}, err
@@ -457,7 +469,7 @@ type pathSpec struct {
 
 // measure runs the repetitions of one path and records them.
 func measure(ctx context.Context, t *testing.T, cfg config, res *Results, spec pathSpec) {
-	name, src, daemons := spec.name, spec.src, spec.daemons
+	name, src, daemons := spec.name, spec.src, append(slices.Clip(spec.daemons), machine)
 	p := &Path{Name: name, Desc: spec.desc}
 	res.Paths = append(res.Paths, p)
 	fail := func(err error) {

@@ -212,9 +212,10 @@ func TestTargets(t *testing.T) {
 				CPU:      []LoadFigures{cpu("gwa wireguard-go", 2), {Role: "relay", TCP1: sum(0.9), TCP4: sum(1.2), Rate: sum(1.5)}},
 				Switches: []LoadFigures{cpu("gwa wireguard-go", 90000), cpu("relay", 52000, 48000, 61000)}},
 			{Name: PathSiteToSite, Idle: idle, TCP1: sum(1.2), TCP4: sum(0.9), RTT: sum(1.0),
-				CPU: []LoadFigures{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4)}},
+				CPU: []LoadFigures{cpu("connector A", 2.1), {Role: "edge", TCP1: sum(2.4), TCP4: sum(3.6), Rate: sum(2.5, 2.7, 9)}, cpu("connector B", 2.4),
+					cpu(RoleMachine, 14)}},
 			{Name: PathSiteToSiteMASQUE, Idle: IdleWait{Waited: 60, Load: 0.8, Threshold: 0.1}, TCP1: sum(0.3), TCP4: sum(0.9),
-				CPU: []LoadFigures{{Role: "edge", TCP1: sum(12), TCP4: sum(6), Rate: sum(12)}}},
+				CPU: []LoadFigures{{Role: "edge", TCP1: sum(12), TCP4: sum(6), Rate: sum(12)}, {Role: RoleMachine, TCP1: sum(42), TCP4: sum(35)}}},
 		}, Micro: []GoBench{{Name: BenchRoute, Metrics: map[string]float64{"allocs/op": 0}},
 			{Name: BenchPropagation, Metrics: map[string]float64{"agent-p50-ms": 14.1, "agent-p99-ms": 28.4, "api-p50-ms": 14.8, "api-p99-ms": 1200}}}}
 	r.EvaluateTargets()
@@ -272,7 +273,10 @@ func TestTargets(t *testing.T) {
 		"quic-go datagram floor: idle after 2.0 s",
 		"loopback, this run): 9.00 [8.00–11.00] s/GB, 50000 context switches per GB, at 1.20 Gbps",
 		"MASQUE edge CPU per GB / quic-go datagram floor: 1 stream 1.33×, 4 streams 0.67×, offered rate 1.33×",
-		"quic-go datagram floor / WireGuard edge CPU per GB: 1 stream 3.75×, 4 streams 2.50×, offered rate 3.33× (MASQUE's goal of ≤ 2× "} {
+		"quic-go datagram floor / WireGuard edge CPU per GB: 1 stream 3.75×, 4 streams 2.50×, offered rate 3.33× (MASQUE's goal of ≤ 2× ",
+		"whole machine CPU per GB, MASQUE / WireGuard (every process and the kernel; saturated, throughput follows its inverse): 1 stream 3.00×, 4 streams 2.50×\n",
+		// 14 / (2 × 9 + 14 − 2 × 2.4) and 14 / (2 × 9 + 14 − 2 × 3.6)
+		"on each of the two QUIC hops and the rest as on WireGuard: 1 stream 0.51×, 4 streams 0.56× (goal ≥ 0.5×)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

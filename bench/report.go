@@ -37,6 +37,11 @@ const (
 	PathWGRelayGomod = "wggo-relay-gomod"
 )
 
+// RoleMachine is the role of the whole machine in a path's figures: every
+// process and the kernel, less the hypervisor's steal. On a machine whose
+// cores the path saturates, its CPU per GB sets the throughput.
+const RoleMachine = "machine"
+
 // Results is everything one `make bench` run measured; it is written as JSON.
 type Results struct {
 	Started time.Time `json:"started"`
@@ -686,10 +691,14 @@ func (r *Results) writeMASQUERatios(out io.Writer, s2s *Path) {
 	}
 	writeRatioTable(out, "MASQUE / WireGuard, site to site (CPU: edge / edge)",
 		[]string{ratioRow("MASQUE / WireGuard", m, s2s, cpuOf(m, "edge"), cpuOf(s2s, "edge"))})
-	f := r.QUICFloor
-	if f == nil {
-		return
+	if r.QUICFloor != nil {
+		writeQUICFloor(out, m, s2s, r.QUICFloor)
 	}
+	writeMASQUEBound(out, m, s2s, r.QUICFloor)
+}
+
+// writeQUICFloor prints quic-go's datagram floor and the edges' CPU per GB against it.
+func writeQUICFloor(out io.Writer, m, s2s *Path, f *QUICFloor) {
 	fmt.Fprintf(out, "quic-go datagram floor (BenchmarkDatagramFloor: bare QUIC, one SendDatagram and one ReceiveDatagram per full-size datagram, loopback, this run): %s s/GB, %s context switches per GB, at %s Gbps\n",
 		f.CPU.Format(2), f.Switches.Format(0), f.Gbps.Format(2))
 	var over, under []string
@@ -700,6 +709,35 @@ func (r *Results) writeMASQUERatios(out io.Writer, s2s *Path) {
 	fmt.Fprintf(out, "MASQUE edge CPU per GB / quic-go datagram floor: %s\n", strings.Join(over, ", "))
 	fmt.Fprintf(out, "quic-go datagram floor / WireGuard edge CPU per GB: %s (MASQUE's goal of ≤ %g× the WireGuard edge's CPU is out of reach through quic-go where this exceeds it)\n",
 		strings.Join(under, ", "), float64(MASQUECPU))
+}
+
+// writeMASQUEBound prints what sets MASQUE's throughput where the path
+// saturates the machine's cores: the whole machine's CPU per GB against
+// WireGuard's; and, with quic-go's floor measured, the most MASQUE could
+// move if its daemons paid no more than that floor on each of the path's
+// two QUIC hops. The rest of the machine (TUN reads and writes, the
+// kernel's TCP and delivery, iperf3) would cost what it costs on the
+// WireGuard path: all of it but the WireGuard transport's work, which is
+// about twice the edge's (connector A encrypts and sends each packet,
+// connector B receives and decrypts it, the edge does both).
+func writeMASQUEBound(out io.Writer, m, s2s *Path, floor *QUICFloor) {
+	if !m.DaemonCPU(RoleMachine, LoadTCP1).Valid() || !s2s.DaemonCPU(RoleMachine, LoadTCP1).Valid() {
+		return
+	}
+	var used, best []string
+	for _, l := range loads[:2] { // saturated: the offered rate fixes the throughput
+		wg, edge := median(s2s.DaemonCPU(RoleMachine, l.load)), median(s2s.DaemonCPU("edge", l.load))
+		used = append(used, l.label+" "+ratio(median(m.DaemonCPU(RoleMachine, l.load)), wg))
+		if floor != nil && wg > 2*edge {
+			best = append(best, l.label+" "+ratio(wg, 2*median(floor.CPU)+wg-2*edge))
+		}
+	}
+	fmt.Fprintf(out, "whole machine CPU per GB, MASQUE / WireGuard (every process and the kernel; saturated, throughput follows its inverse): %s\n",
+		strings.Join(used, ", "))
+	if len(best) > 0 {
+		fmt.Fprintf(out, "MASQUE / WireGuard throughput at best, its daemons at quic-go's floor on each of the two QUIC hops and the rest as on WireGuard: %s (goal ≥ %g×)\n",
+			strings.Join(best, ", "), MASQUESpeed)
+	}
 }
 
 // writeRatioTable prints rows under a title and the ratio columns, if there are any rows.
