@@ -528,8 +528,8 @@ func (r *Results) writePaths(out io.Writer) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.TCP1.Format(2), p.TCP4.Format(2), p.Rate.Format(2), kpps.Format(0), p.UDPLoss.Format(0), p.RTT.Format(3))
 	}
 	w.Flush()
-	writeDaemonTable(out, r.Paths, "CPU seconds per GB received, per daemon:", 2, func(p *Path) []LoadFigures { return p.CPU })
-	writeDaemonTable(out, r.Paths, "Context switches per GB received, per daemon (all threads; each a sleep and a wakeup):", 0,
+	writeDaemonTable(out, r.Paths, "CPU seconds per GB received, per daemon and for the whole machine:", 2, func(p *Path) []LoadFigures { return p.CPU })
+	writeDaemonTable(out, r.Paths, "Context switches per GB received, per daemon (all threads; each a sleep and a wakeup) and for the whole machine:", 0,
 		func(p *Path) []LoadFigures { return p.Switches })
 	fmt.Fprintln(out, "\nTCP retransmissions per GB received (iperf3's senders):")
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
