@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -121,7 +122,13 @@ func TestTokenAndWireGuardPort(t *testing.T) {
 	if c := only(t, r, "wireguard"); c.Status != OK || !strings.Contains(c.Detail, "handshake") {
 		t.Errorf("enrolled key, agent stopped: %+v, want a handshake", c)
 	}
-	if s := e.wg.Peer(key.PublicKey()); s == nil || s.LastHandshake().IsZero() {
+	// The edge takes the handshake as done when doctor's keepalive
+	// arrives, which doctor sends but does not wait for.
+	sawHandshake := func() bool { s := e.wg.Peer(key.PublicKey()); return s != nil && !s.LastHandshake().IsZero() }
+	for deadline := time.Now().Add(2 * time.Second); !sawHandshake() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawHandshake() {
 		t.Error("the edge's endpoint saw no handshake from the agent's key")
 	}
 	if r.Failed() != 0 {

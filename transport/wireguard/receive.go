@@ -434,11 +434,13 @@ func (e *Endpoint) handleResponse(msg []byte, src conn.Endpoint, now int64) {
 	s.installKeypairLocked(kp)
 	s.mu.Unlock()
 	s.setEndpoint(src)
-	s.lastHandshake.Store(time.Now().UnixNano())
 	s.lastRecv.Store(now)
 	e.stats.hsCompleted.Add(1)
 	e.sendKeepalive(s) // confirms the keypair for the responder
 	e.flushStaged(s)
+	// Last, so that whoever waits on it (HandshakeOnce) sees the handshake
+	// only once the responder's confirmation is on the wire.
+	s.lastHandshake.Store(time.Now().UnixNano())
 	e.kick(s) // the attempt is over and a new key is in
 }
 
